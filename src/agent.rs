@@ -1,0 +1,237 @@
+//! The running agent: ties inventory, scheduler, health and metrics
+//! together, and swaps the whole configuration atomically on reload.
+//!
+//! [`Agent`] is a cheap `Clone` handle around `Arc<Shared>`. The locks are
+//! `std::sync::Mutex`: they are held for microseconds and never across an
+//! `.await`, so a tokio mutex would only add cost.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use chrono::Utc;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, ConfigError};
+use crate::health::{HealthBook, Transition};
+use crate::inventory::{Inventory, Target};
+use crate::metrics::{Metrics, TargetLabels};
+use crate::probe::icmp::IcmpProber;
+use crate::probe::{FailureReason, ProbeOutcome};
+use crate::schedule::{OutcomeSink, Scheduler};
+
+/// Transitions kept for slow subscribers before they start missing some.
+const TRANSITION_BUFFER: usize = 4096;
+
+#[derive(Clone)]
+pub struct Agent {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config_path: PathBuf,
+    inventory: Mutex<Arc<Inventory>>,
+    book: Mutex<HealthBook>,
+    metrics: Metrics,
+    transitions: broadcast::Sender<Transition>,
+    scheduler: Mutex<Scheduler>,
+    ready: AtomicBool,
+}
+
+/// Recover the data from a poisoned lock: a panic elsewhere must not take
+/// the whole agent down with it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The sink the scheduler feeds; a weak handle so tasks do not keep the
+/// agent alive.
+struct Sink(std::sync::Weak<Shared>);
+
+impl OutcomeSink for Sink {
+    fn observe(&self, target: &Target, outcome: ProbeOutcome) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.observe(target, outcome);
+        }
+    }
+}
+
+impl Agent {
+    /// Open the ICMP sockets, start probing `inventory`. Must be called inside
+    /// the tokio runtime. Cancelling `shutdown` stops every probe task.
+    pub fn start(inventory: Inventory, config_path: &Path, shutdown: CancellationToken) -> Agent {
+        let metrics = Metrics::new(&inventory.agent.id);
+        let (prober, report) = IcmpProber::open();
+        report_sockets(&report, &metrics);
+        let prober = Arc::new(prober);
+        let (tx, _) = broadcast::channel(TRANSITION_BUFFER);
+        let max = inventory.agent.max_concurrent_probes;
+        let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
+            let sink = Arc::new(Sink(weak.clone()));
+            Shared {
+                config_path: config_path.to_path_buf(),
+                inventory: Mutex::new(Arc::new(inventory.clone())),
+                book: Mutex::new(HealthBook::new()),
+                metrics: metrics.clone(),
+                transitions: tx,
+                scheduler: Mutex::new(Scheduler::new(prober, sink, metrics, max, shutdown)),
+                ready: AtomicBool::new(false),
+            }
+        });
+        shared.install(&inventory, None);
+        shared.ready.store(true, Ordering::SeqCst);
+        shared.metrics.reload_successful.set(1);
+        shared
+            .metrics
+            .reload_success_timestamp
+            .set(Utc::now().timestamp_millis() as f64 / 1e3);
+        Agent { shared }
+    }
+
+    /// Load, validate and swap the config file. On error the running config
+    /// is untouched and `utkikk_config_last_reload_successful` goes to 0.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let s = &self.shared;
+        match config::load(&s.config_path) {
+            Ok(new) => {
+                let old = lock(&s.inventory).clone();
+                if new.agent.listen_address != old.agent.listen_address {
+                    tracing::warn!(
+                        "agent.listen_address changed; it takes effect at the next restart"
+                    );
+                }
+                if new.agent.max_concurrent_probes != old.agent.max_concurrent_probes {
+                    tracing::warn!(
+                        "agent.max_concurrent_probes changed; it takes effect at the next restart"
+                    );
+                }
+                s.install(&new, Some(&old));
+                s.metrics.reload_successful.set(1);
+                s.metrics
+                    .reload_success_timestamp
+                    .set(Utc::now().timestamp_millis() as f64 / 1e3);
+                tracing::info!(targets = new.targets.len(), "configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                s.metrics.reload_successful.set(0);
+                for p in &e.problems {
+                    tracing::error!("{p}");
+                }
+                tracing::error!(
+                    problems = e.problems.len(),
+                    "configuration reload failed; the previous configuration keeps running"
+                );
+                Err(e)
+            }
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.shared.ready.load(Ordering::SeqCst)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// The live stream of state transitions (the ledger subscribes here).
+    pub fn subscribe(&self) -> broadcast::Receiver<Transition> {
+        self.shared.transitions.subscribe()
+    }
+
+    /// Read the inventory and states together, consistently.
+    pub fn with_state<R>(&self, f: impl FnOnce(&Inventory, &HealthBook) -> R) -> R {
+        let inv = lock(&self.shared.inventory).clone();
+        let book = lock(&self.shared.book);
+        f(&inv, &book)
+    }
+
+    /// Stop probing and wait for every probe task to end.
+    pub async fn stop(&self) {
+        self.shared.ready.store(false, Ordering::SeqCst);
+        // Take the tracker out of the lock before awaiting.
+        let scheduler_stop = {
+            let sched = lock(&self.shared.scheduler);
+            sched.stopper()
+        };
+        scheduler_stop.await;
+    }
+}
+
+impl Shared {
+    fn install(&self, new: &Inventory, old: Option<&Inventory>) {
+        let now = Utc::now();
+        {
+            let mut book = lock(&self.book);
+            book.apply_inventory(new, old, now);
+            if let Some(old) = old {
+                for t in &old.targets {
+                    let same_labels = new.target(&t.id).is_some_and(|n| {
+                        TargetLabels::of(n) == TargetLabels::of(t) && n.kind == t.kind
+                    });
+                    if !same_labels {
+                        self.metrics.remove_target(t);
+                    }
+                }
+            }
+            for t in &new.targets {
+                if let Some(h) = book.get(&t.id) {
+                    self.metrics.set_state(t, h.state);
+                }
+            }
+        }
+        self.metrics.set_target_count(new.targets.len());
+        *lock(&self.inventory) = Arc::new(new.clone());
+        lock(&self.scheduler).apply(new);
+    }
+
+    fn observe(&self, target: &Target, outcome: ProbeOutcome) {
+        self.metrics.record_outcome(target, &outcome);
+        let transitions = lock(&self.book).observe(&target.id, outcome, Utc::now());
+        if transitions.is_empty() {
+            return;
+        }
+        let inv = lock(&self.inventory).clone();
+        for tr in transitions {
+            if let Some(t) = inv.target(&tr.target) {
+                self.metrics.set_state(t, tr.to);
+            }
+            self.metrics.count_transition(&tr.target, tr.from, tr.to);
+            tracing::info!(
+                target_id = %tr.target,
+                from = tr.from.as_str(),
+                to = tr.to.as_str(),
+                reason = tr.reason.as_deref().unwrap_or(""),
+                root_cause = tr.root_cause.as_deref().unwrap_or(""),
+                "state change"
+            );
+            // No subscriber yet is fine: the ledger comes later.
+            let _ = self.transitions.send(tr);
+        }
+    }
+}
+
+fn report_sockets(report: &crate::probe::icmp::SocketReport, metrics: &Metrics) {
+    metrics.set_icmp_socket("ipv4", report.v4.is_ok());
+    metrics.set_icmp_socket("ipv6", report.v6.is_ok());
+    match (&report.v4, &report.v6) {
+        (Err(FailureReason::Permission), _) | (_, Err(FailureReason::Permission)) => {
+            tracing::error!(
+                "cannot open an ICMP socket: permission denied; give utkikk CAP_NET_RAW (setcap cap_net_raw+ep, or AmbientCapabilities=CAP_NET_RAW) or let its group use ping sockets via sysctl net.ipv4.ping_group_range; ICMP targets stay unmonitored until then"
+            );
+        }
+        _ => {}
+    }
+    for (family, r) in [("ipv4", &report.v4), ("ipv6", &report.v6)] {
+        match r {
+            Ok(kind) => tracing::info!(family, socket = kind, "ICMP socket open"),
+            Err(FailureReason::Permission) => {}
+            Err(e) => tracing::warn!(
+                family,
+                "no ICMP socket: {e}; these targets stay unmonitored"
+            ),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Raw configuration as written in YAML: every leaf that validation may
+//! complain about is wrapped in [`Spanned`] so a problem can name its
+//! file:line:column. Nothing here is checked beyond its YAML type; see
+//! `validate.rs` for the rules and `defaults.rs`-style constants in
+//! [`crate::inventory`] for the values used when a key is absent.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub agent: RawAgent,
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    #[serde(default)]
+    pub members: Vec<RawMember>,
+    #[serde(default)]
+    pub sites: Vec<RawSite>,
+    #[serde(default)]
+    pub targets: Vec<RawTarget>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgent {
+    pub id: Option<S<String>>,
+    pub listen_address: Option<S<String>>,
+    pub data_dir: Option<S<String>>,
+    pub max_concurrent_probes: Option<S<u32>>,
+    pub resolve_interval: Option<S<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    #[serde(default)]
+    pub icmp: RawIcmp,
+    #[serde(default)]
+    pub thresholds: RawThresholds,
+}
+
+/// Every field optional: the same type serves `defaults.icmp` and a target's
+/// own `icmp` block, which overrides the defaults key by key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIcmp {
+    pub enabled: Option<S<bool>>,
+    pub interval: Option<S<String>>,
+    pub count: Option<S<u32>>,
+    pub spacing: Option<S<String>>,
+    pub timeout: Option<S<String>>,
+    pub payload_bytes: Option<S<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawThresholds {
+    pub degraded_loss_ratio: Option<S<f64>>,
+    pub degraded_rtt: Option<S<String>>,
+    pub fail_after: Option<S<u32>>,
+    pub recover_after: Option<S<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMember {
+    pub id: S<String>,
+    pub name: S<String>,
+    #[serde(default)]
+    pub kommunenummer: Vec<RawKommunenummer>,
+    pub merged_into: Option<RawMerge>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKommunenummer {
+    pub number: S<String>,
+    pub from: S<NaiveDate>,
+    pub until: Option<S<NaiveDate>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMerge {
+    pub member: S<String>,
+    pub date: S<NaiveDate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    pub id: S<String>,
+    pub name: S<String>,
+    pub member: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub id: S<String>,
+    pub name: Option<S<String>>,
+    pub kind: S<String>,
+    pub address: S<String>,
+    pub site: Option<S<String>>,
+    pub member: Option<S<String>>,
+    #[serde(default)]
+    pub serves: Vec<S<String>>,
+    #[serde(default)]
+    pub parents: Vec<S<String>>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, S<String>>,
+    #[serde(default)]
+    pub icmp: RawIcmp,
+    #[serde(default)]
+    pub thresholds: RawThresholds,
+}

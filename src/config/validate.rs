@@ -1,0 +1,713 @@
+//! Validation of [`RawConfig`] into an [`Inventory`]. Collects every problem
+//! instead of stopping at the first, so an operator fixes a file in one pass.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawIcmp, RawThresholds, S};
+use super::{ConfigError, Problem};
+use crate::inventory::{
+    defaults, Address, AgentSettings, IcmpSettings, Inventory, KommunenummerPeriod, Member, Merge,
+    Site, Target, TargetKind, Thresholds,
+};
+
+/// Largest ICMP payload that fits an IPv4 datagram (65535 − 20 − 8).
+const MAX_PAYLOAD_BYTES: u32 = 65507;
+/// Names reserved for utkikk's own metric labels.
+const RESERVED_LABELS: [&str; 7] = [
+    "target", "member", "site", "kind", "state", "probe", "agent",
+];
+
+struct Validator<'a> {
+    file: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn report<T>(&mut self, at: &S<T>, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            line: at.referenced.line() as u32,
+            column: at.referenced.column() as u32,
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn id<'s>(&mut self, id: &'s S<String>, path: &str) -> &'s str {
+        let v = id.value.as_str();
+        let ok = !v.is_empty()
+            && v.len() <= 64
+            && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            self.report(
+                id,
+                path,
+                format!(
+                    "invalid id {v:?}: use 1-64 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit"
+                ),
+            );
+        }
+        v
+    }
+
+    fn duration(&mut self, v: &Option<S<String>>, path: &str) -> Option<Duration> {
+        let v = v.as_ref()?;
+        match humantime::parse_duration(v.value.trim()) {
+            Ok(d) if d.is_zero() => {
+                self.report(v, path, "must be greater than zero");
+                None
+            }
+            Ok(d) => Some(d),
+            Err(_) => {
+                self.report(
+                    v,
+                    path,
+                    format!(
+                        "invalid duration {:?}: write a number and a unit, e.g. 10s, 500ms or 5m",
+                        v.value
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn positive(&mut self, v: &Option<S<u32>>, path: &str) -> Option<u32> {
+        let v = v.as_ref()?;
+        if v.value == 0 {
+            self.report(v, path, "must be at least 1");
+            return None;
+        }
+        Some(v.value)
+    }
+}
+
+/// Where a resolved setting came from, for cross-field messages.
+#[derive(Clone, Copy)]
+struct Origin {
+    line: u32,
+    column: u32,
+}
+
+impl<T> From<&S<T>> for Origin {
+    fn from(s: &S<T>) -> Self {
+        Origin {
+            line: s.referenced.line() as u32,
+            column: s.referenced.column() as u32,
+        }
+    }
+}
+
+pub(super) fn validate(file: &Path, raw: RawConfig) -> Result<Inventory, ConfigError> {
+    let mut v = Validator {
+        file,
+        problems: Vec::new(),
+    };
+    let config_dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+
+    let agent = agent_settings(&mut v, &raw, &config_dir);
+    let base_icmp = builtin_icmp();
+    let base_thresholds = builtin_thresholds();
+    let default_icmp = icmp_settings(&mut v, &raw.defaults.icmp, &base_icmp, "defaults.icmp");
+    check_cycle_fits(&mut v, &raw.defaults.icmp, &default_icmp, "defaults.icmp");
+    let default_thresholds = thresholds(
+        &mut v,
+        &raw.defaults.thresholds,
+        &base_thresholds,
+        "defaults.thresholds",
+    );
+
+    let members = members(&mut v, &raw);
+    let member_ids: HashSet<&str> = members.iter().map(|m| m.id.as_str()).collect();
+    let sites = sites(&mut v, &raw, &member_ids);
+    let site_member: HashMap<&str, Option<&str>> = sites
+        .iter()
+        .map(|s| (s.id.as_str(), s.member.as_deref()))
+        .collect();
+
+    let target_ids: HashSet<&str> = raw.targets.iter().map(|t| t.id.value.as_str()).collect();
+    let mut seen_targets: HashSet<String> = HashSet::new();
+    let mut targets = Vec::with_capacity(raw.targets.len());
+    for (i, t) in raw.targets.iter().enumerate() {
+        let p = format!("targets[{i}]");
+        let id = v.id(&t.id, &format!("{p}.id")).to_string();
+        if !seen_targets.insert(id.clone()) {
+            v.report(
+                &t.id,
+                format!("{p}.id"),
+                format!("duplicate target id {id:?}"),
+            );
+        }
+        let kind = TargetKind::parse(&t.kind.value).unwrap_or_else(|| {
+            let names: Vec<&str> = TargetKind::ALL.iter().map(|k| k.as_str()).collect();
+            v.report(
+                &t.kind,
+                format!("{p}.kind"),
+                format!(
+                    "unknown kind {:?}: expected one of {}",
+                    t.kind.value,
+                    names.join(", ")
+                ),
+            );
+            TargetKind::Server
+        });
+        let address = match parse_address(&t.address.value) {
+            Ok(a) => a,
+            Err(msg) => {
+                v.report(&t.address, format!("{p}.address"), msg);
+                Address::Host(t.address.value.clone())
+            }
+        };
+        let site = t.site.as_ref().map(|s| {
+            if !site_member.contains_key(s.value.as_str()) {
+                v.report(
+                    s,
+                    format!("{p}.site"),
+                    format!("unknown site {:?}", s.value),
+                );
+            }
+            s.value.clone()
+        });
+        let mut member = t.member.as_ref().map(|m| {
+            if !member_ids.contains(m.value.as_str()) {
+                v.report(
+                    m,
+                    format!("{p}.member"),
+                    format!("unknown member {:?}", m.value),
+                );
+            }
+            m.value.clone()
+        });
+        if member.is_none() {
+            // A target at a member's site belongs to that member unless it says otherwise.
+            member = site
+                .as_deref()
+                .and_then(|s| site_member.get(s).copied().flatten())
+                .map(str::to_string);
+        }
+        let mut serves = Vec::new();
+        for (j, m) in t.serves.iter().enumerate() {
+            if !member_ids.contains(m.value.as_str()) {
+                v.report(
+                    m,
+                    format!("{p}.serves[{j}]"),
+                    format!("unknown member {:?}", m.value),
+                );
+            }
+            serves.push(m.value.clone());
+        }
+        let mut parents = Vec::new();
+        for (j, parent) in t.parents.iter().enumerate() {
+            let pp = format!("{p}.parents[{j}]");
+            if parent.value == t.id.value {
+                v.report(parent, pp, "a target cannot be its own parent");
+            } else if !target_ids.contains(parent.value.as_str()) {
+                v.report(
+                    parent,
+                    pp,
+                    format!("unknown parent target {:?}", parent.value),
+                );
+            } else if parents.contains(&parent.value) {
+                v.report(
+                    parent,
+                    pp,
+                    format!("parent {:?} listed twice", parent.value),
+                );
+            } else {
+                parents.push(parent.value.clone());
+            }
+        }
+        let mut labels = BTreeMap::new();
+        for (k, val) in &t.labels {
+            if !valid_label_name(k) {
+                v.report(
+                    val,
+                    format!("{p}.labels.{k}"),
+                    format!("invalid label name {k:?}: use [a-zA-Z_][a-zA-Z0-9_]*, not starting with __"),
+                );
+            } else if RESERVED_LABELS.contains(&k.as_str()) {
+                v.report(
+                    val,
+                    format!("{p}.labels.{k}"),
+                    format!("label name {k:?} is reserved for utkikk's own labels"),
+                );
+            }
+            labels.insert(k.clone(), val.value.clone());
+        }
+        let icmp = icmp_settings(&mut v, &t.icmp, &default_icmp, &format!("{p}.icmp"));
+        check_cycle_fits(&mut v, &t.icmp, &icmp, &format!("{p}.icmp"));
+        let thresholds = thresholds(
+            &mut v,
+            &t.thresholds,
+            &default_thresholds,
+            &format!("{p}.thresholds"),
+        );
+        targets.push(Target {
+            name: t
+                .name
+                .as_ref()
+                .map(|n| n.value.clone())
+                .unwrap_or_else(|| id.clone()),
+            id,
+            kind,
+            address,
+            site,
+            member,
+            serves,
+            parents,
+            labels,
+            icmp,
+            thresholds,
+        });
+    }
+    check_cycles(&mut v, &raw);
+
+    if v.problems.is_empty() {
+        Ok(Inventory {
+            source: file.to_path_buf(),
+            agent,
+            members,
+            sites,
+            targets,
+        })
+    } else {
+        let mut problems = v.problems;
+        problems.sort_by_key(|p| (p.line, p.column));
+        problems.dedup();
+        Err(ConfigError { problems })
+    }
+}
+
+fn agent_settings(v: &mut Validator<'_>, raw: &RawConfig, config_dir: &Path) -> AgentSettings {
+    let a = &raw.agent;
+    let id = match &a.id {
+        Some(id) => v.id(id, "agent.id").to_string(),
+        None => defaults::AGENT_ID.to_string(),
+    };
+    let listen_address = match &a.listen_address {
+        Some(s) => s.value.parse::<SocketAddr>().unwrap_or_else(|_| {
+            v.report(
+                s,
+                "agent.listen_address",
+                format!(
+                    "invalid listen address {:?}: expected IP:PORT, e.g. 127.0.0.1:9474 or [::1]:9474",
+                    s.value
+                ),
+            );
+            default_listen_address()
+        }),
+        None => default_listen_address(),
+    };
+    let data_dir = match &a.data_dir {
+        Some(d) if d.value.trim().is_empty() => {
+            v.report(d, "agent.data_dir", "must not be empty");
+            PathBuf::from(defaults::DATA_DIR)
+        }
+        Some(d) => config_dir.join(&d.value),
+        None => PathBuf::from(defaults::DATA_DIR),
+    };
+    AgentSettings {
+        id,
+        listen_address,
+        data_dir,
+        max_concurrent_probes: v
+            .positive(&a.max_concurrent_probes, "agent.max_concurrent_probes")
+            .unwrap_or(defaults::MAX_CONCURRENT_PROBES),
+        resolve_interval: v
+            .duration(&a.resolve_interval, "agent.resolve_interval")
+            .unwrap_or(defaults::RESOLVE_INTERVAL),
+    }
+}
+
+pub(crate) fn default_listen_address() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9474))
+}
+
+fn builtin_icmp() -> IcmpSettings {
+    IcmpSettings {
+        enabled: true,
+        interval: defaults::ICMP_INTERVAL,
+        count: defaults::ICMP_COUNT,
+        spacing: defaults::ICMP_SPACING,
+        timeout: defaults::ICMP_TIMEOUT,
+        payload_bytes: defaults::ICMP_PAYLOAD_BYTES,
+    }
+}
+
+fn builtin_thresholds() -> Thresholds {
+    Thresholds {
+        degraded_loss_ratio: defaults::DEGRADED_LOSS_RATIO,
+        degraded_rtt: defaults::DEGRADED_RTT,
+        fail_after: defaults::FAIL_AFTER,
+        recover_after: defaults::RECOVER_AFTER,
+    }
+}
+
+fn icmp_settings(
+    v: &mut Validator<'_>,
+    raw: &RawIcmp,
+    base: &IcmpSettings,
+    path: &str,
+) -> IcmpSettings {
+    let payload_bytes = match &raw.payload_bytes {
+        Some(p) if p.value > MAX_PAYLOAD_BYTES => {
+            v.report(
+                p,
+                format!("{path}.payload_bytes"),
+                format!("must be at most {MAX_PAYLOAD_BYTES}"),
+            );
+            base.payload_bytes
+        }
+        Some(p) => p.value,
+        None => base.payload_bytes,
+    };
+    IcmpSettings {
+        enabled: raw.enabled.as_ref().map_or(base.enabled, |e| e.value),
+        interval: v
+            .duration(&raw.interval, &format!("{path}.interval"))
+            .unwrap_or(base.interval),
+        count: v
+            .positive(&raw.count, &format!("{path}.count"))
+            .unwrap_or(base.count),
+        spacing: v
+            .duration(&raw.spacing, &format!("{path}.spacing"))
+            .unwrap_or(base.spacing),
+        timeout: v
+            .duration(&raw.timeout, &format!("{path}.timeout"))
+            .unwrap_or(base.timeout),
+        payload_bytes,
+    }
+}
+
+/// A cycle must end before the next starts, or cycles would overlap and the
+/// scheduler would skip them. Only reported where one of the fields was set,
+/// so a bad `defaults` block is reported once, not once per target.
+fn check_cycle_fits(v: &mut Validator<'_>, raw: &RawIcmp, s: &IcmpSettings, path: &str) {
+    let set_here = [&raw.timeout, &raw.interval, &raw.spacing]
+        .into_iter()
+        .flatten()
+        .next();
+    let origin: Origin = match (set_here, raw.count.as_ref()) {
+        (Some(at), _) => at.into(),
+        (None, Some(count)) => count.into(),
+        (None, None) => return,
+    };
+    let (field, message) = if s.timeout >= s.interval {
+        (
+            "timeout",
+            format!(
+                "timeout ({}) must be shorter than interval ({})",
+                humantime::format_duration(s.timeout),
+                humantime::format_duration(s.interval)
+            ),
+        )
+    } else if s.cycle_length() >= s.interval {
+        (
+            "interval",
+            format!(
+                "a cycle of {} echoes {} apart with a {} timeout takes {}, which does not fit in the interval ({})",
+                s.count,
+                humantime::format_duration(s.spacing),
+                humantime::format_duration(s.timeout),
+                humantime::format_duration(s.cycle_length()),
+                humantime::format_duration(s.interval)
+            ),
+        )
+    } else {
+        return;
+    };
+    v.problems.push(Problem {
+        file: v.file.to_path_buf(),
+        line: origin.line,
+        column: origin.column,
+        path: format!("{path}.{field}"),
+        message,
+    });
+}
+
+fn thresholds(
+    v: &mut Validator<'_>,
+    raw: &RawThresholds,
+    base: &Thresholds,
+    path: &str,
+) -> Thresholds {
+    let degraded_loss_ratio = match &raw.degraded_loss_ratio {
+        Some(r) if !(0.0..1.0).contains(&r.value) => {
+            v.report(
+                r,
+                format!("{path}.degraded_loss_ratio"),
+                "must be a ratio from 0 up to (not including) 1, e.g. 0.2 for 20 %",
+            );
+            base.degraded_loss_ratio
+        }
+        Some(r) => r.value,
+        None => base.degraded_loss_ratio,
+    };
+    Thresholds {
+        degraded_loss_ratio,
+        degraded_rtt: v
+            .duration(&raw.degraded_rtt, &format!("{path}.degraded_rtt"))
+            .unwrap_or(base.degraded_rtt),
+        fail_after: v
+            .positive(&raw.fail_after, &format!("{path}.fail_after"))
+            .unwrap_or(base.fail_after),
+        recover_after: v
+            .positive(&raw.recover_after, &format!("{path}.recover_after"))
+            .unwrap_or(base.recover_after),
+    }
+}
+
+fn members(v: &mut Validator<'_>, raw: &RawConfig) -> Vec<Member> {
+    let ids: HashSet<&str> = raw.members.iter().map(|m| m.id.value.as_str()).collect();
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, m) in raw.members.iter().enumerate() {
+        let p = format!("members[{i}]");
+        let id = v.id(&m.id, &format!("{p}.id")).to_string();
+        if !seen.insert(id.clone()) {
+            v.report(
+                &m.id,
+                format!("{p}.id"),
+                format!("duplicate member id {id:?}"),
+            );
+        }
+        if m.name.value.trim().is_empty() {
+            v.report(&m.name, format!("{p}.name"), "must not be empty");
+        }
+        let mut periods: Vec<KommunenummerPeriod> = Vec::new();
+        for (j, k) in m.kommunenummer.iter().enumerate() {
+            let kp = format!("{p}.kommunenummer[{j}]");
+            let n = &k.number.value;
+            if n.len() != 4 || !n.chars().all(|c| c.is_ascii_digit()) {
+                v.report(
+                    &k.number,
+                    format!("{kp}.number"),
+                    format!("kommunenummer must be four digits, got {n:?} (quote it: \"0604\")"),
+                );
+            }
+            if let Some(until) = &k.until {
+                if until.value < k.from.value {
+                    v.report(until, format!("{kp}.until"), "until is before from");
+                }
+            }
+            let period = KommunenummerPeriod {
+                number: n.clone(),
+                from: k.from.value,
+                until: k.until.as_ref().map(|u| u.value),
+            };
+            if let Some(other) = periods.iter().find(|o| overlaps(o, &period)) {
+                v.report(
+                    &k.from,
+                    format!("{kp}.from"),
+                    format!(
+                        "period overlaps the one for kommunenummer {:?}",
+                        other.number
+                    ),
+                );
+            }
+            periods.push(period);
+        }
+        let merged_into = m.merged_into.as_ref().map(|mg| {
+            if mg.member.value == m.id.value {
+                v.report(
+                    &mg.member,
+                    format!("{p}.merged_into.member"),
+                    "a member cannot merge into itself",
+                );
+            } else if !ids.contains(mg.member.value.as_str()) {
+                v.report(
+                    &mg.member,
+                    format!("{p}.merged_into.member"),
+                    format!("unknown member {:?}", mg.member.value),
+                );
+            }
+            Merge {
+                member: mg.member.value.clone(),
+                date: mg.date.value,
+            }
+        });
+        out.push(Member {
+            id,
+            name: m.name.value.clone(),
+            kommunenummer: periods,
+            merged_into,
+        });
+    }
+    out
+}
+
+fn overlaps(a: &KommunenummerPeriod, b: &KommunenummerPeriod) -> bool {
+    let a_end = a.until.unwrap_or(chrono::NaiveDate::MAX);
+    let b_end = b.until.unwrap_or(chrono::NaiveDate::MAX);
+    a.from <= b_end && b.from <= a_end
+}
+
+fn sites(v: &mut Validator<'_>, raw: &RawConfig, member_ids: &HashSet<&str>) -> Vec<Site> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, s) in raw.sites.iter().enumerate() {
+        let p = format!("sites[{i}]");
+        let id = v.id(&s.id, &format!("{p}.id")).to_string();
+        if !seen.insert(id.clone()) {
+            v.report(
+                &s.id,
+                format!("{p}.id"),
+                format!("duplicate site id {id:?}"),
+            );
+        }
+        if let Some(m) = &s.member {
+            if !member_ids.contains(m.value.as_str()) {
+                v.report(
+                    m,
+                    format!("{p}.member"),
+                    format!("unknown member {:?}", m.value),
+                );
+            }
+        }
+        out.push(Site {
+            id,
+            name: s.name.value.clone(),
+            member: s.member.as_ref().map(|m| m.value.clone()),
+        });
+    }
+    out
+}
+
+/// Report each dependency cycle once, at the parent reference that closes it.
+fn check_cycles(v: &mut Validator<'_>, raw: &RawConfig) {
+    let index: HashMap<&str, usize> = raw
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.value.as_str(), i))
+        .collect();
+    // 0 = unvisited, 1 = on the current path, 2 = done.
+    let mut mark = vec![0u8; raw.targets.len()];
+    for start in 0..raw.targets.len() {
+        if mark[start] != 0 {
+            continue;
+        }
+        // Iterative DFS: (node, next parent index to look at).
+        let mut stack: Vec<(usize, usize)> = vec![(start, 0)];
+        mark[start] = 1;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            let parents = &raw.targets[node].parents;
+            if *next >= parents.len() {
+                mark[node] = 2;
+                stack.pop();
+                continue;
+            }
+            let j = *next;
+            *next += 1;
+            let Some(&parent) = index.get(parents[j].value.as_str()) else {
+                continue;
+            };
+            if parent == node {
+                continue; // self-parent is reported on its own
+            }
+            match mark[parent] {
+                0 => {
+                    mark[parent] = 1;
+                    stack.push((parent, 0));
+                }
+                1 => {
+                    let pos = stack.iter().position(|&(n, _)| n == parent).unwrap_or(0);
+                    let mut names: Vec<&str> = stack[pos..]
+                        .iter()
+                        .map(|&(n, _)| raw.targets[n].id.value.as_str())
+                        .collect();
+                    names.push(raw.targets[parent].id.value.as_str());
+                    v.report(
+                        &parents[j],
+                        format!("targets[{node}].parents[{j}]"),
+                        format!("dependency cycle: {}", names.join(" -> ")),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn parse_address(s: &str) -> Result<Address, String> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        if ip.is_unspecified() || ip.is_multicast() {
+            return Err(format!(
+                "address {s:?} is not a host address (unspecified or multicast)"
+            ));
+        }
+        return Ok(Address::Ip(ip));
+    }
+    if valid_hostname(s) {
+        Ok(Address::Host(s.to_string()))
+    } else {
+        Err(format!(
+            "invalid address {s:?}: expected an IPv4 address, an IPv6 address or a host name"
+        ))
+    }
+}
+
+/// RFC 1123 host name; a name whose last label is all digits is taken for a
+/// mistyped IPv4 address (e.g. 198.51.100.300) and refused.
+fn valid_hostname(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    if s.is_empty() || s.len() > 253 {
+        return false;
+    }
+    let labels: Vec<&str> = s.split('.').collect();
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    labels.iter().all(label_ok)
+        && labels
+            .last()
+            .is_some_and(|l| !l.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn valid_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with("__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert!(matches!(parse_address("127.0.0.1"), Ok(Address::Ip(_))));
+        assert!(matches!(parse_address("::1"), Ok(Address::Ip(_))));
+        assert!(matches!(
+            parse_address("sw1.kongsberg.example"),
+            Ok(Address::Host(_))
+        ));
+        assert!(parse_address("198.51.100.300").is_err());
+        assert!(parse_address("0.0.0.0").is_err());
+        assert!(parse_address("foo_bar").is_err());
+        assert!(parse_address("-a.example").is_err());
+        assert!(parse_address("").is_err());
+    }
+
+    #[test]
+    fn label_names() {
+        assert!(valid_label_name("rack"));
+        assert!(valid_label_name("_x1"));
+        assert!(!valid_label_name("1x"));
+        assert!(!valid_label_name("__meta"));
+        assert!(!valid_label_name("a-b"));
+    }
+}

@@ -1,0 +1,614 @@
+//! Target states: turns probe outcomes into `up`, `degraded`, `down`,
+//! `unreachable` or `unmonitored`, with hysteresis, and attributes failures
+//! behind a down parent to the root-cause target.
+//!
+//! Pure logic over a [`HealthBook`]: no clocks (callers pass `now`), no I/O.
+//! Owns: per-target state. Must not touch: probes, metrics, storage.
+//!
+//! Rules:
+//! - A cycle is observed as up, degraded (replies, but loss or mean RTT above
+//!   the target's thresholds), down (no reply) or error (the probe could not
+//!   run). An error makes the target `unmonitored` at once: we do not know.
+//! - Leaving `unmonitored` (at start, or after an error) takes the first
+//!   real observation as is: there is no earlier state to protect.
+//! - Otherwise the state gets worse after `fail_after` consecutive cycles
+//!   worse than it, and better after `recover_after` consecutive cycles better
+//!   than it; it moves to the mildest of the worse (or the worst of the better)
+//!   observations in the streak, so flapping between degraded and down is
+//!   `degraded`, not an outage.
+//! - A failing target with a parent in `down` or `unreachable` is
+//!   `unreachable`, and its root cause is that parent's root cause. When a
+//!   target goes down, its failing descendants are re-attributed at once.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::inventory::{Inventory, Target, Thresholds};
+use crate::probe::ProbeOutcome;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Up,
+    Degraded,
+    Down,
+    Unreachable,
+    Maintenance,
+    Unmonitored,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::Up,
+        State::Degraded,
+        State::Down,
+        State::Unreachable,
+        State::Maintenance,
+        State::Unmonitored,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Up => "up",
+            State::Degraded => "degraded",
+            State::Down => "down",
+            State::Unreachable => "unreachable",
+            State::Maintenance => "maintenance",
+            State::Unmonitored => "unmonitored",
+        }
+    }
+
+    fn failing(self) -> bool {
+        matches!(self, State::Down | State::Unreachable)
+    }
+}
+
+/// How one cycle looked, before hysteresis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Observation {
+    Up = 0,
+    Degraded = 1,
+    Down = 2,
+}
+
+impl Observation {
+    fn of_state(s: State) -> Option<Self> {
+        match s {
+            State::Up => Some(Observation::Up),
+            State::Degraded => Some(Observation::Degraded),
+            State::Down | State::Unreachable => Some(Observation::Down),
+            State::Maintenance | State::Unmonitored => None,
+        }
+    }
+}
+
+/// A state change, as published to the transitions stream (and, later,
+/// stored in the ledger).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    pub target: String,
+    pub from: State,
+    pub to: State,
+    pub at: DateTime<Utc>,
+    pub reason: Option<String>,
+    /// For `unreachable`: the down target this failure is attributed to.
+    pub root_cause: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetHealth {
+    pub state: State,
+    pub since: DateTime<Utc>,
+    pub reason: Option<String>,
+    pub root_cause: Option<String>,
+    pub last_outcome: Option<ProbeOutcome>,
+    #[serde(skip)]
+    streak: Streak,
+    #[serde(skip)]
+    thresholds: Thresholds,
+    #[serde(skip)]
+    parents: Vec<String>,
+}
+
+/// Consecutive observations on one side of the current state.
+#[derive(Debug, Clone, Copy, Default)]
+struct Streak {
+    worse: u32,
+    /// Mildest observation in the current worse streak.
+    worse_mildest: Option<Observation>,
+    better: u32,
+    /// Worst observation in the current better streak.
+    better_worst: Option<Observation>,
+}
+
+#[derive(Debug, Default)]
+pub struct HealthBook {
+    targets: HashMap<String, TargetHealth>,
+    children: HashMap<String, Vec<String>>,
+}
+
+impl HealthBook {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&TargetHealth> {
+        self.targets.get(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &TargetHealth)> {
+        self.targets.iter()
+    }
+
+    /// Adopt a (re)loaded inventory. Targets that keep their id and address
+    /// keep their state and history; new ones start `unmonitored`; removed ones
+    /// are dropped.
+    pub fn apply_inventory(
+        &mut self,
+        inv: &Inventory,
+        previous: Option<&Inventory>,
+        now: DateTime<Utc>,
+    ) {
+        let mut next = HashMap::with_capacity(inv.targets.len());
+        for t in &inv.targets {
+            let kept = previous
+                .and_then(|p| p.target(&t.id))
+                .filter(|old| same_identity(old, t))
+                .and_then(|_| self.targets.remove(&t.id));
+            let h = match kept {
+                Some(mut h) => {
+                    h.thresholds = t.thresholds.clone();
+                    h.parents = t.parents.clone();
+                    h
+                }
+                None => {
+                    let reason = if t.icmp.enabled {
+                        "not probed yet"
+                    } else {
+                        "no probe enabled"
+                    };
+                    TargetHealth {
+                        state: State::Unmonitored,
+                        since: now,
+                        reason: Some(reason.to_string()),
+                        root_cause: None,
+                        last_outcome: None,
+                        streak: Streak::default(),
+                        thresholds: t.thresholds.clone(),
+                        parents: t.parents.clone(),
+                    }
+                }
+            };
+            next.insert(t.id.clone(), h);
+        }
+        self.targets = next;
+        self.children = inv.children();
+    }
+
+    /// Feed one probe outcome; returns every transition it caused (the
+    /// target's own and its descendants' re-attribution).
+    pub fn observe(
+        &mut self,
+        id: &str,
+        outcome: ProbeOutcome,
+        now: DateTime<Utc>,
+    ) -> Vec<Transition> {
+        let mut out = Vec::new();
+        let Some(h) = self.targets.get_mut(id) else {
+            return out; // removed by a reload while its probe ran
+        };
+        let observed = classify(&outcome, &h.thresholds);
+        h.last_outcome = Some(outcome);
+        let (obs, reason) = match observed {
+            Err(reason) => {
+                h.streak = Streak::default();
+                if h.state == State::Unmonitored {
+                    h.reason = Some(reason);
+                } else {
+                    set(h, id, State::Unmonitored, Some(reason), None, now, &mut out);
+                }
+                self.reattribute_descendants(id, now, &mut out);
+                return out;
+            }
+            Ok(x) => x,
+        };
+        let target = match Observation::of_state(h.state) {
+            None => Some(obs),
+            Some(cur) if obs == cur => {
+                h.streak = Streak::default();
+                None
+            }
+            Some(cur) if obs > cur => {
+                h.streak.better = 0;
+                h.streak.better_worst = None;
+                h.streak.worse += 1;
+                let mildest = h.streak.worse_mildest.map_or(obs, |m| m.min(obs));
+                h.streak.worse_mildest = Some(mildest);
+                (h.streak.worse >= h.thresholds.fail_after).then_some(mildest)
+            }
+            Some(_) => {
+                h.streak.worse = 0;
+                h.streak.worse_mildest = None;
+                h.streak.better += 1;
+                let worst = h.streak.better_worst.map_or(obs, |w| w.max(obs));
+                h.streak.better_worst = Some(worst);
+                (h.streak.better >= h.thresholds.recover_after).then_some(worst)
+            }
+        };
+        // A failing target whose parents changed since its last observation
+        // (a parent recovered) is attributed anew even without a transition.
+        let goal =
+            target.or_else(|| (h.state.failing() && obs == Observation::Down).then_some(obs));
+        if let Some(goal) = goal {
+            let (state, root) = match goal {
+                Observation::Up => (State::Up, None),
+                Observation::Degraded => (State::Degraded, None),
+                Observation::Down => self.attribution(id),
+            };
+            let Some(h) = self.targets.get_mut(id) else {
+                return out;
+            };
+            if target.is_some() {
+                h.streak = Streak::default();
+            }
+            let reason = match &root {
+                Some(r) => Some(format!("parent {r} is down; {reason}")),
+                None => Some(reason),
+            };
+            if h.state != state || h.root_cause != root {
+                set(h, id, state, reason, root, now, &mut out);
+                self.reattribute_descendants(id, now, &mut out);
+            } else if target.is_some() {
+                h.reason = reason;
+            }
+        }
+        out
+    }
+
+    /// `down` with no failing parent, else `unreachable` with the root cause.
+    fn attribution(&self, id: &str) -> (State, Option<String>) {
+        let Some(h) = self.targets.get(id) else {
+            return (State::Down, None);
+        };
+        for p in &h.parents {
+            if let Some(ph) = self.targets.get(p) {
+                match ph.state {
+                    State::Down => return (State::Unreachable, Some(p.clone())),
+                    State::Unreachable => {
+                        return (
+                            State::Unreachable,
+                            ph.root_cause.clone().or(Some(p.clone())),
+                        )
+                    }
+                    _ => {}
+                }
+            }
+        }
+        (State::Down, None)
+    }
+
+    /// After `id` changed, failing descendants that were failing on their own
+    /// observations are attributed anew (down → unreachable when `id` went
+    /// down; the root cause follows when `id` itself became unreachable).
+    /// Descendants whose parent recovered are left until their own next
+    /// observation, so a recovering path does not produce short child outages.
+    fn reattribute_descendants(&mut self, id: &str, now: DateTime<Utc>, out: &mut Vec<Transition>) {
+        let mut work: Vec<String> = self.children.get(id).cloned().unwrap_or_default();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(child) = work.pop() {
+            if !seen.insert(child.clone()) {
+                continue;
+            }
+            let Some(ch) = self.targets.get(&child) else {
+                continue;
+            };
+            if !ch.state.failing() {
+                continue;
+            }
+            let (state, root) = self.attribution(&child);
+            if state == State::Down {
+                continue; // parent recovered: wait for the child's own next cycle
+            }
+            let Some(ch) = self.targets.get_mut(&child) else {
+                continue;
+            };
+            if ch.state != state || ch.root_cause != root {
+                let reason = root
+                    .as_ref()
+                    .map(|r| format!("parent {r} is down; no reply"));
+                set(ch, &child, state, reason, root, now, out);
+                work.extend(self.children.get(&child).cloned().unwrap_or_default());
+            }
+        }
+    }
+}
+
+fn set(
+    h: &mut TargetHealth,
+    id: &str,
+    to: State,
+    reason: Option<String>,
+    root_cause: Option<String>,
+    now: DateTime<Utc>,
+    out: &mut Vec<Transition>,
+) {
+    let from = h.state;
+    h.state = to;
+    h.since = now;
+    h.reason = reason.clone();
+    h.root_cause = root_cause.clone();
+    out.push(Transition {
+        target: id.to_string(),
+        from,
+        to,
+        at: now,
+        reason,
+        root_cause,
+    });
+}
+
+/// Address and kind are what a target *is*; other settings may change on
+/// reload without losing its state.
+fn same_identity(a: &Target, b: &Target) -> bool {
+    a.address == b.address && a.kind == b.kind
+}
+
+/// Classify one cycle; `Err` when the probe could not run.
+fn classify(o: &ProbeOutcome, th: &Thresholds) -> Result<(Observation, String), String> {
+    if o.is_probe_error() {
+        let reason = o
+            .failure
+            .as_ref()
+            .map_or_else(|| "probe did not run".to_string(), |f| f.to_string());
+        return Err(format!("probe could not run: {reason}"));
+    }
+    if !o.success() {
+        let reason = o
+            .failure
+            .as_ref()
+            .map_or_else(|| "no reply".to_string(), |f| f.to_string());
+        return Ok((Observation::Down, reason));
+    }
+    let loss = o.loss_ratio().unwrap_or(0.0);
+    if loss > th.degraded_loss_ratio {
+        return Ok((
+            Observation::Degraded,
+            format!(
+                "loss {:.0} % above {:.0} %",
+                loss * 100.0,
+                th.degraded_loss_ratio * 100.0
+            ),
+        ));
+    }
+    if let Some(stats) = o.rtt_stats() {
+        let limit = th.degraded_rtt.as_secs_f64();
+        if stats.avg_seconds > limit {
+            return Ok((
+                Observation::Degraded,
+                format!(
+                    "mean RTT {:.1} ms above {:.1} ms",
+                    stats.avg_seconds * 1e3,
+                    limit * 1e3
+                ),
+            ));
+        }
+    }
+    Ok((Observation::Up, "replies within thresholds".to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{Address, AgentSettings, IcmpSettings, TargetKind};
+    use crate::probe::{FailureReason, ProbeKind};
+    use std::time::Duration;
+
+    fn target(id: &str, parents: &[&str]) -> Target {
+        Target {
+            id: id.into(),
+            name: id.into(),
+            kind: TargetKind::Server,
+            address: Address::Ip([127, 0, 0, 1].into()),
+            site: None,
+            member: None,
+            serves: vec![],
+            parents: parents.iter().map(|p| p.to_string()).collect(),
+            labels: Default::default(),
+            icmp: IcmpSettings {
+                enabled: true,
+                interval: Duration::from_secs(10),
+                count: 4,
+                spacing: Duration::from_millis(100),
+                timeout: Duration::from_secs(1),
+                payload_bytes: 56,
+            },
+            thresholds: Thresholds {
+                degraded_loss_ratio: 0.2,
+                degraded_rtt: Duration::from_millis(100),
+                fail_after: 3,
+                recover_after: 2,
+            },
+        }
+    }
+
+    fn inventory(targets: Vec<Target>) -> Inventory {
+        Inventory {
+            source: "t.yaml".into(),
+            agent: AgentSettings {
+                id: "t".into(),
+                listen_address: "127.0.0.1:0".parse().unwrap(),
+                data_dir: ".".into(),
+                max_concurrent_probes: 10,
+                resolve_interval: Duration::from_secs(60),
+            },
+            members: vec![],
+            sites: vec![],
+            targets,
+        }
+    }
+
+    fn ok(rtt_ms: u64, received: u32) -> ProbeOutcome {
+        ProbeOutcome {
+            probe: ProbeKind::Icmp,
+            at: Utc::now(),
+            address: None,
+            sent: 4,
+            received,
+            rtts: vec![Duration::from_millis(rtt_ms); received as usize],
+            failure: (received == 0).then_some(FailureReason::Timeout),
+        }
+    }
+
+    fn up() -> ProbeOutcome {
+        ok(1, 4)
+    }
+    fn lost() -> ProbeOutcome {
+        ok(1, 0)
+    }
+
+    fn book(targets: Vec<Target>) -> HealthBook {
+        let mut b = HealthBook::new();
+        b.apply_inventory(&inventory(targets), None, Utc::now());
+        b
+    }
+
+    fn state(b: &HealthBook, id: &str) -> State {
+        b.get(id).unwrap().state
+    }
+
+    #[test]
+    fn starts_unmonitored_then_takes_first_observation() {
+        let mut b = book(vec![target("a", &[])]);
+        assert_eq!(state(&b, "a"), State::Unmonitored);
+        let t = b.observe("a", up(), Utc::now());
+        assert_eq!(t.len(), 1);
+        assert_eq!(state(&b, "a"), State::Up);
+    }
+
+    #[test]
+    fn one_lost_cycle_is_not_an_outage_fail_after_is() {
+        let mut b = book(vec![target("a", &[])]);
+        b.observe("a", up(), Utc::now());
+        b.observe("a", lost(), Utc::now());
+        b.observe("a", lost(), Utc::now());
+        assert_eq!(state(&b, "a"), State::Up);
+        b.observe("a", up(), Utc::now()); // streak broken
+        b.observe("a", lost(), Utc::now());
+        b.observe("a", lost(), Utc::now());
+        assert_eq!(state(&b, "a"), State::Up);
+        let t = b.observe("a", lost(), Utc::now());
+        assert_eq!(state(&b, "a"), State::Down);
+        assert_eq!(t[0].from, State::Up);
+        assert_eq!(t[0].reason.as_deref(), Some("no reply before the timeout"));
+        b.observe("a", up(), Utc::now());
+        assert_eq!(state(&b, "a"), State::Down);
+        b.observe("a", up(), Utc::now());
+        assert_eq!(state(&b, "a"), State::Up);
+    }
+
+    #[test]
+    fn loss_and_latency_degrade() {
+        let mut b = book(vec![target("a", &[])]);
+        b.observe("a", up(), Utc::now());
+        for _ in 0..3 {
+            b.observe("a", ok(1, 2), Utc::now()); // 50 % loss
+        }
+        assert_eq!(state(&b, "a"), State::Degraded);
+        assert!(b
+            .get("a")
+            .unwrap()
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("loss 50 %"));
+        let mut b = book(vec![target("a", &[])]);
+        b.observe("a", ok(150, 4), Utc::now());
+        assert_eq!(state(&b, "a"), State::Degraded);
+    }
+
+    #[test]
+    fn flapping_between_degraded_and_down_is_degraded() {
+        let mut b = book(vec![target("a", &[])]);
+        b.observe("a", up(), Utc::now());
+        b.observe("a", lost(), Utc::now());
+        b.observe("a", ok(1, 2), Utc::now());
+        b.observe("a", lost(), Utc::now());
+        assert_eq!(state(&b, "a"), State::Degraded);
+    }
+
+    #[test]
+    fn probe_error_is_unmonitored_never_down() {
+        let mut b = book(vec![target("a", &[])]);
+        b.observe("a", up(), Utc::now());
+        let err = ProbeOutcome::not_run(ProbeKind::Icmp, Utc::now(), FailureReason::Permission);
+        b.observe("a", err, Utc::now());
+        assert_eq!(state(&b, "a"), State::Unmonitored);
+        assert!(b
+            .get("a")
+            .unwrap()
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("CAP_NET_RAW"));
+    }
+
+    #[test]
+    fn child_of_down_parent_is_unreachable_with_root_cause() {
+        let mut b = book(vec![
+            target("core", &[]),
+            target("sw", &["core"]),
+            target("srv", &["sw"]),
+        ]);
+        for id in ["core", "sw", "srv"] {
+            b.observe(id, up(), Utc::now());
+        }
+        // The server notices first and goes down on its own...
+        for _ in 0..3 {
+            b.observe("srv", lost(), Utc::now());
+        }
+        assert_eq!(state(&b, "srv"), State::Down);
+        for _ in 0..3 {
+            b.observe("sw", lost(), Utc::now());
+        }
+        // ...then the switch goes down: the server is re-attributed at once.
+        assert_eq!(state(&b, "sw"), State::Down);
+        assert_eq!(state(&b, "srv"), State::Unreachable);
+        assert_eq!(b.get("srv").unwrap().root_cause.as_deref(), Some("sw"));
+        // The core goes down: the root cause moves up the whole chain.
+        for _ in 0..3 {
+            b.observe("core", lost(), Utc::now());
+        }
+        assert_eq!(state(&b, "sw"), State::Unreachable);
+        assert_eq!(b.get("sw").unwrap().root_cause.as_deref(), Some("core"));
+        assert_eq!(b.get("srv").unwrap().root_cause.as_deref(), Some("core"));
+        // Core recovers; the switch's own next failing cycle makes it down again.
+        b.observe("core", up(), Utc::now());
+        b.observe("core", up(), Utc::now());
+        assert_eq!(state(&b, "core"), State::Up);
+        assert_eq!(state(&b, "sw"), State::Unreachable);
+        b.observe("sw", lost(), Utc::now());
+        assert_eq!(state(&b, "sw"), State::Down);
+        assert_eq!(b.get("sw").unwrap().root_cause, None);
+    }
+
+    #[test]
+    fn reload_keeps_unchanged_state_and_drops_removed() {
+        let inv1 = inventory(vec![target("a", &[]), target("b", &[])]);
+        let mut b = HealthBook::new();
+        b.apply_inventory(&inv1, None, Utc::now());
+        b.observe("a", up(), Utc::now());
+        b.observe("b", up(), Utc::now());
+        let mut moved = target("b", &[]);
+        moved.address = Address::Ip([127, 0, 0, 2].into());
+        let inv2 = inventory(vec![target("a", &[]), moved, target("c", &[])]);
+        b.apply_inventory(&inv2, Some(&inv1), Utc::now());
+        assert_eq!(state(&b, "a"), State::Up);
+        assert_eq!(state(&b, "b"), State::Unmonitored);
+        assert_eq!(state(&b, "c"), State::Unmonitored);
+        let inv3 = inventory(vec![target("a", &[])]);
+        b.apply_inventory(&inv3, Some(&inv2), Utc::now());
+        assert!(b.get("b").is_none());
+    }
+}

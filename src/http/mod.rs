@@ -1,0 +1,216 @@
+//! HTTP: `/metrics`, management endpoints as Prometheus exporters have them,
+//! the targets API and a small landing page.
+//!
+//! Owns: routing, JSON shapes, status codes. Must not touch: probing or
+//! state logic (it reads through [`Agent`]).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use axum::extract::{Path, State as AxState};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::agent::Agent;
+use crate::health::{HealthBook, State};
+use crate::inventory::{Inventory, Target};
+use crate::probe::{ProbeKind, ProbeOutcome, RttStats};
+
+pub fn router(agent: Agent) -> Router {
+    Router::new()
+        .route("/", get(landing))
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload))
+        .route("/api/v1/targets", get(targets))
+        .route("/api/v1/targets/{id}", get(target))
+        .fallback(not_found)
+        .with_state(agent)
+}
+
+/// Serve until `shutdown` completes; in-flight requests are finished.
+pub async fn serve(
+    listener: TcpListener,
+    agent: Agent,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(agent))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    status: u16,
+    error: String,
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            status: status.as_u16(),
+            error: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such path; see / for what is here",
+    )
+}
+
+async fn landing() -> Html<&'static str> {
+    Html(concat!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>utkikk</title></head><body>",
+        "<h1>utkikk</h1><p>Availability monitoring agent, version ",
+        env!("CARGO_PKG_VERSION"),
+        ".</p><ul>",
+        "<li><a href=\"/metrics\">/metrics</a> – Prometheus metrics</li>",
+        "<li><a href=\"/api/v1/targets\">/api/v1/targets</a> – every target's state</li>",
+        "<li><a href=\"/-/healthy\">/-/healthy</a>, <a href=\"/-/ready\">/-/ready</a></li>",
+        "<li>POST /-/reload – reload the configuration</li>",
+        "</ul></body></html>"
+    ))
+}
+
+async fn metrics(AxState(agent): AxState<Agent>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        agent.metrics().encode(),
+    )
+        .into_response()
+}
+
+async fn healthy() -> &'static str {
+    "Healthy\n"
+}
+
+async fn ready(AxState(agent): AxState<Agent>) -> Response {
+    if agent.is_ready() {
+        (StatusCode::OK, "Ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Not ready\n").into_response()
+    }
+}
+
+async fn reload(AxState(agent): AxState<Agent>) -> Response {
+    // Reading and validating a file is blocking work.
+    let result = tokio::task::spawn_blocking(move || agent.reload()).await;
+    match result {
+        Ok(Ok(())) => (StatusCode::OK, "configuration reloaded\n").into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed"),
+    }
+}
+
+/// A target as the API shows it.
+#[derive(Serialize)]
+pub struct TargetView {
+    pub id: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub address: String,
+    pub member: Option<String>,
+    pub site: Option<String>,
+    pub serves: Vec<String>,
+    pub parents: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub state: State,
+    pub since: DateTime<Utc>,
+    pub reason: Option<String>,
+    pub root_cause: Option<String>,
+    pub last_probe: Option<ProbeView>,
+}
+
+#[derive(Serialize)]
+pub struct ProbeView {
+    pub probe: ProbeKind,
+    pub at: DateTime<Utc>,
+    pub address: Option<String>,
+    pub success: bool,
+    pub sent: u32,
+    pub received: u32,
+    pub loss_ratio: Option<f64>,
+    pub rtt: Option<RttStats>,
+    pub failure: Option<FailureView>,
+}
+
+#[derive(Serialize)]
+pub struct FailureView {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn probe_view(o: &ProbeOutcome) -> ProbeView {
+    ProbeView {
+        probe: o.probe,
+        at: o.at,
+        address: o.address.map(|a| a.to_string()),
+        success: o.success(),
+        sent: o.sent,
+        received: o.received,
+        loss_ratio: o.loss_ratio(),
+        rtt: o.rtt_stats(),
+        failure: o.failure.as_ref().map(|f| FailureView {
+            code: f.code(),
+            message: f.to_string(),
+        }),
+    }
+}
+
+fn view(t: &Target, book: &HealthBook) -> Option<TargetView> {
+    let h = book.get(&t.id)?;
+    Some(TargetView {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        kind: t.kind.as_str(),
+        address: t.address.to_string(),
+        member: t.member.clone(),
+        site: t.site.clone(),
+        serves: t.serves.clone(),
+        parents: t.parents.clone(),
+        labels: t.labels.clone(),
+        state: h.state,
+        since: h.since,
+        reason: h.reason.clone(),
+        root_cause: h.root_cause.clone(),
+        last_probe: h.last_outcome.as_ref().map(probe_view),
+    })
+}
+
+#[derive(Serialize)]
+struct TargetList {
+    targets: Vec<TargetView>,
+}
+
+async fn targets(AxState(agent): AxState<Agent>) -> Json<TargetList> {
+    let targets = agent.with_state(|inv: &Inventory, book| {
+        inv.targets.iter().filter_map(|t| view(t, book)).collect()
+    });
+    Json(TargetList { targets })
+}
+
+async fn target(AxState(agent): AxState<Agent>, Path(id): Path<String>) -> Response {
+    let found = agent.with_state(|inv, book| inv.target(&id).and_then(|t| view(t, book)));
+    match found {
+        Some(v) => Json(v).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("unknown target {id:?}")),
+    }
+}

@@ -1,0 +1,21 @@
+//! utkikk ("lookout"): a monitoring agent for inter-municipal IT companies.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! config (YAML) -> inventory -> schedule -> probe (icmp) -> health -> metrics / HTTP API
+//!                                                              \-> transitions stream (ledger, later)
+//! ```
+//!
+//! Probes know nothing of states; health knows nothing of HTTP. The binary
+//! (`main.rs`) only parses flags, sets up logging and signals, and calls
+//! [`agent::Agent::start`] and [`http::serve`].
+
+pub mod agent;
+pub mod config;
+pub mod health;
+pub mod http;
+pub mod inventory;
+pub mod metrics;
+pub mod probe;
+pub mod schedule;

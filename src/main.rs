@@ -1,0 +1,208 @@
+//! The `utkikk` binary: flags, logging, signals. Everything else lives in the
+//! library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+use utkikk::agent::Agent;
+
+/// How long in-flight probes get to end after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Parser)]
+#[command(
+    name = "utkikk",
+    version,
+    about = "Availability monitoring agent: ICMP probing, target states, Prometheus metrics"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent.
+    Run {
+        /// The YAML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Address to serve HTTP on; overrides agent.listen_address.
+        #[arg(long = "web.listen-address", value_name = "ADDR")]
+        listen_address: Option<String>,
+        /// Log level: error, warn, info, debug, trace (or an EnvFilter directive).
+        #[arg(long = "log.level", value_name = "L", default_value = "info")]
+        log_level: String,
+        /// Log format.
+        #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
+        log_format: LogFormat,
+    },
+    /// Validate a configuration file and report every problem with file:line:column.
+    CheckConfig {
+        /// The YAML configuration file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => check_config(&file),
+        Command::Run {
+            config,
+            listen_address,
+            log_level,
+            log_format,
+        } => {
+            if let Err(e) = init_logging(&log_level, log_format) {
+                eprintln!("utkikk: {e:#}");
+                return ExitCode::from(2);
+            }
+            match run(&config, listen_address.as_deref()) {
+                Ok(code) => code,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check_config(file: &Path) -> ExitCode {
+    match utkikk::config::load(file) {
+        Ok(inv) => {
+            println!(
+                "{}: OK ({} members, {} sites, {} targets)",
+                file.display(),
+                inv.members.len(),
+                inv.sites.len(),
+                inv.targets.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "{}: {} problem{} found",
+                file.display(),
+                e.problems.len(),
+                if e.problems.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
+    let filter =
+        EnvFilter::try_new(level).with_context(|| format!("invalid --log.level {level:?}"))?;
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Logfmt => registry
+            .with(
+                tracing_logfmt::builder()
+                    .layer()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()?,
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()?,
+    }
+    Ok(())
+}
+
+fn run(config: &Path, listen_flag: Option<&str>) -> anyhow::Result<ExitCode> {
+    let inventory = match utkikk::config::load(config) {
+        Ok(inv) => inv,
+        Err(e) => {
+            for p in &e.problems {
+                tracing::error!("{p}");
+            }
+            tracing::error!(
+                problems = e.problems.len(),
+                "invalid configuration; not starting"
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let listen = match listen_flag {
+        Some(a) => a
+            .parse()
+            .with_context(|| format!("invalid --web.listen-address {a:?}: expected IP:PORT"))?,
+        None => inventory.agent.listen_address,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let bound = listener.local_addr().context("listener has no address")?;
+        let shutdown = CancellationToken::new();
+        let agent = Agent::start(inventory, config, shutdown.child_token());
+        tracing::info!(
+            address = %bound,
+            config = %config.display(),
+            version = env!("CARGO_PKG_VERSION"),
+            "listening"
+        );
+        spawn_signal_handler(agent.clone(), shutdown.clone())?;
+        utkikk::http::serve(listener, agent.clone(), shutdown.clone().cancelled_owned())
+            .await
+            .context("HTTP server failed")?;
+        if tokio::time::timeout(STOP_GRACE, agent.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!("probe tasks did not stop within {STOP_GRACE:?}; exiting anyway");
+        }
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGHUP reloads; SIGTERM and SIGINT stop.
+fn spawn_signal_handler(agent: Agent, shutdown: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading configuration");
+                    let a = agent.clone();
+                    // Errors are logged by reload itself.
+                    let _ = tokio::task::spawn_blocking(move || a.reload()).await;
+                }
+                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            }
+        }
+        shutdown.cancel();
+    });
+    Ok(())
+}

@@ -1,0 +1,307 @@
+//! Prometheus metrics (prometheus-client). One [`Metrics`] handle, cloned
+//! into whoever records; `/metrics` encodes its registry.
+//!
+//! Per-target series carry `target`, `member`, `site`; the state series adds
+//! `kind` and `state`. Series of targets removed by a reload are removed.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::health::State;
+use crate::inventory::Target;
+use crate::probe::ProbeOutcome;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    pub target: String,
+    pub member: String,
+    pub site: String,
+}
+
+impl TargetLabels {
+    pub fn of(t: &Target) -> Self {
+        TargetLabels {
+            target: t.id.clone(),
+            member: t.member.clone().unwrap_or_default(),
+            site: t.site.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    target: String,
+    member: String,
+    site: String,
+    kind: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProbeLabels {
+    target: String,
+    member: String,
+    site: String,
+    probe: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransitionLabels {
+    target: String,
+    from: String,
+    to: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    agent: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FamilyLabels {
+    family: String,
+}
+
+type FGauge = Gauge<f64, AtomicU64>;
+type HistogramFamily = Family<TargetLabels, Histogram, fn() -> Histogram>;
+
+/// All of the agent's metrics. Clones share the same series.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    target_state: Family<StateLabels, Gauge>,
+    probe_success: Family<ProbeLabels, Gauge>,
+    icmp_rtt: HistogramFamily,
+    icmp_requests: Family<TargetLabels, Counter>,
+    icmp_responses: Family<TargetLabels, Counter>,
+    icmp_loss: Family<TargetLabels, FGauge>,
+    icmp_jitter: Family<TargetLabels, FGauge>,
+    transitions: Family<TransitionLabels, Counter>,
+    schedule_lag: Histogram,
+    pub probes_in_flight: Gauge,
+    targets: Gauge,
+    icmp_socket_up: Family<FamilyLabels, Gauge>,
+    pub reload_successful: Gauge,
+    pub reload_success_timestamp: FGauge,
+}
+
+fn rtt_histogram() -> Histogram {
+    // 50 µs … ~3.3 s in factors of two: loopback and LAN RTTs land in
+    // their own buckets, WAN links further up.
+    Histogram::new(exponential_buckets(50e-6, 2.0, 17))
+}
+
+impl Metrics {
+    pub fn new(agent_id: &str) -> Self {
+        let mut r = Registry::default();
+        let m = Metrics {
+            registry: Arc::new(Registry::default()),
+            target_state: Family::default(),
+            probe_success: Family::default(),
+            icmp_rtt: Family::new_with_constructor(rtt_histogram as fn() -> Histogram),
+            icmp_requests: Family::default(),
+            icmp_responses: Family::default(),
+            icmp_loss: Family::default(),
+            icmp_jitter: Family::default(),
+            transitions: Family::default(),
+            schedule_lag: Histogram::new(exponential_buckets(0.0005, 4.0, 10)),
+            probes_in_flight: Gauge::default(),
+            targets: Gauge::default(),
+            icmp_socket_up: Family::default(),
+            reload_successful: Gauge::default(),
+            reload_success_timestamp: FGauge::default(),
+        };
+        r.register(
+            "utkikk_target_state",
+            "Current state of each target: 1 for the state it is in, 0 for the others",
+            m.target_state.clone(),
+        );
+        r.register(
+            "utkikk_probe_success",
+            "Whether the target's last probe cycle got any reply (1) or not (0)",
+            m.probe_success.clone(),
+        );
+        r.register(
+            "utkikk_icmp_rtt_seconds",
+            "Round-trip time of each ICMP echo reply",
+            m.icmp_rtt.clone(),
+        );
+        r.register(
+            "utkikk_icmp_requests",
+            "ICMP echo requests sent",
+            m.icmp_requests.clone(),
+        );
+        r.register(
+            "utkikk_icmp_responses",
+            "ICMP echo replies received (loss = 1 - responses/requests)",
+            m.icmp_responses.clone(),
+        );
+        r.register(
+            "utkikk_icmp_loss_ratio",
+            "Share of echoes lost in the last cycle",
+            m.icmp_loss.clone(),
+        );
+        r.register(
+            "utkikk_icmp_jitter_seconds",
+            "Mean absolute difference of consecutive RTTs in the last cycle",
+            m.icmp_jitter.clone(),
+        );
+        r.register(
+            "utkikk_state_transitions",
+            "State transitions of each target",
+            m.transitions.clone(),
+        );
+        r.register(
+            "utkikk_schedule_lag_seconds",
+            "How late each probe cycle started after its scheduled time",
+            m.schedule_lag.clone(),
+        );
+        r.register(
+            "utkikk_probes_in_flight",
+            "Probe cycles running now",
+            m.probes_in_flight.clone(),
+        );
+        r.register("utkikk_targets", "Targets configured", m.targets.clone());
+        r.register(
+            "utkikk_icmp_socket_up",
+            "Whether an ICMP socket of the address family could be opened",
+            m.icmp_socket_up.clone(),
+        );
+        r.register(
+            "utkikk_config_last_reload_successful",
+            "Whether the last configuration reload succeeded",
+            m.reload_successful.clone(),
+        );
+        r.register(
+            "utkikk_config_last_reload_success_timestamp_seconds",
+            "Time of the last successful configuration reload",
+            m.reload_success_timestamp.clone(),
+        );
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                agent: agent_id.to_string(),
+            })
+            .set(1);
+        r.register(
+            "utkikk_build_info",
+            "Version of utkikk and the agent id; always 1",
+            build,
+        );
+        Metrics {
+            registry: Arc::new(r),
+            ..m
+        }
+    }
+
+    /// Text exposition of every series.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn set_icmp_socket(&self, family: &str, up: bool) {
+        self.icmp_socket_up
+            .get_or_create(&FamilyLabels {
+                family: family.to_string(),
+            })
+            .set(i64::from(up));
+    }
+
+    pub fn set_target_count(&self, n: usize) {
+        self.targets.set(n as i64);
+    }
+
+    pub fn observe_lag(&self, seconds: f64) {
+        self.schedule_lag.observe(seconds);
+    }
+
+    pub fn set_state(&self, t: &Target, state: State) {
+        let base = TargetLabels::of(t);
+        for s in State::ALL {
+            self.target_state
+                .get_or_create(&state_labels(&base, t, s))
+                .set(i64::from(s == state));
+        }
+    }
+
+    pub fn count_transition(&self, target: &str, from: State, to: State) {
+        self.transitions
+            .get_or_create(&TransitionLabels {
+                target: target.to_string(),
+                from: from.as_str().to_string(),
+                to: to.as_str().to_string(),
+            })
+            .inc();
+    }
+
+    pub fn record_outcome(&self, t: &Target, o: &ProbeOutcome) {
+        let labels = TargetLabels::of(t);
+        self.probe_success
+            .get_or_create(&probe_labels(&labels, o.probe.as_str()))
+            .set(i64::from(o.success()));
+        if o.is_probe_error() {
+            return;
+        }
+        self.icmp_requests
+            .get_or_create(&labels)
+            .inc_by(u64::from(o.sent));
+        self.icmp_responses
+            .get_or_create(&labels)
+            .inc_by(u64::from(o.received));
+        let rtt = self.icmp_rtt.get_or_create(&labels);
+        for r in &o.rtts {
+            rtt.observe(r.as_secs_f64());
+        }
+        drop(rtt);
+        if let Some(loss) = o.loss_ratio() {
+            self.icmp_loss.get_or_create(&labels).set(loss);
+        }
+        let jitter = o.rtt_stats().map_or(0.0, |s| s.jitter_seconds);
+        self.icmp_jitter.get_or_create(&labels).set(jitter);
+    }
+
+    /// Drop every series of a target (removed, or its labels changed).
+    pub fn remove_target(&self, t: &Target) {
+        let base = TargetLabels::of(t);
+        for s in State::ALL {
+            self.target_state.remove(&state_labels(&base, t, s));
+        }
+        self.probe_success.remove(&probe_labels(&base, "icmp"));
+        self.icmp_rtt.remove(&base);
+        self.icmp_requests.remove(&base);
+        self.icmp_responses.remove(&base);
+        self.icmp_loss.remove(&base);
+        self.icmp_jitter.remove(&base);
+    }
+}
+
+fn state_labels(base: &TargetLabels, t: &Target, s: State) -> StateLabels {
+    StateLabels {
+        target: base.target.clone(),
+        member: base.member.clone(),
+        site: base.site.clone(),
+        kind: t.kind.as_str().to_string(),
+        state: s.as_str().to_string(),
+    }
+}
+
+fn probe_labels(base: &TargetLabels, probe: &str) -> ProbeLabels {
+    ProbeLabels {
+        target: base.target.clone(),
+        member: base.member.clone(),
+        site: base.site.clone(),
+        probe: probe.to_string(),
+    }
+}

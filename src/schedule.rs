@@ -1,0 +1,248 @@
+//! Per-target timers. Each probed target has its own task with its own
+//! `tokio::time::interval`, first tick spread over the interval by a hash of
+//! the target id (stable across reloads and restarts), missed ticks skipped.
+//! A global semaphore bounds how many cycles run at once; a dead or slow
+//! target only ever holds its own permit, so it never delays another.
+//!
+//! Owns: task lifecycles, name resolution, scheduling lag.
+//! Must not touch: states (outcomes go to an [`OutcomeSink`]).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::inventory::{Address, Inventory, Target};
+use crate::metrics::Metrics;
+use crate::probe::icmp::IcmpProber;
+use crate::probe::{FailureReason, ProbeKind, ProbeOutcome};
+
+/// Longest a single name lookup may take before the cycle counts it failed.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where finished cycles go.
+pub trait OutcomeSink: Send + Sync + 'static {
+    fn observe(&self, target: &Target, outcome: ProbeOutcome);
+}
+
+pub struct Scheduler {
+    prober: Arc<IcmpProber>,
+    sink: Arc<dyn OutcomeSink>,
+    metrics: Metrics,
+    permits: Arc<Semaphore>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    resolve_interval: Duration,
+    running: HashMap<String, Running>,
+}
+
+struct Running {
+    target: Target,
+    cancel: CancellationToken,
+}
+
+impl Scheduler {
+    pub fn new(
+        prober: Arc<IcmpProber>,
+        sink: Arc<dyn OutcomeSink>,
+        metrics: Metrics,
+        max_concurrent: u32,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Scheduler {
+            prober,
+            sink,
+            metrics,
+            permits: Arc::new(Semaphore::new(max_concurrent as usize)),
+            tracker: TaskTracker::new(),
+            shutdown,
+            resolve_interval: Duration::from_secs(300),
+            running: HashMap::new(),
+        }
+    }
+
+    /// Make the running tasks match `inv`: stop removed or changed targets,
+    /// start new or changed ones, leave unchanged ones alone (their timers
+    /// keep their phase). Must be called inside the tokio runtime.
+    pub fn apply(&mut self, inv: &Inventory) {
+        self.resolve_interval = inv.agent.resolve_interval;
+        let wanted: HashMap<&str, &Target> = inv
+            .targets
+            .iter()
+            .filter(|t| t.icmp.enabled)
+            .map(|t| (t.id.as_str(), t))
+            .collect();
+        self.running.retain(|id, r| {
+            let keep = wanted.get(id.as_str()).is_some_and(|t| **t == r.target);
+            if !keep {
+                r.cancel.cancel();
+            }
+            keep
+        });
+        for t in inv.targets.iter().filter(|t| t.icmp.enabled) {
+            if self.running.contains_key(&t.id) {
+                continue;
+            }
+            let cancel = self.shutdown.child_token();
+            let task = TargetTask {
+                target: t.clone(),
+                ident: self.prober.next_ident(),
+                prober: self.prober.clone(),
+                sink: self.sink.clone(),
+                metrics: self.metrics.clone(),
+                permits: self.permits.clone(),
+                resolve_interval: self.resolve_interval,
+                resolved: None,
+            };
+            self.tracker.spawn(task.run(cancel.clone()));
+            self.running.insert(
+                t.id.clone(),
+                Running {
+                    target: t.clone(),
+                    cancel,
+                },
+            );
+        }
+    }
+
+    /// A future that cancels every task (in-flight probes are dropped) and
+    /// waits for them; it does not borrow the scheduler, so no lock is held
+    /// while it runs.
+    pub fn stopper(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let shutdown = self.shutdown.clone();
+        let tracker = self.tracker.clone();
+        async move {
+            shutdown.cancel();
+            tracker.close();
+            tracker.wait().await;
+        }
+    }
+}
+
+/// Offset of a target's first cycle within its interval.
+pub fn spread_offset(id: &str, interval: Duration) -> Duration {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    let ms = interval.as_millis().max(1) as u64;
+    Duration::from_millis(h.finish() % ms)
+}
+
+struct TargetTask {
+    target: Target,
+    ident: u16,
+    prober: Arc<IcmpProber>,
+    sink: Arc<dyn OutcomeSink>,
+    metrics: Metrics,
+    permits: Arc<Semaphore>,
+    resolve_interval: Duration,
+    resolved: Option<(IpAddr, Instant)>,
+}
+
+/// Keeps `utkikk_probes_in_flight` right however the cycle ends.
+struct InFlight(Metrics);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.probes_in_flight.dec();
+    }
+}
+
+impl TargetTask {
+    async fn run(mut self, cancel: CancellationToken) {
+        let interval = self.target.icmp.interval;
+        let first = Instant::now() + spread_offset(&self.target.id, interval);
+        let mut ticker = tokio::time::interval_at(first, interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut seq: u16 = 0;
+        loop {
+            let scheduled = tokio::select! {
+                _ = cancel.cancelled() => return,
+                t = ticker.tick() => t,
+            };
+            let permit = tokio::select! {
+                _ = cancel.cancelled() => return,
+                p = self.permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return, // semaphore closed: shutting down
+                },
+            };
+            self.metrics.observe_lag(scheduled.elapsed().as_secs_f64());
+            self.metrics.probes_in_flight.inc();
+            let guard = InFlight(self.metrics.clone());
+            let outcome = tokio::select! {
+                _ = cancel.cancelled() => return,
+                o = self.cycle(&mut seq) => o,
+            };
+            drop(guard);
+            drop(permit);
+            self.sink.observe(&self.target, outcome);
+        }
+    }
+
+    async fn cycle(&mut self, seq: &mut u16) -> ProbeOutcome {
+        match self.address().await {
+            Ok(ip) => {
+                self.prober
+                    .probe(ip, &self.target.icmp, self.ident, seq)
+                    .await
+            }
+            Err(reason) => ProbeOutcome::not_run(ProbeKind::Icmp, Utc::now(), reason),
+        }
+    }
+
+    /// The address to probe; host names are looked up again once the last
+    /// answer is `resolve_interval` old. A name that stops resolving is a
+    /// probe error (the target becomes `unmonitored`), not a stop.
+    async fn address(&mut self) -> Result<IpAddr, FailureReason> {
+        let name = match &self.target.address {
+            Address::Ip(ip) => return Ok(*ip),
+            Address::Host(name) => name.clone(),
+        };
+        if let Some((ip, at)) = self.resolved {
+            if at.elapsed() < self.resolve_interval {
+                return Ok(ip);
+            }
+        }
+        let lookup =
+            tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name, 0))).await;
+        match lookup {
+            Ok(Ok(mut addrs)) => match addrs.next() {
+                Some(a) => {
+                    self.resolved = Some((a.ip(), Instant::now()));
+                    Ok(a.ip())
+                }
+                None => {
+                    self.resolved = None;
+                    Err(FailureReason::ResolveFailed)
+                }
+            },
+            _ => {
+                self.resolved = None;
+                Err(FailureReason::ResolveFailed)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_stable_and_inside_the_interval() {
+        let i = Duration::from_secs(10);
+        for n in 0..200 {
+            let id = format!("t{n}");
+            let o = spread_offset(&id, i);
+            assert!(o < i);
+            assert_eq!(o, spread_offset(&id, i));
+        }
+    }
+}
