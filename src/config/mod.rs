@@ -106,8 +106,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory, ConfigError> {
 fn decode_message(e: &serde_saphyr::Error) -> String {
     let full = e.without_snippet().to_string();
     let first = full.lines().next().unwrap_or_default().trim();
-    match first.rfind(" at line ") {
-        Some(i) => first[..i].to_string(),
-        None => first.to_string(),
+    let first = match first.rfind(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    };
+    // serde names Rust types; say what the YAML should hold instead.
+    match first {
+        "invalid u32" | "invalid u64" => "expected a whole number".to_string(),
+        "invalid f64" => "expected a number".to_string(),
+        "invalid bool" => "expected true or false".to_string(),
+        other => other.to_string(),
     }
 }

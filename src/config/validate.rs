@@ -625,7 +625,10 @@ fn check_cycles(v: &mut Validator<'_>, raw: &RawConfig) {
                     v.report(
                         &parents[j],
                         format!("targets[{node}].parents[{j}]"),
-                        format!("dependency cycle: {}", names.join(" -> ")),
+                        format!(
+                            "dependency cycle (each target depends on the next): {}",
+                            names.join(" -> ")
+                        ),
                     );
                 }
                 _ => {}

@@ -1,0 +1,70 @@
+//! The invalid-config corpus: every `tests/invalid-configs/NAME.yaml` must
+//! make `utkikk check-config` exit 1 and print exactly `NAME.expected`.
+//! Regenerate the expectations after a deliberate change with
+//! `UTKIKK_BLESS=1 cargo test --test config_corpus`, then review the diff.
+
+use std::path::Path;
+use std::process::Command;
+
+fn check_config(file: &Path) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_utkikk"))
+        .arg("check-config")
+        .arg(file)
+        .output()
+        .expect("run utkikk");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_invalid_config_gives_its_exact_message() {
+    let dir = Path::new("tests/invalid-configs");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("corpus directory")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "corpus went missing");
+    let bless = std::env::var_os("UTKIKK_BLESS").is_some();
+    let mut failures = Vec::new();
+    for file in &files {
+        let (code, stdout, stderr) = check_config(file);
+        let expected_path = file.with_extension("expected");
+        if bless {
+            std::fs::write(&expected_path, &stderr).expect("write expectation");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path)
+            .unwrap_or_else(|_| panic!("{} has no .expected file", file.display()));
+        if code != Some(1) || !stdout.is_empty() || stderr != expected {
+            failures.push(format!(
+                "{}: exit {code:?}\n--- expected\n{expected}--- got\n{stderr}",
+                file.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    for file in ["config/example.yaml", "config/kongsbergregionen.yaml"] {
+        let (code, stdout, stderr) = check_config(Path::new(file));
+        assert_eq!(code, Some(0), "{file}: {stderr}");
+        assert!(stdout.contains(": OK ("), "{stdout}");
+    }
+}
+
+#[test]
+fn unreadable_file_is_one_clear_error() {
+    let (code, _, stderr) = check_config(Path::new("tests/invalid-configs/does-not-exist.yml"));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.starts_with("tests/invalid-configs/does-not-exist.yml: cannot read config file: "),
+        "{stderr}"
+    );
+}
