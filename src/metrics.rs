@@ -203,12 +203,18 @@ impl Metrics {
         }
     }
 
-    /// Text exposition of every series.
-    pub fn encode(&self) -> String {
+    /// OpenMetrics text exposition of every series.
+    pub fn encode_openmetrics(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Prometheus text format 0.0.4, for clients that do not ask for
+    /// OpenMetrics (curl, promtool, older scrapers).
+    pub fn encode_prometheus_text(&self) -> String {
+        openmetrics_to_prometheus_text(&self.encode_openmetrics())
     }
 
     pub fn set_icmp_socket(&self, family: &str, up: bool) {
@@ -303,5 +309,53 @@ fn probe_labels(base: &TargetLabels, probe: &str) -> ProbeLabels {
         member: base.member.clone(),
         site: base.site.clone(),
         probe: probe.to_string(),
+    }
+}
+
+/// prometheus-client speaks only OpenMetrics. The two text formats differ,
+/// for what we expose, in three ways: a counter family is named without
+/// `_total` in OpenMetrics but with it in 0.0.4; `# UNIT` lines; `# EOF`.
+fn openmetrics_to_prometheus_text(om: &str) -> String {
+    let counters: std::collections::HashSet<&str> = om
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(om.len() + counters.len() * 16);
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        if let Some((prefix, rest)) = meta {
+            let name = rest.split(' ').next().unwrap_or_default();
+            if counters.contains(name) {
+                out.push_str(prefix);
+                out.push_str(name);
+                out.push_str("_total");
+                out.push_str(&rest[name.len()..]);
+                out.push('\n');
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_get_their_total_name_in_prometheus_text() {
+        let om = "# HELP a_requests Requests.\n# TYPE a_requests counter\na_requests_total{x=\"1\"} 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus_text(om),
+            "# HELP a_requests_total Requests.\n# TYPE a_requests_total counter\na_requests_total{x=\"1\"} 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1\n"
+        );
     }
 }

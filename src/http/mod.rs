@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use axum::extract::{Path, State as AxState};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -83,15 +83,33 @@ async fn landing() -> Html<&'static str> {
     ))
 }
 
-async fn metrics(AxState(agent): AxState<Agent>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        agent.metrics().encode(),
-    )
-        .into_response()
+/// OpenMetrics when the scraper asks for it (Prometheus does), the classic
+/// text format otherwise.
+async fn metrics(AxState(agent): AxState<Agent>, headers: HeaderMap) -> Response {
+    let wants_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            agent.metrics().encode_openmetrics(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            agent.metrics().encode_prometheus_text(),
+        )
+            .into_response()
+    }
 }
 
 async fn healthy() -> &'static str {

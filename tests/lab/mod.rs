@@ -1,0 +1,317 @@
+//! The lab: real ICMP through the kernel between private network namespaces.
+//!
+//! Every lab test re-runs itself under `unshare -rn` (a new user and network
+//! namespace, see ../shared/LAB.md), so each scenario has a network of its own
+//! with only `lo` in it: nothing it does can reach the machine's own
+//! namespace, and scenarios running in parallel cannot disturb each other.
+//! Inside, far hosts are further namespaces (`unshare -n sleep`), joined to
+//! the monitor by veth pairs. Only documentation ranges are used.
+//!
+//! Tests wait for conditions (poll until a deadline), never for fixed times.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const INSIDE: &str = "UTKIKK_LAB_INSIDE";
+
+/// Run the calling test inside a fresh private namespace. Returns `true`
+/// when already inside (run the scenario), `false` in the outer process after
+/// the inner run passed. Panics if the namespace cannot be made: a lab test
+/// never skips silently.
+pub fn enter(test_name: &str) -> bool {
+    if std::env::var_os(INSIDE).is_some() {
+        sh("ip link set lo up");
+        return true;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = Command::new("unshare")
+        .args(["-rn", "--"])
+        .arg(exe)
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .output()
+        .expect("cannot run unshare (util-linux): the lab needs `unshare -rn`");
+    assert!(
+        out.status.success(),
+        "lab scenario {test_name} failed inside its namespace ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
+/// Declare a lab scenario: `lab_test!(name, || { ... });`
+#[macro_export]
+macro_rules! lab_test {
+    ($name:ident, $body:expr) => {
+        #[test]
+        fn $name() {
+            if lab::enter(stringify!($name)) {
+                let body: fn() = $body;
+                body();
+            }
+        }
+    };
+}
+
+/// Run a shell command in the current namespace; panic with its output on failure.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run sh for {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "command failed: {cmd}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A far host: its own network namespace, kept alive by a sleeping process.
+pub struct FarHost {
+    child: Child,
+    pub pid: u32,
+}
+
+impl FarHost {
+    pub fn new() -> FarHost {
+        let child = Command::new("unshare")
+            .args(["-n", "--", "sleep", "3600"])
+            .spawn()
+            .expect("unshare -n for a far host");
+        let pid = child.id();
+        // The namespace exists once /proc/PID/ns/net differs from ours.
+        let ours = std::fs::read_link("/proc/self/ns/net").expect("own netns");
+        wait_until("far host namespace", Duration::from_secs(10), || {
+            std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|n| n != ours)
+        });
+        let h = FarHost { child, pid };
+        h.sh("ip link set lo up");
+        h
+    }
+
+    /// Run a shell command inside this host's namespace.
+    pub fn sh(&self, cmd: &str) -> String {
+        sh(&format!("nsenter -t {} -n -- sh -c '{}'", self.pid, cmd))
+    }
+
+    /// Create a veth pair `mon_if` (here) <-> `far_if` (there).
+    pub fn link(&self, mon_if: &str, far_if: &str) {
+        sh(&format!(
+            "ip link add {mon_if} type veth peer name {far_if} netns {}",
+            self.pid
+        ));
+        sh(&format!("ip link set {mon_if} up"));
+        self.sh(&format!("ip link set {far_if} up"));
+    }
+}
+
+impl Drop for FarHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `cond` every 100 ms until it holds; panic after `deadline`.
+pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running `utkikk run` in this namespace, on 127.0.0.1:9474.
+pub struct Agent {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    log: PathBuf,
+    http: ureq::Agent,
+}
+
+pub const BASE: &str = "http://127.0.0.1:9474";
+
+impl Agent {
+    /// Write `yaml` to a config file and start the agent on it.
+    pub fn start(yaml: &str) -> Agent {
+        Self::start_with(yaml, &[])
+    }
+
+    /// As `start`, with `wrapper` (e.g. setpriv ...) in front of the binary.
+    pub fn start_with(yaml: &str, wrapper: &[&str]) -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("utkikk.yaml");
+        std::fs::write(&config, yaml).expect("write config");
+        let log = dir.path().join("utkikk.log");
+        let logfile = std::fs::File::create(&log).expect("log file");
+        let bin = env!("CARGO_BIN_EXE_utkikk");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        cmd.args(["run", "--config"])
+            .arg(&config)
+            .args(["--log.level", "debug"])
+            .stdout(Stdio::null())
+            .stderr(logfile);
+        let child = cmd.spawn().expect("start utkikk");
+        let http = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        let a = Agent {
+            child: Some(child),
+            dir,
+            config,
+            log,
+            http,
+        };
+        wait_until("utkikk to be ready", Duration::from_secs(20), || {
+            a.get("/-/ready").0 == 200
+        });
+        a
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        match self.http.get(format!("{BASE}{path}")).call() {
+            Ok(mut r) => (
+                r.status().as_u16(),
+                r.body_mut().read_to_string().unwrap_or_default(),
+            ),
+            Err(_) => (0, String::new()),
+        }
+    }
+
+    pub fn post(&self, path: &str) -> (u16, String) {
+        match self.http.post(format!("{BASE}{path}")).send_empty() {
+            Ok(mut r) => (
+                r.status().as_u16(),
+                r.body_mut().read_to_string().unwrap_or_default(),
+            ),
+            Err(e) => panic!("POST {path}: {e}"),
+        }
+    }
+
+    pub fn target(&self, id: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/v1/targets/{id}"));
+        assert_eq!(status, 200, "GET target {id}: {body}");
+        serde_json::from_str(&body).expect("target JSON")
+    }
+
+    pub fn state(&self, id: &str) -> String {
+        self.target(id)["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Wait until target `id` is in `state`; return its JSON.
+    pub fn wait_state(&self, id: &str, state: &str, deadline: Duration) -> Value {
+        let mut last = Value::Null;
+        let start = Instant::now();
+        loop {
+            last = self.target(id);
+            if last["state"] == state {
+                return last;
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "timed out after {deadline:?} waiting for {id} to be {state}; last: {last:#}\nlog:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn metrics(&self) -> String {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200);
+        body
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn rewrite_config(&self, yaml: &str) {
+        std::fs::write(&self.config, yaml).expect("rewrite config");
+    }
+
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            sh(&format!("kill -{sig} {}", c.id()));
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return st.code();
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("utkikk did not exit within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Fast settings for lab scenarios: a cycle a second, two misses to fail.
+pub const FAST: &str = r#"
+defaults:
+  icmp: { interval: 1s, count: 2, spacing: 100ms, timeout: 400ms }
+  thresholds: { fail_after: 2, recover_after: 2, degraded_rtt: 200ms }
+"#;
+
+/// A far host joined to this namespace by `mon0`/`far0`, with
+/// 198.51.100.254/24 here and `far_addrs` there (each `ADDR/PREFIX`).
+pub fn far_host_v4(far_addrs: &[&str]) -> FarHost {
+    let far = FarHost::new();
+    far.link("mon0", "far0");
+    sh("ip addr add 198.51.100.254/24 dev mon0");
+    for a in far_addrs {
+        far.sh(&format!("ip addr add {a} dev far0"));
+    }
+    far
+}

@@ -1,0 +1,394 @@
+//! Lab scenarios for ICMP probing, target states, reload and the API, each
+//! in its own private network namespace (see tests/lab/mod.rs).
+
+mod lab;
+
+use std::time::Duration;
+
+use lab::{far_host_v4, sh, wait_until, Agent, FarHost, FAST};
+
+/// Generous: a state needs `fail_after` 1 s cycles plus the first spread.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn config(targets: &str) -> String {
+    format!(
+        "agent: {{ id: lab }}\n{FAST}\nmembers:\n  - {{ id: kongsberg, name: Kongsberg }}\nsites:\n  - {{ id: dc, name: Datasenter, member: kongsberg }}\ntargets:\n{targets}"
+    )
+}
+
+lab_test!(target_up_and_api_shape, || {
+    let _far = far_host_v4(&["198.51.100.1/24"]);
+    let agent = Agent::start(&config(
+        "  - { id: sw1, name: Switch 1, kind: switch, address: 198.51.100.1, site: dc, labels: { rack: a1 } }\n",
+    ));
+    let t = agent.wait_state("sw1", "up", DEADLINE);
+    assert_eq!(t["id"], "sw1");
+    assert_eq!(t["name"], "Switch 1");
+    assert_eq!(t["kind"], "switch");
+    assert_eq!(t["member"], "kongsberg", "member inherited from the site");
+    assert_eq!(t["site"], "dc");
+    assert_eq!(t["labels"]["rack"], "a1");
+    assert!(t["since"].as_str().unwrap().ends_with('Z'));
+    assert!(t["root_cause"].is_null());
+    let p = &t["last_probe"];
+    assert_eq!(p["probe"], "icmp");
+    assert_eq!(p["success"], true);
+    assert_eq!(p["sent"], 2);
+    assert_eq!(p["received"], 2);
+    assert_eq!(p["loss_ratio"], 0.0);
+    let rtt = &p["rtt"];
+    for k in [
+        "min_seconds",
+        "avg_seconds",
+        "max_seconds",
+        "jitter_seconds",
+    ] {
+        assert!(rtt[k].as_f64().unwrap() >= 0.0, "{k} in {rtt}");
+    }
+    assert!(rtt["min_seconds"].as_f64() <= rtt["max_seconds"].as_f64());
+
+    let (status, body) = agent.get("/api/v1/targets");
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list["targets"].as_array().unwrap().len(), 1);
+
+    let (status, body) = agent.get("/api/v1/targets/nope");
+    assert_eq!(status, 404);
+    let err: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["status"], 404);
+    assert_eq!(err["error"], "unknown target \"nope\"");
+
+    assert_eq!(agent.get("/-/healthy").0, 200);
+    let (status, page) = agent.get("/");
+    assert_eq!(status, 200);
+    assert!(page.contains("/api/v1/targets"));
+
+    // A real scrape passes promtool's checks.
+    let metrics = agent.metrics();
+    for name in [
+        "utkikk_target_state{",
+        "utkikk_probe_success{",
+        "utkikk_icmp_rtt_seconds_bucket{",
+        "utkikk_icmp_requests_total{",
+        "utkikk_icmp_responses_total{",
+        "utkikk_icmp_loss_ratio{",
+        "utkikk_icmp_jitter_seconds{",
+        "utkikk_state_transitions_total{",
+        "utkikk_schedule_lag_seconds_bucket{",
+        "utkikk_config_last_reload_successful ",
+        "utkikk_config_last_reload_success_timestamp_seconds ",
+        "utkikk_build_info{",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
+    assert!(metrics.contains(
+        "utkikk_target_state{target=\"sw1\",member=\"kongsberg\",site=\"dc\",kind=\"switch\",state=\"up\"} 1"
+    ));
+    let file = agent.dir.path().join("scrape.txt");
+    std::fs::write(&file, &metrics).unwrap();
+    let lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .expect("promtool (Debian package prometheus) must be installed");
+    assert!(
+        lint.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+});
+
+lab_test!(link_cut_goes_down_then_recovers, || {
+    let _far = far_host_v4(&["198.51.100.1/24"]);
+    let agent = Agent::start(&config(
+        "  - { id: link1, kind: link, address: 198.51.100.1, site: dc }\n",
+    ));
+    agent.wait_state("link1", "up", DEADLINE);
+    sh("ip link set mon0 down");
+    let t = agent.wait_state("link1", "down", DEADLINE);
+    let code = t["last_probe"]["failure"]["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        code == "no_route" || code == "timeout",
+        "a cut link fails with no_route or timeout, got {code}"
+    );
+    sh("ip link set mon0 up");
+    agent.wait_state("link1", "up", DEADLINE);
+    // Hysteresis: straight from up to down and back, nothing in between.
+    let m = agent.metrics();
+    assert!(
+        m.contains("utkikk_state_transitions_total{target=\"link1\",from=\"up\",to=\"down\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("utkikk_state_transitions_total{target=\"link1\",from=\"down\",to=\"up\"} 1"),
+        "{m}"
+    );
+    assert!(!m.contains("to=\"degraded\""), "{m}");
+    assert!(agent
+        .log()
+        .contains("message=\"state change\" target_id=link1 from=up to=down"));
+});
+
+lab_test!(host_that_stops_answering_is_down, || {
+    let far = far_host_v4(&["198.51.100.1/24"]);
+    let agent = Agent::start(&config(
+        "  - { id: srv1, kind: server, address: 198.51.100.1, site: dc }\n",
+    ));
+    agent.wait_state("srv1", "up", DEADLINE);
+    far.sh("sysctl -qw net.ipv4.icmp_echo_ignore_all=1");
+    let t = agent.wait_state("srv1", "down", DEADLINE);
+    assert_eq!(t["last_probe"]["failure"]["code"], "timeout");
+    assert_eq!(t["last_probe"]["loss_ratio"], 1.0);
+    assert!(t["reason"].as_str().unwrap().contains("timeout"));
+    far.sh("sysctl -qw net.ipv4.icmp_echo_ignore_all=0");
+    agent.wait_state("srv1", "up", DEADLINE);
+});
+
+lab_test!(
+    child_of_down_parent_is_unreachable_naming_the_parent,
+    || {
+        // The switch and the server behind it share the cut link.
+        let _far = far_host_v4(&["198.51.100.1/24", "198.51.100.2/24"]);
+        let agent = Agent::start(&config(concat!(
+            "  - { id: sw1, kind: switch, address: 198.51.100.1, site: dc }\n",
+            "  - { id: srv1, kind: server, address: 198.51.100.2, site: dc, parents: [sw1] }\n",
+        )));
+        agent.wait_state("sw1", "up", DEADLINE);
+        agent.wait_state("srv1", "up", DEADLINE);
+        sh("ip link set mon0 down");
+        agent.wait_state("sw1", "down", DEADLINE);
+        let child = agent.wait_state("srv1", "unreachable", DEADLINE);
+        assert_eq!(child["root_cause"], "sw1");
+        assert!(child["reason"]
+            .as_str()
+            .unwrap()
+            .contains("parent sw1 is down"));
+        // The parent itself is never unreachable.
+        assert_eq!(agent.target("sw1")["root_cause"], serde_json::Value::Null);
+        sh("ip link set mon0 up");
+        agent.wait_state("sw1", "up", DEADLINE);
+        agent.wait_state("srv1", "up", DEADLINE);
+    }
+);
+
+lab_test!(icmp_unreachable_from_a_router_is_down_not_up, || {
+    // mon0 --- far0 [router] with no way on to 203.0.113.0/24: it answers
+    // every echo for that range with ICMP destination unreachable.
+    let router = far_host_v4(&["198.51.100.1/24"]);
+    router.sh("sysctl -qw net.ipv4.ip_forward=1");
+    router.sh("sysctl -qw net.ipv4.icmp_ratelimit=0");
+    router.sh("ip route add unreachable 203.0.113.0/24");
+    sh("ip route add 203.0.113.0/24 via 198.51.100.1");
+    let agent = Agent::start(&config(
+        "  - { id: behind, kind: server, address: 203.0.113.10, site: dc }\n",
+    ));
+    let t = agent.wait_state("behind", "down", DEADLINE);
+    let f = &t["last_probe"]["failure"];
+    assert_eq!(f["code"], "icmp_unreachable", "{t:#}");
+    assert!(f["message"].as_str().unwrap().contains("198.51.100.1"));
+    assert_eq!(t["last_probe"]["received"], 0);
+    // It never looked up, not even for one cycle.
+    assert!(!agent
+        .log()
+        .contains("target_id=behind from=unmonitored to=up"));
+});
+
+lab_test!(ipv6_target, || {
+    let far = FarHost::new();
+    far.link("mon0", "far0");
+    sh("ip addr add 2001:db8:1::fe/64 dev mon0 nodad");
+    far.sh("ip addr add 2001:db8:1::1/64 dev far0 nodad");
+    let agent = Agent::start(&config(
+        "  - { id: web6, kind: service, address: \"2001:db8:1::1\", site: dc }\n",
+    ));
+    let t = agent.wait_state("web6", "up", DEADLINE);
+    assert_eq!(t["last_probe"]["address"], "2001:db8:1::1");
+    far.sh("ip link set far0 down");
+    agent.wait_state("web6", "down", DEADLINE);
+});
+
+lab_test!(
+    reload_adds_removes_changes_and_keeps_unchanged_state,
+    || {
+        let _far = far_host_v4(&[
+            "198.51.100.1/24",
+            "198.51.100.2/24",
+            "198.51.100.3/24",
+            "198.51.100.4/24",
+            "198.51.100.5/24",
+        ]);
+        let mut agent = Agent::start(&config(concat!(
+            "  - { id: keep, kind: switch, address: 198.51.100.1 }\n",
+            "  - { id: drop, kind: server, address: 198.51.100.2 }\n",
+            "  - { id: move, kind: server, address: 198.51.100.3 }\n",
+        )));
+        let keep_since = agent.wait_state("keep", "up", DEADLINE)["since"].clone();
+        agent.wait_state("drop", "up", DEADLINE);
+        agent.wait_state("move", "up", DEADLINE);
+
+        agent.rewrite_config(&config(concat!(
+            "  - { id: keep, kind: switch, address: 198.51.100.1 }\n",
+            "  - { id: move, kind: server, address: 198.51.100.4 }\n",
+            "  - { id: new, kind: server, address: 198.51.100.5 }\n",
+        )));
+        agent.signal("HUP");
+        wait_until("reload to drop the removed target", DEADLINE, || {
+            agent.get("/api/v1/targets/drop").0 == 404
+        });
+        assert_eq!(
+            agent.target("keep")["since"],
+            keep_since,
+            "unchanged target kept its state"
+        );
+        assert_eq!(agent.state("keep"), "up");
+        assert_eq!(agent.target("move")["address"], "198.51.100.4");
+        agent.wait_state("new", "up", DEADLINE);
+        let t = agent.wait_state("move", "up", DEADLINE);
+        assert_eq!(t["last_probe"]["address"], "198.51.100.4");
+        let m = agent.metrics();
+        assert!(
+            !m.contains("target=\"drop\",member"),
+            "series of a removed target are gone"
+        );
+        assert!(m.contains("utkikk_config_last_reload_successful 1"));
+        assert_eq!(agent.stop(), Some(0), "SIGTERM exits 0");
+    }
+);
+
+lab_test!(bad_reload_keeps_the_old_config_running, || {
+    let _far = far_host_v4(&["198.51.100.1/24"]);
+    let agent = Agent::start(&config(
+        "  - { id: sw1, kind: switch, address: 198.51.100.1 }\n",
+    ));
+    agent.wait_state("sw1", "up", DEADLINE);
+    agent.rewrite_config(&config(
+        "  - { id: sw1, kind: switch, address: 198.51.100.1, parents: [ghost] }\n",
+    ));
+    let (status, body) = agent.post("/-/reload");
+    assert_eq!(status, 500);
+    let file = agent.config_path().display().to_string();
+    assert!(
+        body.contains(&format!("{file}:"))
+            && body.contains(": targets[0].parents[0]: unknown parent target \"ghost\""),
+        "{body}"
+    );
+    assert!(agent
+        .metrics()
+        .contains("utkikk_config_last_reload_successful 0"));
+    // Still probing the old config.
+    let before = agent.target("sw1")["last_probe"]["at"].clone();
+    wait_until("another cycle of the old config", DEADLINE, || {
+        agent.target("sw1")["last_probe"]["at"] != before
+    });
+    assert_eq!(agent.state("sw1"), "up");
+    // And a good config reloads over HTTP.
+    agent.rewrite_config(&config(
+        "  - { id: sw1, kind: switch, address: 198.51.100.1 }\n",
+    ));
+    assert_eq!(agent.post("/-/reload").0, 200);
+    assert!(agent
+        .metrics()
+        .contains("utkikk_config_last_reload_successful 1"));
+});
+
+lab_test!(no_icmp_permission_is_unmonitored_never_down, || {
+    let _far = far_host_v4(&["198.51.100.1/24"]);
+    // No CAP_NET_RAW, and this namespace's ping_group_range admits no group.
+    let agent = Agent::start_with(
+        &config("  - { id: sw1, kind: switch, address: 198.51.100.1 }\n"),
+        &[
+            "setpriv",
+            "--bounding-set=-net_raw",
+            "--inh-caps=-net_raw",
+            "--",
+        ],
+    );
+    wait_until("a probe cycle", DEADLINE, || {
+        !agent.target("sw1")["last_probe"].is_null()
+    });
+    // One more cycle: with fail_after 2, a failure counted as down would show now.
+    let first = agent.target("sw1")["last_probe"]["at"].clone();
+    wait_until("another cycle", DEADLINE, || {
+        agent.target("sw1")["last_probe"]["at"] != first
+    });
+    let t = agent.target("sw1");
+    assert_eq!(t["state"], "unmonitored", "{t:#}");
+    assert_eq!(t["last_probe"]["failure"]["code"], "permission");
+    let log = agent.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("cannot open an ICMP socket"))
+        .unwrap_or_else(|| panic!("no startup line about ICMP permission in:\n{log}"));
+    assert!(line.contains("CAP_NET_RAW") && line.contains("net.ipv4.ping_group_range"));
+    assert!(!log.contains("to=down"));
+    assert!(agent
+        .metrics()
+        .contains("utkikk_icmp_socket_up{family=\"ipv4\"} 0"));
+});
+
+lab_test!(example_config_runs_and_shows_targets_up, || {
+    let yaml = std::fs::read_to_string("config/example.yaml").unwrap();
+    let agent = Agent::start(&yaml);
+    for id in [
+        "kongsberg-core",
+        "link-kongsberg-flesberg",
+        "flesberg-access",
+        "flesberg-fileserver",
+        "kongsberg-web-v6",
+        "localhost-by-name",
+    ] {
+        agent.wait_state(id, "up", DEADLINE);
+    }
+});
+
+lab_test!(region_template_runs_in_the_lab, || {
+    // One far host answers every documentation address the template uses.
+    let far = FarHost::new();
+    far.link("mon0", "far0");
+    far.sh("ip route add local 198.51.100.0/24 dev lo");
+    far.sh("ip route add local 203.0.113.0/24 dev lo");
+    far.sh("ip -6 route add local 2001:db8:100::/48 dev lo");
+    far.sh("ip addr add 198.18.0.2/30 dev far0");
+    far.sh("ip -6 addr add 2001:db8:ffff::2/64 dev far0 nodad");
+    sh("ip addr add 198.18.0.1/30 dev mon0");
+    sh("ip -6 addr add 2001:db8:ffff::1/64 dev mon0 nodad");
+    sh("ip route add 198.51.100.0/24 via 198.18.0.2");
+    sh("ip route add 203.0.113.0/24 via 198.18.0.2");
+    sh("ip -6 route add 2001:db8:100::/48 via 2001:db8:ffff::2");
+    let yaml = std::fs::read_to_string("config/kongsbergregionen.yaml").unwrap();
+    let agent = Agent::start(&yaml);
+    let not_up = || -> Vec<String> {
+        let (_, body) = agent.get("/api/v1/targets");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let ts = v["targets"].as_array().cloned().unwrap_or_default();
+        assert_eq!(ts.len(), 37);
+        ts.iter()
+            .filter(|t| t["state"] != "up")
+            .map(|t| format!("{}={}", t["id"], t["state"]))
+            .collect()
+    };
+    let start = std::time::Instant::now();
+    while !not_up().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not up after 60 s: {:?}",
+            not_up()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Cut the Flesberg link's far end: Rollag and Nore og Uvdal behind it are
+    // unreachable with the link as root cause.
+    // (The far host answers /28 by /28 from here on; 48, 64 and 80 go silent.)
+    far.sh(concat!(
+        "ip route add local 203.0.113.0/28 dev lo && ip route add local 203.0.113.32/28 dev lo && ",
+        "ip route add local 203.0.113.96/28 dev lo && ip route add local 203.0.113.112/28 dev lo && ",
+        "ip route del local 203.0.113.0/24 dev lo table local"
+    ));
+    agent.wait_state("link-kongsberg-flesberg", "down", Duration::from_secs(60));
+    let t = agent.wait_state("nore-og-uvdal-sw1", "unreachable", Duration::from_secs(60));
+    assert_eq!(t["root_cause"], "link-kongsberg-flesberg");
+});
