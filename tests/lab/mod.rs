@@ -229,10 +229,9 @@ impl Agent {
 
     /// Wait until target `id` is in `state`; return its JSON.
     pub fn wait_state(&self, id: &str, state: &str, deadline: Duration) -> Value {
-        let mut last = Value::Null;
         let start = Instant::now();
         loop {
-            last = self.target(id);
+            let last = self.target(id);
             if last["state"] == state {
                 return last;
             }
