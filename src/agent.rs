@@ -4,14 +4,18 @@
 //! [`Agent`] is a cheap `Clone` handle around `Arc<Shared>`. The locks are
 //! `std::sync::Mutex`: they are held for microseconds and never across an
 //! `.await`, so a tokio mutex would only add cost.
+//!
+//! Probes run on a runtime of their own: one thread, current-thread tokio.
+//! RTTs are timed in user space, so a long `/metrics` encode or a reload on
+//! the HTTP runtime must not delay the thread that sees the replies; and one
+//! thread without cross-thread wake-ups is also the cheapest per echo.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::Utc;
-use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{broadcast, oneshot};
 
 use crate::config::{self, ConfigError};
 use crate::health::{HealthBook, Transition};
@@ -37,6 +41,8 @@ struct Shared {
     transitions: broadcast::Sender<Transition>,
     scheduler: Mutex<Scheduler>,
     ready: AtomicBool,
+    /// Ends the probe runtime's thread when sent (or dropped).
+    probe_runtime_stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 /// Recover the data from a poisoned lock: a panic elsewhere must not take
@@ -58,11 +64,16 @@ impl OutcomeSink for Sink {
 }
 
 impl Agent {
-    /// Open the ICMP sockets, start probing `inventory`. Must be called inside
-    /// the tokio runtime. Cancelling `shutdown` stops every probe task.
-    pub fn start(inventory: Inventory, config_path: &Path, shutdown: CancellationToken) -> Agent {
+    /// Start the probe runtime, open the ICMP sockets and start probing
+    /// `inventory`. Fails only if the probe thread cannot be started.
+    pub fn start(inventory: Inventory, config_path: &Path) -> std::io::Result<Agent> {
         let metrics = Metrics::new(&inventory.agent.id);
-        let (prober, report) = IcmpProber::open();
+        let (probe_runtime, probe_runtime_stop) = spawn_probe_runtime()?;
+        let (prober, report) = {
+            // surge-ping spawns its receive task on the current runtime.
+            let _in_probe_runtime = probe_runtime.enter();
+            IcmpProber::open()
+        };
         report_sockets(&report, &metrics);
         let prober = Arc::new(prober);
         let (tx, _) = broadcast::channel(TRANSITION_BUFFER);
@@ -75,8 +86,9 @@ impl Agent {
                 book: Mutex::new(HealthBook::new()),
                 metrics: metrics.clone(),
                 transitions: tx,
-                scheduler: Mutex::new(Scheduler::new(prober, sink, metrics, max, shutdown)),
+                scheduler: Mutex::new(Scheduler::new(prober, sink, metrics, max, probe_runtime)),
                 ready: AtomicBool::new(false),
+                probe_runtime_stop: Mutex::new(Some(probe_runtime_stop)),
             }
         });
         shared.install(&inventory, None);
@@ -86,7 +98,7 @@ impl Agent {
             .metrics
             .reload_success_timestamp
             .set(Utc::now().timestamp_millis() as f64 / 1e3);
-        Agent { shared }
+        Ok(Agent { shared })
     }
 
     /// Load, validate and swap the config file. On error the running config
@@ -148,15 +160,16 @@ impl Agent {
         f(&inv, &book)
     }
 
-    /// Stop probing and wait for every probe task to end.
+    /// Stop probing: abort every probe task (in-flight probes are dropped),
+    /// wait for them to end, then end the probe runtime.
     pub async fn stop(&self) {
         self.shared.ready.store(false, Ordering::SeqCst);
-        // Take the tracker out of the lock before awaiting.
-        let scheduler_stop = {
-            let sched = lock(&self.shared.scheduler);
-            sched.stopper()
-        };
+        // Build the future under the lock, await it without.
+        let scheduler_stop = lock(&self.shared.scheduler).stopper();
         scheduler_stop.await;
+        if let Some(tx) = lock(&self.shared.probe_runtime_stop).take() {
+            let _ = tx.send(());
+        }
     }
 }
 
@@ -211,6 +224,24 @@ impl Shared {
             let _ = self.transitions.send(tr);
         }
     }
+}
+
+/// A current-thread runtime on a thread of its own, running until the
+/// returned sender is used or dropped.
+fn spawn_probe_runtime() -> std::io::Result<(tokio::runtime::Handle, oneshot::Sender<()>)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("utkikk-probe".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                let _ = rx.await;
+            });
+        })?;
+    Ok((handle, tx))
 }
 
 fn report_sockets(report: &crate::probe::icmp::SocketReport, metrics: &Metrics) {

@@ -161,7 +161,7 @@ fn run(config: &Path, listen_flag: Option<&str>) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let bound = listener.local_addr().context("listener has no address")?;
         let shutdown = CancellationToken::new();
-        let agent = Agent::start(inventory, config, shutdown.child_token());
+        let agent = Agent::start(inventory, config).context("cannot start the probe runtime")?;
         tracing::info!(
             address = %bound,
             config = %config.display(),

@@ -101,8 +101,7 @@ fn rtt_histogram() -> Histogram {
 
 impl Metrics {
     pub fn new(agent_id: &str) -> Self {
-        let mut r = Registry::default();
-        let m = Metrics {
+        let mut m = Metrics {
             registry: Arc::new(Registry::default()),
             target_state: Family::default(),
             probe_success: Family::default(),
@@ -119,6 +118,14 @@ impl Metrics {
             reload_successful: Gauge::default(),
             reload_success_timestamp: FGauge::default(),
         };
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                agent: agent_id.to_string(),
+            })
+            .set(1);
+        let mut r = Registry::default();
         r.register(
             "utkikk_target_state",
             "Current state of each target: 1 for the state it is in, 0 for the others",
@@ -185,22 +192,13 @@ impl Metrics {
             "Time of the last successful configuration reload",
             m.reload_success_timestamp.clone(),
         );
-        let build: Family<BuildLabels, Gauge> = Family::default();
-        build
-            .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                agent: agent_id.to_string(),
-            })
-            .set(1);
         r.register(
             "utkikk_build_info",
             "Version of utkikk and the agent id; always 1",
             build,
         );
-        Metrics {
-            registry: Arc::new(r),
-            ..m
-        }
+        m.registry = Arc::new(r);
+        m
     }
 
     /// OpenMetrics text exposition of every series.

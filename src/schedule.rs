@@ -3,6 +3,8 @@
 //! the target id (stable across reloads and restarts), missed ticks skipped.
 //! A global semaphore bounds how many cycles run at once; a dead or slow
 //! target only ever holds its own permit, so it never delays another.
+//! Tasks are stopped by aborting them (a removed target, shutdown): no
+//! cancellation token is polled on the hot path.
 //!
 //! Owns: task lifecycles, name resolution, scheduling lag.
 //! Must not touch: states (outcomes go to an [`OutcomeSink`]).
@@ -14,9 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::inventory::{Address, Inventory, Target};
@@ -38,14 +41,14 @@ pub struct Scheduler {
     metrics: Metrics,
     permits: Arc<Semaphore>,
     tracker: TaskTracker,
-    shutdown: CancellationToken,
+    runtime: Handle,
     resolve_interval: Duration,
     running: HashMap<String, Running>,
 }
 
 struct Running {
     target: Target,
-    cancel: CancellationToken,
+    abort: AbortHandle,
 }
 
 impl Scheduler {
@@ -54,7 +57,7 @@ impl Scheduler {
         sink: Arc<dyn OutcomeSink>,
         metrics: Metrics,
         max_concurrent: u32,
-        shutdown: CancellationToken,
+        runtime: Handle,
     ) -> Self {
         Scheduler {
             prober,
@@ -62,7 +65,7 @@ impl Scheduler {
             metrics,
             permits: Arc::new(Semaphore::new(max_concurrent as usize)),
             tracker: TaskTracker::new(),
-            shutdown,
+            runtime,
             resolve_interval: Duration::from_secs(300),
             running: HashMap::new(),
         }
@@ -70,7 +73,7 @@ impl Scheduler {
 
     /// Make the running tasks match `inv`: stop removed or changed targets,
     /// start new or changed ones, leave unchanged ones alone (their timers
-    /// keep their phase). Must be called inside the tokio runtime.
+    /// keep their phase). Tasks run on the runtime given to [`Scheduler::new`].
     pub fn apply(&mut self, inv: &Inventory) {
         self.resolve_interval = inv.agent.resolve_interval;
         let wanted: HashMap<&str, &Target> = inv
@@ -82,7 +85,7 @@ impl Scheduler {
         self.running.retain(|id, r| {
             let keep = wanted.get(id.as_str()).is_some_and(|t| **t == r.target);
             if !keep {
-                r.cancel.cancel();
+                r.abort.abort();
             }
             keep
         });
@@ -90,7 +93,6 @@ impl Scheduler {
             if self.running.contains_key(&t.id) {
                 continue;
             }
-            let cancel = self.shutdown.child_token();
             let task = TargetTask {
                 target: t.clone(),
                 ident: self.prober.next_ident(),
@@ -101,12 +103,12 @@ impl Scheduler {
                 resolve_interval: self.resolve_interval,
                 resolved: None,
             };
-            self.tracker.spawn(task.run(cancel.clone()));
+            let handle = self.tracker.spawn_on(task.run(), &self.runtime);
             self.running.insert(
                 t.id.clone(),
                 Running {
                     target: t.clone(),
-                    cancel,
+                    abort: handle.abort_handle(),
                 },
             );
         }
@@ -115,11 +117,12 @@ impl Scheduler {
     /// A future that cancels every task (in-flight probes are dropped) and
     /// waits for them; it does not borrow the scheduler, so no lock is held
     /// while it runs.
-    pub fn stopper(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let shutdown = self.shutdown.clone();
+    pub fn stopper(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        for (_, r) in self.running.drain() {
+            r.abort.abort();
+        }
         let tracker = self.tracker.clone();
         async move {
-            shutdown.cancel();
             tracker.close();
             tracker.wait().await;
         }
@@ -155,31 +158,21 @@ impl Drop for InFlight {
 }
 
 impl TargetTask {
-    async fn run(mut self, cancel: CancellationToken) {
+    async fn run(mut self) {
         let interval = self.target.icmp.interval;
         let first = Instant::now() + spread_offset(&self.target.id, interval);
         let mut ticker = tokio::time::interval_at(first, interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut seq: u16 = 0;
         loop {
-            let scheduled = tokio::select! {
-                _ = cancel.cancelled() => return,
-                t = ticker.tick() => t,
-            };
-            let permit = tokio::select! {
-                _ = cancel.cancelled() => return,
-                p = self.permits.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => return, // semaphore closed: shutting down
-                },
+            let scheduled = ticker.tick().await;
+            let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                return; // semaphore closed: shutting down
             };
             self.metrics.observe_lag(scheduled.elapsed().as_secs_f64());
             self.metrics.probes_in_flight.inc();
             let guard = InFlight(self.metrics.clone());
-            let outcome = tokio::select! {
-                _ = cancel.cancelled() => return,
-                o = self.cycle(&mut seq) => o,
-            };
+            let outcome = self.cycle(&mut seq).await;
             drop(guard);
             drop(permit);
             self.sink.observe(&self.target, outcome);

@@ -392,3 +392,32 @@ lab_test!(region_template_runs_in_the_lab, || {
     let t = agent.wait_state("nore-og-uvdal-sw1", "unreachable", Duration::from_secs(60));
     assert_eq!(t["root_cause"], "link-kongsberg-flesberg");
 });
+
+lab_test!(name_that_stops_resolving_is_unmonitored_not_down, || {
+    let _far = far_host_v4(&["198.51.100.1/24"]);
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = lab::private_hosts(
+        dir.path(),
+        "127.0.0.1 localhost\n198.51.100.1 sw1.lab.example\n",
+    );
+    let agent = Agent::start(&format!(
+        "agent: {{ id: lab, resolve_interval: 1s }}\n{FAST}\ntargets:\n  - {{ id: sw1, kind: switch, address: sw1.lab.example }}\n"
+    ));
+    let t = agent.wait_state("sw1", "up", DEADLINE);
+    assert_eq!(t["address"], "sw1.lab.example");
+    assert_eq!(t["last_probe"]["address"], "198.51.100.1");
+    // The name disappears: the target is unmonitored, the agent runs on.
+    std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+    let t = agent.wait_state("sw1", "unmonitored", DEADLINE);
+    assert_eq!(t["last_probe"]["failure"]["code"], "resolve_failed");
+    assert!(t["reason"].as_str().unwrap().contains("does not resolve"));
+    assert!(!agent.log().contains("to=down"));
+    // The name resolves again: back to up.
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 localhost\n198.51.100.1 sw1.lab.example\n",
+    )
+    .unwrap();
+    agent.wait_state("sw1", "up", DEADLINE);
+    assert_eq!(agent.get("/-/healthy").0, 200);
+});

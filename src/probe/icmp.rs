@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use futures_util::future::join_all;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use surge_ping::{Client, Config, IcmpPacket, PingIdentifier, PingSequence, SurgeError, ICMP};
 
 use super::{FailureReason, ProbeKind, ProbeOutcome};
@@ -83,18 +83,29 @@ impl IcmpProber {
         let first_seq = *seq;
         *seq = seq.wrapping_add(settings.count as u16);
         let start = tokio::time::Instant::now();
-        let echoes = (0..settings.count).map(|i| {
-            let payload = &payload;
-            async move {
-                tokio::time::sleep_until(start + settings.spacing * i).await;
-                let mut pinger = client.pinger(ip, PingIdentifier(ident)).await;
-                pinger.timeout(settings.timeout);
-                let seq = PingSequence(first_seq.wrapping_add(i as u16));
-                classify(pinger.ping(seq, payload).await)
-            }
-        });
-        let results = join_all(echoes).await;
-        summarize(at, ip, results)
+        // FuturesUnordered polls only the echoes that were woken, not all of
+        // them on every reply (join_all does, and it showed in profiles).
+        let mut echoes: FuturesUnordered<_> = (0..settings.count)
+            .map(|i| {
+                let payload = &payload;
+                async move {
+                    if i > 0 {
+                        tokio::time::sleep_until(start + settings.spacing * i).await;
+                    }
+                    let mut pinger = client.pinger(ip, PingIdentifier(ident)).await;
+                    pinger.timeout(settings.timeout);
+                    let seq = PingSequence(first_seq.wrapping_add(i as u16));
+                    (i, classify(pinger.ping(seq, payload).await))
+                }
+            })
+            .collect();
+        let mut results = Vec::with_capacity(settings.count as usize);
+        while let Some(r) = echoes.next().await {
+            results.push(r);
+        }
+        // Back in send order, so jitter compares consecutive echoes.
+        results.sort_unstable_by_key(|(i, _)| *i);
+        summarize(at, ip, results.into_iter().map(|(_, e)| e).collect())
     }
 }
 

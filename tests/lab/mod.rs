@@ -29,8 +29,9 @@ pub fn enter(test_name: &str) -> bool {
         return true;
     }
     let exe = std::env::current_exe().expect("test binary path");
+    // -m as well: a scenario may bind-mount its own /etc/hosts.
     let out = Command::new("unshare")
-        .args(["-rn", "--"])
+        .args(["-rmn", "--"])
         .arg(exe)
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(INSIDE, "1")
@@ -58,6 +59,15 @@ macro_rules! lab_test {
             }
         }
     };
+}
+
+/// Replace /etc/hosts inside this scenario's private mount namespace with a
+/// file of its own; returns that file (rewrite it in place to change names).
+pub fn private_hosts(dir: &Path, content: &str) -> PathBuf {
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, content).expect("write hosts");
+    sh(&format!("mount --bind {} /etc/hosts", hosts.display()));
+    hosts
 }
 
 /// Run a shell command in the current namespace; panic with its output on failure.
