@@ -43,6 +43,9 @@ struct Shared {
     ready: AtomicBool,
     /// Ends the probe runtime's thread when sent (or dropped).
     probe_runtime_stop: Mutex<Option<oneshot::Sender<()>>>,
+    /// Serializes reloads (SIGHUP and POST /-/reload may race), so the
+    /// last file read is the one that runs.
+    reloading: Mutex<()>,
 }
 
 /// Recover the data from a poisoned lock: a panic elsewhere must not take
@@ -89,6 +92,7 @@ impl Agent {
                 scheduler: Mutex::new(Scheduler::new(prober, sink, metrics, max, probe_runtime)),
                 ready: AtomicBool::new(false),
                 probe_runtime_stop: Mutex::new(Some(probe_runtime_stop)),
+                reloading: Mutex::new(()),
             }
         });
         shared.install(&inventory, None);
@@ -105,6 +109,7 @@ impl Agent {
     /// is untouched and `utkikk_config_last_reload_successful` goes to 0.
     pub fn reload(&self) -> Result<(), ConfigError> {
         let s = &self.shared;
+        let _one_at_a_time = lock(&s.reloading);
         match config::load(&s.config_path) {
             Ok(new) => {
                 let old = lock(&s.inventory).clone();
@@ -201,8 +206,16 @@ impl Shared {
     }
 
     fn observe(&self, target: &Target, outcome: ProbeOutcome) {
-        self.metrics.record_outcome(target, &outcome);
-        let transitions = lock(&self.book).observe(&target.id, outcome, Utc::now());
+        let transitions = {
+            let mut book = lock(&self.book);
+            // Removed by a reload while this cycle ran: its series are gone
+            // (removed under this same lock) and must stay gone.
+            if book.get(&target.id).is_none() {
+                return;
+            }
+            self.metrics.record_outcome(target, &outcome);
+            book.observe(&target.id, outcome, Utc::now())
+        };
         if transitions.is_empty() {
             return;
         }

@@ -288,6 +288,15 @@ impl Metrics {
         self.icmp_responses.remove(&base);
         self.icmp_loss.remove(&base);
         self.icmp_jitter.remove(&base);
+        for from in State::ALL {
+            for to in State::ALL {
+                self.transitions.remove(&TransitionLabels {
+                    target: base.target.clone(),
+                    from: from.as_str().to_string(),
+                    to: to.as_str().to_string(),
+                });
+            }
+        }
     }
 }
 

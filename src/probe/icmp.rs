@@ -154,27 +154,28 @@ enum Echo {
 
 fn classify(r: Result<(IcmpPacket, Duration), SurgeError>) -> Echo {
     match r {
-        Ok((IcmpPacket::V4(p), rtt)) => {
-            let t = p.get_icmp_type().0;
-            if t == ICMPV4_ECHO_REPLY {
+        Ok((packet, rtt)) => {
+            let (from, icmp_type, code, echo_reply) = match &packet {
+                IcmpPacket::V4(p) => (
+                    IpAddr::V4(p.get_source()),
+                    p.get_icmp_type().0,
+                    p.get_icmp_code().0,
+                    ICMPV4_ECHO_REPLY,
+                ),
+                IcmpPacket::V6(p) => (
+                    IpAddr::V6(p.get_source()),
+                    p.get_icmpv6_type().0,
+                    p.get_icmpv6_code().0,
+                    ICMPV6_ECHO_REPLY,
+                ),
+            };
+            if icmp_type == echo_reply {
                 Echo::Reply(rtt)
             } else {
                 Echo::Lost(FailureReason::IcmpUnreachable {
-                    from: IpAddr::V4(p.get_source()),
-                    icmp_type: t,
-                    code: p.get_icmp_code().0,
-                })
-            }
-        }
-        Ok((IcmpPacket::V6(p), rtt)) => {
-            let t = p.get_icmpv6_type().0;
-            if t == ICMPV6_ECHO_REPLY {
-                Echo::Reply(rtt)
-            } else {
-                Echo::Lost(FailureReason::IcmpUnreachable {
-                    from: IpAddr::V6(p.get_source()),
-                    icmp_type: t,
-                    code: p.get_icmpv6_code().0,
+                    from,
+                    icmp_type,
+                    code,
                 })
             }
         }

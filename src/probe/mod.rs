@@ -85,10 +85,15 @@ impl fmt::Display for FailureReason {
                 from,
                 icmp_type,
                 code,
-            } => write!(
-                f,
-                "ICMP error from {from} (type {icmp_type}, code {code}): destination unreachable"
-            ),
+            } => {
+                // ICMPv4 11 and ICMPv6 3 are "time exceeded" (a routing loop
+                // or TTL too small); the rest we send back are unreachables.
+                let what = match (from, icmp_type) {
+                    (IpAddr::V4(_), 11) | (IpAddr::V6(_), 3) => "time exceeded",
+                    _ => "destination unreachable",
+                };
+                write!(f, "ICMP {what} from {from} (type {icmp_type}, code {code})")
+            }
             FailureReason::NoRoute => f.write_str("no route to the address (link down?)"),
             FailureReason::Permission => f.write_str(
                 "no ICMP socket: needs CAP_NET_RAW or net.ipv4.ping_group_range covering the agent's group",
