@@ -14,14 +14,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::config::{self, ConfigError};
-use crate::health::{HealthBook, Transition};
+use crate::health::{HealthBook, SnmpStatus, Transition};
 use crate::inventory::{Inventory, Target};
 use crate::metrics::{Metrics, TargetLabels};
 use crate::probe::icmp::IcmpProber;
+use crate::probe::snmp::SnmpPoll;
 use crate::probe::{FailureReason, ProbeOutcome};
 use crate::schedule::{OutcomeSink, Scheduler};
 
@@ -38,7 +40,7 @@ struct Shared {
     inventory: Mutex<Arc<Inventory>>,
     book: Mutex<HealthBook>,
     metrics: Metrics,
-    transitions: broadcast::Sender<Transition>,
+    events: broadcast::Sender<Event>,
     scheduler: Mutex<Scheduler>,
     ready: AtomicBool,
     /// Ends the probe runtime's thread when sent (or dropped).
@@ -64,6 +66,25 @@ impl OutcomeSink for Sink {
             shared.observe(target, outcome);
         }
     }
+
+    fn observe_snmp(&self, target: &Target, poll: SnmpPoll, requests: u32) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.observe_snmp(target, poll, requests);
+        }
+    }
+}
+
+/// What the agent publishes on its event stream (the ledger subscribes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Transition(Transition),
+    /// sysUpTime went back: the device (or its SNMP agent) restarted.
+    Reboot {
+        target: String,
+        at: DateTime<Utc>,
+        uptime_seconds: f64,
+    },
 }
 
 impl Agent {
@@ -81,6 +102,8 @@ impl Agent {
         let prober = Arc::new(prober);
         let (tx, _) = broadcast::channel(TRANSITION_BUFFER);
         let max = inventory.agent.max_concurrent_probes;
+        let max_snmp = inventory.agent.max_concurrent_snmp_polls;
+        let snmp_runtime = tokio::runtime::Handle::current();
         let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
             let sink = Arc::new(Sink(weak.clone()));
             Shared {
@@ -88,8 +111,16 @@ impl Agent {
                 inventory: Mutex::new(Arc::new(inventory.clone())),
                 book: Mutex::new(HealthBook::new()),
                 metrics: metrics.clone(),
-                transitions: tx,
-                scheduler: Mutex::new(Scheduler::new(prober, sink, metrics, max, probe_runtime)),
+                events: tx,
+                scheduler: Mutex::new(Scheduler::new(
+                    prober,
+                    sink,
+                    metrics,
+                    max,
+                    max_snmp,
+                    probe_runtime,
+                    snmp_runtime,
+                )),
                 ready: AtomicBool::new(false),
                 probe_runtime_stop: Mutex::new(Some(probe_runtime_stop)),
                 reloading: Mutex::new(()),
@@ -153,9 +184,10 @@ impl Agent {
         &self.shared.metrics
     }
 
-    /// The live stream of state transitions (the ledger subscribes here).
-    pub fn subscribe(&self) -> broadcast::Receiver<Transition> {
-        self.shared.transitions.subscribe()
+    /// The live stream of state transitions and device events (the ledger
+    /// subscribes here).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
     }
 
     /// Read the inventory and states together, consistently.
@@ -191,6 +223,8 @@ impl Shared {
                     });
                     if !same_labels {
                         self.metrics.remove_target(t);
+                    } else if new.target(&t.id).is_some_and(|n| n.snmp.is_none()) {
+                        self.metrics.remove_snmp_device(&t.id);
                     }
                 }
             }
@@ -216,6 +250,10 @@ impl Shared {
             self.metrics.record_outcome(target, &outcome);
             book.observe(&target.id, outcome, Utc::now())
         };
+        self.publish(transitions);
+    }
+
+    fn publish(&self, transitions: Vec<Transition>) {
         if transitions.is_empty() {
             return;
         }
@@ -234,8 +272,49 @@ impl Shared {
                 "state change"
             );
             // No subscriber yet is fine: the ledger comes later.
-            let _ = self.transitions.send(tr);
+            let _ = self.events.send(Event::Transition(tr));
         }
+    }
+
+    fn observe_snmp(&self, target: &Target, poll: SnmpPoll, requests: u32) {
+        let status = SnmpStatus::of(poll.at, poll.result.as_ref().map(|_| ()));
+        let transitions = {
+            let mut book = lock(&self.book);
+            let Some(h) = book.get(&target.id) else {
+                return; // removed by a reload while this poll ran
+            };
+            // Log a change of SNMP verdict once, not every poll.
+            let before = h.snmp.as_ref().map(|s| (s.ok, s.reason.clone()));
+            if before != Some((status.ok, status.reason.clone())) {
+                match &poll.result {
+                    Ok(_) => tracing::info!(target_id = %target.id, "SNMP polling works"),
+                    Err(e) => tracing::warn!(
+                        target_id = %target.id,
+                        reason = e.code(),
+                        "SNMP polling fails: {e}"
+                    ),
+                }
+            }
+            self.metrics.record_snmp(target, &poll, requests);
+            book.observe_snmp(&target.id, status, Utc::now())
+        };
+        if poll.rebooted {
+            let uptime_seconds = poll
+                .result
+                .as_ref()
+                .map_or(0.0, |s| s.uptime_ticks as f64 / 100.0);
+            tracing::warn!(
+                target_id = %target.id,
+                uptime_seconds,
+                "device rebooted (sysUpTime went back)"
+            );
+            let _ = self.events.send(Event::Reboot {
+                target: target.id.clone(),
+                at: poll.at,
+                uptime_seconds,
+            });
+        }
+        self.publish(transitions);
     }
 }
 

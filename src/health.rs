@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::inventory::{Inventory, Target, Thresholds};
+use crate::probe::snmp::SnmpError;
 use crate::probe::ProbeOutcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -104,12 +105,60 @@ pub struct TargetHealth {
     pub reason: Option<String>,
     pub root_cause: Option<String>,
     pub last_outcome: Option<ProbeOutcome>,
+    /// The last SNMP poll's verdict, for targets polled over SNMP.
+    pub snmp: Option<SnmpStatus>,
     #[serde(skip)]
     streak: Streak,
+    #[serde(skip)]
+    icmp_enabled: bool,
     #[serde(skip)]
     thresholds: Thresholds,
     #[serde(skip)]
     parents: Vec<String>,
+}
+
+/// How the last SNMP poll of a target went.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnmpStatus {
+    pub at: DateTime<Utc>,
+    pub ok: bool,
+    /// `snmp_unreachable` (no answer) or `snmp_auth`, `snmp_error` otherwise.
+    pub reason: Option<String>,
+    pub message: Option<String>,
+}
+
+impl SnmpStatus {
+    pub fn of(at: DateTime<Utc>, result: Result<(), &SnmpError>) -> Self {
+        match result {
+            Ok(()) => SnmpStatus {
+                at,
+                ok: true,
+                reason: None,
+                message: None,
+            },
+            Err(e) => SnmpStatus {
+                at,
+                ok: false,
+                reason: Some(
+                    match e {
+                        SnmpError::Timeout { .. } | SnmpError::Io(_) => "snmp_unreachable",
+                        SnmpError::Auth(_) => "snmp_auth",
+                        SnmpError::Decode(_) | SnmpError::Agent(_) => "snmp_error",
+                    }
+                    .to_string(),
+                ),
+                message: Some(e.to_string()),
+            },
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}: {}",
+            self.reason.as_deref().unwrap_or("snmp"),
+            self.message.as_deref().unwrap_or("")
+        )
+    }
 }
 
 /// Consecutive observations on one side of the current state.
@@ -161,10 +210,14 @@ impl HealthBook {
                 Some(mut h) => {
                     h.thresholds = t.thresholds.clone();
                     h.parents = t.parents.clone();
+                    h.icmp_enabled = t.icmp.enabled;
+                    if t.snmp.is_none() {
+                        h.snmp = None;
+                    }
                     h
                 }
                 None => {
-                    let reason = if t.icmp.enabled {
+                    let reason = if t.icmp.enabled || t.snmp.is_some() {
                         "not probed yet"
                     } else {
                         "no probe enabled"
@@ -175,7 +228,9 @@ impl HealthBook {
                         reason: Some(reason.to_string()),
                         root_cause: None,
                         last_outcome: None,
+                        snmp: None,
                         streak: Streak::default(),
+                        icmp_enabled: t.icmp.enabled,
                         thresholds: t.thresholds.clone(),
                         parents: t.parents.clone(),
                     }
@@ -195,12 +250,56 @@ impl HealthBook {
         outcome: ProbeOutcome,
         now: DateTime<Utc>,
     ) -> Vec<Transition> {
+        let Some(h) = self.targets.get_mut(id) else {
+            return Vec::new(); // removed by a reload while its probe ran
+        };
+        let mut observed = classify(&outcome, &h.thresholds);
+        h.last_outcome = Some(outcome);
+        // Reachable over ICMP but SNMP fails: the device is not all right.
+        if let (Ok((Observation::Up, _)), Some(snmp)) = (&observed, &h.snmp) {
+            if !snmp.ok {
+                observed = Ok((Observation::Degraded, snmp.describe()));
+            }
+        }
+        self.apply(id, observed, now)
+    }
+
+    /// Feed one SNMP poll's verdict. For a target that is also pinged, it
+    /// only colours the next ICMP cycle (up becomes degraded while SNMP
+    /// fails); for an SNMP-only target it is the observation itself: an
+    /// answer is up, an auth or agent error degraded (the device answers),
+    /// no answer down.
+    pub fn observe_snmp(
+        &mut self,
+        id: &str,
+        status: SnmpStatus,
+        now: DateTime<Utc>,
+    ) -> Vec<Transition> {
+        let Some(h) = self.targets.get_mut(id) else {
+            return Vec::new();
+        };
+        let observed = match (status.ok, status.reason.as_deref()) {
+            (true, _) => Ok((Observation::Up, "SNMP answers".to_string())),
+            (false, Some("snmp_unreachable")) => Ok((Observation::Down, status.describe())),
+            (false, _) => Ok((Observation::Degraded, status.describe())),
+        };
+        h.snmp = Some(status);
+        if h.icmp_enabled {
+            return Vec::new();
+        }
+        self.apply(id, observed, now)
+    }
+
+    fn apply(
+        &mut self,
+        id: &str,
+        observed: Result<(Observation, String), String>,
+        now: DateTime<Utc>,
+    ) -> Vec<Transition> {
         let mut out = Vec::new();
         let Some(h) = self.targets.get_mut(id) else {
-            return out; // removed by a reload while its probe ran
+            return out;
         };
-        let observed = classify(&outcome, &h.thresholds);
-        h.last_outcome = Some(outcome);
         let (obs, reason) = match observed {
             Err(reason) => {
                 h.streak = Streak::default();
@@ -430,6 +529,7 @@ mod tests {
                 fail_after: 3,
                 recover_after: 2,
             },
+            snmp: None,
         }
     }
 
@@ -441,6 +541,7 @@ mod tests {
                 listen_address: "127.0.0.1:0".parse().unwrap(),
                 data_dir: ".".into(),
                 max_concurrent_probes: 10,
+                max_concurrent_snmp_polls: 10,
                 resolve_interval: Duration::from_secs(60),
             },
             members: vec![],

@@ -11,6 +11,8 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::config::secret::Secret;
+
 /// Defaults used where neither `defaults` nor the target sets a value.
 /// One place, so the README and `check-config` agree with the code.
 pub mod defaults {
@@ -21,6 +23,7 @@ pub mod defaults {
     pub const AGENT_ID: &str = "utkikk";
     pub const DATA_DIR: &str = "/var/lib/utkikk";
     pub const MAX_CONCURRENT_PROBES: u32 = 4096;
+    pub const MAX_CONCURRENT_SNMP_POLLS: u32 = 64;
     pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(300);
     pub const ICMP_INTERVAL: Duration = Duration::from_secs(10);
     pub const ICMP_COUNT: u32 = 5;
@@ -32,6 +35,11 @@ pub mod defaults {
     pub const DEGRADED_RTT: Duration = Duration::from_millis(200);
     pub const FAIL_AFTER: u32 = 3;
     pub const RECOVER_AFTER: u32 = 2;
+    pub const SNMP_PORT: u16 = 161;
+    pub const SNMP_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const SNMP_RETRIES: u32 = 2;
+    pub const SNMP_MAX_REPETITIONS: u32 = 25;
+    pub const SNMP_INTERVAL: Duration = Duration::from_secs(60);
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +75,7 @@ pub struct AgentSettings {
     pub listen_address: SocketAddr,
     pub data_dir: PathBuf,
     pub max_concurrent_probes: u32,
+    pub max_concurrent_snmp_polls: u32,
     pub resolve_interval: Duration,
 }
 
@@ -176,6 +185,8 @@ pub struct Target {
     pub labels: BTreeMap<String, String>,
     pub icmp: IcmpSettings,
     pub thresholds: Thresholds,
+    /// Polled over SNMP when set.
+    pub snmp: Option<SnmpSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -203,4 +214,141 @@ pub struct Thresholds {
     pub degraded_rtt: Duration,
     pub fail_after: u32,
     pub recover_after: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnmpSettings {
+    pub credentials: SnmpCredentials,
+    pub port: u16,
+    /// Per request attempt.
+    pub timeout: Duration,
+    /// Further attempts after a timeout.
+    pub retries: u32,
+    pub max_repetitions: u32,
+    pub interval: Duration,
+    pub modules: SnmpModules,
+    pub interfaces: InterfaceFilter,
+    pub custom: Vec<CustomOid>,
+}
+
+impl SnmpSettings {
+    /// Longest one request can take with its retries.
+    pub fn request_budget(&self) -> Duration {
+        self.timeout * (self.retries + 1)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SnmpCredentials {
+    V2c {
+        community: Secret,
+    },
+    V3 {
+        user: String,
+        auth: Option<(SnmpAuthProtocol, Secret)>,
+        /// Only with `auth`.
+        privacy: Option<(SnmpPrivProtocol, Secret)>,
+        context: String,
+    },
+}
+
+impl SnmpCredentials {
+    pub fn version(&self) -> &'static str {
+        match self {
+            SnmpCredentials::V2c { .. } => "2c",
+            SnmpCredentials::V3 { .. } => "3",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnmpAuthProtocol {
+    Md5,
+    Sha1,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl SnmpAuthProtocol {
+    pub const NAMES: [(&'static str, SnmpAuthProtocol); 6] = [
+        ("MD5", SnmpAuthProtocol::Md5),
+        ("SHA", SnmpAuthProtocol::Sha1),
+        ("SHA-224", SnmpAuthProtocol::Sha224),
+        ("SHA-256", SnmpAuthProtocol::Sha256),
+        ("SHA-384", SnmpAuthProtocol::Sha384),
+        ("SHA-512", SnmpAuthProtocol::Sha512),
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnmpPrivProtocol {
+    Des,
+    Aes128,
+    Aes192,
+    Aes256,
+}
+
+impl SnmpPrivProtocol {
+    pub const NAMES: [(&'static str, SnmpPrivProtocol); 4] = [
+        ("DES", SnmpPrivProtocol::Des),
+        ("AES", SnmpPrivProtocol::Aes128),
+        ("AES-192", SnmpPrivProtocol::Aes192),
+        ("AES-256", SnmpPrivProtocol::Aes256),
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SnmpModules {
+    pub system: bool,
+    pub interfaces: bool,
+    pub host_resources: bool,
+}
+
+/// Which interfaces to poll. An interface is polled when it matches every
+/// filter that is set; with none set, all are.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InterfaceFilter {
+    pub name: Option<Pattern>,
+    pub alias: Option<Pattern>,
+    pub types: Vec<u32>,
+}
+
+impl InterfaceFilter {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.alias.is_none() && self.types.is_empty()
+    }
+
+    pub fn admits(&self, name: &str, alias: &str, if_type: Option<u32>) -> bool {
+        self.name.as_ref().is_none_or(|p| p.0.is_match(name))
+            && self.alias.as_ref().is_none_or(|p| p.0.is_match(alias))
+            && (self.types.is_empty() || if_type.is_some_and(|t| self.types.contains(&t)))
+    }
+}
+
+/// A regular expression anchored at both ends, compared by its source.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub regex::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomOid {
+    /// Numeric, without a leading dot.
+    pub oid: Vec<u64>,
+    /// The metric name it is exported under.
+    pub name: String,
+    pub kind: CustomKind,
+    pub help: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomKind {
+    Gauge,
+    Counter,
 }

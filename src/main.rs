@@ -86,12 +86,14 @@ fn main() -> ExitCode {
 fn check_config(file: &Path) -> ExitCode {
     match utkikk::config::load(file) {
         Ok(inv) => {
+            let snmp = inv.targets.iter().filter(|t| t.snmp.is_some()).count();
             println!(
-                "{}: OK ({} members, {} sites, {} targets)",
+                "{}: OK ({} members, {} sites, {} targets, {} polled over SNMP)",
                 file.display(),
                 inv.members.len(),
                 inv.sites.len(),
-                inv.targets.len()
+                inv.targets.len(),
+                snmp
             );
             ExitCode::SUCCESS
         }

@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use crate::inventory::{Address, Inventory, Target};
 use crate::metrics::Metrics;
 use crate::probe::icmp::IcmpProber;
+use crate::probe::snmp::{DevicePoller, SnmpPoll};
 use crate::probe::{FailureReason, ProbeKind, ProbeOutcome};
 
 /// Longest a single name lookup may take before the cycle counts it failed.
@@ -33,6 +34,8 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Where finished cycles go.
 pub trait OutcomeSink: Send + Sync + 'static {
     fn observe(&self, target: &Target, outcome: ProbeOutcome);
+    /// One SNMP poll; `requests` is how many requests it sent.
+    fn observe_snmp(&self, target: &Target, poll: SnmpPoll, requests: u32);
 }
 
 pub struct Scheduler {
@@ -40,10 +43,14 @@ pub struct Scheduler {
     sink: Arc<dyn OutcomeSink>,
     metrics: Metrics,
     permits: Arc<Semaphore>,
+    snmp_permits: Arc<Semaphore>,
     tracker: TaskTracker,
     runtime: Handle,
+    /// SNMP polls (BER decoding, v3 crypto) run here, off the ICMP thread.
+    snmp_runtime: Handle,
     resolve_interval: Duration,
     running: HashMap<String, Running>,
+    running_snmp: HashMap<String, Running>,
 }
 
 struct Running {
@@ -57,17 +64,22 @@ impl Scheduler {
         sink: Arc<dyn OutcomeSink>,
         metrics: Metrics,
         max_concurrent: u32,
+        max_concurrent_snmp: u32,
         runtime: Handle,
+        snmp_runtime: Handle,
     ) -> Self {
         Scheduler {
             prober,
             sink,
             metrics,
             permits: Arc::new(Semaphore::new(max_concurrent as usize)),
+            snmp_permits: Arc::new(Semaphore::new(max_concurrent_snmp as usize)),
             tracker: TaskTracker::new(),
             runtime,
+            snmp_runtime,
             resolve_interval: Duration::from_secs(300),
             running: HashMap::new(),
+            running_snmp: HashMap::new(),
         }
     }
 
@@ -100,11 +112,49 @@ impl Scheduler {
                 sink: self.sink.clone(),
                 metrics: self.metrics.clone(),
                 permits: self.permits.clone(),
-                resolve_interval: self.resolve_interval,
-                resolved: None,
+                resolver: Resolver::new(&t.address, self.resolve_interval),
             };
             let handle = self.tracker.spawn_on(task.run(), &self.runtime);
             self.running.insert(
+                t.id.clone(),
+                Running {
+                    target: t.clone(),
+                    abort: handle.abort_handle(),
+                },
+            );
+        }
+        self.apply_snmp(inv);
+    }
+
+    /// The SNMP side of [`Scheduler::apply`]: one polling task per device.
+    fn apply_snmp(&mut self, inv: &Inventory) {
+        let wanted: HashMap<&str, &Target> = inv
+            .targets
+            .iter()
+            .filter(|t| t.snmp.is_some())
+            .map(|t| (t.id.as_str(), t))
+            .collect();
+        self.running_snmp.retain(|id, r| {
+            let keep = wanted.get(id.as_str()).is_some_and(|t| **t == r.target);
+            if !keep {
+                r.abort.abort();
+            }
+            keep
+        });
+        for t in inv.targets.iter().filter(|t| t.snmp.is_some()) {
+            if self.running_snmp.contains_key(&t.id) {
+                continue;
+            }
+            self.metrics.init_snmp_target(t);
+            let task = SnmpTask {
+                target: t.clone(),
+                sink: self.sink.clone(),
+                metrics: self.metrics.clone(),
+                permits: self.snmp_permits.clone(),
+                resolver: Resolver::new(&t.address, self.resolve_interval),
+            };
+            let handle = self.tracker.spawn_on(task.run(), &self.snmp_runtime);
+            self.running_snmp.insert(
                 t.id.clone(),
                 Running {
                     target: t.clone(),
@@ -118,7 +168,7 @@ impl Scheduler {
     /// waits for them; it does not borrow the scheduler, so no lock is held
     /// while it runs.
     pub fn stopper(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        for (_, r) in self.running.drain() {
+        for (_, r) in self.running.drain().chain(self.running_snmp.drain()) {
             r.abort.abort();
         }
         let tracker = self.tracker.clone();
@@ -144,8 +194,7 @@ struct TargetTask {
     sink: Arc<dyn OutcomeSink>,
     metrics: Metrics,
     permits: Arc<Semaphore>,
-    resolve_interval: Duration,
-    resolved: Option<(IpAddr, Instant)>,
+    resolver: Resolver,
 }
 
 /// Keeps `utkikk_probes_in_flight` right however the cycle ends.
@@ -180,7 +229,7 @@ impl TargetTask {
     }
 
     async fn cycle(&mut self, seq: &mut u16) -> ProbeOutcome {
-        match self.address().await {
+        match self.resolver.address().await {
             Ok(ip) => {
                 self.prober
                     .probe(ip, &self.target.icmp, self.ident, seq)
@@ -189,17 +238,33 @@ impl TargetTask {
             Err(reason) => ProbeOutcome::not_run(ProbeKind::Icmp, Utc::now(), reason),
         }
     }
+}
 
-    /// The address to probe; host names are looked up again once the last
-    /// answer is `resolve_interval` old. A name that stops resolving is a
-    /// probe error (the target becomes `unmonitored`), not a stop.
+/// A target's address: literal, or a name looked up again once the last
+/// answer is `interval` old. A name that stops resolving is a probe error
+/// (the target becomes `unmonitored`), not a stop.
+struct Resolver {
+    address: Address,
+    interval: Duration,
+    resolved: Option<(IpAddr, Instant)>,
+}
+
+impl Resolver {
+    fn new(address: &Address, interval: Duration) -> Self {
+        Resolver {
+            address: address.clone(),
+            interval,
+            resolved: None,
+        }
+    }
+
     async fn address(&mut self) -> Result<IpAddr, FailureReason> {
-        let name = match &self.target.address {
+        let name = match &self.address {
             Address::Ip(ip) => return Ok(*ip),
             Address::Host(name) => name.clone(),
         };
         if let Some((ip, at)) = self.resolved {
-            if at.elapsed() < self.resolve_interval {
+            if at.elapsed() < self.interval {
                 return Ok(ip);
             }
         }
@@ -220,6 +285,62 @@ impl TargetTask {
                 self.resolved = None;
                 Err(FailureReason::ResolveFailed)
             }
+        }
+    }
+}
+
+struct SnmpTask {
+    target: Target,
+    sink: Arc<dyn OutcomeSink>,
+    metrics: Metrics,
+    permits: Arc<Semaphore>,
+    resolver: Resolver,
+}
+
+impl SnmpTask {
+    async fn run(mut self) {
+        let Some(settings) = self.target.snmp.clone() else {
+            return;
+        };
+        let interval = settings.interval;
+        // Salted so a device's SNMP polls do not start with its pings.
+        let first = Instant::now() + spread_offset(&format!("snmp/{}", self.target.id), interval);
+        let mut ticker = tokio::time::interval_at(first, interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut poller: Option<(IpAddr, DevicePoller)> = None;
+        loop {
+            let scheduled = ticker.tick().await;
+            let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                return;
+            };
+            self.metrics.observe_lag(scheduled.elapsed().as_secs_f64());
+            let ip = match self.resolver.address().await {
+                Ok(ip) => ip,
+                Err(reason) => {
+                    drop(permit);
+                    // Could not run: say so as a probe error on the ICMP
+                    // side's terms (the name does not resolve).
+                    let o = ProbeOutcome::not_run(ProbeKind::Icmp, Utc::now(), reason);
+                    if !self.target.icmp.enabled {
+                        self.sink.observe(&self.target, o);
+                    }
+                    continue;
+                }
+            };
+            if poller.as_ref().is_none_or(|(p, _)| *p != ip) {
+                let addr = std::net::SocketAddr::new(ip, settings.port);
+                poller = Some((ip, DevicePoller::new(addr, settings.clone())));
+            }
+            let Some((_, device)) = poller.as_mut() else {
+                continue;
+            };
+            self.metrics.probes_in_flight.inc();
+            let guard = InFlight(self.metrics.clone());
+            let poll = device.poll().await;
+            let requests = device.requests_last_poll();
+            drop(guard);
+            drop(permit);
+            self.sink.observe_snmp(&self.target, poll, requests);
         }
     }
 }

@@ -7,9 +7,14 @@ use std::path::Path;
 use std::process::Command;
 
 fn check_config(file: &Path) -> (Option<i32>, String, String) {
+    check_config_env(file, &[])
+}
+
+fn check_config_env(file: &Path, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_utkikk"))
         .arg("check-config")
         .arg(file)
+        .envs(env.iter().copied())
         .output()
         .expect("run utkikk");
     (
@@ -52,11 +57,31 @@ fn every_invalid_config_gives_its_exact_message() {
 
 #[test]
 fn shipped_configs_are_valid() {
+    // The region template reads its SNMPv3 passphrases from the environment.
+    let env = [
+        ("UTKIKK_SNMP_AUTH_PASSPHRASE", "template-auth-passphrase"),
+        ("UTKIKK_SNMP_PRIV_PASSPHRASE", "template-priv-passphrase"),
+    ];
     for file in ["config/example.yaml", "config/kongsbergregionen.yaml"] {
-        let (code, stdout, stderr) = check_config(Path::new(file));
+        let (code, stdout, stderr) = check_config_env(Path::new(file), &env);
         assert_eq!(code, Some(0), "{file}: {stderr}");
         assert!(stdout.contains(": OK ("), "{stdout}");
     }
+    let (_, stdout, _) = check_config_env(Path::new("config/kongsbergregionen.yaml"), &env);
+    assert!(
+        stdout.contains("37 targets, 18 polled over SNMP"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_missing_secret_is_a_config_error_that_names_the_variable_only() {
+    let (code, _, stderr) = check_config(Path::new("config/kongsbergregionen.yaml"));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("defaults.snmp.auth_passphrase: environment variable UTKIKK_SNMP_AUTH_PASSPHRASE is not set"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -359,8 +359,29 @@ lab_test!(region_template_runs_in_the_lab, || {
     sh("ip route add 198.51.100.0/24 via 198.18.0.2");
     sh("ip route add 203.0.113.0/24 via 198.18.0.2");
     sh("ip -6 route add 2001:db8:100::/48 via 2001:db8:ffff::2");
-    let yaml = std::fs::read_to_string("config/kongsbergregionen.yaml").unwrap();
-    let agent = Agent::start(&yaml);
+    // One snmpd answers SNMPv3 for every address of the far host.
+    let dir = tempfile::tempdir().unwrap();
+    let _snmpd = lab::Snmpd::start(
+        &far,
+        dir.path(),
+        "0.0.0.0",
+        "createUser utkikk-ro SHA-256 \"lab-auth-passphrase\" AES \"lab-priv-passphrase\"\nrouser utkikk-ro priv\n",
+    );
+    // The template's 60 s SNMP interval, shortened for the lab.
+    let yaml = std::fs::read_to_string("config/kongsbergregionen.yaml")
+        .unwrap()
+        .replace(
+            "    interval: 60s\n    timeout: 2s\n",
+            "    interval: 4s\n    timeout: 1s\n",
+        );
+    assert!(yaml.contains("interval: 4s"));
+    let agent = Agent::start_env(
+        &yaml,
+        &[
+            ("UTKIKK_SNMP_AUTH_PASSPHRASE", "lab-auth-passphrase"),
+            ("UTKIKK_SNMP_PRIV_PASSPHRASE", "lab-priv-passphrase"),
+        ],
+    );
     let not_up = || -> Vec<String> {
         let (_, body) = agent.get("/api/v1/targets");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -380,6 +401,23 @@ lab_test!(region_template_runs_in_the_lab, || {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Every switch and router is polled over SNMPv3, and stays up.
+    lab::wait_until(
+        "every switch and router polled over SNMPv3",
+        Duration::from_secs(60),
+        || {
+            let (_, body) = agent.get("/api/v1/targets");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let ts = v["targets"].as_array().cloned().unwrap_or_default();
+            let polled: Vec<_> = ts.iter().filter(|t| !t["snmp"].is_null()).collect();
+            polled.len() == 18
+                && polled.iter().all(|t| {
+                    t["snmp"]["version"] == "3"
+                        && t["snmp"]["last_poll"]["ok"] == true
+                        && t["state"] == "up"
+                })
+        },
+    );
     // Cut the Flesberg link's far end: Rollag and Nore og Uvdal behind it are
     // unreachable with the link as root cause.
     // (The far host answers /28 by /28 from here on; 48, 64 and 80 go silent.)

@@ -8,7 +8,10 @@
 
 mod raw;
 pub mod secret;
+mod snmp;
 mod validate;
+
+pub use snmp::parse_oid;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -34,6 +34,7 @@ pub struct RawAgent {
     pub listen_address: Option<S<String>>,
     pub data_dir: Option<S<String>>,
     pub max_concurrent_probes: Option<S<u32>>,
+    pub max_concurrent_snmp_polls: Option<S<u32>>,
     pub resolve_interval: Option<S<String>>,
 }
 
@@ -44,6 +45,8 @@ pub struct RawDefaults {
     pub icmp: RawIcmp,
     #[serde(default)]
     pub thresholds: RawThresholds,
+    #[serde(default)]
+    pub snmp: RawSnmp,
 }
 
 /// Every field optional: the same type serves `defaults.icmp` and a target's
@@ -120,4 +123,55 @@ pub struct RawTarget {
     pub icmp: RawIcmp,
     #[serde(default)]
     pub thresholds: RawThresholds,
+    /// Present (even empty) means: poll this target over SNMP.
+    pub snmp: Option<S<RawSnmp>>,
+}
+
+/// Every field optional, as for [`RawIcmp`]: `defaults.snmp` and a target's
+/// `snmp` block. Secrets are references (`env:NAME`, `file:PATH`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSnmp {
+    pub enabled: Option<S<bool>>,
+    pub version: Option<S<String>>,
+    pub community: Option<S<String>>,
+    pub user: Option<S<String>>,
+    pub security_level: Option<S<String>>,
+    pub auth_protocol: Option<S<String>>,
+    pub auth_passphrase: Option<S<String>>,
+    pub priv_protocol: Option<S<String>>,
+    pub priv_passphrase: Option<S<String>>,
+    pub context: Option<S<String>>,
+    /// Allow MD5 and DES, which are broken; off unless said.
+    pub allow_weak_crypto: Option<S<bool>>,
+    pub port: Option<S<u16>>,
+    pub timeout: Option<S<String>>,
+    pub retries: Option<S<u32>>,
+    pub max_repetitions: Option<S<u32>>,
+    pub interval: Option<S<String>>,
+    pub modules: Option<Vec<S<String>>>,
+    pub interfaces: Option<RawInterfaceFilter>,
+    pub custom: Option<Vec<RawCustomOid>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInterfaceFilter {
+    /// Regular expression matched against the whole ifName.
+    pub name: Option<S<String>>,
+    /// Regular expression matched against the whole ifAlias.
+    pub alias: Option<S<String>>,
+    /// IANAifType numbers, e.g. 6 (ethernetCsmacd), 161 (ieee8023adLag).
+    #[serde(default)]
+    pub types: Vec<S<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCustomOid {
+    pub oid: S<String>,
+    pub name: S<String>,
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    pub help: Option<S<String>>,
 }

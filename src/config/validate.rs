@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawIcmp, RawThresholds, S};
-use super::{ConfigError, Problem};
+use super::{snmp, ConfigError, Problem};
 use crate::inventory::{
     defaults, Address, AgentSettings, IcmpSettings, Inventory, KommunenummerPeriod, Member, Merge,
     Site, Target, TargetKind, Thresholds,
@@ -20,17 +20,37 @@ const RESERVED_LABELS: [&str; 7] = [
     "target", "member", "site", "kind", "state", "probe", "agent",
 ];
 
-struct Validator<'a> {
+pub(super) struct Validator<'a> {
     file: &'a Path,
     problems: Vec<Problem>,
 }
 
 impl Validator<'_> {
-    fn report<T>(&mut self, at: &S<T>, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn report<T>(
+        &mut self,
+        at: &S<T>,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         self.problems.push(Problem {
             file: self.file.to_path_buf(),
             line: at.referenced.line() as u32,
             column: at.referenced.column() as u32,
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    pub(super) fn report_at(
+        &mut self,
+        at: Origin,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            line: at.line,
+            column: at.column,
             path: path.into(),
             message: message.into(),
         });
@@ -55,7 +75,7 @@ impl Validator<'_> {
         v
     }
 
-    fn duration(&mut self, v: &Option<S<String>>, path: &str) -> Option<Duration> {
+    pub(super) fn duration(&mut self, v: &Option<S<String>>, path: &str) -> Option<Duration> {
         let v = v.as_ref()?;
         match humantime::parse_duration(v.value.trim()) {
             Ok(d) if d.is_zero() => {
@@ -89,7 +109,7 @@ impl Validator<'_> {
 
 /// Where a resolved setting came from, for cross-field messages.
 #[derive(Clone, Copy)]
-struct Origin {
+pub(super) struct Origin {
     line: u32,
     column: u32,
 }
@@ -121,6 +141,8 @@ pub(super) fn validate(file: &Path, raw: RawConfig) -> Result<Inventory, ConfigE
         &base_thresholds,
         "defaults.thresholds",
     );
+
+    let default_snmp = snmp::partial(&mut v, &raw.defaults.snmp, "defaults.snmp", &config_dir);
 
     let members = members(&mut v, &raw);
     let member_ids: HashSet<&str> = members.iter().map(|m| m.id.as_str()).collect();
@@ -247,6 +269,11 @@ pub(super) fn validate(file: &Path, raw: RawConfig) -> Result<Inventory, ConfigE
             &default_thresholds,
             &format!("{p}.thresholds"),
         );
+        let snmp = t.snmp.as_ref().and_then(|block| {
+            let sp = format!("{p}.snmp");
+            let own = snmp::partial(&mut v, &block.value, &sp, &config_dir);
+            snmp::settings(&mut v, own, &default_snmp, block.into(), &sp)
+        });
         targets.push(Target {
             name: t
                 .name
@@ -263,6 +290,7 @@ pub(super) fn validate(file: &Path, raw: RawConfig) -> Result<Inventory, ConfigE
             labels,
             icmp,
             thresholds,
+            snmp,
         });
     }
     check_cycles(&mut v, &raw);
@@ -318,6 +346,12 @@ fn agent_settings(v: &mut Validator<'_>, raw: &RawConfig, config_dir: &Path) -> 
         max_concurrent_probes: v
             .positive(&a.max_concurrent_probes, "agent.max_concurrent_probes")
             .unwrap_or(defaults::MAX_CONCURRENT_PROBES),
+        max_concurrent_snmp_polls: v
+            .positive(
+                &a.max_concurrent_snmp_polls,
+                "agent.max_concurrent_snmp_polls",
+            )
+            .unwrap_or(defaults::MAX_CONCURRENT_SNMP_POLLS),
         resolve_interval: v
             .duration(&a.resolve_interval, "agent.resolve_interval")
             .unwrap_or(defaults::RESOLVE_INTERVAL),

@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 use crate::agent::Agent;
+use crate::health::SnmpStatus;
 use crate::health::{HealthBook, State};
 use crate::inventory::{Inventory, Target};
 use crate::probe::{ProbeKind, ProbeOutcome, RttStats};
@@ -155,6 +156,14 @@ pub struct TargetView {
     pub reason: Option<String>,
     pub root_cause: Option<String>,
     pub last_probe: Option<ProbeView>,
+    /// For targets polled over SNMP: the last poll's verdict.
+    pub snmp: Option<SnmpView>,
+}
+
+#[derive(Serialize)]
+pub struct SnmpView {
+    pub version: &'static str,
+    pub last_poll: Option<SnmpStatus>,
 }
 
 #[derive(Serialize)]
@@ -210,6 +219,10 @@ fn view(t: &Target, book: &HealthBook) -> Option<TargetView> {
         reason: h.reason.clone(),
         root_cause: h.root_cause.clone(),
         last_probe: h.last_outcome.as_ref().map(probe_view),
+        snmp: t.snmp.as_ref().map(|s| SnmpView {
+            version: s.credentials.version(),
+            last_poll: h.snmp.clone(),
+        }),
     })
 }
 

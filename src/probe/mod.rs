@@ -2,6 +2,7 @@
 //! Probes know nothing of states, SLAs or storage.
 
 pub mod icmp;
+pub mod snmp;
 
 use std::fmt;
 use std::net::IpAddr;

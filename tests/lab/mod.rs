@@ -166,6 +166,15 @@ impl Agent {
 
     /// As `start`, with `wrapper` (e.g. setpriv ...) in front of the binary.
     pub fn start_with(yaml: &str, wrapper: &[&str]) -> Agent {
+        Self::start_full(yaml, wrapper, &[])
+    }
+
+    /// As `start`, with environment variables (secrets referenced as `env:`).
+    pub fn start_env(yaml: &str, env: &[(&str, &str)]) -> Agent {
+        Self::start_full(yaml, &[], env)
+    }
+
+    fn start_full(yaml: &str, wrapper: &[&str], env: &[(&str, &str)]) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("utkikk.yaml");
         std::fs::write(&config, yaml).expect("write config");
@@ -183,6 +192,7 @@ impl Agent {
         cmd.args(["run", "--config"])
             .arg(&config)
             .args(["--log.level", "debug"])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(logfile);
         let child = cmd.spawn().expect("start utkikk");
@@ -323,4 +333,76 @@ pub fn far_host_v4(far_addrs: &[&str]) -> FarHost {
         far.sh(&format!("ip addr add {a} dev far0"));
     }
     far
+}
+
+/// A net-snmp `snmpd` in a far host's namespace (LAB.md): its own config
+/// file, and a persistent directory kept apart from it, so a restart keeps
+/// snmpEngineBoots counting as a real device does.
+pub struct Snmpd {
+    netns_pid: u32,
+    dir: PathBuf,
+}
+
+impl Snmpd {
+    /// Start snmpd in `host`'s namespace, listening on `listen` (e.g.
+    /// `198.51.100.1`), with `extra` config lines (communities, users).
+    pub fn start(host: &FarHost, dir: &Path, listen: &str, extra: &str) -> Snmpd {
+        std::fs::create_dir_all(dir.join("persist")).expect("snmpd dir");
+        let conf = format!(
+            "agentAddress udp:{listen}:161\nsysName lab-device\nsysLocation Kongsberg rack 3\n{extra}\n"
+        );
+        std::fs::write(dir.join("snmpd.conf"), conf).expect("snmpd.conf");
+        let s = Snmpd {
+            netns_pid: host.pid,
+            dir: dir.to_path_buf(),
+        };
+        s.run();
+        s
+    }
+
+    fn pidfile(&self) -> PathBuf {
+        self.dir.join("snmpd.pid")
+    }
+
+    fn run(&self) {
+        let _ = std::fs::remove_file(self.pidfile());
+        // -f in the background: we own the process; -C: only our config.
+        sh(&format!(
+            "MIBS= nsenter -t {pid} -n -- snmpd -f -Lf {dir}/snmpd.log -C -c {dir}/snmpd.conf --persistentDir={dir}/persist -p {dir}/snmpd.pid >/dev/null 2>&1 &",
+            pid = self.netns_pid,
+            dir = self.dir.display()
+        ));
+        let pidfile = self.pidfile();
+        let log = self.dir.join("snmpd.log");
+        wait_until("snmpd to start", Duration::from_secs(20), || {
+            pidfile.exists()
+                && std::fs::read_to_string(&log).is_ok_and(|l| l.contains("NET-SNMP version"))
+        });
+    }
+
+    pub fn stop(&self) {
+        let pid = std::fs::read_to_string(self.pidfile()).unwrap_or_default();
+        let pid = pid.trim().to_string();
+        if pid.is_empty() {
+            return;
+        }
+        let _ = Command::new("kill").arg(&pid).status();
+        wait_until("snmpd to stop", Duration::from_secs(20), || {
+            !Path::new(&format!("/proc/{pid}")).exists()
+        });
+        let _ = std::fs::remove_file(self.pidfile());
+    }
+
+    /// Stop and start again with the same persistent state.
+    pub fn restart(&self) {
+        self.stop();
+        let _ = std::fs::remove_file(self.dir.join("snmpd.log"));
+        self.run();
+    }
+}
+
+impl Drop for Snmpd {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

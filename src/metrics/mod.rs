@@ -4,6 +4,8 @@
 //! Per-target series carry `target`, `member`, `site`; the state series adds
 //! `kind` and `state`. Series of targets removed by a reload are removed.
 
+mod snmp;
+
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -91,6 +93,25 @@ pub struct Metrics {
     icmp_socket_up: Family<FamilyLabels, Gauge>,
     pub reload_successful: Gauge,
     pub reload_success_timestamp: FGauge,
+    snmp_duration: HistogramFamily,
+    snmp_errors: Family<ReasonLabels, Counter>,
+    snmp_requests: Family<TargetLabels, Counter>,
+    snmp_non_increasing: Family<TargetLabels, Counter>,
+    reboots: Family<TargetLabels, Counter>,
+    snmp_devices: Arc<snmp::SnmpSeries>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    target: String,
+    member: String,
+    site: String,
+    reason: String,
+}
+
+fn snmp_duration_histogram() -> Histogram {
+    // 1 ms … ~33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
 fn rtt_histogram() -> Histogram {
@@ -117,6 +138,14 @@ impl Metrics {
             icmp_socket_up: Family::default(),
             reload_successful: Gauge::default(),
             reload_success_timestamp: FGauge::default(),
+            snmp_duration: Family::new_with_constructor(
+                snmp_duration_histogram as fn() -> Histogram,
+            ),
+            snmp_errors: Family::default(),
+            snmp_requests: Family::default(),
+            snmp_non_increasing: Family::default(),
+            reboots: Family::default(),
+            snmp_devices: Arc::new(snmp::SnmpSeries::default()),
         };
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
@@ -193,6 +222,32 @@ impl Metrics {
             m.reload_success_timestamp.clone(),
         );
         r.register(
+            "utkikk_snmp_poll_duration_seconds",
+            "Duration of each SNMP poll of a device",
+            m.snmp_duration.clone(),
+        );
+        r.register(
+            "utkikk_snmp_errors",
+            "SNMP polls that failed, by reason (timeout, auth, decode, agent_error, io)",
+            m.snmp_errors.clone(),
+        );
+        r.register(
+            "utkikk_snmp_requests",
+            "SNMP requests sent, retries included",
+            m.snmp_requests.clone(),
+        );
+        r.register(
+            "utkikk_snmp_walk_non_increasing",
+            "Walks cut short because the agent returned an OID that did not increase",
+            m.snmp_non_increasing.clone(),
+        );
+        r.register(
+            "utkikk_device_reboots",
+            "Reboots seen: sysUpTime went back between two polls",
+            m.reboots.clone(),
+        );
+        r.register_collector(Box::new(m.snmp_devices.clone()));
+        r.register(
             "utkikk_build_info",
             "Version of utkikk and the agent id; always 1",
             build,
@@ -212,7 +267,67 @@ impl Metrics {
     /// Prometheus text format 0.0.4, for clients that do not ask for
     /// OpenMetrics (curl, promtool, older scrapers).
     pub fn encode_prometheus_text(&self) -> String {
-        openmetrics_to_prometheus_text(&self.encode_openmetrics())
+        openmetrics_to_prometheus_text(
+            &self.encode_openmetrics(),
+            &self.snmp_devices.counter_names(),
+        )
+    }
+
+    /// Record one SNMP poll: its own series, and the device's values.
+    pub fn record_snmp(&self, t: &Target, poll: &crate::probe::snmp::SnmpPoll, requests: u32) {
+        let labels = TargetLabels::of(t);
+        self.probe_success
+            .get_or_create(&probe_labels(&labels, "snmp"))
+            .set(i64::from(poll.result.is_ok()));
+        self.snmp_duration
+            .get_or_create(&labels)
+            .observe(poll.duration.as_secs_f64());
+        self.snmp_requests
+            .get_or_create(&labels)
+            .inc_by(u64::from(requests));
+        if poll.non_increasing > 0 {
+            self.snmp_non_increasing
+                .get_or_create(&labels)
+                .inc_by(u64::from(poll.non_increasing));
+        }
+        if poll.rebooted {
+            self.reboots.get_or_create(&labels).inc();
+        }
+        match &poll.result {
+            Ok(snap) => self.snmp_devices.set(&labels, snap.clone()),
+            Err(e) => {
+                self.snmp_errors
+                    .get_or_create(&ReasonLabels {
+                        target: labels.target.clone(),
+                        member: labels.member.clone(),
+                        site: labels.site.clone(),
+                        reason: e.code().to_string(),
+                    })
+                    .inc();
+                // Values we can no longer read are not exported as if current.
+                self.snmp_devices.remove(&labels.target);
+            }
+        }
+    }
+
+    /// Forget a device's SNMP values (its `snmp` block was removed).
+    pub fn remove_snmp_device(&self, target: &str) {
+        self.snmp_devices.remove(target);
+    }
+
+    /// Make sure the SNMP error and reboot counters exist (at 0) for a
+    /// polled target, so `increase()` sees the first one.
+    pub fn init_snmp_target(&self, t: &Target) {
+        let labels = TargetLabels::of(t);
+        for reason in crate::probe::snmp::SNMP_ERROR_CODES {
+            let _ = self.snmp_errors.get_or_create(&ReasonLabels {
+                target: labels.target.clone(),
+                member: labels.member.clone(),
+                site: labels.site.clone(),
+                reason: reason.to_string(),
+            });
+        }
+        let _ = self.reboots.get_or_create(&labels);
     }
 
     pub fn set_icmp_socket(&self, family: &str, up: bool) {
@@ -283,6 +398,20 @@ impl Metrics {
             self.target_state.remove(&state_labels(&base, t, s));
         }
         self.probe_success.remove(&probe_labels(&base, "icmp"));
+        self.probe_success.remove(&probe_labels(&base, "snmp"));
+        self.snmp_duration.remove(&base);
+        self.snmp_requests.remove(&base);
+        self.snmp_non_increasing.remove(&base);
+        self.reboots.remove(&base);
+        for reason in crate::probe::snmp::SNMP_ERROR_CODES {
+            self.snmp_errors.remove(&ReasonLabels {
+                target: base.target.clone(),
+                member: base.member.clone(),
+                site: base.site.clone(),
+                reason: reason.to_string(),
+            });
+        }
+        self.snmp_devices.remove(&base.target);
         self.icmp_rtt.remove(&base);
         self.icmp_requests.remove(&base);
         self.icmp_responses.remove(&base);
@@ -320,9 +449,15 @@ fn probe_labels(base: &TargetLabels, probe: &str) -> ProbeLabels {
 }
 
 /// prometheus-client speaks only OpenMetrics. The two text formats differ,
-/// for what we expose, in three ways: a counter family is named without
-/// `_total` in OpenMetrics but with it in 0.0.4; `# UNIT` lines; `# EOF`.
-fn openmetrics_to_prometheus_text(om: &str) -> String {
+/// for what we expose, in four ways: a counter family is named without
+/// `_total` in OpenMetrics but with it in 0.0.4; `# UNIT` lines; `# EOF`;
+/// and `unknown` is `untyped` in 0.0.4 — except the SNMP counters that keep
+/// snmp_exporter's names (`ifHCInOctets`, no `_total`, which OpenMetrics
+/// does not allow for a counter): those are `counter` in 0.0.4.
+fn openmetrics_to_prometheus_text(
+    om: &str,
+    snmp_counters: &std::collections::HashSet<String>,
+) -> String {
     let counters: std::collections::HashSet<&str> = om
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -338,6 +473,15 @@ fn openmetrics_to_prometheus_text(om: &str) -> String {
             .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
         if let Some((prefix, rest)) = meta {
             let name = rest.split(' ').next().unwrap_or_default();
+            if prefix == "# TYPE " && rest.ends_with(" unknown") {
+                let ty = if snmp_counters.contains(name) {
+                    "counter"
+                } else {
+                    "untyped"
+                };
+                out.push_str(&format!("# TYPE {name} {ty}\n"));
+                continue;
+            }
             if counters.contains(name) {
                 out.push_str(prefix);
                 out.push_str(name);
@@ -361,7 +505,7 @@ mod tests {
     fn counters_get_their_total_name_in_prometheus_text() {
         let om = "# HELP a_requests Requests.\n# TYPE a_requests counter\na_requests_total{x=\"1\"} 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1\n# EOF\n";
         assert_eq!(
-            openmetrics_to_prometheus_text(om),
+            openmetrics_to_prometheus_text(om, &Default::default()),
             "# HELP a_requests_total Requests.\n# TYPE a_requests_total counter\na_requests_total{x=\"1\"} 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1\n"
         );
     }

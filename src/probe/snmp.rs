@@ -1,0 +1,891 @@
+//! SNMP poller on snmp2 (v2c and v3), made robust around what snmp2 leaves
+//! to its caller (LAB.md): every request has a timeout and retries; after a
+//! timeout or a stale reply the session is rebuilt, so a late answer can
+//! never be taken for the next request's; v3 engine discovery runs on every
+//! new session and again after an agent reboot (`AuthUpdated`); walks use
+//! GETBULK and stop on an OID that does not increase (counted).
+//!
+//! One [`DevicePoller`] per device, owned by that device's task: one request
+//! in flight per device by construction. The interface index → name table
+//! (ifName, ifAlias, ifDescr, ifType) is cached and walked again only when
+//! sysUpTime goes back, ifNumber or ifTableLastChange change, or it is an
+//! hour old (alias edits change neither).
+//!
+//! Secrets never appear in errors: snmp2's errors carry no credentials, and
+//! ours are built from error kinds only.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use snmp2::v3::{Auth, AuthProtocol, Cipher, KeyExtension, Security};
+use snmp2::{AsyncSession, Oid, Value};
+use tokio::time::Instant;
+
+use crate::inventory::{
+    CustomKind, CustomOid, SnmpAuthProtocol, SnmpCredentials, SnmpPrivProtocol, SnmpSettings,
+};
+
+/// Numeric OID arcs; `Vec` ordering is OID (lexicographic) order.
+pub type Arcs = Vec<u64>;
+
+const SYS_DESCR: &[u64] = &[1, 3, 6, 1, 2, 1, 1, 1, 0];
+const SYS_OBJECT_ID: &[u64] = &[1, 3, 6, 1, 2, 1, 1, 2, 0];
+const SYS_UPTIME: &[u64] = &[1, 3, 6, 1, 2, 1, 1, 3, 0];
+const SYS_NAME: &[u64] = &[1, 3, 6, 1, 2, 1, 1, 5, 0];
+const SYS_LOCATION: &[u64] = &[1, 3, 6, 1, 2, 1, 1, 6, 0];
+const IF_NUMBER: &[u64] = &[1, 3, 6, 1, 2, 1, 2, 1, 0];
+const IF_TABLE_LAST_CHANGE: &[u64] = &[1, 3, 6, 1, 2, 1, 31, 1, 5, 0];
+const IF_DESCR: &[u64] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 2];
+const IF_TYPE: &[u64] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 3];
+const IF_ADMIN_STATUS: &[u64] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 7];
+const IF_OPER_STATUS: &[u64] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 8];
+const IF_IN_DISCARDS: &[u64] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 13];
+const IF_IN_ERRORS: &[u64] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 14];
+const IF_OUT_DISCARDS: &[u64] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 19];
+const IF_OUT_ERRORS: &[u64] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 20];
+const IF_NAME: &[u64] = &[1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1];
+const IF_HC_IN_OCTETS: &[u64] = &[1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6];
+const IF_HC_OUT_OCTETS: &[u64] = &[1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 10];
+const IF_HIGH_SPEED: &[u64] = &[1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 15];
+const IF_ALIAS: &[u64] = &[1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 18];
+const HR_PROCESSOR_LOAD: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 3, 3, 1, 2];
+const HR_STORAGE_DESCR: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 2, 3, 1, 3];
+const HR_STORAGE_UNITS: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 2, 3, 1, 4];
+const HR_STORAGE_SIZE: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 2, 3, 1, 5];
+const HR_STORAGE_USED: &[u64] = &[1, 3, 6, 1, 2, 1, 25, 2, 3, 1, 6];
+
+/// The per-poll interface columns, in [`IfCounters`] field order.
+const IF_POLL_COLUMNS: [&[u64]; 9] = [
+    IF_HC_IN_OCTETS,
+    IF_HC_OUT_OCTETS,
+    IF_IN_ERRORS,
+    IF_OUT_ERRORS,
+    IF_IN_DISCARDS,
+    IF_OUT_DISCARDS,
+    IF_OPER_STATUS,
+    IF_ADMIN_STATUS,
+    IF_HIGH_SPEED,
+];
+
+/// Varbinds per GET when polling a filtered set of interfaces.
+const GET_BATCH: usize = 40;
+/// A walk longer than this is cut (a broken agent looping on new OIDs).
+const MAX_WALK_ROWS: usize = 100_000;
+/// Re-walk interface names at least this often (ifAlias edits).
+const NAME_CACHE_MAX_AGE: Duration = Duration::from_secs(3600);
+/// sysUpTime is TimeTicks (1/100 s) in 32 bits: it wraps after ~497 days.
+const TICKS_WRAP: u64 = 1 << 32;
+
+/// A decoded SNMP value, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    Int(i64),
+    Bytes(Vec<u8>),
+    Oid(Arcs),
+    Counter32(u32),
+    Counter64(u64),
+    Unsigned32(u32),
+    Ticks(u32),
+    Ip([u8; 4]),
+    /// noSuchObject, noSuchInstance, endOfMibView, NULL.
+    Missing,
+    EndOfMib,
+    Other,
+}
+
+impl Val {
+    fn of(v: &Value<'_>) -> Val {
+        match v {
+            Value::Integer(i) => Val::Int(*i),
+            Value::OctetString(b) => Val::Bytes(b.to_vec()),
+            Value::ObjectIdentifier(o) => Val::Oid(arcs(o)),
+            Value::Counter32(c) => Val::Counter32(*c),
+            Value::Counter64(c) => Val::Counter64(*c),
+            Value::Unsigned32(u) => Val::Unsigned32(*u),
+            Value::Timeticks(t) => Val::Ticks(*t),
+            Value::IpAddress(a) => Val::Ip(*a),
+            Value::EndOfMibView => Val::EndOfMib,
+            Value::NoSuchObject | Value::NoSuchInstance | Value::Null => Val::Missing,
+            _ => Val::Other,
+        }
+    }
+
+    /// Any numeric value as u64 (negative integers are not).
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Val::Int(i) => u64::try_from(i).ok(),
+            Val::Counter32(c) | Val::Unsigned32(c) | Val::Ticks(c) => Some(u64::from(c)),
+            Val::Counter64(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Val::Int(i) => Some(i),
+            _ => self.as_u64().and_then(|u| i64::try_from(u).ok()),
+        }
+    }
+
+    /// Text for labels: UTF-8 (lossy) with control characters dropped.
+    pub fn as_text(&self) -> String {
+        match self {
+            Val::Bytes(b) => String::from_utf8_lossy(b)
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect(),
+            Val::Oid(a) => oid_string(a),
+            Val::Missing | Val::EndOfMib | Val::Other => String::new(),
+            v => v.as_i64().map(|i| i.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+pub fn oid_string(a: &[u64]) -> String {
+    let parts: Vec<String> = a.iter().map(u64::to_string).collect();
+    parts.join(".")
+}
+
+fn arcs(o: &Oid<'_>) -> Arcs {
+    o.iter().map(|i| i.collect()).unwrap_or_default()
+}
+
+/// Why a poll failed. Built from kinds only: never carries a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "code", content = "detail", rename_all = "snake_case")]
+pub enum SnmpError {
+    #[error("no answer after {attempts} attempt(s) of {timeout_ms} ms (agent down, or a wrong v2c community: agents drop those silently)")]
+    Timeout { attempts: u32, timeout_ms: u64 },
+    #[error("authentication failed ({0})")]
+    Auth(String),
+    #[error("could not decode the answer ({0})")]
+    Decode(String),
+    #[error("the agent answered with error {0}")]
+    Agent(String),
+    #[error("socket error ({0}); an ICMP port unreachable means no SNMP agent listens")]
+    Io(String),
+}
+
+/// Every [`SnmpError::code`].
+pub const SNMP_ERROR_CODES: [&str; 5] = ["timeout", "auth", "decode", "agent_error", "io"];
+
+impl SnmpError {
+    /// Stable code for the `reason` label and the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SnmpError::Timeout { .. } => "timeout",
+            SnmpError::Auth(_) => "auth",
+            SnmpError::Decode(_) => "decode",
+            SnmpError::Agent(_) => "agent_error",
+            SnmpError::Io(_) => "io",
+        }
+    }
+}
+
+/// error-status names of RFC 3416.
+fn error_status_name(s: u32) -> String {
+    const NAMES: [&str; 19] = [
+        "noError",
+        "tooBig",
+        "noSuchName",
+        "badValue",
+        "readOnly",
+        "genErr",
+        "noAccess",
+        "wrongType",
+        "wrongLength",
+        "wrongEncoding",
+        "wrongValue",
+        "noCreation",
+        "inconsistentValue",
+        "resourceUnavailable",
+        "commitFailed",
+        "undoFailed",
+        "authorizationError",
+        "notWritable",
+        "inconsistentName",
+    ];
+    NAMES
+        .get(s as usize)
+        .map_or_else(|| format!("status {s}"), |n| (*n).to_string())
+}
+
+enum Op<'a> {
+    Get(&'a [Arcs]),
+    Bulk(&'a [Arcs], u32),
+}
+
+/// What one request attempt ended in.
+enum Attempt {
+    Done(Vec<(Arcs, Val)>),
+    /// Retry at once, not counted (v3 engine state updated).
+    Again,
+    /// Rebuild the session and retry, counted.
+    Rebuild,
+    Fail(SnmpError),
+}
+
+/// Walk bookkeeping of one poll.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WalkStats {
+    pub requests: u32,
+    pub non_increasing: u32,
+}
+
+/// One device's SNMP session, rebuilt whenever its state is in doubt.
+pub struct Session {
+    addr: SocketAddr,
+    settings: SnmpSettings,
+    inner: Option<AsyncSession>,
+    next_req_id: i32,
+    pub stats: WalkStats,
+}
+
+impl Session {
+    pub fn new(addr: SocketAddr, settings: SnmpSettings) -> Self {
+        // Random-ish start so two agents (or a restart) do not reuse ids.
+        let seed =
+            (Utc::now().timestamp_subsec_nanos() as i32 ^ std::process::id() as i32) & 0x3fff_ffff;
+        Session {
+            addr,
+            settings,
+            inner: None,
+            next_req_id: seed,
+            stats: WalkStats::default(),
+        }
+    }
+
+    /// Forget the session: the next request builds a new socket (fresh
+    /// request ids, no stale replies) and, for v3, discovers the engine again.
+    pub fn reset(&mut self) {
+        self.inner = None;
+    }
+
+    async fn connect(&mut self) -> Result<&mut AsyncSession, Attempt> {
+        if self.inner.is_none() {
+            // Leave room: snmp2 counts request ids up from here.
+            self.next_req_id = self.next_req_id.wrapping_add(1 << 20) & 0x3fff_ffff;
+            let s = match &self.settings.credentials {
+                SnmpCredentials::V2c { community } => {
+                    AsyncSession::new_v2c(
+                        self.addr,
+                        community.expose().as_bytes(),
+                        self.next_req_id,
+                    )
+                    .await
+                }
+                SnmpCredentials::V3 {
+                    user,
+                    auth,
+                    privacy,
+                    context,
+                } => {
+                    AsyncSession::new_v3(
+                        self.addr,
+                        self.next_req_id,
+                        security(user, auth, privacy, context),
+                    )
+                    .await
+                }
+            };
+            let mut s = s.map_err(|e| Attempt::Fail(SnmpError::Io(e.kind().to_string())))?;
+            if matches!(self.settings.credentials, SnmpCredentials::V3 { .. }) {
+                self.stats.requests += 1;
+                match tokio::time::timeout(self.settings.timeout, s.init()).await {
+                    Err(_) => return Err(Attempt::Rebuild),
+                    Ok(Err(e)) => return Err(classify(e)),
+                    Ok(Ok(())) => {}
+                }
+            }
+            self.inner = Some(s);
+        }
+        self.inner.as_mut().ok_or(Attempt::Rebuild)
+    }
+
+    async fn attempt(&mut self, op: &Op<'_>) -> Attempt {
+        let timeout = self.settings.timeout;
+        let session = match self.connect().await {
+            Ok(s) => s,
+            Err(a) => return a,
+        };
+        let to_oids = |list: &[Arcs]| -> Result<Vec<Oid<'static>>, Attempt> {
+            list.iter()
+                .map(|a| {
+                    Oid::from(a).map_err(|_| Attempt::Fail(SnmpError::Decode("bad OID".into())))
+                })
+                .collect()
+        };
+        let (oids, bulk) = match op {
+            Op::Get(l) => (to_oids(l), None),
+            Op::Bulk(l, n) => (to_oids(l), Some(*n)),
+        };
+        let oids = match oids {
+            Ok(o) => o,
+            Err(a) => return a,
+        };
+        let refs: Vec<&Oid<'_>> = oids.iter().collect();
+        let fut = async {
+            let pdu = match bulk {
+                None => session.get_many(&refs).await,
+                Some(n) => session.getbulk(&refs, 0, n).await,
+            };
+            match pdu {
+                Ok(pdu) if pdu.error_status != 0 => {
+                    Attempt::Fail(SnmpError::Agent(error_status_name(pdu.error_status)))
+                }
+                Ok(pdu) => Attempt::Done(
+                    pdu.varbinds
+                        .map(|(oid, val)| (arcs(&oid), Val::of(&val)))
+                        .collect(),
+                ),
+                Err(e) => classify(e),
+            }
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(a) => a,
+            Err(_) => Attempt::Rebuild,
+        }
+    }
+
+    async fn request(&mut self, op: Op<'_>) -> Result<Vec<(Arcs, Val)>, SnmpError> {
+        let attempts = self.settings.retries + 1;
+        let mut agains = 0;
+        let mut tries = 0;
+        let mut last_io = None;
+        while tries < attempts {
+            self.stats.requests += 1;
+            match self.attempt(&op).await {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Again if agains < 3 => agains += 1,
+                Attempt::Again | Attempt::Rebuild => {
+                    self.reset();
+                    tries += 1;
+                    last_io = None;
+                }
+                // Socket errors (an ICMP port unreachable: nothing listens)
+                // may pass; retried like a timeout.
+                Attempt::Fail(e @ SnmpError::Io(_)) => {
+                    self.reset();
+                    tries += 1;
+                    last_io = Some(e);
+                }
+                Attempt::Fail(e) => {
+                    // A failed v3 exchange leaves engine state in doubt.
+                    self.reset();
+                    return Err(e);
+                }
+            }
+        }
+        Err(last_io.unwrap_or(SnmpError::Timeout {
+            attempts,
+            timeout_ms: self.settings.timeout.as_millis() as u64,
+        }))
+    }
+
+    pub async fn get(&mut self, oids: &[Arcs]) -> Result<Vec<(Arcs, Val)>, SnmpError> {
+        self.request(Op::Get(oids)).await
+    }
+
+    /// Walk several table columns side by side with GETBULK: each request
+    /// asks for the next `max_repetitions` rows of every column not yet
+    /// finished. A column ends when it leaves its subtree, at endOfMibView,
+    /// or on an OID that does not increase (a broken agent; counted).
+    pub async fn walk_columns(
+        &mut self,
+        roots: &[&[u64]],
+    ) -> Result<Vec<Vec<(Arcs, Val)>>, SnmpError> {
+        let mut out: Vec<Vec<(Arcs, Val)>> = vec![Vec::new(); roots.len()];
+        let mut cursor: Vec<Option<Arcs>> = roots.iter().map(|r| Some(r.to_vec())).collect();
+        let mut rows = 0usize;
+        loop {
+            let active: Vec<usize> = (0..roots.len()).filter(|&i| cursor[i].is_some()).collect();
+            if active.is_empty() {
+                return Ok(out);
+            }
+            let oids: Vec<Arcs> = active.iter().filter_map(|&i| cursor[i].clone()).collect();
+            // Keep a response to about max_repetitions × 10 varbinds.
+            let reps = (self.settings.max_repetitions * 10 / active.len() as u32)
+                .clamp(1, self.settings.max_repetitions);
+            let vbs = self.request(Op::Bulk(&oids, reps)).await?;
+            if vbs.is_empty() {
+                return Ok(out);
+            }
+            let mut progressed = false;
+            for (k, (oid, val)) in vbs.into_iter().enumerate() {
+                let col = active[k % active.len()];
+                let Some(cur) = cursor[col].as_ref() else {
+                    continue;
+                };
+                if val == Val::EndOfMib || !oid.starts_with(roots[col]) {
+                    cursor[col] = None;
+                    continue;
+                }
+                if oid <= *cur {
+                    self.stats.non_increasing += 1;
+                    cursor[col] = None;
+                    continue;
+                }
+                cursor[col] = Some(oid.clone());
+                out[col].push((oid, val));
+                progressed = true;
+                rows += 1;
+            }
+            if !progressed || rows > MAX_WALK_ROWS {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+fn security(
+    user: &str,
+    auth: &Option<(SnmpAuthProtocol, crate::config::secret::Secret)>,
+    privacy: &Option<(SnmpPrivProtocol, crate::config::secret::Secret)>,
+    context: &str,
+) -> Security {
+    let Some((proto, pass)) = auth else {
+        return Security::new(user.as_bytes(), b"")
+            .with_auth(Auth::NoAuthNoPriv)
+            .with_context_name(context);
+    };
+    let proto = match proto {
+        SnmpAuthProtocol::Md5 => AuthProtocol::Md5,
+        SnmpAuthProtocol::Sha1 => AuthProtocol::Sha1,
+        SnmpAuthProtocol::Sha224 => AuthProtocol::Sha224,
+        SnmpAuthProtocol::Sha256 => AuthProtocol::Sha256,
+        SnmpAuthProtocol::Sha384 => AuthProtocol::Sha384,
+        SnmpAuthProtocol::Sha512 => AuthProtocol::Sha512,
+    };
+    let mut sec = Security::new(user.as_bytes(), pass.expose().as_bytes())
+        .with_auth_protocol(proto)
+        .with_context_name(context);
+    sec = match privacy {
+        None => sec.with_auth(Auth::AuthNoPriv),
+        Some((p, priv_pass)) => {
+            let cipher = match p {
+                SnmpPrivProtocol::Des => Cipher::Des,
+                SnmpPrivProtocol::Aes128 => Cipher::Aes128,
+                SnmpPrivProtocol::Aes192 => Cipher::Aes192,
+                SnmpPrivProtocol::Aes256 => Cipher::Aes256,
+            };
+            let needs_extension = cipher.priv_key_needs_extension(&proto);
+            let s = sec.with_auth(Auth::AuthPriv {
+                cipher,
+                privacy_password: priv_pass.expose().as_bytes().to_vec(),
+            });
+            // net-snmp's AES-192/256 extend short keys as Blumenthal does.
+            if needs_extension {
+                s.with_key_extension_method(KeyExtension::Blumenthal)
+            } else {
+                s
+            }
+        }
+    };
+    sec
+}
+
+fn classify(e: snmp2::Error) -> Attempt {
+    use snmp2::v3::AuthErrorKind as K;
+    match e {
+        snmp2::Error::AuthUpdated => Attempt::Again,
+        // A late reply to an earlier request, or engine state that moved
+        // (agent rebooted or replaced): start over with a new session.
+        snmp2::Error::RequestIdMismatch
+        | snmp2::Error::AuthFailure(
+            K::EngineIdMismatch
+            | K::EngineBootsMismatch
+            | K::EngineTimeMismatch
+            | K::MessageIdMismatch,
+        ) => Attempt::Rebuild,
+        snmp2::Error::AuthFailure(k) => Attempt::Fail(SnmpError::Auth(k.to_string())),
+        snmp2::Error::CommunityMismatch => {
+            Attempt::Fail(SnmpError::Auth("community mismatch".into()))
+        }
+        snmp2::Error::Send | snmp2::Error::Receive => Attempt::Fail(SnmpError::Io(e.to_string())),
+        other => Attempt::Fail(SnmpError::Decode(other.to_string())),
+    }
+}
+
+/// sysName, sysDescr and friends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SystemInfo {
+    pub name: String,
+    pub descr: String,
+    pub object_id: String,
+    pub location: String,
+}
+
+/// One interface, as polled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Interface {
+    pub index: u64,
+    pub name: String,
+    pub alias: String,
+    pub descr: String,
+    pub if_type: Option<u64>,
+    /// In [`IF_POLL_COLUMNS`] order: HC in/out octets, in/out errors, in/out
+    /// discards, oper status, admin status, high speed (Mbit/s).
+    #[serde(skip)]
+    pub values: [Option<u64>; 9],
+}
+
+impl Interface {
+    pub fn in_octets(&self) -> Option<u64> {
+        self.values[0]
+    }
+    pub fn out_octets(&self) -> Option<u64> {
+        self.values[1]
+    }
+    pub fn oper_status(&self) -> Option<u64> {
+        self.values[6]
+    }
+    pub fn admin_status(&self) -> Option<u64> {
+        self.values[7]
+    }
+    pub fn high_speed_mbps(&self) -> Option<u64> {
+        self.values[8]
+    }
+}
+
+/// The names of the columns in `Interface::values`, snmp_exporter's if_mib
+/// names, with whether each is a counter.
+pub const IF_METRICS: [(&str, bool, &str); 9] = [
+    ("ifHCInOctets", true, "The total number of octets received on the interface, including framing characters - 1.3.6.1.2.1.31.1.1.1.6"),
+    ("ifHCOutOctets", true, "The total number of octets transmitted out of the interface, including framing characters - 1.3.6.1.2.1.31.1.1.1.10"),
+    ("ifInErrors", true, "The number of inbound packets that contained errors preventing them from being deliverable to a higher-layer protocol - 1.3.6.1.2.1.2.2.1.14"),
+    ("ifOutErrors", true, "The number of outbound packets that could not be transmitted because of errors - 1.3.6.1.2.1.2.2.1.20"),
+    ("ifInDiscards", true, "The number of inbound packets which were chosen to be discarded even though no errors had been detected - 1.3.6.1.2.1.2.2.1.13"),
+    ("ifOutDiscards", true, "The number of outbound packets which were chosen to be discarded even though no errors had been detected - 1.3.6.1.2.1.2.2.1.19"),
+    ("ifOperStatus", false, "The current operational state of the interface - 1.3.6.1.2.1.2.2.1.8"),
+    ("ifAdminStatus", false, "The desired state of the interface - 1.3.6.1.2.1.2.2.1.7"),
+    ("ifHighSpeed", false, "An estimate of the interface's current bandwidth in units of 1,000,000 bits per second - 1.3.6.1.2.1.31.1.1.1.15"),
+];
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Storage {
+    pub index: u64,
+    pub descr: String,
+    pub allocation_units: u64,
+    pub size: u64,
+    pub used: u64,
+}
+
+/// Everything one successful poll saw.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DeviceSnapshot {
+    /// sysUpTime in 1/100 s.
+    pub uptime_ticks: u64,
+    pub system: Option<SystemInfo>,
+    pub interfaces: Vec<Interface>,
+    /// hrProcessorLoad by hrDeviceIndex.
+    pub processors: Vec<(u64, i64)>,
+    pub storage: Vec<Storage>,
+    /// Custom OIDs that answered with a number.
+    #[serde(skip)]
+    pub custom: Vec<(CustomOid, f64)>,
+}
+
+/// The result of one poll.
+#[derive(Debug, Clone)]
+pub struct SnmpPoll {
+    pub at: DateTime<Utc>,
+    pub duration: Duration,
+    pub result: Result<DeviceSnapshot, SnmpError>,
+    /// sysUpTime went back since the last successful poll.
+    pub rebooted: bool,
+    /// Walks cut short by a non-increasing OID in this poll.
+    pub non_increasing: u32,
+}
+
+struct NameCache {
+    rows: BTreeMap<u64, Interface>,
+    if_number: Option<u64>,
+    last_change: Option<u64>,
+    fetched: Instant,
+}
+
+/// Polls one device, keeping what it learnt between polls.
+pub struct DevicePoller {
+    session: Session,
+    settings: SnmpSettings,
+    names: Option<NameCache>,
+    /// sysUpTime and when it was read, from the last successful poll.
+    last_uptime: Option<(u64, Instant)>,
+}
+
+impl DevicePoller {
+    pub fn new(addr: SocketAddr, settings: SnmpSettings) -> Self {
+        DevicePoller {
+            session: Session::new(addr, settings.clone()),
+            settings,
+            names: None,
+            last_uptime: None,
+        }
+    }
+
+    /// Requests (retries included) the last poll sent.
+    pub fn requests_last_poll(&self) -> u32 {
+        self.session.stats.requests
+    }
+
+    pub async fn poll(&mut self) -> SnmpPoll {
+        let at = Utc::now();
+        let start = Instant::now();
+        self.session.stats = WalkStats::default();
+        let result = self.poll_inner().await;
+        let rebooted = match &result {
+            Ok((_, r)) => *r,
+            Err(_) => false,
+        };
+        SnmpPoll {
+            at,
+            duration: start.elapsed(),
+            result: result.map(|(s, _)| s),
+            rebooted,
+            non_increasing: self.session.stats.non_increasing,
+        }
+    }
+
+    async fn poll_inner(&mut self) -> Result<(DeviceSnapshot, bool), SnmpError> {
+        let m = self.settings.modules;
+        let mut scalars: Vec<Arcs> = vec![SYS_UPTIME.to_vec()];
+        if m.interfaces {
+            scalars.push(IF_NUMBER.to_vec());
+            scalars.push(IF_TABLE_LAST_CHANGE.to_vec());
+        }
+        if m.system {
+            for o in [SYS_NAME, SYS_DESCR, SYS_OBJECT_ID, SYS_LOCATION] {
+                scalars.push(o.to_vec());
+            }
+        }
+        let vals: BTreeMap<Arcs, Val> = self.session.get(&scalars).await?.into_iter().collect();
+        let value = |o: &[u64]| vals.get(o).cloned().unwrap_or(Val::Missing);
+        let uptime = value(SYS_UPTIME)
+            .as_u64()
+            .ok_or_else(|| SnmpError::Decode("no sysUpTime".into()))?;
+        let now = Instant::now();
+        let rebooted = self
+            .last_uptime
+            .is_some_and(|(prev, then)| went_back(prev, uptime, now.duration_since(then)));
+        let mut snap = DeviceSnapshot {
+            uptime_ticks: uptime,
+            ..Default::default()
+        };
+        if m.system {
+            snap.system = Some(SystemInfo {
+                name: value(SYS_NAME).as_text(),
+                descr: value(SYS_DESCR).as_text(),
+                object_id: value(SYS_OBJECT_ID).as_text(),
+                location: value(SYS_LOCATION).as_text(),
+            });
+        }
+        if m.interfaces {
+            let if_number = value(IF_NUMBER).as_u64();
+            let last_change = value(IF_TABLE_LAST_CHANGE).as_u64();
+            let stale = match &self.names {
+                None => true,
+                Some(c) => {
+                    rebooted
+                        || c.if_number != if_number
+                        || c.last_change != last_change
+                        || c.fetched.elapsed() > NAME_CACHE_MAX_AGE
+                }
+            };
+            if stale {
+                self.names = Some(self.walk_names(if_number, last_change).await?);
+            }
+            snap.interfaces = self.poll_interfaces().await?;
+        }
+        if m.host_resources {
+            let cols = self.session.walk_columns(&[HR_PROCESSOR_LOAD]).await?;
+            snap.processors = cols[0]
+                .iter()
+                .filter_map(|(o, v)| Some((*o.last()?, v.as_i64()?)))
+                .collect();
+            let cols = self
+                .session
+                .walk_columns(&[
+                    HR_STORAGE_DESCR,
+                    HR_STORAGE_UNITS,
+                    HR_STORAGE_SIZE,
+                    HR_STORAGE_USED,
+                ])
+                .await?;
+            let mut rows: BTreeMap<u64, Storage> = BTreeMap::new();
+            for (c, col) in cols.iter().enumerate() {
+                for (o, v) in col {
+                    let Some(&idx) = o.last() else { continue };
+                    let r = rows.entry(idx).or_insert_with(|| Storage {
+                        index: idx,
+                        ..Default::default()
+                    });
+                    match c {
+                        0 => r.descr = v.as_text(),
+                        1 => r.allocation_units = v.as_u64().unwrap_or(0),
+                        2 => r.size = v.as_u64().unwrap_or(0),
+                        _ => r.used = v.as_u64().unwrap_or(0),
+                    }
+                }
+            }
+            snap.storage = rows.into_values().collect();
+        }
+        if !self.settings.custom.is_empty() {
+            let oids: Vec<Arcs> = self.settings.custom.iter().map(|c| c.oid.clone()).collect();
+            let mut got: BTreeMap<Arcs, Val> = BTreeMap::new();
+            for chunk in oids.chunks(GET_BATCH) {
+                got.extend(self.session.get(chunk).await?);
+            }
+            for c in &self.settings.custom {
+                let v = got.get(&c.oid).and_then(|v| match v {
+                    Val::Counter64(x) if c.kind == CustomKind::Counter => Some(wrap53(*x)),
+                    v => v.as_i64().map(|i| i as f64),
+                });
+                if let Some(v) = v {
+                    snap.custom.push((c.clone(), v));
+                }
+            }
+        }
+        self.last_uptime = Some((uptime, now));
+        Ok((snap, rebooted))
+    }
+
+    async fn walk_names(
+        &mut self,
+        if_number: Option<u64>,
+        last_change: Option<u64>,
+    ) -> Result<NameCache, SnmpError> {
+        let cols = self
+            .session
+            .walk_columns(&[IF_DESCR, IF_TYPE, IF_NAME, IF_ALIAS])
+            .await?;
+        let mut rows: BTreeMap<u64, Interface> = BTreeMap::new();
+        for (c, col) in cols.iter().enumerate() {
+            for (o, v) in col {
+                let Some(&idx) = o.last() else { continue };
+                let r = rows.entry(idx).or_insert_with(|| Interface {
+                    index: idx,
+                    ..Default::default()
+                });
+                match c {
+                    0 => r.descr = v.as_text(),
+                    1 => r.if_type = v.as_u64(),
+                    2 => r.name = v.as_text(),
+                    _ => r.alias = v.as_text(),
+                }
+            }
+        }
+        let filter = &self.settings.interfaces;
+        rows.retain(|_, r| {
+            filter.admits(
+                &r.name,
+                &r.alias,
+                r.if_type.and_then(|t| u32::try_from(t).ok()),
+            )
+        });
+        Ok(NameCache {
+            rows,
+            if_number,
+            last_change,
+            fetched: Instant::now(),
+        })
+    }
+
+    /// The counters and states of the selected interfaces: a side-by-side
+    /// GETBULK walk when all are selected, GETs for just the selected rows
+    /// when a filter is set (a 500-port chassis is not walked whole).
+    async fn poll_interfaces(&mut self) -> Result<Vec<Interface>, SnmpError> {
+        let Some(cache) = &self.names else {
+            return Ok(Vec::new());
+        };
+        let mut rows = cache.rows.clone();
+        if self.settings.interfaces.is_empty() {
+            let cols = self.session.walk_columns(&IF_POLL_COLUMNS).await?;
+            for (c, col) in cols.iter().enumerate() {
+                for (o, v) in col {
+                    if let Some(r) = o.last().and_then(|i| rows.get_mut(i)) {
+                        r.values[c] = value_of(c, v);
+                    }
+                }
+            }
+        } else {
+            let wanted: Vec<(usize, u64, Arcs)> = rows
+                .keys()
+                .flat_map(|&i| {
+                    IF_POLL_COLUMNS.iter().enumerate().map(move |(c, col)| {
+                        let mut o = col.to_vec();
+                        o.push(i);
+                        (c, i, o)
+                    })
+                })
+                .collect();
+            for chunk in wanted.chunks(GET_BATCH) {
+                let oids: Vec<Arcs> = chunk.iter().map(|(_, _, o)| o.clone()).collect();
+                let got: BTreeMap<Arcs, Val> = self.session.get(&oids).await?.into_iter().collect();
+                for (c, i, o) in chunk {
+                    if let (Some(v), Some(r)) = (got.get(o), rows.get_mut(i)) {
+                        r.values[*c] = value_of(*c, v);
+                    }
+                }
+            }
+        }
+        Ok(rows.into_values().collect())
+    }
+}
+
+fn value_of(column: usize, v: &Val) -> Option<u64> {
+    match v {
+        Val::Counter64(x) if IF_METRICS[column].1 => Some(wrap53(*x) as u64),
+        v => v.as_u64(),
+    }
+}
+
+/// Counter64 values are reduced modulo 2^53, as snmp_exporter does by
+/// default: every value below 2^53 is exact in a float64, and `rate()`
+/// reads the wrap as one counter reset.
+pub fn wrap53(x: u64) -> f64 {
+    (x % (1u64 << 53)) as f64
+}
+
+/// Whether sysUpTime went back between two reads `elapsed` apart: a
+/// reboot (or an agent restart). A 32-bit wrap is not: the old value plus
+/// the elapsed time must have passed 2^32.
+pub fn went_back(prev: u64, now: u64, elapsed: Duration) -> bool {
+    if now >= prev {
+        return false;
+    }
+    let expected = prev + (elapsed.as_millis() as u64) / 10;
+    // Allow a minute of clock slack around the wrap.
+    expected + 6_000 < TICKS_WRAP
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_going_back_is_a_reboot_but_a_wrap_is_not() {
+        let min = Duration::from_secs(60);
+        assert!(!went_back(1000, 7000, min));
+        assert!(went_back(500_000, 100, min));
+        // 2^32 - 1000 ticks, a minute later reads 5000: wrapped.
+        assert!(!went_back(TICKS_WRAP - 1000, 5000, min));
+    }
+
+    #[test]
+    fn counter64_wraps_at_2_pow_53() {
+        assert_eq!(wrap53(5), 5.0);
+        assert_eq!(wrap53((1 << 53) + 7), 7.0);
+        assert_eq!(wrap53(u64::MAX), ((1u64 << 53) - 1) as f64);
+    }
+
+    #[test]
+    fn oid_order_is_vec_order() {
+        let a: Arcs = vec![1, 3, 6, 1, 2, 1, 2, 2, 1, 2, 9];
+        let b: Arcs = vec![1, 3, 6, 1, 2, 1, 2, 2, 1, 2, 10];
+        assert!(a < b);
+        assert!(b.starts_with(IF_DESCR));
+    }
+}

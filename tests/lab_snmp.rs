@@ -1,0 +1,319 @@
+//! Lab scenarios for SNMP polling against a real net-snmp `snmpd` in a far
+//! host's namespace (see tests/lab/mod.rs and ../shared/LAB.md).
+
+mod lab;
+
+use std::time::Duration;
+
+use lab::{far_host_v4, wait_until, Agent, FarHost, Snmpd, FAST};
+
+const DEADLINE: Duration = Duration::from_secs(40);
+
+const COMMUNITY: &str = "lab-c0mmunity-xyzzy";
+const AUTH_PASS: &str = "auth-passphrase-plugh";
+const PRIV_PASS: &str = "priv-passphrase-frotz";
+const WRONG_PASS: &str = "wrong-passphrase-quux";
+
+/// Secrets as the agent sees them: only through `env:` references.
+const ENV: [(&str, &str); 4] = [
+    ("LAB_COMMUNITY", COMMUNITY),
+    ("LAB_AUTH", AUTH_PASS),
+    ("LAB_PRIV", PRIV_PASS),
+    ("LAB_WRONG", WRONG_PASS),
+];
+
+fn snmpd_users() -> String {
+    format!(
+        "rocommunity {COMMUNITY} default\n\
+         createUser labuser SHA-256 \"{AUTH_PASS}\" AES \"{PRIV_PASS}\"\n\
+         createUser labuser512 SHA-512 \"{AUTH_PASS}\" AES-256 \"{PRIV_PASS}\"\n\
+         rouser labuser priv\n\
+         rouser labuser512 priv\n"
+    )
+}
+
+/// A far "switch" at 198.51.100.1 with a few ports (veth pairs inside its
+/// namespace) and snmpd answering on it.
+fn switch(dir: &std::path::Path) -> (FarHost, Snmpd) {
+    let far = far_host_v4(&["198.51.100.1/24"]);
+    far.sh("ip link add ge-0-0-1 type veth peer name ge-0-0-2");
+    far.sh("ip link add ge-0-0-3 type veth peer name ge-0-0-4");
+    far.sh("ip link add xe-1-0-0 type veth peer name xe-1-0-1");
+    for p in ["ge-0-0-1", "ge-0-0-2", "ge-0-0-3", "ge-0-0-4"] {
+        far.sh(&format!("ip link set {p} up"));
+    }
+    let snmpd = Snmpd::start(&far, dir, "198.51.100.1", &snmpd_users());
+    (far, snmpd)
+}
+
+fn config(targets: &str) -> String {
+    format!(
+        "agent: {{ id: lab }}\n{FAST}\
+         \x20 snmp: {{ interval: 2s, timeout: 800ms, retries: 1 }}\n\
+         members:\n  - {{ id: kongsberg, name: Kongsberg }}\n\
+         sites:\n  - {{ id: dc, name: Datasenter, member: kongsberg }}\n\
+         targets:\n{targets}"
+    )
+}
+
+fn snmp_ok(agent: &Agent, id: &str) -> bool {
+    agent.target(id)["snmp"]["last_poll"]["ok"] == true
+}
+
+/// The lines of `metrics` for family `name` that carry `target="id"`.
+fn series<'a>(metrics: &'a str, name: &str, id: &str) -> Vec<&'a str> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&format!("target=\"{id}\"")))
+        .collect()
+}
+
+/// Run promtool on a scrape. The only complaints allowed are its naming
+/// lints about the series that keep snmp_exporter's IF-MIB names
+/// (camelCase, counters without `_total`): those names are the point.
+fn promtool_accepts(metrics: &str, dir: &std::path::Path) {
+    let file = dir.join("scrape.prom");
+    std::fs::write(&file, metrics).expect("write scrape");
+    let out = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).expect("scrape file"))
+        .output()
+        .expect("promtool (Debian package prometheus) must be installed");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let snmp_names = [
+        "sysUpTime",
+        "ifHCInOctets",
+        "ifHCOutOctets",
+        "ifInErrors",
+        "ifOutErrors",
+        "ifInDiscards",
+        "ifOutDiscards",
+        "ifOperStatus",
+        "ifAdminStatus",
+        "ifHighSpeed",
+        "hrProcessorLoad",
+        "hrStorageAllocationUnits",
+        "hrStorageSize",
+        "hrStorageUsed",
+    ];
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let name = line.split(' ').next().unwrap_or_default();
+        let lint = line.ends_with("should be written in 'snake_case' not 'camelCase'")
+            || line.ends_with("counter metrics should have \"_total\" suffix");
+        assert!(
+            lint && snmp_names.contains(&name),
+            "promtool complained beyond the IF-MIB naming lints: {line}\n{text}"
+        );
+    }
+}
+
+lab_test!(snmp_v2c_and_v3_poll_a_switch, || {
+    let dir = tempfile::tempdir().unwrap();
+    let (_far, _snmpd) = switch(dir.path());
+    let agent = Agent::start_env(
+        &config(
+            "  - { id: sw-v2c, kind: switch, address: 198.51.100.1, site: dc,\n\
+             \x20     snmp: { version: 2c, community: env:LAB_COMMUNITY } }\n\
+             \x20 - { id: sw-v3, kind: switch, address: 198.51.100.1, site: dc,\n\
+             \x20     snmp: { version: \"3\", user: labuser, auth_protocol: SHA-256, auth_passphrase: env:LAB_AUTH,\n\
+             \x20             priv_protocol: AES, priv_passphrase: env:LAB_PRIV } }\n\
+             \x20 - { id: sw-v3-512, kind: switch, address: 198.51.100.1, site: dc, icmp: { enabled: false },\n\
+             \x20     snmp: { version: \"3\", user: labuser512, security_level: authPriv, auth_protocol: SHA-512,\n\
+             \x20             auth_passphrase: env:LAB_AUTH, priv_protocol: AES-256, priv_passphrase: env:LAB_PRIV } }\n",
+        ),
+        &ENV,
+    );
+    for id in ["sw-v2c", "sw-v3", "sw-v3-512"] {
+        wait_until(&format!("{id} polled over SNMP"), DEADLINE, || {
+            snmp_ok(&agent, id)
+        });
+        agent.wait_state(id, "up", DEADLINE);
+    }
+    let t = agent.target("sw-v3");
+    assert_eq!(t["snmp"]["version"], "3");
+    assert!(t["snmp"]["last_poll"]["reason"].is_null());
+
+    let m = agent.metrics();
+    for id in ["sw-v2c", "sw-v3", "sw-v3-512"] {
+        let up = series(&m, "ifOperStatus", id);
+        let port = up
+            .iter()
+            .find(|l| l.contains("ifName=\"ge-0-0-1\""))
+            .unwrap_or_else(|| panic!("ge-0-0-1 of {id} in:\n{}", up.join("\n")));
+        assert!(port.contains("member=\"kongsberg\"") && port.contains("site=\"dc\""));
+        assert!(port.contains("ifIndex=\"") && port.contains("ifDescr=\"ge-0-0-1\""));
+        assert!(port.contains("ifAlias=\""));
+        assert!(port.ends_with(" 1") || port.ends_with(" 1.0"), "{port}");
+        let down = up
+            .iter()
+            .find(|l| l.contains("ifName=\"xe-1-0-0\""))
+            .unwrap();
+        assert!(down.ends_with(" 2") || down.ends_with(" 2.0"), "{down}");
+        for name in [
+            "ifHCInOctets",
+            "ifHCOutOctets",
+            "ifInErrors",
+            "ifAdminStatus",
+            "ifHighSpeed",
+            "sysUpTime",
+        ] {
+            assert!(!series(&m, name, id).is_empty(), "{name} for {id}");
+        }
+        let info = series(&m, "utkikk_snmp_device_info", id);
+        assert!(
+            info.iter().any(|l| l.contains("sys_name=\"lab-device\"")),
+            "{info:?}"
+        );
+        assert!(series(&m, "utkikk_probe_success", id)
+            .iter()
+            .any(|l| l.contains("probe=\"snmp\"") && l.ends_with(" 1")));
+        assert!(!series(&m, "utkikk_snmp_poll_duration_seconds_count", id).is_empty());
+    }
+    assert!(
+        m.contains("# TYPE ifHCInOctets counter"),
+        "0.0.4 text types the IF-MIB counters"
+    );
+    promtool_accepts(&m, dir.path());
+});
+
+lab_test!(snmp_auth_failures_are_named_and_secrets_stay_secret, || {
+    let dir = tempfile::tempdir().unwrap();
+    let (_far, _snmpd) = switch(dir.path());
+    let agent = Agent::start_env(
+        &config(
+            "  - { id: sw-wrongpass, kind: switch, address: 198.51.100.1, site: dc,\n\
+             \x20     snmp: { version: \"3\", user: labuser, auth_protocol: SHA-256, auth_passphrase: env:LAB_WRONG,\n\
+             \x20             priv_protocol: AES, priv_passphrase: env:LAB_PRIV } }\n\
+             \x20 - { id: sw-nouser, kind: switch, address: 198.51.100.1, site: dc, icmp: { enabled: false },\n\
+             \x20     snmp: { version: \"3\", user: nosuchuser, auth_passphrase: env:LAB_AUTH, priv_passphrase: env:LAB_PRIV } }\n\
+             \x20 - { id: sw-wrongcomm, kind: switch, address: 198.51.100.1, site: dc,\n\
+             \x20     snmp: { version: 2c, community: env:LAB_WRONG } }\n",
+        ),
+        &ENV,
+    );
+    // Reachable over ICMP, but SNMP refuses us: degraded, reason snmp_auth.
+    let t = agent.wait_state("sw-wrongpass", "degraded", DEADLINE);
+    assert!(
+        t["reason"].as_str().unwrap().starts_with("snmp_auth"),
+        "{t:#}"
+    );
+    assert_eq!(t["snmp"]["last_poll"]["reason"], "snmp_auth");
+    // SNMP-only target: the device answers (with a refusal), so degraded.
+    let t = agent.wait_state("sw-nouser", "degraded", DEADLINE);
+    assert_eq!(t["snmp"]["last_poll"]["reason"], "snmp_auth");
+    // v2c: agents drop a wrong community without a word, so all we can
+    // see is silence; the message says a wrong community is one cause.
+    let t = agent.wait_state("sw-wrongcomm", "degraded", DEADLINE);
+    assert_eq!(t["snmp"]["last_poll"]["reason"], "snmp_unreachable");
+    assert!(t["snmp"]["last_poll"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("community"));
+
+    let m = agent.metrics();
+    assert!(series(&m, "utkikk_snmp_errors_total", "sw-wrongpass")
+        .iter()
+        .any(|l| l.contains("reason=\"auth\"") && !l.ends_with(" 0")));
+    assert!(series(&m, "utkikk_probe_success", "sw-wrongpass")
+        .iter()
+        .any(|l| l.contains("probe=\"snmp\"") && l.ends_with(" 0")));
+    // An auth failure is logged once per change, not once per poll.
+    let log = agent.log();
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("SNMP polling fails") && l.contains("sw-wrongpass"))
+            .count(),
+        1,
+        "{log}"
+    );
+    let (_, api) = agent.get("/api/v1/targets");
+    for secret in [COMMUNITY, AUTH_PASS, PRIV_PASS, WRONG_PASS] {
+        assert!(!log.contains(secret), "secret in the log");
+        assert!(!m.contains(secret), "secret in the metrics");
+        assert!(!api.contains(secret), "secret in the API");
+    }
+});
+
+lab_test!(snmpd_stopped_degrades_and_restart_is_a_reboot, || {
+    let dir = tempfile::tempdir().unwrap();
+    let (_far, snmpd) = switch(dir.path());
+    let agent = Agent::start_env(
+        &config(
+            "  - { id: sw1, kind: switch, address: 198.51.100.1, site: dc,\n\
+             \x20     snmp: { version: \"3\", user: labuser, auth_passphrase: env:LAB_AUTH, priv_passphrase: env:LAB_PRIV } }\n\
+             \x20 - { id: sw2, kind: switch, address: 198.51.100.1, site: dc, icmp: { enabled: false },\n\
+             \x20     snmp: { version: 2c, community: env:LAB_COMMUNITY } }\n",
+        ),
+        &ENV,
+    );
+    agent.wait_state("sw1", "up", DEADLINE);
+    agent.wait_state("sw2", "up", DEADLINE);
+    wait_until("a second successful poll", DEADLINE, || {
+        series(
+            &agent.metrics(),
+            "utkikk_snmp_poll_duration_seconds_count",
+            "sw1",
+        )
+        .iter()
+        .any(|l| !l.ends_with(" 1") && !l.ends_with(" 0"))
+    });
+
+    snmpd.stop();
+    // Pings still answer: ICMP+SNMP device is degraded, SNMP-only is down.
+    let t = agent.wait_state("sw1", "degraded", DEADLINE);
+    assert!(
+        t["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("snmp_unreachable"),
+        "{t:#}"
+    );
+    agent.wait_state("sw2", "down", DEADLINE);
+    let m = agent.metrics();
+    assert!(series(&m, "utkikk_snmp_errors_total", "sw1")
+        .iter()
+        .any(
+            |l| (l.contains("reason=\"timeout\"") || l.contains("reason=\"io\""))
+                && !l.ends_with(" 0")
+        ));
+    // Values that can no longer be read are not exported as current.
+    assert!(series(&m, "ifHCInOctets", "sw1").is_empty());
+
+    snmpd.restart();
+    agent.wait_state("sw1", "up", DEADLINE);
+    agent.wait_state("sw2", "up", DEADLINE);
+    wait_until("the restart counted as a reboot", DEADLINE, || {
+        let m = agent.metrics();
+        ["sw1", "sw2"].iter().all(|id| {
+            series(&m, "utkikk_device_reboots_total", id)
+                .iter()
+                .any(|l| l.ends_with(" 1"))
+        })
+    });
+    let log = agent.log();
+    assert!(log.contains("device rebooted"), "{log}");
+    // v3 after the agent restart: engine boots moved on, the session was
+    // rediscovered, and polling works again without an auth error.
+    assert!(snmp_ok(&agent, "sw1"));
+});
+
+lab_test!(interface_filter_polls_only_matching_ports, || {
+    let dir = tempfile::tempdir().unwrap();
+    let (_far, _snmpd) = switch(dir.path());
+    let agent = Agent::start_env(
+        &config(
+            "  - { id: sw1, kind: switch, address: 198.51.100.1, site: dc,\n\
+             \x20     snmp: { version: 2c, community: env:LAB_COMMUNITY, interfaces: { name: 'ge-0-0-[13]' } } }\n",
+        ),
+        &ENV,
+    );
+    wait_until("sw1 polled", DEADLINE, || snmp_ok(&agent, "sw1"));
+    let m = agent.metrics();
+    let ports: Vec<&str> = series(&m, "ifHCInOctets", "sw1");
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    assert!(ports
+        .iter()
+        .all(|l| l.contains("ifName=\"ge-0-0-1\"") || l.contains("ifName=\"ge-0-0-3\"")));
+    // The filtered rows were fetched with GETs, not by walking the table.
+});
