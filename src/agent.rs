@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::config::{self, ConfigError};
 use crate::health::{HealthBook, SnmpStatus, Transition};
 use crate::inventory::{Inventory, Target};
+use crate::link::{self, CounterRates, EndStatus};
 use crate::metrics::{Metrics, TargetLabels};
 use crate::probe::icmp::IcmpProber;
 use crate::probe::snmp::SnmpPoll;
@@ -45,6 +46,8 @@ struct Shared {
     ready: AtomicBool,
     /// Ends the probe runtime's thread when sent (or dropped).
     probe_runtime_stop: Mutex<Option<oneshot::Sender<()>>>,
+    /// Octet counters of link-end interfaces, for utilisation.
+    link_rates: Mutex<CounterRates>,
     /// Serializes reloads (SIGHUP and POST /-/reload may race), so the
     /// last file read is the one that runs.
     reloading: Mutex<()>,
@@ -123,6 +126,7 @@ impl Agent {
                 )),
                 ready: AtomicBool::new(false),
                 probe_runtime_stop: Mutex::new(Some(probe_runtime_stop)),
+                link_rates: Mutex::new(CounterRates::default()),
                 reloading: Mutex::new(()),
             }
         });
@@ -253,6 +257,39 @@ impl Shared {
         self.publish(transitions);
     }
 
+    /// `utkikk_link_utilization_ratio` of links whose first end is on this
+    /// device, from the end interface's octet counters and ifHighSpeed.
+    fn update_utilisation(&self, inv: &Inventory, device: &Target, poll: &SnmpPoll) {
+        let mut rates = lock(&self.link_rates);
+        let Ok(snap) = &poll.result else {
+            rates.forget(&device.id);
+            for (l, end) in inv.link_ends_on(&device.id) {
+                if end == 0 {
+                    self.metrics.remove_link_utilisation(&l.id);
+                }
+            }
+            return;
+        };
+        let now = tokio::time::Instant::now().into_std();
+        for (l, end) in inv.link_ends_on(&device.id) {
+            if end != 0 {
+                continue;
+            }
+            let Some(i) = link::find(snap, &l.ends[0].interface) else {
+                self.metrics.remove_link_utilisation(&l.id);
+                continue;
+            };
+            if let Some(r) = rates.update(&device.id, i, poll.rebooted, now) {
+                if let (Some(out), Some(inn)) = (
+                    link::utilisation(r.out_bps, i),
+                    link::utilisation(r.in_bps, i),
+                ) {
+                    self.metrics.set_link_utilisation(&l.id, out, inn);
+                }
+            }
+        }
+    }
+
     fn publish(&self, transitions: Vec<Transition>) {
         if transitions.is_empty() {
             return;
@@ -296,7 +333,22 @@ impl Shared {
                 }
             }
             self.metrics.record_snmp(target, &poll, requests);
-            book.observe_snmp(&target.id, status, Utc::now())
+            let now = Utc::now();
+            let mut transitions = book.observe_snmp(&target.id, status, now);
+            // Links with an end on this device learn what that end says.
+            let inv = lock(&self.inventory).clone();
+            for (link, end) in inv.link_ends_on(&target.id) {
+                let e = &link.ends[end];
+                let verdict = match &poll.result {
+                    Ok(snap) => link::end_status(e, snap),
+                    Err(err) => {
+                        EndStatus::Unknown(format!("{} could not be polled: {err}", e.device))
+                    }
+                };
+                transitions.extend(book.observe_link_end(&link.id, end, verdict, now));
+            }
+            self.update_utilisation(&inv, target, &poll);
+            transitions
         };
         if poll.rebooted {
             let uptime_seconds = poll

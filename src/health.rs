@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::inventory::{Inventory, Target, Thresholds};
+use crate::link::EndStatus;
 use crate::probe::snmp::SnmpError;
 use crate::probe::ProbeOutcome;
 
@@ -107,6 +108,9 @@ pub struct TargetHealth {
     pub last_outcome: Option<ProbeOutcome>,
     /// The last SNMP poll's verdict, for targets polled over SNMP.
     pub snmp: Option<SnmpStatus>,
+    /// For links: what each end's interface said at its device's last poll
+    /// (`None` until then).
+    pub ends: Vec<Option<EndStatus>>,
     #[serde(skip)]
     streak: Streak,
     #[serde(skip)]
@@ -214,10 +218,13 @@ impl HealthBook {
                     if t.snmp.is_none() {
                         h.snmp = None;
                     }
+                    if h.ends.len() != t.ends.len() {
+                        h.ends = vec![None; t.ends.len()];
+                    }
                     h
                 }
                 None => {
-                    let reason = if t.icmp.enabled || t.snmp.is_some() {
+                    let reason = if t.icmp.enabled || t.snmp.is_some() || !t.ends.is_empty() {
                         "not probed yet"
                     } else {
                         "no probe enabled"
@@ -229,6 +236,7 @@ impl HealthBook {
                         root_cause: None,
                         last_outcome: None,
                         snmp: None,
+                        ends: vec![None; t.ends.len()],
                         streak: Streak::default(),
                         icmp_enabled: t.icmp.enabled,
                         thresholds: t.thresholds.clone(),
@@ -261,6 +269,56 @@ impl HealthBook {
                 observed = Ok((Observation::Degraded, snmp.describe()));
             }
         }
+        // A link whose end interface is down is down, whatever the ping says.
+        if let Ok((obs, _)) = &observed {
+            if let Some(reason) = ends_down(&h.ends).filter(|_| *obs != Observation::Down) {
+                observed = Ok((Observation::Down, reason));
+            }
+        }
+        self.apply(id, observed, now)
+    }
+
+    /// Feed what one end of a link says. A link that is also pinged uses it
+    /// at its next ICMP cycle; a link judged by its ends alone takes each
+    /// end's reading as an observation: an end down (operationally, while
+    /// administratively up) makes it down, all readable ends up make it up,
+    /// and with no end readable it is unmonitored.
+    pub fn observe_link_end(
+        &mut self,
+        id: &str,
+        end: usize,
+        status: EndStatus,
+        now: DateTime<Utc>,
+    ) -> Vec<Transition> {
+        let Some(h) = self.targets.get_mut(id) else {
+            return Vec::new();
+        };
+        let Some(slot) = h.ends.get_mut(end) else {
+            return Vec::new();
+        };
+        *slot = Some(status);
+        if h.icmp_enabled {
+            return Vec::new();
+        }
+        let observed = if let Some(reason) = ends_down(&h.ends) {
+            Ok((Observation::Down, reason))
+        } else if h.ends.iter().any(|e| matches!(e, Some(EndStatus::Up))) {
+            Ok((Observation::Up, "link interfaces up".to_string()))
+        } else {
+            let why: Vec<String> = h
+                .ends
+                .iter()
+                .flatten()
+                .filter_map(|e| match e {
+                    EndStatus::AdminDown(r) | EndStatus::Unknown(r) => Some(r.clone()),
+                    _ => None,
+                })
+                .collect();
+            Err(format!(
+                "no end of the link can be judged: {}",
+                why.join("; ")
+            ))
+        };
         self.apply(id, observed, now)
     }
 
@@ -448,6 +506,19 @@ fn set(
     });
 }
 
+/// The reasons of the ends that are down, if any.
+fn ends_down(ends: &[Option<EndStatus>]) -> Option<String> {
+    let down: Vec<&str> = ends
+        .iter()
+        .flatten()
+        .filter_map(|e| match e {
+            EndStatus::Down(r) => Some(r.as_str()),
+            _ => None,
+        })
+        .collect();
+    (!down.is_empty()).then(|| down.join("; "))
+}
+
 /// Address and kind are what a target *is*; other settings may change on
 /// reload without losing its state.
 fn same_identity(a: &Target, b: &Target) -> bool {
@@ -530,6 +601,7 @@ mod tests {
                 recover_after: 2,
             },
             snmp: None,
+            ends: vec![],
         }
     }
 

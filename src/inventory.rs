@@ -57,6 +57,20 @@ impl Inventory {
         self.targets.iter().find(|t| t.id == id)
     }
 
+    /// Links with an end on `device`, with the index of that end.
+    pub fn link_ends_on<'a>(
+        &'a self,
+        device: &'a str,
+    ) -> impl Iterator<Item = (&'a Target, usize)> + 'a {
+        self.targets.iter().flat_map(move |t| {
+            t.ends
+                .iter()
+                .enumerate()
+                .filter(move |(_, e)| e.device == device)
+                .map(move |(i, _)| (t, i))
+        })
+    }
+
     /// Children of every target (the reverse of `parents`).
     pub fn children(&self) -> HashMap<String, Vec<String>> {
         let mut children: HashMap<String, Vec<String>> = HashMap::new();
@@ -187,6 +201,17 @@ pub struct Target {
     pub thresholds: Thresholds,
     /// Polled over SNMP when set.
     pub snmp: Option<SnmpSettings>,
+    /// For `link` targets: the interface at each end, read from the end
+    /// devices' SNMP polls. Empty for everything else.
+    pub ends: Vec<LinkEnd>,
+}
+
+/// One end of a link: an interface of a device polled over SNMP, named by
+/// its ifName or, failing that, its ifAlias.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkEnd {
+    pub device: String,
+    pub interface: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

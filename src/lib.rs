@@ -16,6 +16,7 @@ pub mod config;
 pub mod health;
 pub mod http;
 pub mod inventory;
+pub mod link;
 pub mod metrics;
 pub mod probe;
 pub mod schedule;

@@ -317,3 +317,52 @@ lab_test!(interface_filter_polls_only_matching_ports, || {
         .all(|l| l.contains("ifName=\"ge-0-0-1\"") || l.contains("ifName=\"ge-0-0-3\"")));
     // The filtered rows were fetched with GETs, not by walking the table.
 });
+
+lab_test!(link_judged_from_both_ends, || {
+    let dir = tempfile::tempdir().unwrap();
+    let (far, _snmpd) = switch(dir.path());
+    let agent = Agent::start_env(
+        &config(
+            "  - { id: sw1, kind: switch, address: 198.51.100.1, site: dc,\n\
+             \x20     snmp: { version: 2c, community: env:LAB_COMMUNITY } }\n\
+             \x20 - { id: link-a, kind: link, address: 198.51.100.1, parents: [sw1],\n\
+             \x20     ends: [ { device: sw1, interface: ge-0-0-1 }, { device: sw1, interface: ge-0-0-2 } ] }\n\
+             \x20 - { id: link-mon, kind: link, address: 198.51.100.1, icmp: { enabled: false },\n\
+             \x20     ends: [ { device: sw1, interface: far0 } ] }\n",
+        ),
+        &ENV,
+    );
+    let t = agent.wait_state("link-a", "up", DEADLINE);
+    assert_eq!(t["ends"][0]["device"], "sw1");
+    agent.wait_state("link-mon", "up", DEADLINE);
+    // Utilisation of the monitor's own link (it carries the pings and polls).
+    wait_until("utilisation of link-mon", DEADLINE, || {
+        let m = agent.metrics();
+        ["out", "in"].iter().all(|d| {
+            m.lines().any(|l| {
+                l.starts_with("utkikk_link_utilization_ratio{")
+                    && l.contains("link=\"link-mon\"")
+                    && l.contains(&format!("direction=\"{d}\""))
+                    && l.rsplit(' ')
+                        .next()
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .is_some_and(|v| (0.0..1.0).contains(&v))
+            })
+        })
+    });
+
+    // Shut one end: the other end loses carrier while administratively up.
+    far.sh("ip link set ge-0-0-1 down");
+    let t = agent.wait_state("link-a", "down", DEADLINE);
+    let reason = t["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("ge-0-0-2 on sw1") && reason.contains("administratively up"),
+        "{t:#}"
+    );
+    assert_eq!(t["ends"][0]["last"]["status"], "admin_down", "{t:#}");
+    assert_eq!(t["ends"][1]["last"]["status"], "down", "{t:#}");
+    // The device itself is fine: only the link is down.
+    assert_eq!(agent.state("sw1"), "up");
+    far.sh("ip link set ge-0-0-1 up");
+    agent.wait_state("link-a", "up", DEADLINE);
+});

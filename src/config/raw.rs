@@ -125,6 +125,16 @@ pub struct RawTarget {
     pub thresholds: RawThresholds,
     /// Present (even empty) means: poll this target over SNMP.
     pub snmp: Option<S<RawSnmp>>,
+    /// For `link` targets: the interfaces at each end (device, ifName or ifAlias).
+    #[serde(default)]
+    pub ends: Vec<RawLinkEnd>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLinkEnd {
+    pub device: S<String>,
+    pub interface: S<String>,
 }
 
 /// Every field optional, as for [`RawIcmp`]: `defaults.snmp` and a target's

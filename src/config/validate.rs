@@ -274,6 +274,47 @@ pub(super) fn validate(file: &Path, raw: RawConfig) -> Result<Inventory, ConfigE
             let own = snmp::partial(&mut v, &block.value, &sp, &config_dir);
             snmp::settings(&mut v, own, &default_snmp, block.into(), &sp)
         });
+        let mut ends = Vec::new();
+        if !t.ends.is_empty() && kind != TargetKind::Link {
+            v.report(
+                &t.ends[0].device,
+                format!("{p}.ends"),
+                format!("only link targets have ends, this is a {}", kind.as_str()),
+            );
+        }
+        if t.ends.len() > 2 {
+            v.report(
+                &t.ends[2].device,
+                format!("{p}.ends[2]"),
+                "a link has at most two ends",
+            );
+        }
+        for (j, e) in t.ends.iter().enumerate() {
+            if !target_ids.contains(e.device.value.as_str()) {
+                v.report(
+                    &e.device,
+                    format!("{p}.ends[{j}].device"),
+                    format!("unknown device target {:?}", e.device.value),
+                );
+            } else if e.device.value == t.id.value {
+                v.report(
+                    &e.device,
+                    format!("{p}.ends[{j}].device"),
+                    "a link cannot be its own end",
+                );
+            }
+            if e.interface.value.trim().is_empty() {
+                v.report(
+                    &e.interface,
+                    format!("{p}.ends[{j}].interface"),
+                    "must name an interface (ifName or ifAlias)",
+                );
+            }
+            ends.push(crate::inventory::LinkEnd {
+                device: e.device.value.clone(),
+                interface: e.interface.value.trim().to_string(),
+            });
+        }
         targets.push(Target {
             name: t
                 .name
@@ -291,9 +332,43 @@ pub(super) fn validate(file: &Path, raw: RawConfig) -> Result<Inventory, ConfigE
             icmp,
             thresholds,
             snmp,
+            ends,
         });
     }
     check_cycles(&mut v, &raw);
+    // A link end must be a device whose interfaces are polled.
+    for (i, t) in raw.targets.iter().enumerate() {
+        for (j, e) in t.ends.iter().enumerate() {
+            if e.device.value == t.id.value {
+                continue; // reported above
+            }
+            let Some(dev) = targets.iter().find(|d| d.id == e.device.value) else {
+                continue;
+            };
+            let polled = dev.snmp.as_ref().is_some_and(|s| s.modules.interfaces);
+            let has_block = raw
+                .targets
+                .iter()
+                .find(|d| d.id.value == e.device.value)
+                .is_some_and(|d| d.snmp.is_some());
+            if !polled && !has_block {
+                v.report(
+                    &e.device,
+                    format!("targets[{i}].ends[{j}].device"),
+                    format!(
+                        "{:?} is not polled over SNMP with the interfaces module: give it an snmp block",
+                        e.device.value
+                    ),
+                );
+            } else if !polled && dev.snmp.as_ref().is_some_and(|s| !s.modules.interfaces) {
+                v.report(
+                    &e.device,
+                    format!("targets[{i}].ends[{j}].device"),
+                    format!("{:?} does not poll the interfaces module", e.device.value),
+                );
+            }
+        }
+    }
 
     if v.problems.is_empty() {
         Ok(Inventory {

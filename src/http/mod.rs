@@ -158,6 +158,17 @@ pub struct TargetView {
     pub last_probe: Option<ProbeView>,
     /// For targets polled over SNMP: the last poll's verdict.
     pub snmp: Option<SnmpView>,
+    /// For links: each end's interface and what it said at the last poll.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ends: Vec<EndView>,
+}
+
+#[derive(Serialize)]
+pub struct EndView {
+    pub device: String,
+    pub interface: String,
+    /// `null` until the end's device has been polled.
+    pub last: Option<crate::link::EndStatus>,
 }
 
 #[derive(Serialize)]
@@ -223,6 +234,16 @@ fn view(t: &Target, book: &HealthBook) -> Option<TargetView> {
             version: s.credentials.version(),
             last_poll: h.snmp.clone(),
         }),
+        ends: t
+            .ends
+            .iter()
+            .enumerate()
+            .map(|(i, e)| EndView {
+                device: e.device.clone(),
+                interface: e.interface.clone(),
+                last: h.ends.get(i).cloned().flatten(),
+            })
+            .collect(),
     })
 }
 

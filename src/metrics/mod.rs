@@ -99,6 +99,13 @@ pub struct Metrics {
     snmp_non_increasing: Family<TargetLabels, Counter>,
     reboots: Family<TargetLabels, Counter>,
     snmp_devices: Arc<snmp::SnmpSeries>,
+    link_utilisation: Family<LinkLabels, FGauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LinkLabels {
+    link: String,
+    direction: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -146,6 +153,7 @@ impl Metrics {
             snmp_non_increasing: Family::default(),
             reboots: Family::default(),
             snmp_devices: Arc::new(snmp::SnmpSeries::default()),
+            link_utilisation: Family::default(),
         };
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
@@ -246,6 +254,11 @@ impl Metrics {
             "Reboots seen: sysUpTime went back between two polls",
             m.reboots.clone(),
         );
+        r.register(
+            "utkikk_link_utilization_ratio",
+            "Utilisation of a link over the last SNMP interval, from its first end's octet counters and ifHighSpeed; direction out = away from the first end",
+            m.link_utilisation.clone(),
+        );
         r.register_collector(Box::new(m.snmp_devices.clone()));
         r.register(
             "utkikk_build_info",
@@ -307,6 +320,26 @@ impl Metrics {
                 // Values we can no longer read are not exported as if current.
                 self.snmp_devices.remove(&labels.target);
             }
+        }
+    }
+
+    pub fn set_link_utilisation(&self, link: &str, out: f64, inn: f64) {
+        for (direction, v) in [("out", out), ("in", inn)] {
+            self.link_utilisation
+                .get_or_create(&LinkLabels {
+                    link: link.to_string(),
+                    direction: direction.to_string(),
+                })
+                .set(v);
+        }
+    }
+
+    pub fn remove_link_utilisation(&self, link: &str) {
+        for direction in ["out", "in"] {
+            self.link_utilisation.remove(&LinkLabels {
+                link: link.to_string(),
+                direction: direction.to_string(),
+            });
         }
     }
 
@@ -412,6 +445,7 @@ impl Metrics {
             });
         }
         self.snmp_devices.remove(&base.target);
+        self.remove_link_utilisation(&base.target);
         self.icmp_rtt.remove(&base);
         self.icmp_requests.remove(&base);
         self.icmp_responses.remove(&base);
