@@ -5,7 +5,7 @@ mod lab;
 
 use std::time::Duration;
 
-use lab::{far_host_v4, wait_until, Agent, FarHost, Snmpd, FAST};
+use lab::{far_host_v4, wait_until, Agent, FarHost, SnmpRec, Snmpd, Snmpsim, FAST};
 
 const DEADLINE: Duration = Duration::from_secs(40);
 
@@ -365,4 +365,119 @@ lab_test!(link_judged_from_both_ends, || {
     assert_eq!(agent.state("sw1"), "up");
     far.sh("ip link set ge-0-0-1 up");
     agent.wait_state("link-a", "up", DEADLINE);
+});
+
+/// The value of the first series of `name` for `id` whose line contains `filter`.
+fn value(metrics: &str, name: &str, id: &str, filter: &str) -> Option<f64> {
+    series(metrics, name, id)
+        .into_iter()
+        .find(|l| l.contains(filter))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+lab_test!(snmpsim_big_and_odd_devices, || {
+    let dir = tempfile::tempdir().unwrap();
+    let far = far_host_v4(&["198.51.100.1/24"]);
+    // A 48-port access switch with port descriptions (ifAlias).
+    let mut sw48 = SnmpRec::switch(
+        "sim-sw48",
+        48,
+        |i| format!("ge-0/0/{}", i - 1),
+        |i| {
+            if i == 1 {
+                "Samband Notodden".into()
+            } else {
+                format!("Access port {i}")
+            }
+        },
+    );
+    // A Counter64 past 2^53: exported modulo 2^53, as snmp_exporter does.
+    sw48.set("1.3.6.1.2.1.31.1.1.1.6.2", 70, (1u64 << 53) + 42);
+    sw48.write(dir.path(), "switch48");
+    // A chassis with 520 interfaces, of which six carry samband.
+    SnmpRec::switch(
+        "sim-chassis",
+        520,
+        |i| format!("xe-{}/{}/{}", i / 100, (i / 10) % 10, i % 10),
+        |i| {
+            if i % 100 == 7 {
+                format!("Samband {i}")
+            } else {
+                String::new()
+            }
+        },
+    )
+    .write(dir.path(), "chassis520");
+    // An agent whose ifDescr walk goes 1, 3, then back to 2.
+    let broken = SnmpRec::switch("sim-broken", 3, |i| format!("port{i}"), |_| String::new());
+    let mut lines = broken.lines();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("1.3.6.1.2.1.2.2.1.2.2|"))
+        .unwrap();
+    lines.swap(at, at + 1);
+    broken.write_lines(dir.path(), "broken", lines);
+    let _sim = Snmpsim::start(&far, dir.path(), "198.51.100.1");
+
+    let agent = Agent::start_env(
+        &config(
+            "  - { id: sw48, kind: switch, address: 198.51.100.1, snmp: { version: 2c, community: env:SIM_SW48 } }\n\
+             \x20 - { id: chassis, kind: router, address: 198.51.100.1,\n\
+             \x20     snmp: { version: 2c, community: env:SIM_CHASSIS, interfaces: { alias: 'Samband .*' } } }\n\
+             \x20 - { id: broken, kind: switch, address: 198.51.100.1, snmp: { version: 2c, community: env:SIM_BROKEN } }\n",
+        ),
+        &[
+            ("SIM_SW48", "switch48"),
+            ("SIM_CHASSIS", "chassis520"),
+            ("SIM_BROKEN", "broken"),
+        ],
+    );
+    for id in ["sw48", "chassis", "broken"] {
+        wait_until(&format!("{id} polled"), DEADLINE, || snmp_ok(&agent, id));
+        agent.wait_state(id, "up", DEADLINE);
+    }
+    let m = agent.metrics();
+    assert_eq!(series(&m, "ifOperStatus", "sw48").len(), 48);
+    assert!(
+        series(&m, "ifOperStatus", "sw48").iter().any(
+            |l| l.contains("ifName=\"ge-0/0/0\"") && l.contains("ifAlias=\"Samband Notodden\"")
+        ),
+        "ifAlias label"
+    );
+    assert_eq!(
+        value(&m, "ifHCInOctets", "sw48", "ifIndex=\"2\""),
+        Some(42.0)
+    );
+    assert_eq!(
+        value(&m, "ifHCOutOctets", "sw48", "ifIndex=\"2\""),
+        Some(4_000_000.0)
+    );
+    assert_eq!(
+        value(&m, "ifOperStatus", "sw48", "ifIndex=\"2\""),
+        Some(2.0)
+    );
+
+    // The chassis: only the six samband interfaces are polled ...
+    let ports = series(&m, "ifHCInOctets", "chassis");
+    assert_eq!(ports.len(), 6, "{ports:?}");
+    assert!(ports.iter().all(|l| l.contains("ifAlias=\"Samband ")));
+    // ... and after the first poll (which walks the names once), a poll is
+    // the scalars plus one GET, not a walk of 520 rows.
+    let polls =
+        |m: &str| value(m, "utkikk_snmp_poll_duration_seconds_count", "chassis", "").unwrap_or(0.0);
+    let requests = |m: &str| value(m, "utkikk_snmp_requests_total", "chassis", "").unwrap_or(0.0);
+    let (p1, r1) = (polls(&m), requests(&m));
+    let mut later = String::new();
+    wait_until("two more chassis polls", DEADLINE, || {
+        later = agent.metrics();
+        polls(&later) >= p1 + 2.0
+    });
+    let per_poll = (requests(&later) - r1) / (polls(&later) - p1);
+    assert!(per_poll <= 3.0, "{per_poll} requests per poll");
+
+    // The broken agent: the walk stops, is counted, and the device is
+    // still polled (what could be read is exported).
+    let nonincr = value(&m, "utkikk_snmp_walk_non_increasing_total", "broken", "").unwrap_or(0.0);
+    assert!(nonincr >= 1.0, "non-increasing walks counted");
+    assert!(!series(&m, "ifOperStatus", "broken").is_empty());
 });

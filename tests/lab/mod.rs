@@ -406,3 +406,125 @@ impl Drop for Snmpd {
         self.stop();
     }
 }
+
+/// snmpsim (`snmpsimd`) serving `.snmprec` files from `data` in `host`'s
+/// namespace on `listen`:161; each file answers to the community named
+/// like the file. snmpsimd refuses to run as root without dropping
+/// privileges, which a user namespace cannot do: it runs in a nested user
+/// namespace as uid 1000, allowed to bind port 161 by the far namespace's
+/// `ip_unprivileged_port_start`.
+pub struct Snmpsim {
+    child: Child,
+}
+
+impl Snmpsim {
+    pub fn start(host: &FarHost, dir: &Path, listen: &str) -> Snmpsim {
+        let log = dir.join("snmpsim.log");
+        host.sh("sysctl -qw net.ipv4.ip_unprivileged_port_start=0");
+        let child = Command::new("nsenter")
+            .args(["-t", &host.pid.to_string(), "-n", "--"])
+            .args(["unshare", "-U", "--map-user=1000", "--map-group=1000", "--"])
+            .arg("snmpsimd")
+            .arg(format!("--data-dir={}", dir.join("data").display()))
+            .arg(format!("--cache-dir={}", dir.join("cache").display()))
+            .arg(format!("--agent-udpv4-endpoint={listen}:161"))
+            .arg(format!("--logging-method=file:{}", log.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("snmpsimd (Debian package snmpsim) must be installed");
+        wait_until("snmpsimd to listen", Duration::from_secs(60), || {
+            std::fs::read_to_string(&log)
+                .is_ok_and(|l| l.contains("Listening at UDP/IPv4 endpoint"))
+        });
+        Snmpsim { child }
+    }
+}
+
+impl Drop for Snmpsim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A device's MIB for snmpsim, kept in OID order as `.snmprec` needs.
+#[derive(Default)]
+pub struct SnmpRec {
+    rows: std::collections::BTreeMap<Vec<u64>, (u32, String)>,
+}
+
+impl SnmpRec {
+    pub fn set(&mut self, oid: &str, ty: u32, value: impl ToString) -> &mut Self {
+        let arcs = oid
+            .split('.')
+            .map(|a| a.parse().expect("numeric OID"))
+            .collect();
+        self.rows.insert(arcs, (ty, value.to_string()));
+        self
+    }
+
+    /// A switch: system group and `ports` interfaces named by `name(i)`,
+    /// aliased by `alias(i)`; odd ports up, even ports down (admin up).
+    pub fn switch(
+        sys_name: &str,
+        ports: u64,
+        name: impl Fn(u64) -> String,
+        alias: impl Fn(u64) -> String,
+    ) -> SnmpRec {
+        let mut r = SnmpRec::default();
+        r.set(
+            "1.3.6.1.2.1.1.1.0",
+            4,
+            format!("{sys_name} simulated switch"),
+        )
+        .set("1.3.6.1.2.1.1.2.0", 6, "1.3.6.1.4.1.2636.1.1.1.2.29")
+        .set("1.3.6.1.2.1.1.3.0", 67, 123_456)
+        .set("1.3.6.1.2.1.1.5.0", 4, sys_name)
+        .set("1.3.6.1.2.1.1.6.0", 4, "Kongsberg datasenter")
+        .set("1.3.6.1.2.1.2.1.0", 2, ports)
+        .set("1.3.6.1.2.1.31.1.5.0", 67, 100);
+        for i in 1..=ports {
+            let oper = if i % 2 == 1 { 1 } else { 2 };
+            r.set(&format!("1.3.6.1.2.1.2.2.1.1.{i}"), 2, i)
+                .set(&format!("1.3.6.1.2.1.2.2.1.2.{i}"), 4, name(i))
+                .set(&format!("1.3.6.1.2.1.2.2.1.3.{i}"), 2, 6)
+                .set(&format!("1.3.6.1.2.1.2.2.1.7.{i}"), 2, 1)
+                .set(&format!("1.3.6.1.2.1.2.2.1.8.{i}"), 2, oper)
+                .set(&format!("1.3.6.1.2.1.2.2.1.13.{i}"), 65, i)
+                .set(&format!("1.3.6.1.2.1.2.2.1.14.{i}"), 65, i * 2)
+                .set(&format!("1.3.6.1.2.1.2.2.1.19.{i}"), 65, i * 3)
+                .set(&format!("1.3.6.1.2.1.2.2.1.20.{i}"), 65, i * 4)
+                .set(&format!("1.3.6.1.2.1.31.1.1.1.1.{i}"), 4, name(i))
+                .set(&format!("1.3.6.1.2.1.31.1.1.1.6.{i}"), 70, 1_000_000 * i)
+                .set(&format!("1.3.6.1.2.1.31.1.1.1.10.{i}"), 70, 2_000_000 * i)
+                .set(&format!("1.3.6.1.2.1.31.1.1.1.15.{i}"), 66, 1000)
+                .set(&format!("1.3.6.1.2.1.31.1.1.1.18.{i}"), 4, alias(i));
+        }
+        r
+    }
+
+    /// Write as `data/COMMUNITY.snmprec` under `dir`.
+    pub fn write(&self, dir: &Path, community: &str) {
+        self.write_lines(dir, community, self.lines());
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .map(|(oid, (ty, v))| {
+                let oid: Vec<String> = oid.iter().map(u64::to_string).collect();
+                format!("{}|{ty}|{v}", oid.join("."))
+            })
+            .collect()
+    }
+
+    pub fn write_lines(&self, dir: &Path, community: &str, lines: Vec<String>) {
+        std::fs::create_dir_all(dir.join("data")).expect("data dir");
+        std::fs::write(
+            dir.join("data").join(format!("{community}.snmprec")),
+            lines.join("\n") + "\n",
+        )
+        .expect("write snmprec");
+    }
+}
