@@ -784,4 +784,129 @@ mod tests {
         b.apply_inventory(&inv3, Some(&inv2), Utc::now());
         assert!(b.get("b").is_none());
     }
+
+    fn snmp(ok: bool, err: Option<SnmpError>) -> SnmpStatus {
+        SnmpStatus::of(
+            Utc::now(),
+            if ok {
+                Ok(())
+            } else {
+                Err(err.as_ref().unwrap())
+            },
+        )
+    }
+
+    #[test]
+    fn snmp_failure_degrades_a_pinged_device_and_auth_is_its_own_reason() {
+        let mut b = book(vec![target("sw", &[])]);
+        b.observe("sw", up(), Utc::now());
+        let auth = SnmpError::Auth("Not authenticated".into());
+        assert!(b
+            .observe_snmp("sw", snmp(false, Some(auth)), Utc::now())
+            .is_empty());
+        for _ in 0..2 {
+            b.observe("sw", up(), Utc::now());
+        }
+        assert_eq!(state(&b, "sw"), State::Up, "hysteresis: fail_after 3");
+        b.observe("sw", up(), Utc::now());
+        assert_eq!(state(&b, "sw"), State::Degraded);
+        assert!(b
+            .get("sw")
+            .unwrap()
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("snmp_auth"));
+        // ICMP failing wins over any SNMP verdict.
+        for _ in 0..3 {
+            b.observe("sw", lost(), Utc::now());
+        }
+        assert_eq!(state(&b, "sw"), State::Down);
+    }
+
+    #[test]
+    fn snmp_only_device_silent_is_down_answering_is_up() {
+        let mut t = target("sw", &[]);
+        t.icmp.enabled = false;
+        let mut b = book(vec![t]);
+        let timeout = SnmpError::Timeout {
+            attempts: 3,
+            timeout_ms: 1000,
+        };
+        b.observe_snmp("sw", snmp(true, None), Utc::now());
+        assert_eq!(state(&b, "sw"), State::Up);
+        for _ in 0..3 {
+            b.observe_snmp("sw", snmp(false, Some(timeout.clone())), Utc::now());
+        }
+        assert_eq!(state(&b, "sw"), State::Down);
+        assert!(b
+            .get("sw")
+            .unwrap()
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("snmp_unreachable"));
+    }
+
+    #[test]
+    fn link_end_down_makes_the_link_down_even_when_pings_pass() {
+        let mut l = target("link", &[]);
+        l.kind = TargetKind::Link;
+        l.ends = vec![
+            crate::inventory::LinkEnd {
+                device: "a".into(),
+                interface: "ge-0/0/1".into(),
+            },
+            crate::inventory::LinkEnd {
+                device: "b".into(),
+                interface: "ge-0/0/2".into(),
+            },
+        ];
+        let mut b = book(vec![l]);
+        b.observe("link", up(), Utc::now());
+        b.observe_link_end("link", 0, EndStatus::AdminDown("shut".into()), Utc::now());
+        b.observe_link_end(
+            "link",
+            1,
+            EndStatus::Down("ge-0/0/2 on b is down".into()),
+            Utc::now(),
+        );
+        for _ in 0..3 {
+            b.observe("link", up(), Utc::now());
+        }
+        assert_eq!(state(&b, "link"), State::Down);
+        assert!(b
+            .get("link")
+            .unwrap()
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("ge-0/0/2 on b"));
+        b.observe_link_end("link", 1, EndStatus::Up, Utc::now());
+        for _ in 0..2 {
+            b.observe("link", up(), Utc::now());
+        }
+        assert_eq!(state(&b, "link"), State::Up);
+    }
+
+    #[test]
+    fn link_judged_by_ends_alone_is_unmonitored_when_no_end_can_be_read() {
+        let mut l = target("link", &[]);
+        l.kind = TargetKind::Link;
+        l.icmp.enabled = false;
+        l.ends = vec![crate::inventory::LinkEnd {
+            device: "a".into(),
+            interface: "x".into(),
+        }];
+        let mut b = book(vec![l]);
+        b.observe_link_end("link", 0, EndStatus::Up, Utc::now());
+        assert_eq!(state(&b, "link"), State::Up);
+        b.observe_link_end(
+            "link",
+            0,
+            EndStatus::Unknown("a could not be polled".into()),
+            Utc::now(),
+        );
+        assert_eq!(state(&b, "link"), State::Unmonitored);
+    }
 }

@@ -64,7 +64,10 @@ fn snmp_ok(agent: &Agent, id: &str) -> bool {
 fn series<'a>(metrics: &'a str, name: &str, id: &str) -> Vec<&'a str> {
     metrics
         .lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&format!("target=\"{id}\"")))
+        .filter(|l| {
+            l.starts_with(&format!("{name}{{"))
+                && (id.is_empty() || l.contains(&format!("target=\"{id}\"")))
+        })
         .collect()
 }
 
@@ -96,6 +99,8 @@ fn promtool_accepts(metrics: &str, dir: &std::path::Path) {
         "hrStorageAllocationUnits",
         "hrStorageSize",
         "hrStorageUsed",
+        // a custom counter of the v2c scenario, named as configured
+        "lab_lo_in_octets",
     ];
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let name = line.split(' ').next().unwrap_or_default();
@@ -114,7 +119,9 @@ lab_test!(snmp_v2c_and_v3_poll_a_switch, || {
     let agent = Agent::start_env(
         &config(
             "  - { id: sw-v2c, kind: switch, address: 198.51.100.1, site: dc,\n\
-             \x20     snmp: { version: 2c, community: env:LAB_COMMUNITY } }\n\
+             \x20     snmp: { version: 2c, community: env:LAB_COMMUNITY, modules: [system, interfaces, host_resources],\n\
+             \x20             custom: [ { oid: 1.3.6.1.2.1.1.7.0, name: lab_sys_services, type: gauge },\n\
+             \x20                       { oid: .1.3.6.1.2.1.2.2.1.10.1, name: lab_lo_in_octets, type: counter, help: Octets in on lo } ] } }\n\
              \x20 - { id: sw-v3, kind: switch, address: 198.51.100.1, site: dc,\n\
              \x20     snmp: { version: \"3\", user: labuser, auth_protocol: SHA-256, auth_passphrase: env:LAB_AUTH,\n\
              \x20             priv_protocol: AES, priv_passphrase: env:LAB_PRIV } }\n\
@@ -243,7 +250,8 @@ lab_test!(snmpd_stopped_degrades_and_restart_is_a_reboot, || {
             "  - { id: sw1, kind: switch, address: 198.51.100.1, site: dc,\n\
              \x20     snmp: { version: \"3\", user: labuser, auth_passphrase: env:LAB_AUTH, priv_passphrase: env:LAB_PRIV } }\n\
              \x20 - { id: sw2, kind: switch, address: 198.51.100.1, site: dc, icmp: { enabled: false },\n\
-             \x20     snmp: { version: 2c, community: env:LAB_COMMUNITY } }\n",
+             \x20     snmp: { version: 2c, community: env:LAB_COMMUNITY } }\n\
+             \x20 - { id: uplink, kind: link, address: 198.51.100.1, icmp: { enabled: false }, ends: [ { device: sw2, interface: far0 } ] }\n",
         ),
         &ENV,
     );
@@ -293,6 +301,24 @@ lab_test!(snmpd_stopped_degrades_and_restart_is_a_reboot, || {
     });
     let log = agent.log();
     assert!(log.contains("device rebooted"), "{log}");
+    // Utilisation after the restart: a value again, and never negative.
+    wait_until("uplink utilisation after the restart", DEADLINE, || {
+        value(
+            &agent.metrics(),
+            "utkikk_link_utilization_ratio",
+            "",
+            "link=\"uplink\"",
+        )
+        .is_some()
+    });
+    for line in agent
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with("utkikk_link_utilization_ratio{"))
+    {
+        let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(v >= 0.0, "{line}");
+    }
     // v3 after the agent restart: engine boots moved on, the session was
     // rediscovered, and polling works again without an auth error.
     assert!(snmp_ok(&agent, "sw1"));

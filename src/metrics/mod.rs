@@ -100,6 +100,7 @@ pub struct Metrics {
     reboots: Family<TargetLabels, Counter>,
     snmp_devices: Arc<snmp::SnmpSeries>,
     link_utilisation: Family<LinkLabels, FGauge>,
+    last_scrape_len: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -154,6 +155,7 @@ impl Metrics {
             reboots: Family::default(),
             snmp_devices: Arc::new(snmp::SnmpSeries::default()),
             link_utilisation: Family::default(),
+            last_scrape_len: Arc::default(),
         };
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
@@ -271,9 +273,15 @@ impl Metrics {
 
     /// OpenMetrics text exposition of every series.
     pub fn encode_openmetrics(&self) -> String {
-        let mut out = String::new();
+        // Sized like the last scrape: no doubling and copying on the way.
+        let hint = self
+            .last_scrape_len
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let mut out = String::with_capacity(hint + hint / 8);
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        self.last_scrape_len
+            .store(out.len(), std::sync::atomic::Ordering::Relaxed);
         out
     }
 

@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeMetric, LabelSetEncoder,
+};
 use prometheus_client::metrics::MetricType;
 
 use super::TargetLabels;
@@ -28,18 +30,29 @@ pub struct SnmpSeries {
     custom_counters: Mutex<HashSet<String>>,
 }
 
-type Labels = Vec<(&'static str, String)>;
+/// utkikk's own labels of a device.
+struct Base<'a>(&'a TargetLabels);
 
-fn base(t: &TargetLabels) -> Labels {
-    vec![
-        ("target", t.target.clone()),
-        ("member", t.member.clone()),
-        ("site", t.site.clone()),
-    ]
+impl EncodeLabelSet for Base<'_> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        ("target", self.0.target.as_str()).encode(encoder.encode_label())?;
+        ("member", self.0.member.as_str()).encode(encoder.encode_label())?;
+        ("site", self.0.site.as_str()).encode(encoder.encode_label())
+    }
 }
 
-/// One sample to encode: labels and value.
-struct Sample(Labels, f64);
+/// A device's labels plus extra ones (interface, storage, sys info).
+struct With<'a, const N: usize>(&'a TargetLabels, [(&'static str, &'a str); N]);
+
+impl<const N: usize> EncodeLabelSet for With<'_, N> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        Base(self.0).encode(encoder)?;
+        for l in &self.1 {
+            l.encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug)]
 struct Value(f64);
@@ -56,20 +69,23 @@ impl EncodeMetric for Value {
     }
 }
 
-fn emit(
+/// Encode one family from a stream of samples, nothing when it is empty.
+/// Samples are encoded as they come: a scrape of thousands of interfaces
+/// never holds them all as label sets at once.
+fn emit<L: EncodeLabelSet>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     ty: MetricType,
-    samples: &[Sample],
+    samples: impl Iterator<Item = (L, f64)>,
 ) -> Result<(), std::fmt::Error> {
-    if samples.is_empty() {
+    let mut samples = samples.peekable();
+    if samples.peek().is_none() {
         return Ok(());
     }
     let mut family = encoder.encode_descriptor(name, help, None, ty)?;
-    for Sample(labels, v) in samples {
-        let m = family.encode_family(labels)?;
-        Value(*v).encode(m)?;
+    for (labels, v) in samples {
+        Value(v).encode(family.encode_family(&labels)?)?;
     }
     Ok(())
 }
@@ -120,69 +136,34 @@ impl SnmpSeries {
 impl Collector for SnmpSeries {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let devices = self.lock();
-        let mut uptime = Vec::new();
-        let mut info = Vec::new();
-        let mut ifs: Vec<Vec<Sample>> = (0..IF_METRICS.len()).map(|_| Vec::new()).collect();
-        let mut cpu = Vec::new();
-        let mut storage: [Vec<Sample>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-        let mut custom: BTreeMap<String, (CustomKind, String, Vec<Sample>)> = BTreeMap::new();
-        for (labels, snap) in devices.values() {
-            let b = base(labels);
-            uptime.push(Sample(b.clone(), snap.uptime_ticks as f64));
-            if let Some(s) = &snap.system {
-                let mut l = b.clone();
-                l.push(("sys_name", s.name.clone()));
-                l.push(("sys_descr", s.descr.clone()));
-                l.push(("sys_object_id", s.object_id.clone()));
-                l.push(("sys_location", s.location.clone()));
-                info.push(Sample(l, 1.0));
-            }
-            for i in &snap.interfaces {
-                let mut l = b.clone();
-                l.push(("ifIndex", i.index.to_string()));
-                l.push(("ifName", i.name.clone()));
-                l.push(("ifAlias", i.alias.clone()));
-                l.push(("ifDescr", i.descr.clone()));
-                for (c, v) in i.values.iter().enumerate() {
-                    if let Some(v) = v {
-                        ifs[c].push(Sample(l.clone(), *v as f64));
-                    }
-                }
-            }
-            for (idx, load) in &snap.processors {
-                let mut l = b.clone();
-                l.push(("hrDeviceIndex", idx.to_string()));
-                cpu.push(Sample(l, *load as f64));
-            }
-            for s in &snap.storage {
-                let mut l = b.clone();
-                l.push(("hrStorageIndex", s.index.to_string()));
-                l.push(("hrStorageDescr", s.descr.clone()));
-                storage[0].push(Sample(l.clone(), s.allocation_units as f64));
-                storage[1].push(Sample(l.clone(), s.size as f64));
-                storage[2].push(Sample(l, s.used as f64));
-            }
-            for (c, v) in &snap.custom {
-                custom
-                    .entry(c.name.clone())
-                    .or_insert_with(|| (c.kind, c.help.clone(), Vec::new()))
-                    .2
-                    .push(Sample(b.clone(), *v));
-            }
-        }
+        let devs = || devices.values();
         emit(
             &mut encoder,
             "sysUpTime",
             "The time (in hundredths of a second) since the network management portion of the system was last re-initialized - 1.3.6.1.2.1.1.3",
             MetricType::Gauge,
-            &uptime,
+            devs().map(|(l, s)| (Base(l), s.uptime_ticks as f64)),
         )?;
         emit(
             &mut encoder,
             "utkikk_snmp_device_info",
             "What the device says about itself (sysName, sysDescr, sysObjectID, sysLocation); always 1",
             MetricType::Gauge,
-            &info,
+            devs().filter_map(|(l, s)| {
+                let s = s.system.as_ref()?;
+                Some((
+                    With(
+                        l,
+                        [
+                            ("sys_name", s.name.as_str()),
+                            ("sys_descr", s.descr.as_str()),
+                            ("sys_object_id", s.object_id.as_str()),
+                            ("sys_location", s.location.as_str()),
+                        ],
+                    ),
+                    1.0,
+                ))
+            }),
         )?;
         for (c, (name, counter, help)) in IF_METRICS.iter().enumerate() {
             let ty = if *counter {
@@ -190,16 +171,42 @@ impl Collector for SnmpSeries {
             } else {
                 MetricType::Gauge
             };
-            emit(&mut encoder, name, help, ty, &ifs[c])?;
+            emit(
+                &mut encoder,
+                name,
+                help,
+                ty,
+                devs().flat_map(|(l, s)| {
+                    s.interfaces.iter().filter_map(move |i| {
+                        let v = i.values[c]?;
+                        Some((
+                            With(
+                                l,
+                                [
+                                    ("ifIndex", i.index_label.as_str()),
+                                    ("ifName", i.name.as_str()),
+                                    ("ifAlias", i.alias.as_str()),
+                                    ("ifDescr", i.descr.as_str()),
+                                ],
+                            ),
+                            v as f64,
+                        ))
+                    })
+                }),
+            )?;
         }
         emit(
             &mut encoder,
             "hrProcessorLoad",
             "The average, over the last minute, of the percentage of time that this processor was not idle - 1.3.6.1.2.1.25.3.3.1.2",
             MetricType::Gauge,
-            &cpu,
+            devs().flat_map(|(l, s)| {
+                s.processors
+                    .iter()
+                    .map(move |(idx, load)| (With(l, [("hrDeviceIndex", idx.as_str())]), *load as f64))
+            }),
         )?;
-        for (i, (name, help)) in [
+        for (k, (name, help)) in [
             ("hrStorageAllocationUnits", "The size, in bytes, of the data objects allocated from this pool - 1.3.6.1.2.1.25.2.3.1.4"),
             ("hrStorageSize", "The size of the storage represented by this entry, in units of hrStorageAllocationUnits - 1.3.6.1.2.1.25.2.3.1.5"),
             ("hrStorageUsed", "The amount of the storage represented by this entry that is allocated, in units of hrStorageAllocationUnits - 1.3.6.1.2.1.25.2.3.1.6"),
@@ -207,14 +214,58 @@ impl Collector for SnmpSeries {
         .into_iter()
         .enumerate()
         {
-            emit(&mut encoder, name, help, MetricType::Gauge, &storage[i])?;
+            emit(
+                &mut encoder,
+                name,
+                help,
+                MetricType::Gauge,
+                devs().flat_map(|(l, s)| {
+                    s.storage.iter().map(move |st| {
+                        let v = match k {
+                            0 => st.allocation_units,
+                            1 => st.size,
+                            _ => st.used,
+                        };
+                        (
+                            With(
+                                l,
+                                [
+                                    ("hrStorageIndex", st.index_label.as_str()),
+                                    ("hrStorageDescr", st.descr.as_str()),
+                                ],
+                            ),
+                            v as f64,
+                        )
+                    })
+                }),
+            )?;
         }
-        for (name, (kind, help, samples)) in &custom {
+        // Custom OIDs: one family per name, across devices.
+        let mut names: Vec<(&str, CustomKind, &str)> = Vec::new();
+        for (_, s) in devs() {
+            for (c, _) in &s.custom {
+                if !names.iter().any(|(n, _, _)| *n == c.name) {
+                    names.push((&c.name, c.kind, &c.help));
+                }
+            }
+        }
+        for (name, kind, help) in names {
             let ty = match kind {
                 CustomKind::Counter => MetricType::Unknown,
                 CustomKind::Gauge => MetricType::Gauge,
             };
-            emit(&mut encoder, name, help, ty, samples)?;
+            emit(
+                &mut encoder,
+                name,
+                help,
+                ty,
+                devs().flat_map(|(l, s)| {
+                    s.custom
+                        .iter()
+                        .filter(move |(c, _)| c.name == name)
+                        .map(move |(_, v)| (Base(l), *v))
+                }),
+            )?;
         }
         Ok(())
     }

@@ -522,6 +522,9 @@ pub struct SystemInfo {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Interface {
     pub index: u64,
+    /// `index` as text, made once for the `ifIndex` label.
+    #[serde(skip)]
+    pub index_label: String,
     pub name: String,
     pub alias: String,
     pub descr: String,
@@ -567,6 +570,8 @@ pub const IF_METRICS: [(&str, bool, &str); 9] = [
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Storage {
     pub index: u64,
+    #[serde(skip)]
+    pub index_label: String,
     pub descr: String,
     pub allocation_units: u64,
     pub size: u64,
@@ -580,8 +585,8 @@ pub struct DeviceSnapshot {
     pub uptime_ticks: u64,
     pub system: Option<SystemInfo>,
     pub interfaces: Vec<Interface>,
-    /// hrProcessorLoad by hrDeviceIndex.
-    pub processors: Vec<(u64, i64)>,
+    /// hrProcessorLoad by hrDeviceIndex (as label text).
+    pub processors: Vec<(String, i64)>,
     pub storage: Vec<Storage>,
     /// Custom OIDs that answered with a number.
     #[serde(skip)]
@@ -703,7 +708,7 @@ impl DevicePoller {
             let cols = self.session.walk_columns(&[HR_PROCESSOR_LOAD]).await?;
             snap.processors = cols[0]
                 .iter()
-                .filter_map(|(o, v)| Some((*o.last()?, v.as_i64()?)))
+                .filter_map(|(o, v)| Some((o.last()?.to_string(), v.as_i64()?)))
                 .collect();
             let cols = self
                 .session
@@ -720,6 +725,7 @@ impl DevicePoller {
                     let Some(&idx) = o.last() else { continue };
                     let r = rows.entry(idx).or_insert_with(|| Storage {
                         index: idx,
+                        index_label: idx.to_string(),
                         ..Default::default()
                     });
                     match c {
@@ -767,6 +773,7 @@ impl DevicePoller {
                 let Some(&idx) = o.last() else { continue };
                 let r = rows.entry(idx).or_insert_with(|| Interface {
                     index: idx,
+                    index_label: idx.to_string(),
                     ..Default::default()
                 });
                 match c {
