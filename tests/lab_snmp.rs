@@ -209,19 +209,24 @@ lab_test!(snmp_auth_failures_are_named_and_secrets_stay_secret, || {
     // SNMP-only target: the device answers (with a refusal), so degraded.
     let t = agent.wait_state("sw-nouser", "degraded", DEADLINE);
     assert_eq!(t["snmp"]["last_poll"]["reason"], "snmp_auth");
-    // v2c: agents drop a wrong community without a word, so all we can
-    // see is silence; the message says a wrong community is one cause.
+    // v2c: agents drop a wrong community without a word; the agent still
+    // answers SNMPv3 discovery, so the silence is a refused community.
     let t = agent.wait_state("sw-wrongcomm", "degraded", DEADLINE);
-    assert_eq!(t["snmp"]["last_poll"]["reason"], "snmp_unreachable");
+    assert_eq!(t["snmp"]["last_poll"]["reason"], "snmp_auth", "{t:#}");
     assert!(t["snmp"]["last_poll"]["message"]
         .as_str()
         .unwrap()
-        .contains("community"));
+        .contains("community is refused"));
 
     let m = agent.metrics();
-    assert!(series(&m, "utkikk_snmp_errors_total", "sw-wrongpass")
-        .iter()
-        .any(|l| l.contains("reason=\"auth\"") && !l.ends_with(" 0")));
+    for id in ["sw-wrongpass", "sw-nouser", "sw-wrongcomm"] {
+        assert!(
+            series(&m, "utkikk_snmp_errors_total", id)
+                .iter()
+                .any(|l| l.contains("reason=\"auth\"") && !l.ends_with(" 0")),
+            "{id}"
+        );
+    }
     assert!(series(&m, "utkikk_probe_success", "sw-wrongpass")
         .iter()
         .any(|l| l.contains("probe=\"snmp\"") && l.ends_with(" 0")));

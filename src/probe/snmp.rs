@@ -157,7 +157,7 @@ fn arcs(o: &Oid<'_>) -> Arcs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "code", content = "detail", rename_all = "snake_case")]
 pub enum SnmpError {
-    #[error("no answer after {attempts} attempt(s) of {timeout_ms} ms (agent down, or a wrong v2c community: agents drop those silently)")]
+    #[error("no answer after {attempts} attempt(s) of {timeout_ms} ms (agent down or filtered; or a wrong v2c community on an agent without SNMPv3)")]
     Timeout { attempts: u32, timeout_ms: u64 },
     #[error("authentication failed ({0})")]
     Auth(String),
@@ -379,10 +379,40 @@ impl Session {
                 }
             }
         }
-        Err(last_io.unwrap_or(SnmpError::Timeout {
+        if let Some(e) = last_io {
+            return Err(e);
+        }
+        // v2c agents drop a wrong community without a word. If the agent
+        // answers an SNMPv3 engine discovery (which needs no credentials),
+        // it is alive and listening: the silence is a refused community.
+        if matches!(self.settings.credentials, SnmpCredentials::V2c { .. })
+            && self.v3_discovery_answers().await
+        {
+            return Err(SnmpError::Auth(
+                "no answer with this community, but the agent answers SNMPv3 discovery: the community is refused".into(),
+            ));
+        }
+        Err(SnmpError::Timeout {
             attempts,
             timeout_ms: self.settings.timeout.as_millis() as u64,
-        }))
+        })
+    }
+
+    /// Whether the agent answers an unauthenticated SNMPv3 engine discovery.
+    async fn v3_discovery_answers(&mut self) -> bool {
+        self.stats.requests += 1;
+        let security = Security::new(b"utkikk-discovery", b"").with_auth(Auth::NoAuthNoPriv);
+        let Ok(mut probe) = AsyncSession::new_v3(self.addr, self.next_req_id, security).await
+        else {
+            return false;
+        };
+        match tokio::time::timeout(self.settings.timeout, probe.init()).await {
+            Ok(Ok(())) => true,
+            // Any decoded answer means something is listening; a socket
+            // error or silence does not.
+            Ok(Err(snmp2::Error::Receive | snmp2::Error::Send)) | Err(_) => false,
+            Ok(Err(_)) => true,
+        }
     }
 
     pub async fn get(&mut self, oids: &[Arcs]) -> Result<Vec<(Arcs, Val)>, SnmpError> {
