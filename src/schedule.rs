@@ -94,13 +94,7 @@ impl Scheduler {
             .filter(|t| t.icmp.enabled)
             .map(|t| (t.id.as_str(), t))
             .collect();
-        self.running.retain(|id, r| {
-            let keep = wanted.get(id.as_str()).is_some_and(|t| **t == r.target);
-            if !keep {
-                r.abort.abort();
-            }
-            keep
-        });
+        stop_unwanted(&mut self.running, &wanted);
         for t in inv.targets.iter().filter(|t| t.icmp.enabled) {
             if self.running.contains_key(&t.id) {
                 continue;
@@ -134,13 +128,7 @@ impl Scheduler {
             .filter(|t| t.snmp.is_some())
             .map(|t| (t.id.as_str(), t))
             .collect();
-        self.running_snmp.retain(|id, r| {
-            let keep = wanted.get(id.as_str()).is_some_and(|t| **t == r.target);
-            if !keep {
-                r.abort.abort();
-            }
-            keep
-        });
+        stop_unwanted(&mut self.running_snmp, &wanted);
         for t in inv.targets.iter().filter(|t| t.snmp.is_some()) {
             if self.running_snmp.contains_key(&t.id) {
                 continue;
@@ -177,6 +165,18 @@ impl Scheduler {
             tracker.wait().await;
         }
     }
+}
+
+/// Abort the tasks of targets removed or changed (a changed target gets a
+/// new task with its new settings).
+fn stop_unwanted(running: &mut HashMap<String, Running>, wanted: &HashMap<&str, &Target>) {
+    running.retain(|id, r| {
+        let keep = wanted.get(id.as_str()).is_some_and(|t| **t == r.target);
+        if !keep {
+            r.abort.abort();
+        }
+        keep
+    });
 }
 
 /// Offset of a target's first cycle within its interval.

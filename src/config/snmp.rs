@@ -435,28 +435,9 @@ pub(super) fn settings(
                     );
                     ok = false;
                 }
-                match p.auth_passphrase.clone() {
-                    Some(s) if s.expose().len() >= 8 => Some((proto, s)),
-                    Some(_) => {
-                        fail(
-                            v,
-                            "auth_passphrase",
-                            "must be at least 8 characters (RFC 3414)".into(),
-                        );
-                        ok = false;
-                        None
-                    }
-                    None => {
-                        fail(
-                            v,
-                            "auth_passphrase",
-                            "the security level needs an auth passphrase (env:NAME or file:PATH)"
-                                .into(),
-                        );
-                        ok = false;
-                        None
-                    }
-                }
+                let s = passphrase(v, &fail, "auth_passphrase", p.auth_passphrase.clone());
+                ok &= s.is_some();
+                s.map(|s| (proto, s))
             };
             let privacy = if level == Level::AuthPriv {
                 let proto = p.priv_protocol.unwrap_or(SnmpPrivProtocol::Aes128);
@@ -469,27 +450,9 @@ pub(super) fn settings(
                     );
                     ok = false;
                 }
-                match p.priv_passphrase.clone() {
-                    Some(s) if s.expose().len() >= 8 => Some((proto, s)),
-                    Some(_) => {
-                        fail(
-                            v,
-                            "priv_passphrase",
-                            "must be at least 8 characters (RFC 3414)".into(),
-                        );
-                        ok = false;
-                        None
-                    }
-                    None => {
-                        fail(
-                            v,
-                            "priv_passphrase",
-                            "security level authPriv needs a privacy passphrase (env:NAME or file:PATH)".into(),
-                        );
-                        ok = false;
-                        None
-                    }
-                }
+                let s = passphrase(v, &fail, "priv_passphrase", p.priv_passphrase.clone());
+                ok &= s.is_some();
+                s.map(|s| (proto, s))
             } else {
                 None
             };
@@ -532,6 +495,31 @@ pub(super) fn settings(
         interfaces: p.interfaces.unwrap_or_default(),
         custom: p.custom.unwrap_or_default(),
     })
+}
+
+/// A v3 passphrase the security level needs: present, and at least 8
+/// characters (RFC 3414).
+fn passphrase(
+    v: &mut Validator<'_>,
+    fail: &dyn Fn(&mut Validator<'_>, &str, String),
+    field: &str,
+    value: Option<Secret>,
+) -> Option<Secret> {
+    match value {
+        Some(s) if s.expose().len() >= 8 => Some(s),
+        Some(_) => {
+            fail(v, field, "must be at least 8 characters (RFC 3414)".into());
+            None
+        }
+        None => {
+            fail(
+                v,
+                field,
+                "the security level needs this passphrase (env:NAME or file:PATH)".into(),
+            );
+            None
+        }
+    }
 }
 
 fn pattern(v: &mut Validator<'_>, raw: &Option<S<String>>, path: &str) -> Option<Pattern> {
