@@ -316,9 +316,10 @@ pub enum SnmpPrivProtocol {
 }
 
 impl SnmpPrivProtocol {
-    pub const NAMES: [(&'static str, SnmpPrivProtocol); 4] = [
+    pub const NAMES: [(&'static str, SnmpPrivProtocol); 5] = [
         ("DES", SnmpPrivProtocol::Des),
         ("AES", SnmpPrivProtocol::Aes128),
+        ("AES-128", SnmpPrivProtocol::Aes128),
         ("AES-192", SnmpPrivProtocol::Aes192),
         ("AES-256", SnmpPrivProtocol::Aes256),
     ];
