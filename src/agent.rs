@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::config::{self, ConfigError};
 use crate::health::{HealthBook, SnmpStatus, Transition};
 use crate::inventory::{Inventory, Target};
+use crate::ledger::{Ledger, Record};
 use crate::link::{self, CounterRates, EndStatus};
 use crate::metrics::{Metrics, TargetLabels};
 use crate::probe::icmp::IcmpProber;
@@ -46,6 +47,8 @@ struct Shared {
     ready: AtomicBool,
     /// Ends the probe runtime's thread when sent (or dropped).
     probe_runtime_stop: Mutex<Option<oneshot::Sender<()>>>,
+    ledger: Ledger,
+    data_dir_override: Option<PathBuf>,
     /// Octet counters of link-end interfaces, for utilisation.
     link_rates: Mutex<CounterRates>,
     /// Serializes reloads (SIGHUP and POST /-/reload may race), so the
@@ -93,8 +96,24 @@ pub enum Event {
 impl Agent {
     /// Start the probe runtime, open the ICMP sockets and start probing
     /// `inventory`. Fails only if the probe thread cannot be started.
-    pub fn start(inventory: Inventory, config_path: &Path) -> std::io::Result<Agent> {
+    /// `data_dir` (from `--data-dir`) overrides `agent.data_dir`, also in
+    /// every reloaded config.
+    pub fn start(
+        mut inventory: Inventory,
+        config_path: &Path,
+        data_dir: Option<PathBuf>,
+    ) -> std::io::Result<Agent> {
+        if let Some(d) = &data_dir {
+            inventory.agent.data_dir = d.clone();
+        }
+        let started = Utc::now();
         let metrics = Metrics::new(&inventory.agent.id);
+        let ledger = Ledger::start(
+            &inventory.agent.data_dir,
+            &inventory.agent.id,
+            started,
+            metrics.clone(),
+        )?;
         let (probe_runtime, probe_runtime_stop) = spawn_probe_runtime()?;
         let (prober, report) = {
             // surge-ping spawns its receive task on the current runtime.
@@ -126,6 +145,8 @@ impl Agent {
                 )),
                 ready: AtomicBool::new(false),
                 probe_runtime_stop: Mutex::new(Some(probe_runtime_stop)),
+                ledger,
+                data_dir_override: data_dir,
                 link_rates: Mutex::new(CounterRates::default()),
                 reloading: Mutex::new(()),
             }
@@ -146,8 +167,14 @@ impl Agent {
         let s = &self.shared;
         let _one_at_a_time = lock(&s.reloading);
         match config::load(&s.config_path) {
-            Ok(new) => {
+            Ok(mut new) => {
+                if let Some(d) = &s.data_dir_override {
+                    new.agent.data_dir = d.clone();
+                }
                 let old = lock(&s.inventory).clone();
+                if new.agent.data_dir != old.agent.data_dir {
+                    tracing::warn!("agent.data_dir changed; the ledger moves at the next restart");
+                }
                 if new.agent.listen_address != old.agent.listen_address {
                     tracing::warn!(
                         "agent.listen_address changed; it takes effect at the next restart"
@@ -211,6 +238,18 @@ impl Agent {
         if let Some(tx) = lock(&self.shared.probe_runtime_stop).take() {
             let _ = tx.send(());
         }
+        // Commit what is queued and record a clean stop, off the runtime.
+        let ledger = self.shared.ledger.clone();
+        match tokio::task::spawn_blocking(move || ledger.stop()).await {
+            Ok(Ok(())) => tracing::info!("ledger closed cleanly"),
+            Ok(Err(e)) => tracing::error!("ledger not closed cleanly: {e}"),
+            Err(e) => tracing::error!("ledger stop failed: {e}"),
+        }
+    }
+
+    /// The ledger this agent writes.
+    pub fn ledger(&self) -> &Ledger {
+        &self.shared.ledger
     }
 }
 
@@ -219,7 +258,17 @@ impl Shared {
         let now = Utc::now();
         {
             let mut book = lock(&self.book);
-            book.apply_inventory(new, old, now);
+            for tr in book.apply_inventory(new, old, now) {
+                tracing::info!(
+                    target_id = %tr.target,
+                    from = tr.from.as_str(),
+                    to = tr.to.as_str(),
+                    reason = tr.reason.as_deref().unwrap_or(""),
+                    "state change"
+                );
+                self.ledger.record(Record::Transition(tr.clone()));
+                let _ = self.events.send(Event::Transition(tr));
+            }
             if let Some(old) = old {
                 for t in &old.targets {
                     let same_labels = new.target(&t.id).is_some_and(|n| {
@@ -308,7 +357,8 @@ impl Shared {
                 root_cause = tr.root_cause.as_deref().unwrap_or(""),
                 "state change"
             );
-            // No subscriber yet is fine: the ledger comes later.
+            self.ledger.record(Record::Transition(tr.clone()));
+            // No subscriber is fine: the ledger is written directly.
             let _ = self.events.send(Event::Transition(tr));
         }
     }
@@ -360,6 +410,11 @@ impl Shared {
                 uptime_seconds,
                 "device rebooted (sysUpTime went back)"
             );
+            self.ledger.record(Record::Reboot {
+                target: target.id.clone(),
+                at: poll.at,
+                uptime_seconds,
+            });
             let _ = self.events.send(Event::Reboot {
                 target: target.id.clone(),
                 at: poll.at,

@@ -198,12 +198,16 @@ impl HealthBook {
     /// Adopt a (re)loaded inventory. Targets that keep their id and address
     /// keep their state and history; new ones start `unmonitored`; removed ones
     /// are dropped.
+    ///
+    /// Returns a transition to `unmonitored` for every target that was in
+    /// another state and is dropped (removed, or its address or kind
+    /// changed): its record must not run on as if it were still watched.
     pub fn apply_inventory(
         &mut self,
         inv: &Inventory,
         previous: Option<&Inventory>,
         now: DateTime<Utc>,
-    ) {
+    ) -> Vec<Transition> {
         let mut next = HashMap::with_capacity(inv.targets.len());
         for t in &inv.targets {
             let kept = previous
@@ -246,8 +250,29 @@ impl HealthBook {
             };
             next.insert(t.id.clone(), h);
         }
-        self.targets = next;
+        let dropped = std::mem::replace(&mut self.targets, next);
         self.children = inv.children();
+        let mut out: Vec<Transition> = dropped
+            .into_iter()
+            .filter(|(_, h)| h.state != State::Unmonitored)
+            .map(|(id, h)| Transition {
+                reason: Some(
+                    if inv.target(&id).is_some() {
+                        "address or kind changed by a reload; monitoring starts anew"
+                    } else {
+                        "removed from the configuration"
+                    }
+                    .to_string(),
+                ),
+                target: id,
+                from: h.state,
+                to: State::Unmonitored,
+                at: now,
+                root_cause: None,
+            })
+            .collect();
+        out.sort_by(|a, b| a.target.cmp(&b.target));
+        out
     }
 
     /// Feed one probe outcome; returns every transition it caused (the

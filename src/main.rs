@@ -35,6 +35,9 @@ enum Command {
         /// The YAML configuration file.
         #[arg(long)]
         config: PathBuf,
+        /// Directory for the ledger; overrides agent.data_dir.
+        #[arg(long = "data-dir", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
         /// Address to serve HTTP on; overrides agent.listen_address.
         #[arg(long = "web.listen-address", value_name = "ADDR")]
         listen_address: Option<String>,
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Run {
             config,
             listen_address,
+            data_dir,
             log_level,
             log_format,
         } => {
@@ -72,7 +76,7 @@ fn main() -> ExitCode {
                 eprintln!("utkikk: {e:#}");
                 return ExitCode::from(2);
             }
-            match run(&config, listen_address.as_deref()) {
+            match run(&config, listen_address.as_deref(), data_dir) {
                 Ok(code) => code,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -133,7 +137,11 @@ fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(config: &Path, listen_flag: Option<&str>) -> anyhow::Result<ExitCode> {
+fn run(
+    config: &Path,
+    listen_flag: Option<&str>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let inventory = match utkikk::config::load(config) {
         Ok(inv) => inv,
         Err(e) => {
@@ -163,7 +171,8 @@ fn run(config: &Path, listen_flag: Option<&str>) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let bound = listener.local_addr().context("listener has no address")?;
         let shutdown = CancellationToken::new();
-        let agent = Agent::start(inventory, config).context("cannot start the probe runtime")?;
+        let agent = Agent::start(inventory, config, data_dir)
+            .context("cannot start the probe runtime or the ledger writer")?;
         tracing::info!(
             address = %bound,
             config = %config.display(),

@@ -16,6 +16,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+mod availability;
+
 use crate::agent::Agent;
 use crate::health::SnmpStatus;
 use crate::health::{HealthBook, State};
@@ -31,6 +33,10 @@ pub fn router(agent: Agent) -> Router {
         .route("/-/reload", post(reload))
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/targets/{id}", get(target))
+        .route(
+            "/api/v1/targets/{id}/availability",
+            get(availability::target_availability),
+        )
         .fallback(not_found)
         .with_state(agent)
 }
@@ -50,6 +56,9 @@ pub async fn serve(
 struct ErrorBody {
     status: u16,
     error: String,
+    /// The query parameter at fault, for 400s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameter: Option<String>,
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -58,6 +67,21 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         Json(ErrorBody {
             status: status.as_u16(),
             error: message.into(),
+            parameter: None,
+        }),
+    )
+        .into_response()
+}
+
+/// 400 naming the query parameter at fault.
+fn param_error(parameter: &str, message: impl Into<String>) -> Response {
+    let status = StatusCode::BAD_REQUEST;
+    (
+        status,
+        Json(ErrorBody {
+            status: status.as_u16(),
+            error: format!("{parameter}: {}", message.into()),
+            parameter: Some(parameter.to_string()),
         }),
     )
         .into_response()

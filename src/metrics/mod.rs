@@ -101,6 +101,9 @@ pub struct Metrics {
     snmp_devices: Arc<snmp::SnmpSeries>,
     link_utilisation: Family<LinkLabels, FGauge>,
     last_scrape_len: Arc<std::sync::atomic::AtomicUsize>,
+    ledger_write_errors: Counter,
+    ledger_records: Counter,
+    ledger_pending: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -156,6 +159,9 @@ impl Metrics {
             snmp_devices: Arc::new(snmp::SnmpSeries::default()),
             link_utilisation: Family::default(),
             last_scrape_len: Arc::default(),
+            ledger_write_errors: Counter::default(),
+            ledger_records: Counter::default(),
+            ledger_pending: Gauge::default(),
         };
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
@@ -261,6 +267,21 @@ impl Metrics {
             "Utilisation of a link over the last SNMP interval, from its first end's octet counters and ifHighSpeed; direction out = away from the first end",
             m.link_utilisation.clone(),
         );
+        r.register(
+            "utkikk_ledger_write_errors",
+            "Failed attempts to write the ledger (records stay queued and are retried)",
+            m.ledger_write_errors.clone(),
+        );
+        r.register(
+            "utkikk_ledger_records_written",
+            "Records (transitions, device events) committed to the ledger",
+            m.ledger_records.clone(),
+        );
+        r.register(
+            "utkikk_ledger_pending_records",
+            "Records queued for the ledger and not yet committed",
+            m.ledger_pending.clone(),
+        );
         r.register_collector(Box::new(m.snmp_devices.clone()));
         r.register(
             "utkikk_build_info",
@@ -349,6 +370,18 @@ impl Metrics {
                 direction: direction.to_string(),
             });
         }
+    }
+
+    pub fn ledger_write_error(&self) {
+        self.ledger_write_errors.inc();
+    }
+
+    pub fn ledger_written(&self, n: usize) {
+        self.ledger_records.inc_by(n as u64);
+    }
+
+    pub fn set_ledger_pending(&self, n: usize) {
+        self.ledger_pending.set(n as i64);
     }
 
     /// Forget a device's SNMP values (its `snmp` block was removed).

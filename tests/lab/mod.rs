@@ -154,6 +154,8 @@ pub struct Agent {
     pub config: PathBuf,
     log: PathBuf,
     http: ureq::Agent,
+    wrapper: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 pub const BASE: &str = "http://127.0.0.1:9474";
@@ -174,14 +176,58 @@ impl Agent {
         Self::start_full(yaml, &[], env)
     }
 
+    /// Prepare an agent (config written, nothing started): set up its data
+    /// directory first, then [`Agent::spawn`].
+    pub fn prepare(yaml: &str) -> Agent {
+        Self::prepare_full(yaml, &[], &[])
+    }
+
     fn start_full(yaml: &str, wrapper: &[&str], env: &[(&str, &str)]) -> Agent {
+        let mut a = Self::prepare_full(yaml, wrapper, env);
+        a.spawn();
+        a
+    }
+
+    fn prepare_full(yaml: &str, wrapper: &[&str], env: &[(&str, &str)]) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("utkikk.yaml");
         std::fs::write(&config, yaml).expect("write config");
         let log = dir.path().join("utkikk.log");
-        let logfile = std::fs::File::create(&log).expect("log file");
+        let http = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        let a = Agent {
+            child: None,
+            dir,
+            config,
+            log,
+            http,
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        a
+    }
+
+    /// The ledger's directory (`--data-dir`), inside this agent's tempdir.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Start the binary (again) with the same config, data directory and
+    /// log file, and wait until it is ready.
+    pub fn spawn(&mut self) {
+        let logfile = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let bin = env!("CARGO_BIN_EXE_utkikk");
-        let mut cmd = match wrapper.split_first() {
+        let mut cmd = match self.wrapper.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);
                 c.args(rest).arg(bin);
@@ -190,28 +236,25 @@ impl Agent {
             None => Command::new(bin),
         };
         cmd.args(["run", "--config"])
-            .arg(&config)
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(self.data_dir())
             .args(["--log.level", "debug"])
-            .envs(env.iter().copied())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(logfile);
-        let child = cmd.spawn().expect("start utkikk");
-        let http = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(5)))
-            .build()
-            .into();
-        let a = Agent {
-            child: Some(child),
-            dir,
-            config,
-            log,
-            http,
-        };
+        self.child = Some(cmd.spawn().expect("start utkikk"));
         wait_until("utkikk to be ready", Duration::from_secs(20), || {
-            a.get("/-/ready").0 == 200
+            self.get("/-/ready").0 == 200
         });
-        a
+    }
+
+    /// SIGKILL: no chance to flush or stop cleanly.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {

@@ -1,0 +1,174 @@
+//! `GET /api/v1/targets/{id}/availability?from=&to=` or `?month=YYYY-MM`:
+//! a target's time in each state over a window, from the ledger, with
+//! availability and coverage.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{error, param_error};
+use crate::agent::Agent;
+use crate::ledger::{LedgerError, Store};
+use crate::sla::calendar::{oslo_rfc3339, Month};
+use crate::sla::interval::Interval;
+use crate::sla::timeline;
+
+#[derive(Deserialize)]
+pub struct WindowQuery {
+    from: Option<String>,
+    to: Option<String>,
+    month: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AvailabilityView {
+    target: String,
+    /// Start of the window, RFC 3339 in Europe/Oslo.
+    from: String,
+    /// End of the window as evaluated: never later than now.
+    to: String,
+    month: Option<String>,
+    total_seconds: f64,
+    seconds: BTreeMap<&'static str, f64>,
+    /// (up + degraded) ÷ (total − unmonitored − maintenance − unreachable);
+    /// `null` when nothing was observed ("no data", never 100 %).
+    availability: Option<f64>,
+    /// Monitored ÷ total.
+    coverage: f64,
+}
+
+/// A bad query parameter: answered with 400 naming it.
+pub struct ParamError {
+    pub parameter: &'static str,
+    pub message: String,
+}
+
+fn bad(parameter: &'static str, message: impl Into<String>) -> ParamError {
+    ParamError {
+        parameter,
+        message: message.into(),
+    }
+}
+
+impl IntoResponse for ParamError {
+    fn into_response(self) -> Response {
+        param_error(self.parameter, self.message)
+    }
+}
+
+/// The window a query asks for: `month`, or `from` and `to`, not both.
+pub fn window(q: &WindowQuery) -> Result<(Interval, Option<Month>), ParamError> {
+    match (&q.month, &q.from, &q.to) {
+        (Some(m), None, None) => {
+            let month = Month::parse(m)
+                .ok_or_else(|| bad("month", format!("{m:?} is not a month: use YYYY-MM")))?;
+            let w = month
+                .window()
+                .ok_or_else(|| bad("month", format!("{m:?} is out of range")))?;
+            Ok((w, Some(month)))
+        }
+        (None, Some(f), Some(t)) => {
+            let from = instant("from", f)?;
+            let to = instant("to", t)?;
+            if to <= from {
+                return Err(bad("to", "must be later than from"));
+            }
+            Ok((Interval::new(from, to), None))
+        }
+        (Some(_), _, _) => Err(bad("month", "give either month or from and to, not both")),
+        (None, None, _) => Err(bad(
+            "from",
+            "missing: give month=YYYY-MM, or from and to (RFC 3339)",
+        )),
+        (None, Some(_), None) => Err(bad("to", "missing: give from and to (RFC 3339)")),
+    }
+}
+
+fn instant(name: &'static str, v: &str) -> Result<i64, ParamError> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            bad(
+                name,
+                format!("{v:?} is not an RFC 3339 time, e.g. 2026-10-01T00:00:00+02:00"),
+            )
+        })
+}
+
+pub async fn target_availability(
+    AxState(agent): AxState<Agent>,
+    Path(id): Path<String>,
+    Query(q): Query<WindowQuery>,
+) -> Response {
+    let (requested, month) = match window(&q) {
+        Ok(w) => w,
+        Err(e) => return e.into_response(),
+    };
+    let now = Utc::now().timestamp_millis();
+    if requested.start >= now {
+        return param_error(
+            if month.is_some() { "month" } else { "from" },
+            "the window starts in the future",
+        );
+    }
+    let w = Interval::new(requested.start, requested.end.min(now));
+    let known = agent.with_state(|inv, _| inv.target(&id).is_some());
+    let ledger = agent.ledger().clone();
+    let target = id.clone();
+    let result =
+        tokio::task::spawn_blocking(move || -> Result<Option<timeline::Timeline>, LedgerError> {
+            if !ledger.path().exists() {
+                return Ok(known.then(|| timeline::build(w, &[], &[], None, now)));
+            }
+            let store = Store::open_read_only(ledger.path())?;
+            let runs = store.runs(w.start, w.end)?;
+            let trs = store.transitions(&target, &runs, w.end)?;
+            if !known && trs.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(timeline::build(
+                w,
+                &runs,
+                &trs,
+                ledger.current_run(),
+                now,
+            )))
+        })
+        .await;
+    let tl = match result {
+        Ok(Ok(Some(tl))) => tl,
+        Ok(Ok(None)) => {
+            return error(StatusCode::NOT_FOUND, format!("unknown target {id:?}"));
+        }
+        Ok(Err(e)) => {
+            tracing::error!("availability query: {e}");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the ledger cannot be read: {e}"),
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("query failed: {e}"),
+            );
+        }
+    };
+    let s = tl.summary();
+    Json(AvailabilityView {
+        target: id,
+        from: oslo_rfc3339(w.start),
+        to: oslo_rfc3339(w.end),
+        month: month.map(|m| m.to_string()),
+        total_seconds: s.total_seconds,
+        seconds: s.seconds,
+        availability: s.availability,
+        coverage: s.coverage,
+    })
+    .into_response()
+}

@@ -1,0 +1,313 @@
+//! The availability ledger: every state transition and device event, and
+//! the agent's own runs, in SQLite (`ledger.db` in the data directory).
+//!
+//! Writes happen on a thread of their own, never on the async runtime's
+//! workers. [`Ledger::record`] only queues: it cannot block or fail. The
+//! writer commits what is queued in one transaction (WAL,
+//! `synchronous=FULL`), together with a heartbeat that moves the run's
+//! last-seen time, so after a crash the time from the last sign of life to
+//! the next start is a gap, `unmonitored`. When the disk is full, read-only
+//! or the file cannot be opened, records stay queued, the error is counted
+//! (`utkikk_ledger_write_errors_total`) and logged once per change, and the
+//! write is retried with backoff: nothing acknowledged is lost, and probing
+//! goes on.
+//!
+//! Owns: the database file. Must not touch: HTTP, probes, states.
+
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::health::Transition;
+use crate::metrics::Metrics;
+pub use store::Store;
+
+/// File name inside the data directory.
+pub const FILE_NAME: &str = "ledger.db";
+/// How often the run's last-seen time is written when nothing else is.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Records per transaction at most.
+const BATCH: usize = 5000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger database error: {0}")]
+    Db(String),
+    #[error("cannot create {path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+    #[error("ledger {path} fails its integrity check ({detail}); move it aside (keep it for recovery) and restart to begin a new one")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("the ledger writer has stopped")]
+    Stopped,
+}
+
+/// What the ledger stores.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Transition(Transition),
+    Reboot {
+        target: String,
+        at: DateTime<Utc>,
+        uptime_seconds: f64,
+    },
+}
+
+enum Cmd {
+    Record(Record),
+    /// Commit everything queued, then answer.
+    Flush(mpsc::Sender<Result<(), LedgerError>>),
+    /// Commit, mark the run cleanly stopped, and end the thread.
+    Stop(mpsc::Sender<Result<(), LedgerError>>),
+}
+
+/// Handle to the ledger writer. Cheap to clone.
+#[derive(Clone)]
+pub struct Ledger {
+    tx: mpsc::Sender<Cmd>,
+    path: PathBuf,
+    /// This run's id in the ledger, 0 until the file is open.
+    run_id: Arc<AtomicI64>,
+    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl Ledger {
+    /// Start the writer for `data_dir/ledger.db`. The database is opened on
+    /// the writer thread (and opened again until it works); `started` is
+    /// this run's start, recorded as such even if the file opens later.
+    pub fn start(
+        data_dir: &Path,
+        agent: &str,
+        started: DateTime<Utc>,
+        metrics: Metrics,
+    ) -> std::io::Result<Ledger> {
+        let path = data_dir.join(FILE_NAME);
+        let (tx, rx) = mpsc::channel();
+        let run_id = Arc::new(AtomicI64::new(0));
+        let mut writer = Writer {
+            run_id_shared: run_id.clone(),
+            path: path.clone(),
+            agent: agent.to_string(),
+            started_ms: started.timestamp_millis(),
+            store: None,
+            run_id: None,
+            pending: Vec::new(),
+            metrics,
+            failing: None,
+            retry_at: None,
+            backoff: RETRY_MIN,
+        };
+        let thread = std::thread::Builder::new()
+            .name("utkikk-ledger".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(Ledger {
+            tx,
+            path,
+            run_id,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// This run's id in the ledger, once the file is open.
+    pub fn current_run(&self) -> Option<i64> {
+        Some(self.run_id.load(Ordering::SeqCst)).filter(|id| *id > 0)
+    }
+
+    /// Queue a record. Never blocks; never fails while the writer runs.
+    pub fn record(&self, r: Record) {
+        // Only fails after `stop`: nothing to write to any more.
+        let _ = self.tx.send(Cmd::Record(r));
+    }
+
+    /// Wait until everything queued so far is committed (or the write failed).
+    pub fn flush(&self) -> Result<(), LedgerError> {
+        let (tx, rx) = mpsc::channel();
+        self.tx
+            .send(Cmd::Flush(tx))
+            .map_err(|_| LedgerError::Stopped)?;
+        rx.recv().map_err(|_| LedgerError::Stopped)?
+    }
+
+    /// Commit what is queued, record a clean stop, end the writer thread.
+    pub fn stop(&self) -> Result<(), LedgerError> {
+        let (tx, rx) = mpsc::channel();
+        self.tx
+            .send(Cmd::Stop(tx))
+            .map_err(|_| LedgerError::Stopped)?;
+        let r = rx.recv().map_err(|_| LedgerError::Stopped)?;
+        if let Some(t) = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = t.join();
+        }
+        r
+    }
+}
+
+struct Writer {
+    run_id_shared: Arc<AtomicI64>,
+    path: PathBuf,
+    agent: String,
+    started_ms: i64,
+    store: Option<Store>,
+    run_id: Option<i64>,
+    pending: Vec<Record>,
+    metrics: Metrics,
+    /// The error of the failing state, to log a change only once.
+    failing: Option<LedgerError>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Writer {
+    fn run(&mut self, rx: mpsc::Receiver<Cmd>) {
+        let mut next_heartbeat = Instant::now();
+        loop {
+            let now = Instant::now();
+            let wake = self
+                .retry_at
+                .map_or(next_heartbeat, |r| r.min(next_heartbeat));
+            let cmd = rx.recv_timeout(wake.saturating_duration_since(now));
+            let mut reply = None;
+            let mut stop = false;
+            match cmd {
+                Ok(Cmd::Record(r)) => {
+                    self.pending.push(r);
+                    // Take whatever else is queued: one transaction for all.
+                    while self.pending.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(Cmd::Record(r)) => self.pending.push(r),
+                            Ok(Cmd::Flush(tx)) => {
+                                reply = Some(tx);
+                                break;
+                            }
+                            Ok(Cmd::Stop(tx)) => {
+                                reply = Some(tx);
+                                stop = true;
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Ok(Cmd::Flush(tx)) => reply = Some(tx),
+                Ok(Cmd::Stop(tx)) => {
+                    reply = Some(tx);
+                    stop = true;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                // Every handle dropped without stop: write what we have.
+                Err(RecvTimeoutError::Disconnected) => stop = true,
+            }
+            self.metrics.set_ledger_pending(self.pending.len());
+            let heartbeat_due = Instant::now() >= next_heartbeat;
+            let retry_due = self.retry_at.is_none_or(|r| Instant::now() >= r);
+            let must = reply.is_some() || stop;
+            let result = if must || (retry_due && (!self.pending.is_empty() || heartbeat_due)) {
+                let r = self.write();
+                if r.is_ok() && heartbeat_due {
+                    next_heartbeat = Instant::now() + HEARTBEAT;
+                }
+                Some(r)
+            } else {
+                None
+            };
+            if stop {
+                let r = match (result, self.store.as_mut(), self.run_id) {
+                    (Some(Ok(())), Some(store), Some(id)) => {
+                        store.end_run(id, Utc::now().timestamp_millis())
+                    }
+                    (Some(Err(e)), _, _) => Err(e),
+                    _ => Err(LedgerError::Stopped),
+                };
+                if let Err(e) = &r {
+                    tracing::error!(
+                        pending = self.pending.len(),
+                        "ledger: stopping with records not written: {e}"
+                    );
+                }
+                if let Some(tx) = reply {
+                    let _ = tx.send(r);
+                }
+                return;
+            }
+            if let (Some(tx), Some(r)) = (reply, result) {
+                let _ = tx.send(r);
+            }
+            if heartbeat_due && self.retry_at.is_some_and(|r| Instant::now() < r) {
+                next_heartbeat = Instant::now() + HEARTBEAT;
+            }
+        }
+    }
+
+    /// Open if needed, then commit everything pending with a heartbeat.
+    fn write(&mut self) -> Result<(), LedgerError> {
+        let r = self.try_write();
+        match &r {
+            Ok(()) => {
+                if self.failing.take().is_some() {
+                    tracing::info!(path = %self.path.display(), "ledger: writing again; nothing was lost");
+                }
+                self.retry_at = None;
+                self.backoff = RETRY_MIN;
+                self.metrics.set_ledger_pending(0);
+            }
+            Err(e) => {
+                self.metrics.ledger_write_error();
+                if self.failing.as_ref() != Some(e) {
+                    tracing::error!(
+                        path = %self.path.display(),
+                        pending = self.pending.len(),
+                        "ledger: cannot write ({e}); records stay queued and the write is retried"
+                    );
+                    self.failing = Some(e.clone());
+                }
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(RETRY_MAX);
+                self.metrics.set_ledger_pending(self.pending.len());
+            }
+        }
+        r
+    }
+
+    fn try_write(&mut self) -> Result<(), LedgerError> {
+        if self.store.is_none() {
+            let store = Store::open(&self.path)?;
+            self.store = Some(store);
+        }
+        let store = self.store.as_mut().ok_or(LedgerError::Stopped)?;
+        if self.run_id.is_none() {
+            let id = store.begin_run(&self.agent, self.started_ms)?;
+            tracing::info!(path = %self.path.display(), run = id, "ledger open");
+            self.run_id = Some(id);
+            self.run_id_shared.store(id, Ordering::SeqCst);
+        }
+        let run_id = self.run_id.ok_or(LedgerError::Stopped)?;
+        let now = Utc::now().timestamp_millis();
+        if let Err(e) = store.write(run_id, &self.pending, now) {
+            // A broken connection (file removed, disk gone) is reopened next time.
+            if matches!(e, LedgerError::Db(_)) && !self.path.exists() {
+                self.store = None;
+            }
+            return Err(e);
+        }
+        let n = self.pending.len();
+        self.pending.clear();
+        self.metrics.ledger_written(n);
+        Ok(())
+    }
+}

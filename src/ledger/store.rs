@@ -1,0 +1,324 @@
+//! The SQLite side of the ledger: schema migrations, writes in
+//! transactions, and the reads the availability figures need.
+//!
+//! WAL with `synchronous=FULL`: a committed transaction survives a crash or
+//! power cut. Times are milliseconds since the Unix epoch, UTC.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use super::{LedgerError, Record};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts how
+/// many have run. Never edit one that has shipped: add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, transitions, device events.
+    "CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        agent TEXT NOT NULL,
+        version TEXT NOT NULL,
+        started_ms INTEGER NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        stopped_ms INTEGER,
+        clean INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE transitions (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        target TEXT NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        reason TEXT,
+        root_cause TEXT
+    );
+    CREATE INDEX transitions_target_at ON transitions(target, at_ms);
+    CREATE INDEX transitions_at ON transitions(at_ms);
+    CREATE TABLE device_events (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        target TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX device_events_target_at ON device_events(target, at_ms);",
+];
+
+pub struct Store {
+    conn: Connection,
+}
+
+/// One run of the agent as recorded: from its start to its clean stop, or
+/// to the last time it was seen alive (heartbeat or write) if it died.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    pub id: i64,
+    pub started_ms: i64,
+    pub end_ms: i64,
+    pub clean: bool,
+}
+
+/// A stored transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionRow {
+    pub run_id: i64,
+    pub target: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub at_ms: i64,
+    pub reason: Option<String>,
+    pub root_cause: Option<String>,
+}
+
+fn db(e: rusqlite::Error) -> LedgerError {
+    LedgerError::Db(e.to_string())
+}
+
+impl Store {
+    /// Open (creating if needed) for writing: pragmas, integrity check,
+    /// migrations.
+    pub fn open(path: &Path) -> Result<Store, LedgerError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| LedgerError::Io {
+                path: dir.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        }
+        let conn = Connection::open(path).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(db)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(LedgerError::Db(format!(
+                "cannot use WAL (journal_mode is {mode})"
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            .map_err(db)?;
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(db)?;
+        if check != "ok" {
+            return Err(LedgerError::Corrupt {
+                path: path.to_path_buf(),
+                detail: check,
+            });
+        }
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Open an existing ledger for reading only (queries, reports).
+    pub fn open_read_only(path: &Path) -> Result<Store, LedgerError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
+        Ok(Store { conn })
+    }
+
+    fn migrate(&mut self) -> Result<(), LedgerError> {
+        let have: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db)?;
+        let have = usize::try_from(have).unwrap_or(0);
+        if have > MIGRATIONS.len() {
+            return Err(LedgerError::Db(format!(
+                "ledger schema version {have} is newer than this utkikk knows ({}); upgrade utkikk",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(have) {
+            let tx = self.conn.transaction().map_err(db)?;
+            tx.execute_batch(sql).map_err(db)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(db)?;
+            tx.commit().map_err(db)?;
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64, LedgerError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db)
+    }
+
+    /// Record the start of a run; a previous run that never stopped cleanly
+    /// ends where it was last seen.
+    pub fn begin_run(&mut self, agent: &str, started_ms: i64) -> Result<i64, LedgerError> {
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute(
+            "UPDATE runs SET stopped_ms = last_seen_ms WHERE stopped_ms IS NULL",
+            [],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "INSERT INTO runs (agent, version, started_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?3)",
+            params![agent, env!("CARGO_PKG_VERSION"), started_ms],
+        )
+        .map_err(db)?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(db)?;
+        Ok(id)
+    }
+
+    /// Write records and move the run's last-seen time, in one transaction.
+    pub fn write(
+        &mut self,
+        run_id: i64,
+        records: &[Record],
+        seen_ms: i64,
+    ) -> Result<(), LedgerError> {
+        let tx = self.conn.transaction().map_err(db)?;
+        {
+            let mut tr = tx
+                .prepare_cached(
+                    "INSERT INTO transitions (run_id, target, from_state, to_state, at_ms, reason, root_cause)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(db)?;
+            let mut ev = tx
+                .prepare_cached(
+                    "INSERT INTO device_events (run_id, target, kind, at_ms, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(db)?;
+            for r in records {
+                match r {
+                    Record::Transition(t) => {
+                        tr.execute(params![
+                            run_id,
+                            t.target,
+                            t.from.as_str(),
+                            t.to.as_str(),
+                            t.at.timestamp_millis(),
+                            t.reason,
+                            t.root_cause
+                        ])
+                        .map_err(db)?;
+                    }
+                    Record::Reboot {
+                        target,
+                        at,
+                        uptime_seconds,
+                    } => {
+                        ev.execute(params![
+                            run_id,
+                            target,
+                            "reboot",
+                            at.timestamp_millis(),
+                            format!("uptime after reboot {uptime_seconds:.2} s")
+                        ])
+                        .map_err(db)?;
+                    }
+                }
+            }
+        }
+        tx.execute(
+            "UPDATE runs SET last_seen_ms = max(last_seen_ms, ?2) WHERE id = ?1",
+            params![run_id, seen_ms],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    pub fn end_run(&mut self, run_id: i64, stopped_ms: i64) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET stopped_ms = ?2, last_seen_ms = max(last_seen_ms, ?2), clean = 1 WHERE id = ?1",
+                params![run_id, stopped_ms],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Runs overlapping `[from, to)`. A run still going (or one that died)
+    /// ends at its last-seen time; the caller extends the current run to now.
+    pub fn runs(&self, from_ms: i64, to_ms: i64) -> Result<Vec<RunRow>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, started_ms, coalesce(stopped_ms, last_seen_ms), clean FROM runs
+                 WHERE started_ms < ?2 AND coalesce(stopped_ms, last_seen_ms) >= ?1 ORDER BY started_ms, id",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![from_ms, to_ms], |r| {
+                Ok(RunRow {
+                    id: r.get(0)?,
+                    started_ms: r.get(1)?,
+                    end_ms: r.get(2)?,
+                    clean: r.get::<_, i64>(3)? != 0,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    /// Transitions of `target` in the given runs, up to `to` (earlier ones
+    /// in a run are needed to know the state at `from`).
+    pub fn transitions(
+        &self,
+        target: &str,
+        runs: &[RunRow],
+        to_ms: i64,
+    ) -> Result<Vec<TransitionRow>, LedgerError> {
+        let (Some(first), Some(last)) = (runs.first(), runs.last()) else {
+            return Ok(Vec::new());
+        };
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT run_id, target, from_state, to_state, at_ms, reason, root_cause FROM transitions
+                 WHERE target = ?1 AND run_id BETWEEN ?2 AND ?3 AND at_ms < ?4 ORDER BY at_ms, id",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![target, first.id, last.id, to_ms], |r| {
+                Ok(TransitionRow {
+                    run_id: r.get(0)?,
+                    target: r.get(1)?,
+                    from_state: r.get(2)?,
+                    to_state: r.get(3)?,
+                    at_ms: r.get(4)?,
+                    reason: r.get(5)?,
+                    root_cause: r.get(6)?,
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    pub fn count_transitions(&self) -> Result<i64, LedgerError> {
+        self.conn
+            .query_row("SELECT count(*) FROM transitions", [], |r| r.get(0))
+            .map_err(db)
+    }
+
+    pub fn last_run(&self) -> Result<Option<RunRow>, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT id, started_ms, coalesce(stopped_ms, last_seen_ms), clean FROM runs ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(RunRow {
+                        id: r.get(0)?,
+                        started_ms: r.get(1)?,
+                        end_ms: r.get(2)?,
+                        clean: r.get::<_, i64>(3)? != 0,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db)
+    }
+}

@@ -1,0 +1,267 @@
+//! Lab scenarios for the availability ledger: crashes, clean stops, and the
+//! availability API over it (see tests/lab/mod.rs).
+
+mod lab;
+
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use lab::{far_host_v4, wait_until, Agent, FAST};
+use rusqlite::{Connection, OpenFlags};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn config() -> String {
+    format!(
+        "agent: {{ id: lab }}\n{FAST}\ntargets:\n  - {{ id: sw1, kind: switch, address: 198.51.100.1 }}\n  - {{ id: srv1, kind: server, address: 198.51.100.2, parents: [sw1] }}\n"
+    )
+}
+
+fn written(agent: &Agent) -> f64 {
+    agent
+        .metrics()
+        .lines()
+        .find(|l| l.starts_with("utkikk_ledger_records_written_total "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn open(agent: &Agent) -> Connection {
+    Connection::open_with_flags(
+        agent.data_dir().join("ledger.db"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the ledger")
+}
+
+fn json(agent: &Agent, path: &str) -> (u16, serde_json::Value) {
+    let (status, body) = agent.get(path);
+    (status, serde_json::from_str(&body).unwrap_or_default())
+}
+
+lab_test!(
+    sigkill_loses_no_acknowledged_record_and_the_gap_is_unmonitored,
+    || {
+        let far = far_host_v4(&["198.51.100.1/24", "198.51.100.2/24"]);
+        let t0 = Utc::now();
+        let mut agent = Agent::start(&config());
+        agent.wait_state("sw1", "up", DEADLINE);
+        agent.wait_state("srv1", "up", DEADLINE);
+        // Make transitions happen while we kill: the far host flaps.
+        let flapper = far.sh("(while true; do sysctl -qw net.ipv4.icmp_echo_ignore_all=1; sleep 2.5; sysctl -qw net.ipv4.icmp_echo_ignore_all=0; sleep 2.5; done) >/dev/null 2>&1 & echo $!");
+        let flapper = flapper.trim().to_string();
+        wait_until("a few transitions written", Duration::from_secs(60), || {
+            written(&agent) >= 6.0
+        });
+        let acknowledged = written(&agent);
+        let killed_at = Utc::now().timestamp_millis();
+        agent.kill();
+
+        agent.spawn();
+        lab::sh(&format!("kill {flapper}"));
+        far.sh("sysctl -qw net.ipv4.icmp_echo_ignore_all=0");
+        wait_until("the new run recorded", DEADLINE, || {
+            let c = open(&agent);
+            c.query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0))
+                .is_ok_and(|n| n == 2)
+        });
+        let c = open(&agent);
+        let check: String = c
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        let stored: i64 = c
+            .query_row(
+                "SELECT (SELECT count(*) FROM transitions) + (SELECT count(*) FROM device_events)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            stored as f64 >= acknowledged,
+            "{stored} records stored, {acknowledged} acknowledged before the kill"
+        );
+        let (clean, stopped, started2): (i64, i64, i64) = c
+        .query_row(
+            "SELECT r1.clean, r1.stopped_ms, r2.started_ms FROM runs r1, runs r2 WHERE r1.id < r2.id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+        assert_eq!(clean, 0, "a killed run is not a clean stop");
+        assert!(
+            stopped <= killed_at,
+            "the dead run ends at its last sign of life"
+        );
+        assert!(started2 >= killed_at);
+        let gap_s = (started2 - stopped) as f64 / 1e3;
+
+        // The gap is unmonitored in the availability figures, never up.
+        let from = t0.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let to = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let (status, a) = json(
+            &agent,
+            &format!("/api/v1/targets/sw1/availability?from={from}&to={to}"),
+        );
+        assert_eq!(status, 200, "{a}");
+        let unmonitored = a["seconds"]["unmonitored"].as_f64().unwrap();
+        assert!(
+            unmonitored >= gap_s,
+            "unmonitored {unmonitored} s < gap {gap_s} s: {a:#}"
+        );
+        assert!(a["coverage"].as_f64().unwrap() < 1.0);
+        let sum: f64 = a["seconds"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_f64().unwrap())
+            .sum();
+        assert!(
+            (sum - a["total_seconds"].as_f64().unwrap()).abs() < 0.01,
+            "{a:#}"
+        );
+        assert!(
+            a["seconds"]["down"].as_f64().unwrap() > 0.0,
+            "the flapping was recorded: {a:#}"
+        );
+
+        // A clean stop is recorded as such.
+        assert_eq!(agent.stop(), Some(0));
+        let c = open(&agent);
+        let clean: i64 = c
+            .query_row("SELECT clean FROM runs ORDER BY id DESC LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(clean, 1);
+    }
+);
+
+lab_test!(availability_api_answers_and_refuses_bad_parameters, || {
+    let _far = far_host_v4(&["198.51.100.1/24", "198.51.100.2/24"]);
+    let agent = Agent::start(&config());
+    agent.wait_state("sw1", "up", DEADLINE);
+    let month = Utc::now().format("%Y-%m").to_string();
+    wait_until("some up time recorded", DEADLINE, || {
+        let (_, a) = json(
+            &agent,
+            &format!("/api/v1/targets/sw1/availability?month={month}"),
+        );
+        a["seconds"]["up"].as_f64().is_some_and(|s| s > 1.0)
+    });
+    let (status, a) = json(
+        &agent,
+        &format!("/api/v1/targets/sw1/availability?month={month}"),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(a["target"], "sw1");
+    assert_eq!(a["month"], month);
+    assert_eq!(a["availability"], 1.0, "{a:#}");
+    // Most of the month so far was before this agent ran: unmonitored.
+    assert!(a["coverage"].as_f64().unwrap() < 1.0);
+    assert!(
+        a["from"].as_str().unwrap().ends_with(":00"),
+        "RFC 3339 with the Oslo offset: {a}"
+    );
+    for s in [
+        "up",
+        "degraded",
+        "down",
+        "unreachable",
+        "maintenance",
+        "unmonitored",
+    ] {
+        assert!(a["seconds"][s].is_number(), "{s}");
+    }
+
+    for (query, parameter) in [
+        ("month=2026-13", "month"),
+        ("month=oct", "month"),
+        ("from=yesterday&to=2026-01-01T00:00:00Z", "from"),
+        ("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "to"),
+        ("from=2026-01-01T00:00:00Z", "to"),
+        ("", "from"),
+        ("month=2099-01", "month"),
+    ] {
+        let (status, e) = json(&agent, &format!("/api/v1/targets/sw1/availability?{query}"));
+        assert_eq!(status, 400, "{query}: {e}");
+        assert_eq!(e["parameter"], parameter, "{query}: {e}");
+        assert!(e["error"].as_str().unwrap().starts_with(parameter));
+    }
+    let (status, _) = json(
+        &agent,
+        &format!("/api/v1/targets/nope/availability?month={month}"),
+    );
+    assert_eq!(status, 404);
+});
+
+fn metric(agent: &Agent, name: &str) -> f64 {
+    agent
+        .metrics()
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+lab_test!(full_disk_keeps_probing_and_loses_nothing, || {
+    let far = far_host_v4(&["198.51.100.1/24", "198.51.100.2/24"]);
+    let mut agent = Agent::prepare(&config());
+    // The data directory on a small filesystem of its own (private mounts).
+    let data = agent.data_dir();
+    std::fs::create_dir_all(&data).unwrap();
+    lab::sh(&format!(
+        "mount -t tmpfs -o size=4m tmpfs {}",
+        data.display()
+    ));
+    agent.spawn();
+    agent.wait_state("sw1", "up", DEADLINE);
+    wait_until("the first records written", DEADLINE, || {
+        metric(&agent, "utkikk_ledger_records_written_total") >= 2.0
+    });
+    // Fill the disk.
+    lab::sh(&format!(
+        "dd if=/dev/zero of={}/filler bs=64k >/dev/null 2>&1 || true",
+        data.display()
+    ));
+    far.sh("sysctl -qw net.ipv4.icmp_echo_ignore_all=1");
+    // Probing goes on: the state still changes ...
+    agent.wait_state("sw1", "down", DEADLINE);
+    // ... the ledger says it cannot write, and keeps the records.
+    wait_until("ledger write errors counted", DEADLINE, || {
+        metric(&agent, "utkikk_ledger_write_errors_total") > 0.0
+            && metric(&agent, "utkikk_ledger_pending_records") > 0.0
+    });
+    assert!(
+        agent.log().contains("ledger: cannot write"),
+        "{}",
+        agent.log()
+    );
+    far.sh("sysctl -qw net.ipv4.icmp_echo_ignore_all=0");
+    agent.wait_state("sw1", "up", DEADLINE);
+    // Space again: the queued records are written, none lost.
+    std::fs::remove_file(data.join("filler")).unwrap();
+    wait_until("the queue drained", Duration::from_secs(60), || {
+        metric(&agent, "utkikk_ledger_pending_records") == 0.0
+    });
+    let c = open(&agent);
+    let downs: i64 = c
+        .query_row(
+            "SELECT count(*) FROM transitions WHERE target = 'sw1' AND to_state = 'down'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let ups: i64 = c
+        .query_row(
+            "SELECT count(*) FROM transitions WHERE target = 'sw1' AND to_state = 'up'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!((downs, ups), (1, 2), "unmonitored→up, up→down, down→up");
+    assert!(agent
+        .log()
+        .contains("ledger: writing again; nothing was lost"));
+    assert_eq!(agent.stop(), Some(0));
+});
