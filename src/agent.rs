@@ -152,6 +152,7 @@ impl Agent {
             }
         });
         shared.install(&inventory, None);
+        tokio::spawn(sla_metrics(Arc::downgrade(&shared)));
         shared.ready.store(true, Ordering::SeqCst);
         shared.metrics.reload_successful.set(1);
         shared
@@ -422,6 +423,71 @@ impl Shared {
             });
         }
         self.publish(transitions);
+    }
+}
+
+/// Compute this month's SLA figures of every service for the metrics, every
+/// `agent.sla_interval`, off the runtime's workers.
+async fn sla_metrics(shared: std::sync::Weak<Shared>) {
+    let mut known: Vec<String> = Vec::new();
+    loop {
+        let Some(s) = shared.upgrade() else {
+            return;
+        };
+        let inv = lock(&s.inventory).clone();
+        let ledger = s.ledger.clone();
+        let metrics = s.metrics.clone();
+        let interval = inv.agent.sla_interval;
+        drop(s);
+        // Services removed by a reload lose their series.
+        for gone in known
+            .iter()
+            .filter(|k| !inv.services.iter().any(|s| &s.id == *k))
+        {
+            metrics.set_sla(gone, None, None, None, None);
+        }
+        known = inv.services.iter().map(|s| s.id.clone()).collect();
+        let task = tokio::task::spawn_blocking(move || {
+            let now = Utc::now();
+            let month = crate::sla::calendar::Month::parse(
+                &now.with_timezone(&chrono_tz::Europe::Oslo)
+                    .format("%Y-%m")
+                    .to_string(),
+            );
+            let store = if ledger.path().exists() {
+                match crate::ledger::Store::open_read_only(ledger.path()) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!("SLA metrics: cannot read the ledger: {e}");
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
+            let Some(month) = month else { return };
+            for svc in &inv.services {
+                match crate::sla::service_month(
+                    store.as_ref(),
+                    svc,
+                    month,
+                    ledger.current_run(),
+                    now.timestamp_millis(),
+                ) {
+                    Ok(Some((level, _, f))) => metrics.set_sla(
+                        &svc.id,
+                        Some(level.objective),
+                        f.availability,
+                        f.error_budget_remaining,
+                        f.coverage,
+                    ),
+                    Ok(None) => metrics.set_sla(&svc.id, None, None, None, None),
+                    Err(e) => tracing::warn!(service = %svc.id, "SLA metrics: {e}"),
+                }
+            }
+        });
+        let _ = task.await;
+        tokio::time::sleep(interval).await;
     }
 }
 

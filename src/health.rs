@@ -640,10 +640,12 @@ mod tests {
                 max_concurrent_probes: 10,
                 max_concurrent_snmp_polls: 10,
                 resolve_interval: Duration::from_secs(60),
+                sla_interval: Duration::from_secs(60),
             },
             members: vec![],
             sites: vec![],
             targets,
+            services: vec![],
         }
     }
 

@@ -25,6 +25,7 @@ pub mod defaults {
     pub const MAX_CONCURRENT_PROBES: u32 = 4096;
     pub const MAX_CONCURRENT_SNMP_POLLS: u32 = 64;
     pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(300);
+    pub const SLA_INTERVAL: Duration = Duration::from_secs(60);
     pub const ICMP_INTERVAL: Duration = Duration::from_secs(10);
     pub const ICMP_COUNT: u32 = 5;
     pub const ICMP_SPACING: Duration = Duration::from_millis(200);
@@ -50,6 +51,38 @@ pub struct Inventory {
     pub sites: Vec<Site>,
     /// In config order.
     pub targets: Vec<Target>,
+    pub services: Vec<Service>,
+}
+
+/// A service members rely on, made of targets, with its service levels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub id: String,
+    pub name: String,
+    pub serves: Vec<String>,
+    /// All must be up.
+    pub targets: Vec<String>,
+    /// Each group is up while any of its targets is up.
+    pub redundancy: Vec<Vec<String>>,
+    /// In `valid_from` order.
+    pub levels: Vec<ServiceLevel>,
+}
+
+impl Service {
+    /// The level in force on `day` (the latest `valid_from` not after it).
+    pub fn level_on(&self, day: NaiveDate) -> Option<&ServiceLevel> {
+        self.levels.iter().rev().find(|l| l.valid_from <= day)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceLevel {
+    pub valid_from: NaiveDate,
+    /// Ratio 0–1 (config: percent).
+    pub objective: f64,
+    pub schedule: crate::sla::schedule::Schedule,
+    pub degraded_counts_as_up: bool,
+    pub unreachable_counts_as_down: bool,
 }
 
 impl Inventory {
@@ -91,6 +124,8 @@ pub struct AgentSettings {
     pub max_concurrent_probes: u32,
     pub max_concurrent_snmp_polls: u32,
     pub resolve_interval: Duration,
+    /// How often the SLA metrics are computed.
+    pub sla_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -265,3 +265,109 @@ lab_test!(full_disk_keeps_probing_and_loses_nothing, || {
         .contains("ledger: writing again; nothing was lost"));
     assert_eq!(agent.stop(), Some(0));
 });
+
+lab_test!(service_levels_from_the_ledger, || {
+    let far = far_host_v4(&[
+        "198.51.100.1/24",
+        "198.51.100.2/24",
+        "198.51.100.3/24",
+        "198.51.100.4/24",
+    ]);
+    let yaml = format!(
+        "agent: {{ id: lab, sla_interval: 1s }}\n{FAST}\n\
+         members:\n  - {{ id: kongsberg, name: Kongsberg }}\n\
+         targets:\n\
+         \x20 - {{ id: sw1, kind: switch, address: 198.51.100.1 }}\n\
+         \x20 - {{ id: srv1, kind: server, address: 198.51.100.2, parents: [sw1] }}\n\
+         \x20 - {{ id: l1, kind: link, address: 198.51.100.3 }}\n\
+         \x20 - {{ id: l2, kind: link, address: 198.51.100.4 }}\n\
+         services:\n\
+         \x20 - id: svc-a\n\
+         \x20   name: Sak/arkiv\n\
+         \x20   serves: [kongsberg]\n\
+         \x20   targets: [srv1]\n\
+         \x20   redundancy: [[l1, l2]]\n\
+         \x20   sla: [ {{ valid_from: 2020-01-01, objective: 99.5 }} ]\n\
+         \x20 - id: svc-b\n\
+         \x20   name: Future\n\
+         \x20   targets: [sw1]\n\
+         \x20   sla: [ {{ valid_from: 2099-01-01, objective: 99, schedule: business_hours, business_hours: {{ days: [mon, tue, wed, thu, fri], from: \"08:00\", to: \"16:00\" }} }} ]\n"
+    );
+    let agent = Agent::start(&yaml);
+    for id in ["sw1", "srv1", "l1", "l2"] {
+        agent.wait_state(id, "up", DEADLINE);
+    }
+    // One of the two redundant links goes down: the service stays up.
+    far.sh("ip addr del 198.51.100.3/24 dev far0");
+    agent.wait_state("l1", "down", DEADLINE);
+
+    let (status, list) = json(&agent, "/api/v1/services");
+    assert_eq!(status, 200);
+    let services = list["services"].as_array().unwrap();
+    assert_eq!(services.len(), 2);
+    assert_eq!(services[0]["redundancy"][0][1], "l2");
+    assert_eq!(services[0]["levels"][0]["objective"], 0.995);
+    assert_eq!(services[0]["levels"][0]["schedule"], "24x7");
+    assert_eq!(services[1]["levels"][0]["schedule"], "business_hours");
+
+    let month = Utc::now().format("%Y-%m").to_string();
+    let (status, sla) = json(&agent, &format!("/api/v1/services/svc-a/sla?month={month}"));
+    assert_eq!(status, 200, "{sla}");
+    assert_eq!(sla["complete"], false);
+    let f = &sla["figures"];
+    assert_eq!(f["availability"], 1.0, "{sla:#}");
+    assert_eq!(f["downtime_seconds"], 0.0);
+    assert_eq!(f["outages"], 0);
+    assert_eq!(f["met"], true);
+    assert_eq!(f["error_budget_remaining"], 1.0);
+    assert!(
+        f["coverage"].as_f64().unwrap() < 1.0,
+        "the month began before this agent"
+    );
+    assert!(f["unmonitored_seconds"].as_f64().unwrap() > 0.0);
+
+    // No level in force this month: said so, no figures, no 100 %.
+    let (status, b) = json(&agent, &format!("/api/v1/services/svc-b/sla?month={month}"));
+    assert_eq!(status, 200);
+    assert!(b["level"].is_null() && b["figures"].is_null(), "{b}");
+
+    for (query, parameter) in [
+        ("", "month"),
+        ("month=2026-1", "month"),
+        ("month=2099-01", "month"),
+    ] {
+        let (status, e) = json(&agent, &format!("/api/v1/services/svc-a/sla?{query}"));
+        assert_eq!(status, 400, "{query}: {e}");
+        assert_eq!(e["parameter"], parameter);
+    }
+    assert_eq!(
+        json(&agent, &format!("/api/v1/services/nope/sla?month={month}")).0,
+        404
+    );
+
+    // The SLA metrics, computed every sla_interval.
+    wait_until("SLA metrics", DEADLINE, || {
+        let m = agent.metrics();
+        m.contains("utkikk_sla_objective_ratio{service=\"svc-a\"} 0.995")
+            && m.contains("utkikk_sla_availability_ratio{service=\"svc-a\",window=\"month\"} 1")
+            && m.contains("utkikk_sla_error_budget_remaining_ratio{service=\"svc-a\"} 1")
+            && m.contains("utkikk_monitoring_coverage_ratio{service=\"svc-a\"}")
+    });
+    let m = agent.metrics();
+    assert!(!m.contains("service=\"svc-b\""), "no level, no series");
+    assert!(m.contains("utkikk_ledger_write_errors_total 0"));
+    // promtool accepts the scrape.
+    let file = agent.dir.path().join("scrape.prom");
+    std::fs::write(&file, &m).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .expect("promtool");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+});

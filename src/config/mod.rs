@@ -8,6 +8,7 @@
 
 mod raw;
 pub mod secret;
+mod services;
 mod snmp;
 mod validate;
 

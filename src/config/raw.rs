@@ -25,6 +25,52 @@ pub struct RawConfig {
     pub sites: Vec<RawSite>,
     #[serde(default)]
     pub targets: Vec<RawTarget>,
+    #[serde(default)]
+    pub services: Vec<RawService>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub id: S<String>,
+    pub name: S<String>,
+    #[serde(default)]
+    pub serves: Vec<S<String>>,
+    /// Targets that must all be up.
+    #[serde(default)]
+    pub targets: Vec<S<String>>,
+    /// Redundancy groups: each is up while any of its targets is up.
+    #[serde(default)]
+    pub redundancy: Vec<Vec<S<String>>>,
+    /// The service levels, each in force from its `valid_from`.
+    #[serde(default)]
+    pub sla: Vec<RawLevel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLevel {
+    pub valid_from: S<NaiveDate>,
+    /// Percent, e.g. 99.5.
+    pub objective: S<f64>,
+    /// `24x7` (default) or `business_hours`.
+    pub schedule: Option<S<String>>,
+    pub business_hours: Option<RawBusinessHours>,
+    /// How `degraded` counts: `up` (default) or `down`.
+    pub degraded: Option<S<String>>,
+    /// How `unreachable` counts: `excluded` (default) or `down`.
+    pub unreachable: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBusinessHours {
+    pub days: Option<Vec<S<String>>>,
+    pub from: Option<S<String>>,
+    pub to: Option<S<String>>,
+    pub public_holidays: Option<S<bool>>,
+    #[serde(default)]
+    pub closed: Vec<S<NaiveDate>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -36,6 +82,7 @@ pub struct RawAgent {
     pub max_concurrent_probes: Option<S<u32>>,
     pub max_concurrent_snmp_polls: Option<S<u32>>,
     pub resolve_interval: Option<S<String>>,
+    pub sla_interval: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

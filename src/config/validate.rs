@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawIcmp, RawThresholds, S};
-use super::{snmp, ConfigError, Problem};
+use super::{services, snmp, ConfigError, Problem};
 use crate::inventory::{
     defaults, Address, AgentSettings, IcmpSettings, Inventory, KommunenummerPeriod, Member, Merge,
     Site, Target, TargetKind, Thresholds,
@@ -56,7 +56,7 @@ impl Validator<'_> {
         });
     }
 
-    fn id<'s>(&mut self, id: &'s S<String>, path: &str) -> &'s str {
+    pub(super) fn id<'s>(&mut self, id: &'s S<String>, path: &str) -> &'s str {
         let v = id.value.as_str();
         let ok = !v.is_empty()
             && v.len() <= 64
@@ -370,6 +370,8 @@ pub(super) fn validate(file: &Path, raw: RawConfig) -> Result<Inventory, ConfigE
         }
     }
 
+    let service_list = services::services(&mut v, &raw, &member_ids, &target_ids);
+
     if v.problems.is_empty() {
         Ok(Inventory {
             source: file.to_path_buf(),
@@ -377,6 +379,7 @@ pub(super) fn validate(file: &Path, raw: RawConfig) -> Result<Inventory, ConfigE
             members,
             sites,
             targets,
+            services: service_list,
         })
     } else {
         let mut problems = v.problems;
@@ -430,6 +433,9 @@ fn agent_settings(v: &mut Validator<'_>, raw: &RawConfig, config_dir: &Path) -> 
         resolve_interval: v
             .duration(&a.resolve_interval, "agent.resolve_interval")
             .unwrap_or(defaults::RESOLVE_INTERVAL),
+        sla_interval: v
+            .duration(&a.sla_interval, "agent.sla_interval")
+            .unwrap_or(defaults::SLA_INTERVAL),
     }
 }
 

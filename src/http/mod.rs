@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 mod availability;
+mod services;
 
 use crate::agent::Agent;
 use crate::health::SnmpStatus;
@@ -37,6 +38,8 @@ pub fn router(agent: Agent) -> Router {
             "/api/v1/targets/{id}/availability",
             get(availability::target_availability),
         )
+        .route("/api/v1/services", get(services::services))
+        .route("/api/v1/services/{id}/sla", get(services::service_sla))
         .fallback(not_found)
         .with_state(agent)
 }

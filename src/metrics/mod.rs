@@ -104,6 +104,21 @@ pub struct Metrics {
     ledger_write_errors: Counter,
     ledger_records: Counter,
     ledger_pending: Gauge,
+    sla_objective: Family<ServiceLabels, FGauge>,
+    sla_availability: Family<ServiceWindowLabels, FGauge>,
+    sla_budget: Family<ServiceLabels, FGauge>,
+    coverage: Family<ServiceLabels, FGauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceWindowLabels {
+    service: String,
+    window: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -162,6 +177,10 @@ impl Metrics {
             ledger_write_errors: Counter::default(),
             ledger_records: Counter::default(),
             ledger_pending: Gauge::default(),
+            sla_objective: Family::default(),
+            sla_availability: Family::default(),
+            sla_budget: Family::default(),
+            coverage: Family::default(),
         };
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
@@ -282,6 +301,26 @@ impl Metrics {
             "Records queued for the ledger and not yet committed",
             m.ledger_pending.clone(),
         );
+        r.register(
+            "utkikk_sla_objective_ratio",
+            "Service level objective in force this month",
+            m.sla_objective.clone(),
+        );
+        r.register(
+            "utkikk_sla_availability_ratio",
+            "Availability of the service this calendar month (Europe/Oslo) so far; absent while nothing was observed",
+            m.sla_availability.clone(),
+        );
+        r.register(
+            "utkikk_sla_error_budget_remaining_ratio",
+            "Share of this month's error budget left (1 untouched, 0 spent, negative overspent)",
+            m.sla_budget.clone(),
+        );
+        r.register(
+            "utkikk_monitoring_coverage_ratio",
+            "Share of the service's scheduled time this month that was monitored",
+            m.coverage.clone(),
+        );
         r.register_collector(Box::new(m.snmp_devices.clone()));
         r.register(
             "utkikk_build_info",
@@ -369,6 +408,43 @@ impl Metrics {
                 link: link.to_string(),
                 direction: direction.to_string(),
             });
+        }
+    }
+
+    /// This month's figures of a service; `None` clears what cannot be said.
+    pub fn set_sla(
+        &self,
+        service: &str,
+        objective: Option<f64>,
+        availability: Option<f64>,
+        budget: Option<f64>,
+        coverage: Option<f64>,
+    ) {
+        let l = ServiceLabels {
+            service: service.to_string(),
+        };
+        let lw = ServiceWindowLabels {
+            service: service.to_string(),
+            window: "month".to_string(),
+        };
+        let set = |f: &Family<ServiceLabels, FGauge>, v: Option<f64>| match v {
+            Some(v) => {
+                f.get_or_create(&l).set(v);
+            }
+            None => {
+                f.remove(&l);
+            }
+        };
+        set(&self.sla_objective, objective);
+        set(&self.sla_budget, budget);
+        set(&self.coverage, coverage);
+        match availability {
+            Some(v) => {
+                self.sla_availability.get_or_create(&lw).set(v);
+            }
+            None => {
+                self.sla_availability.remove(&lw);
+            }
         }
     }
 

@@ -1,0 +1,189 @@
+//! `GET /api/v1/services` and `GET /api/v1/services/{id}/sla?month=YYYY-MM`.
+
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{error, param_error};
+use crate::agent::Agent;
+use crate::inventory::{Service, ServiceLevel};
+use crate::ledger::Store;
+use crate::sla::calendar::{oslo_rfc3339, Month};
+use crate::sla::schedule::Schedule;
+use crate::sla::service::Figures;
+
+#[derive(Serialize)]
+pub struct LevelView {
+    pub valid_from: NaiveDate,
+    /// Ratio 0–1.
+    pub objective: f64,
+    /// `24x7` or `business_hours`.
+    pub schedule: &'static str,
+    /// e.g. `mon-fri 07:00-17:00, public holidays closed`.
+    pub business_hours: Option<String>,
+    pub degraded_counts_as: &'static str,
+    pub unreachable_counts_as: &'static str,
+}
+
+pub fn level_view(l: &ServiceLevel) -> LevelView {
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let (schedule, business_hours) = match &l.schedule {
+        Schedule::Always => ("24x7", None),
+        Schedule::BusinessHours(bh) => {
+            let days: Vec<&str> = bh
+                .days
+                .iter()
+                .filter_map(|d| DAYS.get(*d as usize).copied())
+                .collect();
+            let mut text = format!(
+                "{} {}-{}",
+                days.join(","),
+                bh.from.format("%H:%M"),
+                bh.to.format("%H:%M")
+            );
+            if bh.public_holidays {
+                text.push_str(", Norwegian public holidays closed");
+            }
+            if !bh.closed.is_empty() {
+                text.push_str(&format!(", {} extra closed day(s)", bh.closed.len()));
+            }
+            ("business_hours", Some(text))
+        }
+    };
+    LevelView {
+        valid_from: l.valid_from,
+        objective: l.objective,
+        schedule,
+        business_hours,
+        degraded_counts_as: if l.degraded_counts_as_up {
+            "up"
+        } else {
+            "down"
+        },
+        unreachable_counts_as: if l.unreachable_counts_as_down {
+            "down"
+        } else {
+            "excluded"
+        },
+    }
+}
+
+#[derive(Serialize)]
+pub struct ServiceView {
+    id: String,
+    name: String,
+    serves: Vec<String>,
+    targets: Vec<String>,
+    redundancy: Vec<Vec<String>>,
+    levels: Vec<LevelView>,
+}
+
+fn service_view(s: &Service) -> ServiceView {
+    ServiceView {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        serves: s.serves.clone(),
+        targets: s.targets.clone(),
+        redundancy: s.redundancy.clone(),
+        levels: s.levels.iter().map(level_view).collect(),
+    }
+}
+
+#[derive(Serialize)]
+pub struct ServiceList {
+    services: Vec<ServiceView>,
+}
+
+pub async fn services(AxState(agent): AxState<Agent>) -> Json<ServiceList> {
+    let services = agent.with_state(|inv, _| inv.services.iter().map(service_view).collect());
+    Json(ServiceList { services })
+}
+
+#[derive(Deserialize)]
+pub struct MonthQuery {
+    month: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SlaView {
+    service: String,
+    name: String,
+    month: String,
+    /// RFC 3339, Europe/Oslo.
+    from: String,
+    /// End of what was evaluated: the month's end, or now for this month.
+    to: String,
+    complete: bool,
+    /// The level in force at the start of the month; `null` if none was.
+    level: Option<LevelView>,
+    figures: Option<Figures>,
+}
+
+pub async fn service_sla(
+    AxState(agent): AxState<Agent>,
+    Path(id): Path<String>,
+    Query(q): Query<MonthQuery>,
+) -> Response {
+    let Some(m) = q.month.as_deref() else {
+        return param_error("month", "missing: give month=YYYY-MM");
+    };
+    let Some(month) = Month::parse(m) else {
+        return param_error("month", format!("{m:?} is not a month: use YYYY-MM"));
+    };
+    let now = Utc::now().timestamp_millis();
+    let Some(window) = month.window() else {
+        return param_error("month", format!("{m:?} is out of range"));
+    };
+    if window.start >= now {
+        return param_error("month", "the month has not begun");
+    }
+    let Some(service) =
+        agent.with_state(|inv, _| inv.services.iter().find(|s| s.id == id).cloned())
+    else {
+        return error(StatusCode::NOT_FOUND, format!("unknown service {id:?}"));
+    };
+    let ledger = agent.ledger().clone();
+    let svc = service.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let store = if ledger.path().exists() {
+            Some(Store::open_read_only(ledger.path())?)
+        } else {
+            None
+        };
+        crate::sla::service_month(store.as_ref(), &svc, month, ledger.current_run(), now)
+    })
+    .await;
+    let evaluated = match result {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the ledger cannot be read: {e}"),
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("query failed: {e}"),
+            )
+        }
+    };
+    let (level, to, figures) = match evaluated {
+        Some((level, w, f)) => (Some(level_view(&level)), w.end, Some(f)),
+        None => (None, window.end.min(now), None),
+    };
+    Json(SlaView {
+        service: service.id,
+        name: service.name,
+        month: month.to_string(),
+        from: oslo_rfc3339(window.start),
+        to: oslo_rfc3339(to),
+        complete: window.end <= now,
+        level,
+        figures,
+    })
+    .into_response()
+}

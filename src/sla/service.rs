@@ -1,0 +1,337 @@
+//! A service's figures over a window: its targets' timelines combined
+//! (all required targets, and each redundancy group up while any member is),
+//! restricted to the service level's schedule.
+//!
+//! Availability = up ÷ (scheduled − maintenance − unmonitored − excluded).
+//! Precedence when combining, for the required targets: any target down
+//! makes the service down; otherwise any unmonitored makes it unmonitored
+//! (we cannot say); otherwise maintenance; otherwise excluded (an
+//! `unreachable` counted as excluded); otherwise up. A redundancy group is
+//! up while any member is up; otherwise unmonitored, maintenance, excluded,
+//! and down only when every member is down.
+
+use serde::Serialize;
+
+use super::interval::{Interval, IntervalSet};
+use super::timeline::Timeline;
+use crate::health::State;
+use crate::inventory::{Service, ServiceLevel};
+
+/// A timeline sorted into what it means for a service level.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Classes {
+    pub up: IntervalSet,
+    pub down: IntervalSet,
+    pub unmonitored: IntervalSet,
+    pub maintenance: IntervalSet,
+    pub excluded: IntervalSet,
+}
+
+impl Classes {
+    pub fn of(t: &Timeline, level: &ServiceLevel) -> Classes {
+        let set = |s: State| {
+            t.states
+                .get(&super::timeline::StateKey::of(s))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (mut up, mut down) = (set(State::Up), set(State::Down));
+        if level.degraded_counts_as_up {
+            up = up.union(&set(State::Degraded));
+        } else {
+            down = down.union(&set(State::Degraded));
+        }
+        let mut excluded = IntervalSet::new();
+        if level.unreachable_counts_as_down {
+            down = down.union(&set(State::Unreachable));
+        } else {
+            excluded = set(State::Unreachable);
+        }
+        Classes {
+            up,
+            down,
+            unmonitored: set(State::Unmonitored),
+            maintenance: set(State::Maintenance),
+            excluded,
+        }
+    }
+
+    /// All of `parts` must be up.
+    fn all(window: Interval, parts: &[Classes]) -> Classes {
+        let w = IntervalSet::single(window);
+        let union = |f: fn(&Classes) -> &IntervalSet| {
+            parts
+                .iter()
+                .fold(IntervalSet::new(), |acc, c| acc.union(f(c)))
+        };
+        let down = union(|c| &c.down).intersection(&w);
+        let rest = w.difference(&down);
+        let unmonitored = rest.intersection(&union(|c| &c.unmonitored));
+        let rest = rest.difference(&unmonitored);
+        let maintenance = rest.intersection(&union(|c| &c.maintenance));
+        let rest = rest.difference(&maintenance);
+        let excluded = rest.intersection(&union(|c| &c.excluded));
+        let up = rest.difference(&excluded);
+        Classes {
+            up,
+            down,
+            unmonitored,
+            maintenance,
+            excluded,
+        }
+    }
+
+    /// Any of `parts` up is enough.
+    fn any(window: Interval, parts: &[Classes]) -> Classes {
+        let w = IntervalSet::single(window);
+        let union = |f: fn(&Classes) -> &IntervalSet| {
+            parts
+                .iter()
+                .fold(IntervalSet::new(), |acc, c| acc.union(f(c)))
+        };
+        let up = union(|c| &c.up).intersection(&w);
+        let rest = w.difference(&up);
+        let unmonitored = rest.intersection(&union(|c| &c.unmonitored));
+        let rest = rest.difference(&unmonitored);
+        let maintenance = rest.intersection(&union(|c| &c.maintenance));
+        let rest = rest.difference(&maintenance);
+        let excluded = rest.intersection(&union(|c| &c.excluded));
+        let down = rest.difference(&excluded);
+        Classes {
+            up,
+            down,
+            unmonitored,
+            maintenance,
+            excluded,
+        }
+    }
+
+    fn restrict(&self, s: &IntervalSet) -> Classes {
+        Classes {
+            up: self.up.intersection(s),
+            down: self.down.intersection(s),
+            unmonitored: self.unmonitored.intersection(s),
+            maintenance: self.maintenance.intersection(s),
+            excluded: self.excluded.intersection(s),
+        }
+    }
+}
+
+/// A service's figures over a window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figures {
+    /// Ratio 0–1.
+    pub objective: f64,
+    pub scheduled_seconds: f64,
+    pub up_seconds: f64,
+    /// Unplanned downtime in scheduled time.
+    pub downtime_seconds: f64,
+    pub maintenance_seconds: f64,
+    pub unmonitored_seconds: f64,
+    pub excluded_seconds: f64,
+    /// `None`: nothing observed ("no data"), never 100 %.
+    pub availability: Option<f64>,
+    /// Monitored ÷ scheduled; `None` with no scheduled time.
+    pub coverage: Option<f64>,
+    /// Separate stretches of downtime in scheduled time.
+    pub outages: usize,
+    pub mean_time_to_recover_seconds: Option<f64>,
+    /// 1 − downtime ÷ allowed downtime; negative once overspent.
+    pub error_budget_remaining: Option<f64>,
+    pub met: Option<bool>,
+}
+
+/// Combine the service's targets (looked up with `timeline_of`) over
+/// `window` under `level`.
+pub fn figures(
+    service: &Service,
+    level: &ServiceLevel,
+    window: Interval,
+    timeline_of: impl Fn(&str) -> Timeline,
+) -> Figures {
+    let mut parts: Vec<Classes> = service
+        .targets
+        .iter()
+        .map(|t| Classes::of(&timeline_of(t), level))
+        .collect();
+    for group in &service.redundancy {
+        let members: Vec<Classes> = group
+            .iter()
+            .map(|t| Classes::of(&timeline_of(t), level))
+            .collect();
+        parts.push(Classes::any(window, &members));
+    }
+    let scheduled = level.schedule.within(window);
+    let c = Classes::all(window, &parts).restrict(&scheduled);
+    let s = |x: &IntervalSet| x.len() as f64 / 1e3;
+    let (up, down) = (s(&c.up), s(&c.down));
+    let counted = up + down;
+    let availability = (counted > 0.0).then(|| up / counted);
+    let outages = c.down.spans().len();
+    let allowed = (1.0 - level.objective) * counted;
+    Figures {
+        objective: level.objective,
+        scheduled_seconds: s(&scheduled),
+        up_seconds: up,
+        downtime_seconds: down,
+        maintenance_seconds: s(&c.maintenance),
+        unmonitored_seconds: s(&c.unmonitored),
+        excluded_seconds: s(&c.excluded),
+        availability,
+        coverage: (!scheduled.is_empty())
+            .then(|| (scheduled.len() - c.unmonitored.len()) as f64 / scheduled.len() as f64),
+        outages,
+        mean_time_to_recover_seconds: (outages > 0).then(|| down / outages as f64),
+        error_budget_remaining: (counted > 0.0).then(|| {
+            if allowed > 0.0 {
+                1.0 - down / allowed
+            } else if down > 0.0 {
+                -1.0
+            } else {
+                1.0
+            }
+        }),
+        met: availability.map(|a| a >= level.objective),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::store::{RunRow, TransitionRow};
+    use crate::sla::schedule::Schedule;
+    use crate::sla::timeline::build;
+    use chrono::NaiveDate;
+    use std::collections::HashMap;
+
+    fn level(objective: f64) -> ServiceLevel {
+        ServiceLevel {
+            valid_from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            objective,
+            schedule: Schedule::Always,
+            degraded_counts_as_up: true,
+            unreachable_counts_as_down: false,
+        }
+    }
+
+    /// Timelines over [0, 1000) from (at, state) lists, one run.
+    fn timelines(spec: &[(&str, &[(i64, State)])]) -> HashMap<String, Timeline> {
+        let runs = [RunRow {
+            id: 1,
+            started_ms: 0,
+            end_ms: 1000,
+            clean: true,
+        }];
+        spec.iter()
+            .map(|(id, changes)| {
+                let trs: Vec<TransitionRow> = changes
+                    .iter()
+                    .map(|(at, s)| TransitionRow {
+                        run_id: 1,
+                        target: id.to_string(),
+                        from_state: String::new(),
+                        to_state: s.as_str().into(),
+                        at_ms: *at,
+                        reason: None,
+                        root_cause: None,
+                    })
+                    .collect();
+                (
+                    id.to_string(),
+                    build(Interval::new(0, 1000), &runs, &trs, None, 0),
+                )
+            })
+            .collect()
+    }
+
+    fn service(targets: &[&str], groups: &[&[&str]]) -> Service {
+        Service {
+            id: "svc".into(),
+            name: "svc".into(),
+            serves: vec![],
+            targets: targets.iter().map(|s| s.to_string()).collect(),
+            redundancy: groups
+                .iter()
+                .map(|g| g.iter().map(|s| s.to_string()).collect())
+                .collect(),
+            levels: vec![],
+        }
+    }
+
+    #[test]
+    fn redundancy_group_is_up_while_any_member_is() {
+        use State::*;
+        let tl = timelines(&[
+            ("app", &[(0, Up)]),
+            ("link-a", &[(0, Up), (100, Down), (300, Up)]),
+            ("link-b", &[(0, Up), (200, Down), (400, Up)]),
+        ]);
+        let f = figures(
+            &service(&["app"], &[&["link-a", "link-b"]]),
+            &level(0.99),
+            Interval::new(0, 1000),
+            |t| tl[t].clone(),
+        );
+        // Both links down only in [200, 300).
+        assert_eq!(f.downtime_seconds, 0.1);
+        assert_eq!(f.outages, 1);
+        assert_eq!(f.availability, Some(0.9));
+        assert_eq!(f.met, Some(false));
+        assert_eq!(f.coverage, Some(1.0));
+    }
+
+    #[test]
+    fn required_targets_down_first_then_unmonitored_then_excluded() {
+        use State::*;
+        let tl = timelines(&[
+            ("a", &[(100, Up), (500, Unreachable), (600, Up)]),
+            ("b", &[(0, Up), (50, Down), (150, Up)]),
+        ]);
+        let f = figures(
+            &service(&["a", "b"], &[]),
+            &level(0.5),
+            Interval::new(0, 1000),
+            |t| tl[t].clone(),
+        );
+        // [0,50) a unmonitored; [50,150) b down (wins over a's unmonitored);
+        // [500,600) a unreachable → excluded.
+        assert_eq!(f.downtime_seconds, 0.1);
+        assert_eq!(f.unmonitored_seconds, 0.05);
+        assert_eq!(f.excluded_seconds, 0.1);
+        assert_eq!(f.up_seconds, 0.75);
+        assert_eq!(f.availability, Some(0.75 / 0.85));
+        assert_eq!(f.coverage, Some(0.95));
+        let eb = f.error_budget_remaining.unwrap();
+        assert!((eb - (1.0 - 0.1 / (0.5 * 0.85))).abs() < 1e-9);
+    }
+
+    #[test]
+    fn nothing_observed_is_no_data() {
+        let tl = timelines(&[("a", &[])]);
+        let f = figures(
+            &service(&["a"], &[]),
+            &level(0.995),
+            Interval::new(0, 1000),
+            |t| tl[t].clone(),
+        );
+        assert_eq!(f.availability, None);
+        assert_eq!(f.met, None);
+        assert_eq!(f.coverage, Some(0.0));
+        assert_eq!(f.error_budget_remaining, None);
+    }
+
+    #[test]
+    fn degraded_and_unreachable_can_count_as_down() {
+        use State::*;
+        let tl = timelines(&[("a", &[(0, Degraded), (100, Unreachable), (200, Up)])]);
+        let mut l = level(0.9);
+        l.degraded_counts_as_up = false;
+        l.unreachable_counts_as_down = true;
+        let f = figures(&service(&["a"], &[]), &l, Interval::new(0, 1000), |t| {
+            tl[t].clone()
+        });
+        assert_eq!(f.downtime_seconds, 0.2);
+        assert_eq!(f.outages, 1, "degraded then unreachable is one stretch");
+        assert_eq!(f.availability, Some(0.8));
+    }
+}
