@@ -20,9 +20,9 @@ use crate::sla::timeline;
 
 #[derive(Deserialize)]
 pub struct WindowQuery {
-    from: Option<String>,
-    to: Option<String>,
-    month: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub month: Option<String>,
 }
 
 #[derive(Serialize)]

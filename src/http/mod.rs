@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 mod availability;
+mod outages;
 mod services;
 
 use crate::agent::Agent;
@@ -39,6 +40,8 @@ pub fn router(agent: Agent) -> Router {
             get(availability::target_availability),
         )
         .route("/api/v1/services", get(services::services))
+        .route("/api/v1/outages", get(outages::outages))
+        .route("/api/v1/members/{id}/sla", get(services::member_sla))
         .route("/api/v1/services/{id}/sla", get(services::service_sla))
         .fallback(not_found)
         .with_state(agent)

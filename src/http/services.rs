@@ -187,3 +187,136 @@ pub async fn service_sla(
     })
     .into_response()
 }
+
+#[derive(Serialize)]
+struct MemberSlaView {
+    member: String,
+    name: String,
+    month: String,
+    /// The kommunenummer in force on the first day of the month.
+    kommunenummer: Option<String>,
+    /// Set when the member had merged into another before this month: its
+    /// figures for the month belong to that member.
+    merged_into: Option<String>,
+    /// Members merged into this one by the start of the month, whose
+    /// services are counted here.
+    includes: Vec<String>,
+    services: Vec<SlaView>,
+}
+
+/// `GET /api/v1/members/{id}/sla?month=YYYY-MM`: every service serving the
+/// member that month, with the member as it was defined that month.
+pub async fn member_sla(
+    AxState(agent): AxState<Agent>,
+    Path(id): Path<String>,
+    Query(q): Query<MonthQuery>,
+) -> Response {
+    let Some(m) = q.month.as_deref() else {
+        return param_error("month", "missing: give month=YYYY-MM");
+    };
+    let Some(month) = Month::parse(m) else {
+        return param_error("month", format!("{m:?} is not a month: use YYYY-MM"));
+    };
+    let now = Utc::now().timestamp_millis();
+    let (Some(window), Some(first_day)) = (month.window(), month.start().map(|s| s.date_naive()))
+    else {
+        return param_error("month", format!("{m:?} is out of range"));
+    };
+    if window.start >= now {
+        return param_error("month", "the month has not begun");
+    }
+    let inv = agent.with_state(|inv, _| std::sync::Arc::new(inv.clone()));
+    let Some(member) = inv.members.iter().find(|x| x.id == id).cloned() else {
+        return error(StatusCode::NOT_FOUND, format!("unknown member {id:?}"));
+    };
+    let merged_into = member
+        .merged_into
+        .as_ref()
+        .filter(|mg| mg.date <= first_day)
+        .map(|mg| mg.member.clone());
+    let includes: Vec<String> = inv
+        .members
+        .iter()
+        .filter(|o| {
+            o.merged_into
+                .as_ref()
+                .is_some_and(|mg| mg.member == id && mg.date <= first_day)
+        })
+        .map(|o| o.id.clone())
+        .collect();
+    let serving: Vec<Service> = if merged_into.is_some() {
+        Vec::new()
+    } else {
+        inv.services
+            .iter()
+            .filter(|s| s.serves.iter().any(|x| *x == id || includes.contains(x)))
+            .cloned()
+            .collect()
+    };
+    let ledger = agent.ledger().clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let store = if ledger.path().exists() {
+            Some(Store::open_read_only(ledger.path())?)
+        } else {
+            None
+        };
+        serving
+            .into_iter()
+            .map(|svc| {
+                let r = crate::sla::service_month(
+                    store.as_ref(),
+                    &svc,
+                    month,
+                    ledger.current_run(),
+                    now,
+                )?;
+                Ok((svc, r))
+            })
+            .collect::<Result<Vec<_>, crate::ledger::LedgerError>>()
+    })
+    .await;
+    let evaluated = match result {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the ledger cannot be read: {e}"),
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("query failed: {e}"),
+            )
+        }
+    };
+    let services = evaluated
+        .into_iter()
+        .map(|(svc, r)| {
+            let (level, to, figures) = match r {
+                Some((level, w, f)) => (Some(level_view(&level)), w.end, Some(f)),
+                None => (None, window.end.min(now), None),
+            };
+            SlaView {
+                service: svc.id,
+                name: svc.name,
+                month: month.to_string(),
+                from: oslo_rfc3339(window.start),
+                to: oslo_rfc3339(to),
+                complete: window.end <= now,
+                level,
+                figures,
+            }
+        })
+        .collect();
+    Json(MemberSlaView {
+        kommunenummer: member.kommunenummer_on(first_day).map(str::to_string),
+        member: member.id,
+        name: member.name,
+        month: month.to_string(),
+        merged_into,
+        includes,
+        services,
+    })
+    .into_response()
+}

@@ -6,6 +6,7 @@
 
 pub mod calendar;
 pub mod interval;
+pub mod outages;
 pub mod schedule;
 pub mod service;
 pub mod timeline;

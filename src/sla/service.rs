@@ -82,7 +82,7 @@ impl Classes {
     }
 
     /// Any of `parts` up is enough.
-    fn any(window: Interval, parts: &[Classes]) -> Classes {
+    pub fn any(window: Interval, parts: &[Classes]) -> Classes {
         let w = IntervalSet::single(window);
         let union = |f: fn(&Classes) -> &IntervalSet| {
             parts
@@ -141,14 +141,14 @@ pub struct Figures {
     pub met: Option<bool>,
 }
 
-/// Combine the service's targets (looked up with `timeline_of`) over
-/// `window` under `level`.
-pub fn figures(
+/// The service's own classes over `window` (all of the day, before the
+/// schedule is applied).
+pub fn combined(
     service: &Service,
     level: &ServiceLevel,
     window: Interval,
     timeline_of: impl Fn(&str) -> Timeline,
-) -> Figures {
+) -> Classes {
     let mut parts: Vec<Classes> = service
         .targets
         .iter()
@@ -161,8 +161,23 @@ pub fn figures(
             .collect();
         parts.push(Classes::any(window, &members));
     }
+    Classes::all(window, &parts)
+}
+
+/// Combine the service's targets (looked up with `timeline_of`) over
+/// `window` under `level`.
+pub fn figures(
+    service: &Service,
+    level: &ServiceLevel,
+    window: Interval,
+    timeline_of: impl Fn(&str) -> Timeline,
+) -> Figures {
     let scheduled = level.schedule.within(window);
-    let c = Classes::all(window, &parts).restrict(&scheduled);
+    let c = combined(service, level, window, timeline_of).restrict(&scheduled);
+    figures_of(level, &scheduled, &c)
+}
+
+fn figures_of(level: &ServiceLevel, scheduled: &IntervalSet, c: &Classes) -> Figures {
     let s = |x: &IntervalSet| x.len() as f64 / 1e3;
     let (up, down) = (s(&c.up), s(&c.down));
     let counted = up + down;
@@ -171,7 +186,7 @@ pub fn figures(
     let allowed = (1.0 - level.objective) * counted;
     Figures {
         objective: level.objective,
-        scheduled_seconds: s(&scheduled),
+        scheduled_seconds: s(scheduled),
         up_seconds: up,
         downtime_seconds: down,
         maintenance_seconds: s(&c.maintenance),
