@@ -127,7 +127,7 @@ pub async fn target_availability(
             }
             let store = Store::open_read_only(ledger.path())?;
             let runs = store.runs(w.start, w.end)?;
-            let trs = store.transitions(&target, &runs, w.end)?;
+            let trs = store.transitions(&target, &runs, w.start, w.end)?;
             if !known && trs.is_empty() {
                 return Ok(None);
             }

@@ -28,18 +28,17 @@ pub fn timelines<'a>(
     now_ms: i64,
 ) -> Result<HashMap<String, Timeline>, LedgerError> {
     let runs = store.runs(window.start, window.end)?;
-    let mut out = HashMap::new();
-    for t in targets {
-        if out.contains_key(t) {
-            continue;
-        }
-        let trs = store.transitions(t, &runs, window.end)?;
-        out.insert(
-            t.to_string(),
-            timeline::build(window, &runs, &trs, current_run, now_ms),
-        );
-    }
-    Ok(out)
+    let mut wanted: Vec<&str> = targets.into_iter().collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let trs = store.transitions_of(wanted, &runs, window.start, window.end)?;
+    Ok(trs
+        .into_iter()
+        .map(|(t, rows)| {
+            let tl = timeline::build(window, &runs, &rows, current_run, now_ms);
+            (t, tl)
+        })
+        .collect())
 }
 
 /// A service's figures for a calendar month (Europe/Oslo), evaluated up to

@@ -2,11 +2,19 @@
 //! targets `unreachable` behind it are not outages of their own), with the
 //! services that were down meanwhile and the members those serve.
 
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::NaiveDate;
 use serde::Serialize;
 
+use super::calendar::oslo_rfc3339;
 use super::interval::{Interval, IntervalSet};
+use super::schedule::Schedule;
+use super::{service, timeline, timelines};
 use crate::health::State;
+use crate::inventory::{Inventory, ServiceLevel};
 use crate::ledger::store::{RunRow, TransitionRow};
+use crate::ledger::{LedgerError, Store};
 
 /// One outage, clipped to the window asked about.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,9 +88,185 @@ pub fn down_spans(
     out
 }
 
-/// Whether `span` overlaps `set`.
+/// Whether `span` overlaps `set` (no allocation: a binary search).
 pub fn overlaps(set: &IntervalSet, span: Interval) -> bool {
-    !set.restrict(span).is_empty()
+    let spans = set.spans();
+    let i = spans.partition_point(|s| s.end <= span.start);
+    spans.get(i).is_some_and(|s| s.start < span.end)
+}
+
+#[derive(Serialize)]
+pub struct OutageView {
+    /// The root cause: the target that was down.
+    pub root_cause: String,
+    pub root_cause_name: String,
+    pub start: String,
+    pub end: String,
+    pub duration_seconds: f64,
+    pub reason: Option<String>,
+    /// Began before the window asked about.
+    pub continues_before: bool,
+    /// Lasted past the window, or is still going on.
+    pub continues_after: bool,
+    /// Inside a planned maintenance window.
+    pub planned: bool,
+    /// Services that were down during it.
+    pub services: Vec<String>,
+    /// Members served by those services, and by the target itself.
+    pub members: Vec<String>,
+}
+
+/// The level to judge a service by in a window without one in force.
+fn default_level() -> ServiceLevel {
+    ServiceLevel {
+        valid_from: NaiveDate::MIN,
+        objective: 1.0,
+        schedule: Schedule::Always,
+        degraded_counts_as_up: true,
+        unreachable_counts_as_down: false,
+    }
+}
+
+/// All outages in `w`, newest last. Reads the ledger: call off the runtime.
+pub fn list(
+    store: Option<&Store>,
+    inv: &Inventory,
+    w: Interval,
+    current_run: Option<i64>,
+    now: i64,
+) -> Result<Vec<OutageView>, LedgerError> {
+    let Some(store) = store else {
+        return Ok(Vec::new());
+    };
+    let runs = store.runs(w.start, w.end)?;
+    let mut outages: Vec<Outage> = Vec::new();
+    let all = store.transitions_of(
+        inv.targets.iter().map(|t| t.id.as_str()),
+        &runs,
+        w.start,
+        w.end,
+    )?;
+    for t in &inv.targets {
+        if let Some(trs) = all.get(&t.id) {
+            outages.extend(down_spans(&t.id, w, &runs, trs, current_run, now));
+        }
+    }
+    // Each service's own down time over the window.
+    let tls = timelines(
+        store,
+        inv.services
+            .iter()
+            .flat_map(|s| s.targets.iter().chain(s.redundancy.iter().flatten()))
+            .map(String::as_str),
+        w,
+        current_run,
+        now,
+    )?;
+    let empty = timeline::build(w, &[], &[], None, now);
+    let start_day = chrono::DateTime::from_timestamp_millis(w.start)
+        .map(|t| t.with_timezone(&chrono_tz::Europe::Oslo).date_naive());
+    // For each service, its parts (a required target, or a redundancy
+    // group) with the time each was out (down, or unreachable behind a
+    // down parent; a group only when no member was up).
+    let mut parts: HashMap<&str, Vec<(Vec<&str>, IntervalSet)>> = HashMap::new();
+    for s in &inv.services {
+        let level = start_day
+            .and_then(|d| s.level_on(d).cloned())
+            .unwrap_or_else(default_level);
+        let classes = |t: &str| {
+            service::Classes::of(
+                &tls.get(t).cloned().unwrap_or_else(|| empty.clone()),
+                &level,
+            )
+        };
+        let mut v: Vec<(Vec<&str>, IntervalSet)> = Vec::new();
+        for t in &s.targets {
+            let c = classes(t);
+            v.push((vec![t.as_str()], c.down.union(&c.excluded)));
+        }
+        for g in &s.redundancy {
+            let members: Vec<service::Classes> = g.iter().map(|t| classes(t)).collect();
+            let c = service::Classes::any(w, &members);
+            v.push((
+                g.iter().map(String::as_str).collect(),
+                c.down.union(&c.excluded),
+            ));
+        }
+        parts.insert(s.id.as_str(), v);
+    }
+    let children = inv.children();
+    let below = |root: &str| -> BTreeSet<String> {
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut work = vec![root.to_string()];
+        while let Some(t) = work.pop() {
+            if seen.insert(t.clone()) {
+                work.extend(children.get(&t).cloned().unwrap_or_default());
+            }
+        }
+        seen
+    };
+    // Which service parts each target belongs to.
+    let mut part_of: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    let service_parts: Vec<&Vec<(Vec<&str>, IntervalSet)>> =
+        inv.services.iter().map(|s| &parts[s.id.as_str()]).collect();
+    for (si, ps) in service_parts.iter().enumerate() {
+        for (pi, (targets, _)) in ps.iter().enumerate() {
+            for t in targets {
+                part_of.entry(t).or_default().push((si, pi));
+            }
+        }
+    }
+    // Per root cause, once: the parts that depend on it or on what is behind it.
+    let mut candidates: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
+    let by_id: HashMap<&str, &crate::inventory::Target> =
+        inv.targets.iter().map(|t| (t.id.as_str(), t)).collect();
+    outages.sort_by(|a, b| (a.start_ms, &a.target).cmp(&(b.start_ms, &b.target)));
+    Ok(outages
+        .into_iter()
+        .map(|o| {
+            let span = Interval::new(o.start_ms, o.end_ms);
+            // A service is affected when one of its parts that depends on
+            // the root cause (or something behind it) was out meanwhile.
+            let cands = candidates.entry(o.target.clone()).or_insert_with(|| {
+                let mut v: Vec<(usize, usize)> = below(&o.target)
+                    .iter()
+                    .flat_map(|t| part_of.get(t.as_str()).cloned().unwrap_or_default())
+                    .collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            });
+            let mut hit: Vec<usize> = cands
+                .iter()
+                .filter(|(si, pi)| overlaps(&service_parts[*si][*pi].1, span))
+                .map(|(si, _)| *si)
+                .collect();
+            hit.dedup();
+            let services: Vec<String> = hit.iter().map(|si| inv.services[*si].id.clone()).collect();
+            let target = by_id.get(o.target.as_str()).copied();
+            let mut members: BTreeSet<String> = hit
+                .iter()
+                .flat_map(|si| inv.services[*si].serves.iter().cloned())
+                .collect();
+            if let Some(t) = target {
+                members.extend(t.serves.iter().cloned());
+                members.extend(t.member.iter().cloned());
+            }
+            OutageView {
+                root_cause_name: target.map_or_else(|| o.target.clone(), |t| t.name.clone()),
+                root_cause: o.target,
+                start: oslo_rfc3339(o.start_ms),
+                end: oslo_rfc3339(o.end_ms),
+                duration_seconds: span.len() as f64 / 1e3,
+                reason: o.reason,
+                continues_before: o.continues_before,
+                continues_after: o.continues_after,
+                planned: false,
+                services,
+                members: members.into_iter().collect(),
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -1,0 +1,217 @@
+//! Ledger benchmark (run by hand: `cargo bench --bench ledger`; results in
+//! BENCHMARKS.md). Builds a synthetic ledger of one year, 1,000 targets and
+//! ten transitions per target per day, then times what the API and the
+//! monthly reports ask of it: the month SLA of every service, and one
+//! member's outage list. Also measures sustained fsync'd transition writes.
+
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use utkikk::health::{State, Transition};
+use utkikk::inventory::{Inventory, Member, Service, ServiceLevel};
+use utkikk::ledger::{Record, Store};
+use utkikk::sla::calendar::Month;
+use utkikk::sla::schedule::Schedule;
+
+const TARGETS: usize = 1000;
+const PER_DAY: i64 = 10;
+const DAYS: i64 = 365;
+const SERVICES: usize = 100;
+
+fn transition(target: &str, from: State, to: State, at_ms: i64) -> Record {
+    Record::Transition(Transition {
+        target: target.to_string(),
+        from,
+        to,
+        at: Utc.timestamp_millis_opt(at_ms).single().unwrap_or_default(),
+        reason: Some("no reply before the timeout".into()),
+        root_cause: None,
+    })
+}
+
+fn main() {
+    // `cargo test --all-targets` runs bench targets too: only `cargo bench`
+    // (which passes --bench) runs the measurement.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("ledger benchmark: run it with `cargo bench --bench ledger`");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // --- sustained fsync'd writes --------------------------------------
+    let skip_writes = std::env::var_os("UTKIKK_BENCH_QUERIES_ONLY").is_some();
+    let path = dir.path().join("writes.db");
+    let mut store = Store::open(&path).expect("open");
+    let run = store.begin_run("bench", 0).expect("run");
+    let t0 = Instant::now();
+    let mut n = 0;
+    while !skip_writes && t0.elapsed() < Duration::from_secs(5) {
+        store
+            .write(run, &[transition("t1", State::Up, State::Down, n)], n)
+            .expect("write");
+        n += 1;
+    }
+    let single = n as f64 / t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let mut batches = 0;
+    let batch: Vec<Record> = (0..100)
+        .map(|i| transition("t2", State::Up, State::Down, i))
+        .collect();
+    while !skip_writes && t0.elapsed() < Duration::from_secs(5) {
+        store.write(run, &batch, batches).expect("write");
+        batches += 1;
+    }
+    let batched = (batches * 100) as f64 / t0.elapsed().as_secs_f64();
+    println!("sustained writes, one transaction (fsync) per transition: {single:.0}/s");
+    println!("sustained writes, 100 transitions per transaction: {batched:.0}/s");
+
+    // --- a synthetic year ----------------------------------------------
+    // UTKIKK_BENCH_KEEP=DIR keeps (and reuses) the year's ledger there.
+    let keep = std::env::var_os("UTKIKK_BENCH_KEEP").map(std::path::PathBuf::from);
+    let path = keep
+        .clone()
+        .unwrap_or_else(|| dir.path().to_path_buf())
+        .join("year.db");
+    let reuse = keep.is_some() && path.exists();
+    let mut store = Store::open(&path).expect("open");
+    let year_start = Month::parse("2025-11")
+        .and_then(|m| m.window())
+        .map(|w| w.start)
+        .unwrap_or(0);
+    let day_ms = 86_400_000i64;
+    let run = store.begin_run("bench", year_start).expect("run");
+    let t0 = Instant::now();
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let cycle = [
+        State::Up,
+        State::Degraded,
+        State::Up,
+        State::Down,
+        State::Up,
+    ];
+    for d in 0..if reuse { 0 } else { DAYS } {
+        let mut recs = Vec::with_capacity(TARGETS * PER_DAY as usize);
+        for t in 0..TARGETS {
+            let id = format!("t{t}");
+            let mut times: Vec<i64> = (0..PER_DAY)
+                .map(|_| (next() % day_ms as u64) as i64)
+                .collect();
+            times.sort_unstable();
+            for (k, at) in times.into_iter().enumerate() {
+                let i = (d * PER_DAY) as usize + k;
+                let from = cycle[i % cycle.len()];
+                let to = cycle[(i + 1) % cycle.len()];
+                recs.push(transition(&id, from, to, year_start + d * day_ms + at));
+            }
+        }
+        store
+            .write(run, &recs, year_start + (d + 1) * day_ms)
+            .expect("write a day");
+    }
+    let rows = store.count_transitions().expect("count");
+    println!(
+        "synthetic year: {rows} transitions for {TARGETS} targets written in {:.1} s, file {:.0} MB",
+        t0.elapsed().as_secs_f64(),
+        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6
+    );
+    drop(store);
+
+    // Services: 100, each with 8 required targets and a redundancy pair,
+    // serving one of seven members.
+    let members: Vec<Member> = (0..7)
+        .map(|i| Member {
+            id: format!("m{i}"),
+            name: format!("Member {i}"),
+            kommunenummer: vec![],
+            merged_into: None,
+        })
+        .collect();
+    let level = ServiceLevel {
+        valid_from: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default(),
+        objective: 0.995,
+        schedule: Schedule::Always,
+        degraded_counts_as_up: true,
+        unreachable_counts_as_down: false,
+    };
+    let services: Vec<Service> = (0..SERVICES)
+        .map(|s| Service {
+            id: format!("s{s}"),
+            name: format!("Service {s}"),
+            serves: vec![format!("m{}", s % 7)],
+            targets: (0..8)
+                .map(|k| format!("t{}", (s * 10 + k) % TARGETS))
+                .collect(),
+            redundancy: vec![vec![
+                format!("t{}", (s * 10 + 8) % TARGETS),
+                format!("t{}", (s * 10 + 9) % TARGETS),
+            ]],
+            levels: vec![level.clone()],
+        })
+        .collect();
+    let config = format!(
+        "targets:\n{}",
+        (0..TARGETS)
+            .map(|t| format!(
+                "  - {{ id: t{t}, kind: server, address: 198.18.{}.{} }}\n",
+                t / 250,
+                t % 250 + 1
+            ))
+            .collect::<String>()
+    );
+    let mut inv: Inventory =
+        utkikk::config::parse(std::path::Path::new("bench.yaml"), &config).expect("inventory");
+    inv.members = members;
+    inv.services = services;
+    for (i, t) in inv.targets.iter_mut().enumerate() {
+        t.member = Some(format!("m{}", (i / 10) % 7));
+    }
+
+    let month = Month::parse("2026-10").expect("month");
+    let window = month.window().expect("window");
+    let now = window.end + day_ms;
+    let store = Store::open_read_only(&path).expect("open read-only");
+    let mut sla_ms = Vec::new();
+    let mut outage_ms = Vec::new();
+    let mut count = 0;
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        for s in &inv.services {
+            if let Ok(Some(_)) = utkikk::sla::service_month(Some(&store), s, month, None, now) {
+                count += 1;
+            }
+        }
+        sla_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        let t0 = Instant::now();
+        let list =
+            utkikk::sla::outages::list(Some(&store), &inv, window, None, now).expect("outages");
+        let mine = list
+            .iter()
+            .filter(|o| o.members.iter().any(|m| m == "m3"))
+            .count();
+        outage_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        if count <= SERVICES {
+            println!(
+                "outages in {month}: {} in all, {mine} for member m3",
+                list.len()
+            );
+        }
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "month SLA of all {SERVICES} services ({month}): median {:.1} ms of 5",
+        med(&mut sla_ms)
+    );
+    println!(
+        "one member's outage list ({month}, all 1,000 targets scanned): median {:.1} ms of 5",
+        med(&mut outage_ms)
+    );
+}
