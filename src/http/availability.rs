@@ -11,9 +11,8 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{error, param_error};
+use super::{error, param_error, read_ledger};
 use crate::agent::Agent;
-use crate::ledger::{LedgerError, Store};
 use crate::sla::calendar::{oslo_rfc3339, Month};
 use crate::sla::interval::Interval;
 use crate::sla::timeline;
@@ -48,7 +47,7 @@ pub struct ParamError {
     pub message: String,
 }
 
-fn bad(parameter: &'static str, message: impl Into<String>) -> ParamError {
+pub(super) fn bad(parameter: &'static str, message: impl Into<String>) -> ParamError {
     ParamError {
         parameter,
         message: message.into(),
@@ -118,46 +117,23 @@ pub async fn target_availability(
     }
     let w = Interval::new(requested.start, requested.end.min(now));
     let known = agent.with_state(|inv, _| inv.target(&id).is_some());
-    let ledger = agent.ledger().clone();
     let target = id.clone();
-    let result =
-        tokio::task::spawn_blocking(move || -> Result<Option<timeline::Timeline>, LedgerError> {
-            if !ledger.path().exists() {
-                return Ok(known.then(|| timeline::build(w, &[], &[], None, now)));
-            }
-            let store = Store::open_read_only(ledger.path())?;
-            let runs = store.runs(w.start, w.end)?;
-            let trs = store.transitions(&target, &runs, w.start, w.end)?;
-            if !known && trs.is_empty() {
-                return Ok(None);
-            }
-            Ok(Some(timeline::build(
-                w,
-                &runs,
-                &trs,
-                ledger.current_run(),
-                now,
-            )))
-        })
-        .await;
-    let tl = match result {
-        Ok(Ok(Some(tl))) => tl,
-        Ok(Ok(None)) => {
-            return error(StatusCode::NOT_FOUND, format!("unknown target {id:?}"));
+    let found = read_ledger(&agent, move |store, current_run| {
+        let Some(store) = store else {
+            return Ok(known.then(|| timeline::build(w, &[], &[], None, now)));
+        };
+        let runs = store.runs(w.start, w.end)?;
+        let trs = store.transitions(&target, &runs, w.start, w.end)?;
+        if !known && trs.is_empty() {
+            return Ok(None);
         }
-        Ok(Err(e)) => {
-            tracing::error!("availability query: {e}");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the ledger cannot be read: {e}"),
-            );
-        }
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("query failed: {e}"),
-            );
-        }
+        Ok(Some(timeline::build(w, &runs, &trs, current_run, now)))
+    })
+    .await;
+    let tl = match found {
+        Ok(Some(tl)) => tl,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("unknown target {id:?}")),
+        Err(r) => return r,
     };
     let s = tl.summary();
     Json(AvailabilityView {

@@ -79,6 +79,63 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// Run a ledger query off the runtime: `f` gets a read-only store (`None`
+/// while no ledger file exists yet) and this run's id. Errors become 503
+/// (the ledger cannot be read) or 500.
+async fn read_ledger<T: Send + 'static>(
+    agent: &Agent,
+    f: impl FnOnce(Option<&crate::ledger::Store>, Option<i64>) -> Result<T, crate::ledger::LedgerError>
+        + Send
+        + 'static,
+) -> Result<T, Response> {
+    let ledger = agent.ledger().clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let store = if ledger.path().exists() {
+            Some(crate::ledger::Store::open_read_only(ledger.path())?)
+        } else {
+            None
+        };
+        f(store.as_ref(), ledger.current_run())
+    })
+    .await;
+    match result {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::error!("ledger query: {e}");
+            Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the ledger cannot be read: {e}"),
+            ))
+        }
+        Err(e) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("query failed: {e}"),
+        )),
+    }
+}
+
+/// The `month` parameter: a month that has begun, with its window.
+fn month_param(
+    month: Option<&str>,
+    now_ms: i64,
+) -> Result<(crate::sla::calendar::Month, crate::sla::interval::Interval), availability::ParamError>
+{
+    use availability::bad;
+    let Some(m) = month else {
+        return Err(bad("month", "missing: give month=YYYY-MM"));
+    };
+    let Some(month) = crate::sla::calendar::Month::parse(m) else {
+        return Err(bad("month", format!("{m:?} is not a month: use YYYY-MM")));
+    };
+    let Some(window) = month.window() else {
+        return Err(bad("month", format!("{m:?} is out of range")));
+    };
+    if window.start >= now_ms {
+        return Err(bad("month", "the month has not begun"));
+    }
+    Ok((month, window))
+}
+
 /// 400 naming the query parameter at fault.
 fn param_error(parameter: &str, message: impl Into<String>) -> Response {
     let status = StatusCode::BAD_REQUEST;

@@ -3,16 +3,14 @@
 //! meanwhile and the members they serve.
 
 use axum::extract::{Query, State as AxState};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::availability::{window, WindowQuery};
-use super::{error, param_error};
+use super::{param_error, read_ledger};
 use crate::agent::Agent;
-use crate::ledger::Store;
 use crate::sla::calendar::oslo_rfc3339;
 use crate::sla::interval::Interval;
 use crate::sla::outages::{list, OutageView};
@@ -62,31 +60,13 @@ pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery
             return param_error("service", format!("unknown service {s:?}"));
         }
     }
-    let ledger = agent.ledger().clone();
-    let inv2 = inv.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let store = if ledger.path().exists() {
-            Some(Store::open_read_only(ledger.path())?)
-        } else {
-            None
-        };
-        list(store.as_ref(), &inv2, w, ledger.current_run(), now)
+    let all = match read_ledger(&agent, move |store, current_run| {
+        list(store, &inv, w, current_run, now)
     })
-    .await;
-    let all = match result {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the ledger cannot be read: {e}"),
-            )
-        }
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("query failed: {e}"),
-            )
-        }
+    .await
+    {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let outages = all
         .into_iter()

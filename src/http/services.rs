@@ -7,11 +7,10 @@ use axum::Json;
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{error, param_error};
+use super::{error, month_param, param_error, read_ledger};
 use crate::agent::Agent;
 use crate::inventory::{Service, ServiceLevel};
-use crate::ledger::Store;
-use crate::sla::calendar::{oslo_rfc3339, Month};
+use crate::sla::calendar::oslo_rfc3339;
 use crate::sla::schedule::Schedule;
 use crate::sla::service::Figures;
 
@@ -127,49 +126,24 @@ pub async fn service_sla(
     Path(id): Path<String>,
     Query(q): Query<MonthQuery>,
 ) -> Response {
-    let Some(m) = q.month.as_deref() else {
-        return param_error("month", "missing: give month=YYYY-MM");
-    };
-    let Some(month) = Month::parse(m) else {
-        return param_error("month", format!("{m:?} is not a month: use YYYY-MM"));
-    };
     let now = Utc::now().timestamp_millis();
-    let Some(window) = month.window() else {
-        return param_error("month", format!("{m:?} is out of range"));
+    let (month, window) = match month_param(q.month.as_deref(), now) {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
     };
-    if window.start >= now {
-        return param_error("month", "the month has not begun");
-    }
     let Some(service) =
         agent.with_state(|inv, _| inv.services.iter().find(|s| s.id == id).cloned())
     else {
         return error(StatusCode::NOT_FOUND, format!("unknown service {id:?}"));
     };
-    let ledger = agent.ledger().clone();
     let svc = service.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let store = if ledger.path().exists() {
-            Some(Store::open_read_only(ledger.path())?)
-        } else {
-            None
-        };
-        crate::sla::service_month(store.as_ref(), &svc, month, ledger.current_run(), now)
+    let evaluated = match read_ledger(&agent, move |store, current_run| {
+        crate::sla::service_month(store, &svc, month, current_run, now)
     })
-    .await;
-    let evaluated = match result {
-        Ok(Ok(x)) => x,
-        Ok(Err(e)) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the ledger cannot be read: {e}"),
-            );
-        }
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("query failed: {e}"),
-            )
-        }
+    .await
+    {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let (level, to, figures) = match evaluated {
         Some((level, w, f)) => (Some(level_view(&level)), w.end, Some(f)),
@@ -211,20 +185,14 @@ pub async fn member_sla(
     Path(id): Path<String>,
     Query(q): Query<MonthQuery>,
 ) -> Response {
-    let Some(m) = q.month.as_deref() else {
-        return param_error("month", "missing: give month=YYYY-MM");
-    };
-    let Some(month) = Month::parse(m) else {
-        return param_error("month", format!("{m:?} is not a month: use YYYY-MM"));
-    };
     let now = Utc::now().timestamp_millis();
-    let (Some(window), Some(first_day)) = (month.window(), month.start().map(|s| s.date_naive()))
-    else {
-        return param_error("month", format!("{m:?} is out of range"));
+    let (month, window) = match month_param(q.month.as_deref(), now) {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
     };
-    if window.start >= now {
-        return param_error("month", "the month has not begun");
-    }
+    let Some(first_day) = month.start().map(|s| s.date_naive()) else {
+        return param_error("month", "out of range");
+    };
     let inv = agent.with_state(|inv, _| std::sync::Arc::new(inv.clone()));
     let Some(member) = inv.members.iter().find(|x| x.id == id).cloned() else {
         return error(StatusCode::NOT_FOUND, format!("unknown member {id:?}"));
@@ -253,42 +221,19 @@ pub async fn member_sla(
             .cloned()
             .collect()
     };
-    let ledger = agent.ledger().clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let store = if ledger.path().exists() {
-            Some(Store::open_read_only(ledger.path())?)
-        } else {
-            None
-        };
+    let evaluated = match read_ledger(&agent, move |store, current_run| {
         serving
             .into_iter()
             .map(|svc| {
-                let r = crate::sla::service_month(
-                    store.as_ref(),
-                    &svc,
-                    month,
-                    ledger.current_run(),
-                    now,
-                )?;
+                let r = crate::sla::service_month(store, &svc, month, current_run, now)?;
                 Ok((svc, r))
             })
             .collect::<Result<Vec<_>, crate::ledger::LedgerError>>()
     })
-    .await;
-    let evaluated = match result {
-        Ok(Ok(x)) => x,
-        Ok(Err(e)) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the ledger cannot be read: {e}"),
-            );
-        }
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("query failed: {e}"),
-            )
-        }
+    .await
+    {
+        Ok(x) => x,
+        Err(r) => return r,
     };
     let services = evaluated
         .into_iter()
