@@ -414,6 +414,63 @@ lab_test!(service_levels_from_the_ledger, || {
         404
     );
 
+    // The OpenAPI document describes the live router, and the answers have
+    // the fields it says they must.
+    let (status, doc) = json(&agent, "/api/openapi.json");
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, ops) in paths {
+        let id = if path.contains("/services/") {
+            "svc-a"
+        } else if path.contains("/members/") {
+            "kongsberg"
+        } else {
+            "sw1"
+        };
+        let url = path.replace("{id}", id);
+        let url = if ["/sla", "/availability", "/outages"]
+            .iter()
+            .any(|p| url.ends_with(p))
+        {
+            format!("{url}?month={month}")
+        } else {
+            url
+        };
+        if ops.get("get").is_some() {
+            let (status, body) = agent.get(&url);
+            assert_eq!(status, 200, "GET {url} (documented): {body}");
+        }
+    }
+    for route in [
+        "/api/v1/targets/{id}/availability",
+        "/api/v1/outages",
+        "/api/v1/members/{id}/sla",
+    ] {
+        assert!(paths.contains_key(route), "{route} undocumented");
+    }
+    let required = |schema: &str| -> Vec<String> {
+        doc["components"]["schemas"][schema]["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    for key in required("ServiceMonth") {
+        assert!(
+            sla.get(&key).is_some(),
+            "ServiceMonth.{key} missing in {sla}"
+        );
+    }
+    let (_, av) = json(
+        &agent,
+        &format!("/api/v1/targets/sw1/availability?month={month}"),
+    );
+    for key in required("Availability") {
+        assert!(av.get(&key).is_some(), "Availability.{key} missing in {av}");
+    }
+
     // The SLA metrics, computed every sla_interval.
     wait_until("SLA metrics", DEADLINE, || {
         let m = agent.metrics();

@@ -41,6 +41,7 @@ pub fn router(agent: Agent) -> Router {
         )
         .route("/api/v1/services", get(services::services))
         .route("/api/v1/outages", get(outages::outages))
+        .route("/api/openapi.json", get(openapi))
         .route("/api/v1/members/{id}/sla", get(services::member_sla))
         .route("/api/v1/services/{id}/sla", get(services::service_sla))
         .fallback(not_found)
@@ -136,6 +137,14 @@ fn month_param(
     Ok((month, window))
 }
 
+/// The OpenAPI 3.1 document of the API (checked against the live router
+/// and the answers' shapes in the lab tests).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
 /// 400 naming the query parameter at fault.
 fn param_error(parameter: &str, message: impl Into<String>) -> Response {
     let status = StatusCode::BAD_REQUEST;
@@ -165,6 +174,9 @@ async fn landing() -> Html<&'static str> {
         ".</p><ul>",
         "<li><a href=\"/metrics\">/metrics</a> – Prometheus metrics</li>",
         "<li><a href=\"/api/v1/targets\">/api/v1/targets</a> – every target's state</li>",
+        "<li><a href=\"/api/v1/services\">/api/v1/services</a> – services and their service levels; /api/v1/services/{id}/sla?month=YYYY-MM</li>",
+        "<li>/api/v1/outages?month=YYYY-MM, /api/v1/members/{id}/sla?month=YYYY-MM, /api/v1/targets/{id}/availability?month=YYYY-MM</li>",
+        "<li><a href=\"/api/openapi.json\">/api/openapi.json</a> – the API described (OpenAPI 3.1)</li>",
         "<li><a href=\"/-/healthy\">/-/healthy</a>, <a href=\"/-/ready\">/-/ready</a></li>",
         "<li>POST /-/reload – reload the configuration</li>",
         "</ul></body></html>"
