@@ -79,3 +79,77 @@ pub fn service_month(
     });
     Ok(Some((level.clone(), window, figures)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::State;
+    use crate::inventory::ServiceLevel;
+    use crate::ledger::store::{RunRow, TransitionRow};
+    use crate::sla::schedule::Schedule;
+    use chrono::{NaiveDate, TimeZone};
+    use chrono_tz::Europe::Oslo;
+
+    fn ms(y: i32, m: u32, d: u32, h: u32, min: u32) -> i64 {
+        Oslo.with_ymd_and_hms(y, m, d, h, min, 0)
+            .single()
+            .map(|t| t.timestamp_millis())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn an_outage_across_a_month_boundary_is_split_between_the_months() {
+        // Up from 1 October; down 31 October 23:30 until 1 November 00:30 (Oslo).
+        let runs = [RunRow {
+            id: 1,
+            started_ms: ms(2026, 10, 1, 0, 0),
+            end_ms: ms(2026, 11, 30, 0, 0),
+            clean: true,
+        }];
+        let tr = |at: i64, s: State| TransitionRow {
+            run_id: 1,
+            target: "core".into(),
+            from_state: String::new(),
+            to_state: s.as_str().into(),
+            at_ms: at,
+            reason: Some("link cut".into()),
+            root_cause: None,
+        };
+        let trs = [
+            tr(ms(2026, 10, 1, 0, 0), State::Up),
+            tr(ms(2026, 10, 31, 23, 30), State::Down),
+            tr(ms(2026, 11, 1, 0, 30), State::Up),
+        ];
+        let service = Service {
+            id: "svc".into(),
+            name: "svc".into(),
+            serves: vec![],
+            targets: vec!["core".into()],
+            redundancy: vec![],
+            levels: vec![],
+        };
+        let level = ServiceLevel {
+            valid_from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
+            objective: 0.999,
+            schedule: Schedule::Always,
+            degraded_counts_as_up: true,
+            unreachable_counts_as_down: false,
+        };
+        let now = ms(2026, 11, 30, 0, 0);
+        for (month, hours) in [("2026-10", 745.0), ("2026-11", 29.0 * 24.0)] {
+            let w = Month::parse(month).and_then(|m| m.window()).unwrap();
+            let w = Interval::new(w.start, w.end.min(now));
+            let tl = timeline::build(w, &runs, &trs, None, now);
+            let f = service::figures(&service, &level, w, |_| tl.clone());
+            assert_eq!(f.downtime_seconds, 1800.0, "{month}");
+            assert_eq!(f.outages, 1, "{month}");
+            assert_eq!(f.scheduled_seconds, hours * 3600.0, "{month}");
+            let spans = outages::down_spans("core", w, &runs, &trs, None, now);
+            assert_eq!(spans.len(), 1);
+            assert_eq!(spans[0].end_ms - spans[0].start_ms, 1_800_000);
+            // October's half continues after, November's began before.
+            assert_eq!(spans[0].continues_after, month == "2026-10");
+            assert_eq!(spans[0].continues_before, month == "2026-11");
+        }
+    }
+}
