@@ -273,7 +273,8 @@ lab_test!(service_levels_from_the_ledger, || {
     lab::sh("ip addr add 203.0.113.254/24 dev mon0");
     let yaml = format!(
         "agent: {{ id: lab, sla_interval: 1s }}\n{FAST}\n\
-         members:\n  - {{ id: kongsberg, name: Kongsberg }}\n\
+         members:\n  - {{ id: kongsberg, name: Kongsberg, kommunenummer: [ {{ number: \"3006\", from: 2020-01-01, until: 2023-12-31 }}, {{ number: \"3303\", from: 2024-01-01 }} ] }}\n\
+         \x20 - {{ id: nedre-eiker, name: Nedre Eiker, merged_into: {{ member: kongsberg, date: 2020-01-01 }} }}\n\
          targets:\n\
          \x20 - {{ id: sw1, kind: switch, address: 198.51.100.1 }}\n\
          \x20 - {{ id: srv1, kind: server, address: 198.51.100.2, parents: [sw1] }}\n\
@@ -288,6 +289,7 @@ lab_test!(service_levels_from_the_ledger, || {
          \x20   sla: [ {{ valid_from: 2020-01-01, objective: 99.5 }} ]\n\
          \x20 - id: svc-b\n\
          \x20   name: Future\n\
+         \x20   serves: [nedre-eiker]\n\
          \x20   targets: [sw1]\n\
          \x20   sla: [ {{ valid_from: 2099-01-01, objective: 99, schedule: business_hours, business_hours: {{ days: [mon, tue, wed, thu, fri], from: \"08:00\", to: \"16:00\" }} }} ]\n"
     );
@@ -406,9 +408,37 @@ lab_test!(service_levels_from_the_ledger, || {
         &format!("/api/v1/members/kongsberg/sla?month={month}"),
     );
     assert_eq!(status, 200, "{ms}");
-    assert_eq!(ms["services"].as_array().unwrap().len(), 1);
-    assert_eq!(ms["services"][0]["service"], "svc-a");
+    assert_eq!(
+        ms["kommunenummer"], "3303",
+        "the number in force this month"
+    );
     assert!(ms["merged_into"].is_null());
+    // Nedre Eiker merged into Kongsberg: its services count for Kongsberg ...
+    assert_eq!(ms["includes"][0], "nedre-eiker", "{ms:#}");
+    let names: Vec<&str> = ms["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["svc-a", "svc-b"]);
+    // ... and the merged member's own month says where its figures went.
+    let (status, ne) = json(
+        &agent,
+        &format!("/api/v1/members/nedre-eiker/sla?month={month}"),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(ne["merged_into"], "kongsberg");
+    assert!(ne["services"].as_array().unwrap().is_empty());
+    // Before the merge (and the 2024 renumbering) the member was itself.
+    let (_, old) = json(&agent, "/api/v1/members/kongsberg/sla?month=2019-06");
+    assert!(
+        old["kommunenummer"].is_null() && old["includes"].as_array().unwrap().is_empty(),
+        "{old}"
+    );
+    let (_, ne19) = json(&agent, "/api/v1/members/nedre-eiker/sla?month=2019-06");
+    assert!(ne19["merged_into"].is_null(), "{ne19}");
+    assert_eq!(ne19["services"][0]["service"], "svc-b");
     assert_eq!(
         json(&agent, &format!("/api/v1/members/nobody/sla?month={month}")).0,
         404
