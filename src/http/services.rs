@@ -121,6 +121,32 @@ struct SlaView {
     figures: Option<Figures>,
 }
 
+impl SlaView {
+    /// A service's month as evaluated (`None`: no level was in force).
+    fn new(
+        svc: &Service,
+        month: crate::sla::calendar::Month,
+        window: crate::sla::interval::Interval,
+        now: i64,
+        evaluated: Option<(ServiceLevel, crate::sla::interval::Interval, Figures)>,
+    ) -> SlaView {
+        let (level, to, figures) = match evaluated {
+            Some((level, w, f)) => (Some(level_view(&level)), w.end, Some(f)),
+            None => (None, window.end.min(now), None),
+        };
+        SlaView {
+            service: svc.id.clone(),
+            name: svc.name.clone(),
+            month: month.to_string(),
+            from: oslo_rfc3339(window.start),
+            to: oslo_rfc3339(to),
+            complete: window.end <= now,
+            level,
+            figures,
+        }
+    }
+}
+
 pub async fn service_sla(
     AxState(agent): AxState<Agent>,
     Path(id): Path<String>,
@@ -145,21 +171,7 @@ pub async fn service_sla(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let (level, to, figures) = match evaluated {
-        Some((level, w, f)) => (Some(level_view(&level)), w.end, Some(f)),
-        None => (None, window.end.min(now), None),
-    };
-    Json(SlaView {
-        service: service.id,
-        name: service.name,
-        month: month.to_string(),
-        from: oslo_rfc3339(window.start),
-        to: oslo_rfc3339(to),
-        complete: window.end <= now,
-        level,
-        figures,
-    })
-    .into_response()
+    Json(SlaView::new(&service, month, window, now, evaluated)).into_response()
 }
 
 #[derive(Serialize)]
@@ -237,22 +249,7 @@ pub async fn member_sla(
     };
     let services = evaluated
         .into_iter()
-        .map(|(svc, r)| {
-            let (level, to, figures) = match r {
-                Some((level, w, f)) => (Some(level_view(&level)), w.end, Some(f)),
-                None => (None, window.end.min(now), None),
-            };
-            SlaView {
-                service: svc.id,
-                name: svc.name,
-                month: month.to_string(),
-                from: oslo_rfc3339(window.start),
-                to: oslo_rfc3339(to),
-                complete: window.end <= now,
-                level,
-                figures,
-            }
-        })
+        .map(|(svc, r)| SlaView::new(&svc, month, window, now, r))
         .collect();
     Json(MemberSlaView {
         kommunenummer: member.kommunenummer_on(first_day).map(str::to_string),

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::calendar::oslo_rfc3339;
 use super::interval::{Interval, IntervalSet};
 use super::schedule::Schedule;
-use super::{service, timeline, timelines};
+use super::{service, timeline};
 use crate::health::State;
 use crate::inventory::{Inventory, ServiceLevel};
 use crate::ledger::store::{RunRow, TransitionRow};
@@ -42,18 +42,7 @@ pub fn down_spans(
     now_ms: i64,
 ) -> Vec<Outage> {
     let mut out = Vec::new();
-    let mut prev_end = i64::MIN;
-    for run in runs {
-        let end = if Some(run.id) == current_run {
-            now_ms.max(run.end_ms)
-        } else {
-            run.end_ms
-        };
-        let start = run.started_ms.max(prev_end);
-        if end <= start {
-            continue;
-        }
-        prev_end = end;
+    for (run, Interval { start, end }) in timeline::run_spans(runs, current_run, now_ms) {
         let mut open: Option<(i64, Option<String>)> = None;
         let close = |from: i64, to: i64, reason: Option<String>, out: &mut Vec<Outage>| {
             let clipped = Interval::new(from, to).intersect(&window);
@@ -152,16 +141,19 @@ pub fn list(
         }
     }
     // Each service's own down time over the window.
-    let tls = timelines(
-        store,
-        inv.services
-            .iter()
-            .flat_map(|s| s.targets.iter().chain(s.redundancy.iter().flatten()))
-            .map(String::as_str),
-        w,
-        current_run,
-        now,
-    )?;
+    // The services' targets are inventory targets: their rows are read.
+    let tls: HashMap<&str, timeline::Timeline> = inv
+        .services
+        .iter()
+        .flat_map(|s| s.targets.iter().chain(s.redundancy.iter().flatten()))
+        .filter_map(|t| {
+            let rows = all.get(t)?;
+            Some((
+                t.as_str(),
+                timeline::build(w, &runs, rows, current_run, now),
+            ))
+        })
+        .collect();
     let empty = timeline::build(w, &[], &[], None, now);
     let start_day = chrono::DateTime::from_timestamp_millis(w.start)
         .map(|t| t.with_timezone(&chrono_tz::Europe::Oslo).date_naive());

@@ -56,22 +56,10 @@ impl Classes {
         }
     }
 
-    /// All of `parts` must be up.
+    /// All of `parts` must be up: any part down makes the whole down.
     fn all(window: Interval, parts: &[Classes]) -> Classes {
-        let w = IntervalSet::single(window);
-        let union = |f: fn(&Classes) -> &IntervalSet| {
-            parts
-                .iter()
-                .fold(IntervalSet::new(), |acc, c| acc.union(f(c)))
-        };
-        let down = union(|c| &c.down).intersection(&w);
-        let rest = w.difference(&down);
-        let unmonitored = rest.intersection(&union(|c| &c.unmonitored));
-        let rest = rest.difference(&unmonitored);
-        let maintenance = rest.intersection(&union(|c| &c.maintenance));
-        let rest = rest.difference(&maintenance);
-        let excluded = rest.intersection(&union(|c| &c.excluded));
-        let up = rest.difference(&excluded);
+        let (down, [unmonitored, maintenance, excluded], up) =
+            Self::peel(window, parts, |c| &c.down);
         Classes {
             up,
             down,
@@ -81,22 +69,10 @@ impl Classes {
         }
     }
 
-    /// Any of `parts` up is enough.
+    /// Any of `parts` up is enough: the whole is down only when none is up
+    /// and no other class applies.
     pub fn any(window: Interval, parts: &[Classes]) -> Classes {
-        let w = IntervalSet::single(window);
-        let union = |f: fn(&Classes) -> &IntervalSet| {
-            parts
-                .iter()
-                .fold(IntervalSet::new(), |acc, c| acc.union(f(c)))
-        };
-        let up = union(|c| &c.up).intersection(&w);
-        let rest = w.difference(&up);
-        let unmonitored = rest.intersection(&union(|c| &c.unmonitored));
-        let rest = rest.difference(&unmonitored);
-        let maintenance = rest.intersection(&union(|c| &c.maintenance));
-        let rest = rest.difference(&maintenance);
-        let excluded = rest.intersection(&union(|c| &c.excluded));
-        let down = rest.difference(&excluded);
+        let (up, [unmonitored, maintenance, excluded], down) = Self::peel(window, parts, |c| &c.up);
         Classes {
             up,
             down,
@@ -104,6 +80,32 @@ impl Classes {
             maintenance,
             excluded,
         }
+    }
+
+    /// Take from `window`, in order of precedence, the union over `parts`
+    /// of `first`, then of unmonitored, maintenance and excluded; what is
+    /// left belongs to the opposite of `first`.
+    fn peel(
+        window: Interval,
+        parts: &[Classes],
+        first: fn(&Classes) -> &IntervalSet,
+    ) -> (IntervalSet, [IntervalSet; 3], IntervalSet) {
+        let union = |f: fn(&Classes) -> &IntervalSet| {
+            parts
+                .iter()
+                .fold(IntervalSet::new(), |acc, c| acc.union(f(c)))
+        };
+        let mut rest = IntervalSet::single(window);
+        let head = union(first).intersection(&rest);
+        rest = rest.difference(&head);
+        let middle: [fn(&Classes) -> &IntervalSet; 3] =
+            [|c| &c.unmonitored, |c| &c.maintenance, |c| &c.excluded];
+        let mut taken: [IntervalSet; 3] = Default::default();
+        for (slot, f) in taken.iter_mut().zip(middle) {
+            *slot = rest.intersection(&union(f));
+            rest = rest.difference(slot);
+        }
+        (head, taken, rest)
     }
 
     fn restrict(&self, s: &IntervalSet) -> Classes {

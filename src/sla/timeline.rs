@@ -42,6 +42,29 @@ pub fn parse_state(s: &str) -> State {
         .unwrap_or(State::Unmonitored)
 }
 
+/// The time each run covered: a run still going (`current_run`) lasts
+/// until now; clocks can step back, so runs never overlap.
+pub fn run_spans(
+    runs: &[RunRow],
+    current_run: Option<i64>,
+    now_ms: i64,
+) -> impl Iterator<Item = (&RunRow, Interval)> {
+    let mut prev_end = i64::MIN;
+    runs.iter().filter_map(move |run| {
+        let end = if Some(run.id) == current_run {
+            now_ms.max(run.end_ms)
+        } else {
+            run.end_ms
+        };
+        let start = run.started_ms.max(prev_end);
+        if end <= start {
+            return None;
+        }
+        prev_end = end;
+        Some((run, Interval::new(start, end)))
+    })
+}
+
 /// Build the timeline of one target over `window` from its runs (in start
 /// order) and its transitions (in time order). `now_ms` ends the run that is
 /// still going (the last run, if `current_run` names it).
@@ -54,19 +77,7 @@ pub fn build(
 ) -> Timeline {
     let mut pieces: BTreeMap<StateKey, Vec<Interval>> = BTreeMap::new();
     let mut covered: Vec<Interval> = Vec::new();
-    let mut prev_end = i64::MIN;
-    for run in runs {
-        let end = if Some(run.id) == current_run {
-            now_ms.max(run.end_ms)
-        } else {
-            run.end_ms
-        };
-        // Clocks can step back: never let runs overlap.
-        let start = run.started_ms.max(prev_end);
-        if end <= start {
-            continue;
-        }
-        prev_end = end;
+    for (run, Interval { start, end }) in run_spans(runs, current_run, now_ms) {
         covered.push(Interval::new(start, end));
         let mut state = State::Unmonitored;
         let mut t = start;
