@@ -10,6 +10,7 @@
 //! the HTTP runtime must not delay the thread that sees the replies; and one
 //! thread without cross-thread wake-ups is also the cheapest per echo.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -19,7 +20,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, oneshot};
 
 use crate::config::{self, ConfigError};
-use crate::health::{HealthBook, SnmpStatus, Transition};
+use crate::health::{HealthBook, SnmpStatus, State, Transition};
 use crate::inventory::{Inventory, Target};
 use crate::ledger::{Ledger, Record};
 use crate::link::{self, CounterRates, EndStatus};
@@ -54,6 +55,8 @@ struct Shared {
     /// Serializes reloads (SIGHUP and POST /-/reload may race), so the
     /// last file read is the one that runs.
     reloading: Mutex<()>,
+    /// Targets inside a maintenance window now, with the window's id.
+    in_maintenance: Mutex<HashMap<String, i64>>,
 }
 
 /// Recover the data from a poisoned lock: a panic elsewhere must not take
@@ -113,6 +116,7 @@ impl Agent {
             &inventory.agent.id,
             started,
             metrics.clone(),
+            inventory.maintenance.clone(),
         )?;
         let (probe_runtime, probe_runtime_stop) = spawn_probe_runtime()?;
         let (prober, report) = {
@@ -149,10 +153,13 @@ impl Agent {
                 data_dir_override: data_dir,
                 link_rates: Mutex::new(CounterRates::default()),
                 reloading: Mutex::new(()),
+                in_maintenance: Mutex::new(HashMap::new()),
             }
         });
         shared.install(&inventory, None);
+        shared.watch_maintenance();
         tokio::spawn(sla_metrics(Arc::downgrade(&shared)));
+        tokio::spawn(maintenance_watch(Arc::downgrade(&shared)));
         shared.ready.store(true, Ordering::SeqCst);
         shared.metrics.reload_successful.set(1);
         shared
@@ -186,7 +193,11 @@ impl Agent {
                         "agent.max_concurrent_probes changed; it takes effect at the next restart"
                     );
                 }
+                if new.maintenance != old.maintenance {
+                    s.ledger.set_config_windows(new.maintenance.clone());
+                }
                 s.install(&new, Some(&old));
+                s.watch_maintenance();
                 s.metrics.reload_successful.set(1);
                 s.metrics
                     .reload_success_timestamp
@@ -252,6 +263,22 @@ impl Agent {
     pub fn ledger(&self) -> &Ledger {
         &self.shared.ledger
     }
+
+    /// Targets inside a maintenance window now, with the window's id.
+    pub fn in_maintenance(&self) -> HashMap<String, i64> {
+        lock(&self.shared.in_maintenance).clone()
+    }
+
+    /// Declare or withdraw a maintenance window (waits for the ledger; call
+    /// off the runtime's workers), then apply it to the live states.
+    pub fn change_maintenance(
+        &self,
+        op: crate::ledger::MaintenanceOp,
+    ) -> Result<crate::ledger::MaintenanceDone, crate::ledger::LedgerError> {
+        let r = self.shared.ledger.change_maintenance(op);
+        self.shared.watch_maintenance();
+        r
+    }
 }
 
 impl Shared {
@@ -282,10 +309,18 @@ impl Shared {
                     }
                 }
             }
+            let maint = lock(&self.in_maintenance);
             for t in &new.targets {
                 if let Some(h) = book.get(&t.id) {
-                    self.metrics.set_state(t, h.state);
+                    let state = if maint.contains_key(&t.id) {
+                        State::Maintenance
+                    } else {
+                        h.state
+                    };
+                    self.metrics.set_state(t, state);
                 }
+                self.metrics
+                    .set_in_maintenance(t, maint.contains_key(&t.id));
             }
         }
         self.metrics.set_target_count(new.targets.len());
@@ -347,7 +382,13 @@ impl Shared {
         let inv = lock(&self.inventory).clone();
         for tr in transitions {
             if let Some(t) = inv.target(&tr.target) {
-                self.metrics.set_state(t, tr.to);
+                // Alerts stay quiet in a window; the ledger keeps what was seen.
+                let state = if lock(&self.in_maintenance).contains_key(&tr.target) {
+                    State::Maintenance
+                } else {
+                    tr.to
+                };
+                self.metrics.set_state(t, state);
             }
             self.metrics.count_transition(&tr.target, tr.from, tr.to);
             tracing::info!(
@@ -423,6 +464,86 @@ impl Shared {
             });
         }
         self.publish(transitions);
+    }
+}
+
+impl Shared {
+    /// Bring the live states in line with the maintenance windows now:
+    /// targets entering a window show `maintenance` (the ledger keeps what
+    /// the probes see; the figures treat the window's time as planned), and
+    /// leave it for their observed state when it ends.
+    fn watch_maintenance(&self) {
+        let now = Utc::now().timestamp_millis();
+        let windows = self.ledger.maintenance();
+        let mut now_in: HashMap<String, i64> = HashMap::new();
+        let mut begun: Vec<(&crate::maintenance::Window, crate::sla::interval::Interval)> =
+            Vec::new();
+        for w in windows.iter() {
+            if let Some(occ) = w.active_at(now) {
+                begun.push((w, occ));
+                for t in &w.spec.targets {
+                    now_in.entry(t.clone()).or_insert(w.id);
+                }
+            }
+        }
+        let inv = lock(&self.inventory).clone();
+        let book = lock(&self.book);
+        let mut maint = lock(&self.in_maintenance);
+        for t in &inv.targets {
+            let was = maint.get(&t.id).copied();
+            let is = now_in.get(&t.id).copied();
+            if was.is_some() == is.is_some() {
+                continue;
+            }
+            let observed = book.get(&t.id).map_or(State::Unmonitored, |h| h.state);
+            let state = if is.is_some() {
+                State::Maintenance
+            } else {
+                observed
+            };
+            self.metrics.set_state(t, state);
+            self.metrics.set_in_maintenance(t, is.is_some());
+            match is {
+                Some(id) => {
+                    let (w, occ) = begun
+                        .iter()
+                        .find(|(w, _)| w.id == id)
+                        .map(|(w, o)| (Some(*w), Some(*o)))
+                        .unwrap_or((None, None));
+                    tracing::info!(
+                        target_id = %t.id,
+                        window = id,
+                        category = w.map_or("", |w| w.spec.category.as_str()),
+                        until = occ.map(|o| crate::sla::calendar::oslo_rfc3339(o.end)).unwrap_or_default(),
+                        observed = observed.as_str(),
+                        "maintenance begins"
+                    );
+                }
+                None => tracing::info!(
+                    target_id = %t.id,
+                    window = was.unwrap_or_default(),
+                    state = observed.as_str(),
+                    "maintenance ends"
+                ),
+            }
+        }
+        *maint = now_in
+            .into_iter()
+            .filter(|(t, _)| inv.target(t).is_some())
+            .collect();
+    }
+}
+
+/// Windows begin and end on the clock: check every second.
+async fn maintenance_watch(shared: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(s) = shared.upgrade() else {
+            return;
+        };
+        s.watch_maintenance();
     }
 }
 

@@ -641,11 +641,13 @@ mod tests {
                 max_concurrent_snmp_polls: 10,
                 resolve_interval: Duration::from_secs(60),
                 sla_interval: Duration::from_secs(60),
+                api_token: None,
             },
             members: vec![],
             sites: vec![],
             targets,
             services: vec![],
+            maintenance: vec![],
         }
     }
 

@@ -52,6 +52,8 @@ pub struct Inventory {
     /// In config order.
     pub targets: Vec<Target>,
     pub services: Vec<Service>,
+    /// Maintenance windows from the config, by their config id.
+    pub maintenance: Vec<(String, crate::maintenance::Spec)>,
 }
 
 /// A service members rely on, made of targets, with its service levels.
@@ -126,6 +128,8 @@ pub struct AgentSettings {
     pub resolve_interval: Duration,
     /// How often the SLA metrics are computed.
     pub sla_interval: Duration,
+    /// Bearer token the API's writes need; without one they are refused.
+    pub api_token: Option<crate::config::secret::Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! config (YAML) -> inventory -> schedule -> probe (icmp) -> health -> metrics / HTTP API
-//!                                                              \-> transitions stream (ledger, later)
+//!                                                              \-> events -> ledger -> sla -> API, metrics
+//! config / API maintenance windows -> ledger (declared, withdrawn) -> sla, live state
 //! ```
 //!
 //! Probes know nothing of states; health knows nothing of HTTP. The binary
@@ -18,6 +19,7 @@ pub mod http;
 pub mod inventory;
 pub mod ledger;
 pub mod link;
+pub mod maintenance;
 pub mod metrics;
 pub mod probe;
 pub mod schedule;

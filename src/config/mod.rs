@@ -6,6 +6,7 @@
 //! Owns: parsing, defaults, validation, secret references.
 //! Must not touch: sockets, the scheduler, anything that runs.
 
+mod maintenance;
 mod raw;
 pub mod secret;
 mod services;

@@ -27,6 +27,46 @@ pub struct RawConfig {
     pub targets: Vec<RawTarget>,
     #[serde(default)]
     pub services: Vec<RawService>,
+    #[serde(default)]
+    pub maintenance: Vec<RawMaintenance>,
+}
+
+/// A maintenance window; the keys of the API's JSON body, with positions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMaintenance {
+    pub id: S<String>,
+    #[serde(default)]
+    pub targets: Vec<S<String>>,
+    pub category: Option<S<String>>,
+    pub note: Option<S<String>>,
+    /// One-off: RFC 3339 instants with offset.
+    pub start: Option<S<String>>,
+    pub end: Option<S<String>>,
+    pub weekly: Option<RawWeekly>,
+    pub monthly: Option<RawMonthly>,
+    pub from: Option<S<NaiveDate>>,
+    pub until: Option<S<NaiveDate>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeekly {
+    #[serde(default)]
+    pub days: Vec<S<String>>,
+    pub at: S<String>,
+    pub duration: S<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonthly {
+    pub day: Option<S<u32>>,
+    pub weekday: Option<S<String>>,
+    /// 1–4, or `last`.
+    pub week: Option<S<serde_json::Value>>,
+    pub at: S<String>,
+    pub duration: S<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +123,8 @@ pub struct RawAgent {
     pub max_concurrent_snmp_polls: Option<S<u32>>,
     pub resolve_interval: Option<S<String>>,
     pub sla_interval: Option<S<String>>,
+    /// Bearer token for the API's writes: `env:NAME` or `file:PATH`.
+    pub api_token: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -135,7 +135,7 @@ fn choice<T: Copy>(
     found
 }
 
-fn secret(
+pub(super) fn secret(
     v: &mut Validator<'_>,
     raw: &Option<S<String>>,
     path: &str,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawIcmp, RawThresholds, S};
-use super::{services, snmp, ConfigError, Problem};
+use super::{maintenance, services, snmp, ConfigError, Problem};
 use crate::inventory::{
     defaults, Address, AgentSettings, IcmpSettings, Inventory, KommunenummerPeriod, Member, Merge,
     Site, Target, TargetKind, Thresholds,
@@ -371,6 +371,7 @@ pub(super) fn validate(file: &Path, raw: RawConfig) -> Result<Inventory, ConfigE
     }
 
     let service_list = services::services(&mut v, &raw, &member_ids, &target_ids);
+    let maintenance = maintenance::windows(&mut v, &raw, &target_ids);
 
     if v.problems.is_empty() {
         Ok(Inventory {
@@ -380,6 +381,7 @@ pub(super) fn validate(file: &Path, raw: RawConfig) -> Result<Inventory, ConfigE
             sites,
             targets,
             services: service_list,
+            maintenance,
         })
     } else {
         let mut problems = v.problems;
@@ -436,6 +438,7 @@ fn agent_settings(v: &mut Validator<'_>, raw: &RawConfig, config_dir: &Path) -> 
         sla_interval: v
             .duration(&a.sla_interval, "agent.sla_interval")
             .unwrap_or(defaults::SLA_INTERVAL),
+        api_token: snmp::secret(v, &a.api_token, "agent.api_token", config_dir),
     }
 }
 

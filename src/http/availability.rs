@@ -127,7 +127,10 @@ pub async fn target_availability(
         if !known && trs.is_empty() {
             return Ok(None);
         }
-        Ok(Some(timeline::build(w, &runs, &trs, current_run, now)))
+        let planned = crate::maintenance::of_target(&store.maintenance_windows()?, &target, w);
+        Ok(Some(
+            timeline::build(w, &runs, &trs, current_run, now).with_maintenance(&planned),
+        ))
     })
     .await;
     let tl = match found {

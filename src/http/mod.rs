@@ -4,7 +4,7 @@
 //! Owns: routing, JSON shapes, status codes. Must not touch: probing or
 //! state logic (it reads through [`Agent`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 
 use axum::extract::{Path, State as AxState};
@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 mod availability;
+mod maintenance;
 mod outages;
 mod services;
 
@@ -41,6 +42,14 @@ pub fn router(agent: Agent) -> Router {
         )
         .route("/api/v1/services", get(services::services))
         .route("/api/v1/outages", get(outages::outages))
+        .route(
+            "/api/v1/maintenance",
+            get(maintenance::list).post(maintenance::create),
+        )
+        .route(
+            "/api/v1/maintenance/{id}",
+            get(maintenance::one).delete(maintenance::withdraw),
+        )
         .route("/api/openapi.json", get(openapi))
         .route("/api/v1/members/{id}/sla", get(services::member_sla))
         .route("/api/v1/services/{id}/sla", get(services::service_sla))
@@ -250,7 +259,13 @@ pub struct TargetView {
     pub serves: Vec<String>,
     pub parents: Vec<String>,
     pub labels: BTreeMap<String, String>,
+    /// What the target shows: `maintenance` inside a window, else what
+    /// the probes see.
     pub state: State,
+    /// What the probes see, also inside a maintenance window.
+    pub observed_state: State,
+    /// The maintenance window the target is in now.
+    pub maintenance: Option<i64>,
     pub since: DateTime<Utc>,
     pub reason: Option<String>,
     pub root_cause: Option<String>,
@@ -312,8 +327,9 @@ fn probe_view(o: &ProbeOutcome) -> ProbeView {
     }
 }
 
-fn view(t: &Target, book: &HealthBook) -> Option<TargetView> {
+fn view(t: &Target, book: &HealthBook, maint: &HashMap<String, i64>) -> Option<TargetView> {
     let h = book.get(&t.id)?;
+    let window = maint.get(&t.id).copied();
     Some(TargetView {
         id: t.id.clone(),
         name: t.name.clone(),
@@ -324,7 +340,13 @@ fn view(t: &Target, book: &HealthBook) -> Option<TargetView> {
         serves: t.serves.clone(),
         parents: t.parents.clone(),
         labels: t.labels.clone(),
-        state: h.state,
+        state: if window.is_some() {
+            State::Maintenance
+        } else {
+            h.state
+        },
+        observed_state: h.state,
+        maintenance: window,
         since: h.since,
         reason: h.reason.clone(),
         root_cause: h.root_cause.clone(),
@@ -352,14 +374,19 @@ struct TargetList {
 }
 
 async fn targets(AxState(agent): AxState<Agent>) -> Json<TargetList> {
+    let maint = agent.in_maintenance();
     let targets = agent.with_state(|inv: &Inventory, book| {
-        inv.targets.iter().filter_map(|t| view(t, book)).collect()
+        inv.targets
+            .iter()
+            .filter_map(|t| view(t, book, &maint))
+            .collect()
     });
     Json(TargetList { targets })
 }
 
 async fn target(AxState(agent): AxState<Agent>, Path(id): Path<String>) -> Response {
-    let found = agent.with_state(|inv, book| inv.target(&id).and_then(|t| view(t, book)));
+    let maint = agent.in_maintenance();
+    let found = agent.with_state(|inv, book| inv.target(&id).and_then(|t| view(t, book, &maint)));
     match found {
         Some(v) => Json(v).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("unknown target {id:?}")),

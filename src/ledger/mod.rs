@@ -19,12 +19,13 @@ pub mod store;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use crate::health::Transition;
+use crate::maintenance::{self, Origin, Spec, Window};
 use crate::metrics::Metrics;
 pub use store::Store;
 
@@ -58,10 +59,46 @@ pub enum Record {
         at: DateTime<Utc>,
         uptime_seconds: f64,
     },
+    /// The result of a closed month (JSON), kept as first computed.
+    Frozen {
+        kind: String,
+        id: String,
+        month: String,
+        result: String,
+    },
 }
+
+/// A change to the maintenance windows asked for through the API.
+#[derive(Debug, Clone)]
+pub enum MaintenanceOp {
+    Declare(Spec),
+    Withdraw(i64),
+}
+
+/// What came of a [`MaintenanceOp`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum MaintenanceDone {
+    Declared(Window),
+    Withdrawn(Window),
+    NotFound,
+    /// Config windows change with the config, not through the API.
+    FromConfig(String),
+    /// Already withdrawn, or over.
+    AlreadyOver,
+}
+
+/// The maintenance windows as last read from (or, while the file cannot
+/// be written, meant for) the ledger.
+pub type Windows = Arc<Vec<Window>>;
 
 enum Cmd {
     Record(Record),
+    /// The config's windows (at start and on every reload).
+    ConfigWindows(Vec<(String, Spec)>),
+    Maintenance(
+        MaintenanceOp,
+        mpsc::Sender<Result<MaintenanceDone, LedgerError>>,
+    ),
     /// Commit everything queued, then answer.
     Flush(mpsc::Sender<Result<(), LedgerError>>),
     /// Commit, mark the run cleanly stopped, and end the thread.
@@ -76,6 +113,7 @@ pub struct Ledger {
     /// This run's id in the ledger, 0 until the file is open.
     run_id: Arc<AtomicI64>,
     thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
+    windows: Arc<RwLock<Windows>>,
 }
 
 impl Ledger {
@@ -87,11 +125,19 @@ impl Ledger {
         agent: &str,
         started: DateTime<Utc>,
         metrics: Metrics,
+        config_windows: Vec<(String, Spec)>,
     ) -> std::io::Result<Ledger> {
         let path = data_dir.join(FILE_NAME);
         let (tx, rx) = mpsc::channel();
         let run_id = Arc::new(AtomicI64::new(0));
+        // Until the file is read, the config's windows count from now.
+        let mut initial = Vec::new();
+        apply_config_in_memory(&mut initial, &config_windows, started.timestamp_millis());
+        let windows = Arc::new(RwLock::new(Arc::new(initial)));
         let mut writer = Writer {
+            windows: windows.clone(),
+            config_windows,
+            windows_dirty: true,
             run_id_shared: run_id.clone(),
             path: path.clone(),
             agent: agent.to_string(),
@@ -112,7 +158,31 @@ impl Ledger {
             path,
             run_id,
             thread: Arc::new(Mutex::new(Some(thread))),
+            windows,
         })
+    }
+
+    /// Every maintenance window known (withdrawn ones too).
+    pub fn maintenance(&self) -> Windows {
+        self.windows
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The config's windows changed (a reload): bring the ledger in line.
+    pub fn set_config_windows(&self, windows: Vec<(String, Spec)>) {
+        let _ = self.tx.send(Cmd::ConfigWindows(windows));
+    }
+
+    /// Declare or withdraw a window; waits for the ledger write. Call off
+    /// the async runtime's workers.
+    pub fn change_maintenance(&self, op: MaintenanceOp) -> Result<MaintenanceDone, LedgerError> {
+        let (tx, rx) = mpsc::channel();
+        self.tx
+            .send(Cmd::Maintenance(op, tx))
+            .map_err(|_| LedgerError::Stopped)?;
+        rx.recv().map_err(|_| LedgerError::Stopped)?
     }
 
     pub fn path(&self) -> &Path {
@@ -158,7 +228,29 @@ impl Ledger {
     }
 }
 
+/// Bring in-memory windows in line with the config (while the ledger
+/// cannot be written): the same rule as the ledger's.
+fn apply_config_in_memory(windows: &mut Vec<Window>, config: &[(String, Spec)], now_ms: i64) {
+    let (withdraw, declare) = maintenance::config_changes(windows, config, now_ms);
+    for w in windows.iter_mut().filter(|w| withdraw.contains(&w.id)) {
+        w.withdrawn_ms = Some(now_ms);
+    }
+    for (id, spec) in declare {
+        windows.push(Window {
+            id: 0,
+            origin: Origin::Config(id.clone()),
+            spec: spec.clone(),
+            declared_ms: now_ms,
+            withdrawn_ms: None,
+        });
+    }
+}
+
 struct Writer {
+    windows: Arc<RwLock<Windows>>,
+    config_windows: Vec<(String, Spec)>,
+    /// The ledger's config windows need syncing, or the book re-reading.
+    windows_dirty: bool,
     run_id_shared: Arc<AtomicI64>,
     path: PathBuf,
     agent: String,
@@ -191,6 +283,11 @@ impl Writer {
                     while self.pending.len() < BATCH {
                         match rx.try_recv() {
                             Ok(Cmd::Record(r)) => self.pending.push(r),
+                            Ok(Cmd::ConfigWindows(w)) => self.config_changed(w),
+                            Ok(Cmd::Maintenance(op, tx)) => {
+                                let r = self.maintenance(op);
+                                let _ = tx.send(r);
+                            }
                             Ok(Cmd::Flush(tx)) => {
                                 reply = Some(tx);
                                 break;
@@ -203,6 +300,11 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
+                }
+                Ok(Cmd::ConfigWindows(w)) => self.config_changed(w),
+                Ok(Cmd::Maintenance(op, tx)) => {
+                    let r = self.maintenance(op);
+                    let _ = tx.send(r);
                 }
                 Ok(Cmd::Flush(tx)) => reply = Some(tx),
                 Ok(Cmd::Stop(tx)) => {
@@ -217,7 +319,8 @@ impl Writer {
             let heartbeat_due = Instant::now() >= next_heartbeat;
             let retry_due = self.retry_at.is_none_or(|r| Instant::now() >= r);
             let must = reply.is_some() || stop;
-            let result = if must || (retry_due && (!self.pending.is_empty() || heartbeat_due)) {
+            let work = !self.pending.is_empty() || heartbeat_due || self.windows_dirty;
+            let result = if must || (retry_due && work) {
                 let r = self.write();
                 if r.is_ok() && heartbeat_due {
                     next_heartbeat = Instant::now() + HEARTBEAT;
@@ -252,6 +355,69 @@ impl Writer {
                 next_heartbeat = Instant::now() + HEARTBEAT;
             }
         }
+    }
+
+    fn config_changed(&mut self, windows: Vec<(String, Spec)>) {
+        self.config_windows = windows;
+        self.windows_dirty = true;
+        if self.write().is_err() {
+            // Not in the ledger yet: alerts still go quiet meanwhile.
+            let mut book = self.windows_book().as_ref().clone();
+            apply_config_in_memory(
+                &mut book,
+                &self.config_windows,
+                Utc::now().timestamp_millis(),
+            );
+            self.set_book(book);
+        }
+    }
+
+    fn windows_book(&self) -> Windows {
+        self.windows
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_book(&self, windows: Vec<Window>) {
+        *self.windows.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(windows);
+    }
+
+    fn maintenance(&mut self, op: MaintenanceOp) -> Result<MaintenanceDone, LedgerError> {
+        self.write()?;
+        let store = self.store.as_mut().ok_or(LedgerError::Stopped)?;
+        let now = Utc::now().timestamp_millis();
+        let done = match op {
+            MaintenanceOp::Declare(spec) => {
+                let id = store.declare_window(&Origin::Api, &spec, now)?;
+                MaintenanceDone::Declared(Window {
+                    id,
+                    origin: Origin::Api,
+                    spec,
+                    declared_ms: now,
+                    withdrawn_ms: None,
+                })
+            }
+            MaintenanceOp::Withdraw(id) => {
+                let windows = store.maintenance_windows()?;
+                match windows.into_iter().find(|w| w.id == id) {
+                    None => MaintenanceDone::NotFound,
+                    Some(Window {
+                        origin: Origin::Config(c),
+                        ..
+                    }) => MaintenanceDone::FromConfig(c),
+                    Some(w) if !w.is_current(now) => MaintenanceDone::AlreadyOver,
+                    Some(mut w) => {
+                        store.withdraw_window(id, now)?;
+                        w.withdrawn_ms = Some(now);
+                        MaintenanceDone::Withdrawn(w)
+                    }
+                }
+            }
+        };
+        let all = store.maintenance_windows()?;
+        self.set_book(all);
+        Ok(done)
     }
 
     /// Open if needed, then commit everything pending with a heartbeat.
@@ -308,6 +474,12 @@ impl Writer {
         let n = self.pending.len();
         self.pending.clear();
         self.metrics.ledger_written(n);
+        if self.windows_dirty {
+            store.sync_config_windows(&self.config_windows, now)?;
+            let all = store.maintenance_windows()?;
+            self.set_book(all);
+            self.windows_dirty = false;
+        }
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{LedgerError, Record};
+use crate::maintenance::{self, Origin, Spec, Window};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts how
 /// many have run. Never edit one that has shipped: add a new one.
@@ -47,7 +48,43 @@ const MIGRATIONS: &[&str] = &[
     // 2: a covering index for timelines and outages: one target's month
     // is read from contiguous index pages, not from a page per day.
     "CREATE INDEX transitions_timeline ON transitions(target, at_ms, run_id, to_state, reason);",
+    // 3: maintenance windows (declared and withdrawn, never deleted) and
+    // the frozen results of closed months.
+    "CREATE TABLE maintenance (
+        id INTEGER PRIMARY KEY,
+        config_id TEXT,
+        spec TEXT NOT NULL,
+        declared_ms INTEGER NOT NULL,
+        withdrawn_ms INTEGER
+    );
+    CREATE TABLE monthly_results (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        month TEXT NOT NULL,
+        computed_ms INTEGER NOT NULL,
+        result TEXT NOT NULL,
+        PRIMARY KEY (kind, id, month)
+    );",
 ];
+
+fn declare(
+    tx: &rusqlite::Transaction<'_>,
+    origin: &Origin,
+    spec: &Spec,
+    now_ms: i64,
+) -> Result<i64, LedgerError> {
+    let json = serde_json::to_string(spec).map_err(|e| LedgerError::Db(e.to_string()))?;
+    let config_id = match origin {
+        Origin::Config(id) => Some(id.as_str()),
+        Origin::Api => None,
+    };
+    tx.execute(
+        "INSERT INTO maintenance (config_id, spec, declared_ms) VALUES (?1, ?2, ?3)",
+        params![config_id, json, now_ms],
+    )
+    .map_err(db)?;
+    Ok(tx.last_insert_rowid())
+}
 
 pub struct Store {
     conn: Connection,
@@ -212,6 +249,20 @@ impl Store {
                         ])
                         .map_err(db)?;
                     }
+                    Record::Frozen {
+                        kind,
+                        id,
+                        month,
+                        result,
+                    } => {
+                        // The first result of a month stands.
+                        tx.execute(
+                            "INSERT OR IGNORE INTO monthly_results (kind, id, month, computed_ms, result)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                            params![kind, id, month, seen_ms, result],
+                        )
+                        .map_err(db)?;
+                    }
                     Record::Reboot {
                         target,
                         at,
@@ -339,6 +390,105 @@ impl Store {
             .into_iter()
             .map(|t| Ok((t.to_string(), self.transitions(t, runs, from_ms, to_ms)?)))
             .collect()
+    }
+
+    /// Every maintenance window ever declared, oldest first.
+    pub fn maintenance_windows(&self) -> Result<Vec<Window>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, config_id, spec, declared_ms, withdrawn_ms FROM maintenance ORDER BY id",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            })
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, config_id, spec, declared_ms, withdrawn_ms) = row.map_err(db)?;
+            let spec: Spec = serde_json::from_str(&spec).map_err(|e| {
+                LedgerError::Db(format!("maintenance window {id} cannot be read: {e}"))
+            })?;
+            out.push(Window {
+                id,
+                origin: config_id.map_or(Origin::Api, Origin::Config),
+                spec,
+                declared_ms,
+                withdrawn_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Declare a window now; its id.
+    pub fn declare_window(
+        &mut self,
+        origin: &Origin,
+        spec: &Spec,
+        now_ms: i64,
+    ) -> Result<i64, LedgerError> {
+        let tx = self.conn.transaction().map_err(db)?;
+        let id = declare(&tx, origin, spec, now_ms)?;
+        tx.commit().map_err(db)?;
+        Ok(id)
+    }
+
+    /// Withdraw a window now (what already happened of it stays).
+    pub fn withdraw_window(&mut self, id: i64, now_ms: i64) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE maintenance SET withdrawn_ms = ?2 WHERE id = ?1 AND withdrawn_ms IS NULL",
+                params![id, now_ms],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Bring the config's windows in the ledger in line with `config`, in
+    /// one transaction: changed or removed ones are withdrawn now, new or
+    /// changed ones declared now.
+    pub fn sync_config_windows(
+        &mut self,
+        config: &[(String, Spec)],
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        let stored = self.maintenance_windows()?;
+        let (withdraw, declared) = maintenance::config_changes(&stored, config, now_ms);
+        if withdraw.is_empty() && declared.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction().map_err(db)?;
+        for id in withdraw {
+            tx.execute(
+                "UPDATE maintenance SET withdrawn_ms = ?2 WHERE id = ?1",
+                params![id, now_ms],
+            )
+            .map_err(db)?;
+        }
+        for (id, spec) in declared {
+            declare(&tx, &Origin::Config(id.clone()), spec, now_ms)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// The frozen result of a closed month, if one was kept.
+    pub fn frozen(&self, kind: &str, id: &str, month: &str) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT result FROM monthly_results WHERE kind = ?1 AND id = ?2 AND month = ?3",
+                params![kind, id, month],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)
     }
 
     pub fn count_transitions(&self) -> Result<i64, LedgerError> {

@@ -80,6 +80,7 @@ type HistogramFamily = Family<TargetLabels, Histogram, fn() -> Histogram>;
 pub struct Metrics {
     registry: Arc<Registry>,
     target_state: Family<StateLabels, Gauge>,
+    in_maintenance: Family<TargetLabels, Gauge>,
     probe_success: Family<ProbeLabels, Gauge>,
     icmp_rtt: HistogramFamily,
     icmp_requests: Family<TargetLabels, Counter>,
@@ -151,6 +152,7 @@ impl Metrics {
         let mut m = Metrics {
             registry: Arc::new(Registry::default()),
             target_state: Family::default(),
+            in_maintenance: Family::default(),
             probe_success: Family::default(),
             icmp_rtt: Family::new_with_constructor(rtt_histogram as fn() -> Histogram),
             icmp_requests: Family::default(),
@@ -194,6 +196,11 @@ impl Metrics {
             "utkikk_target_state",
             "Current state of each target: 1 for the state it is in, 0 for the others",
             m.target_state.clone(),
+        );
+        r.register(
+            "utkikk_target_in_maintenance",
+            "Whether the target is inside a planned maintenance window now (1) or not (0); its state shows maintenance meanwhile",
+            m.in_maintenance.clone(),
         );
         r.register(
             "utkikk_probe_success",
@@ -505,6 +512,12 @@ impl Metrics {
         }
     }
 
+    pub fn set_in_maintenance(&self, t: &Target, on: bool) {
+        self.in_maintenance
+            .get_or_create(&TargetLabels::of(t))
+            .set(i64::from(on));
+    }
+
     pub fn count_transition(&self, target: &str, from: State, to: State) {
         self.transitions
             .get_or_create(&TransitionLabels {
@@ -547,6 +560,7 @@ impl Metrics {
         for s in State::ALL {
             self.target_state.remove(&state_labels(&base, t, s));
         }
+        self.in_maintenance.remove(&base);
         self.probe_success.remove(&probe_labels(&base, "icmp"));
         self.probe_success.remove(&probe_labels(&base, "snmp"));
         self.snmp_duration.remove(&base);

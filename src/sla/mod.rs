@@ -32,10 +32,13 @@ pub fn timelines<'a>(
     wanted.sort_unstable();
     wanted.dedup();
     let trs = store.transitions_of(wanted, &runs, window.start, window.end)?;
+    let windows = store.maintenance_windows()?;
     Ok(trs
         .into_iter()
         .map(|(t, rows)| {
-            let tl = timeline::build(window, &runs, &rows, current_run, now_ms);
+            let planned = crate::maintenance::of_target(&windows, &t, window);
+            let tl = timeline::build(window, &runs, &rows, current_run, now_ms)
+                .with_maintenance(&planned);
             (t, tl)
         })
         .collect())

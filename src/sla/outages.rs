@@ -77,6 +77,40 @@ pub fn down_spans(
     out
 }
 
+/// Cut an outage where planned maintenance begins or ends: the pieces
+/// inside a window are planned (`true`), the rest (an overrun) is not.
+pub fn split_planned(o: Outage, planned: &IntervalSet) -> Vec<(Outage, bool)> {
+    let span = IntervalSet::single(Interval::new(o.start_ms, o.end_ms));
+    let inside = span.intersection(planned);
+    if inside.is_empty() {
+        return vec![(o, false)];
+    }
+    let outside = span.difference(planned);
+    let mut pieces: Vec<(Interval, bool)> = inside
+        .spans()
+        .iter()
+        .map(|i| (*i, true))
+        .chain(outside.spans().iter().map(|i| (*i, false)))
+        .collect();
+    pieces.sort_by_key(|(i, _)| i.start);
+    pieces
+        .into_iter()
+        .map(|(i, planned)| {
+            (
+                Outage {
+                    target: o.target.clone(),
+                    start_ms: i.start,
+                    end_ms: i.end,
+                    reason: o.reason.clone(),
+                    continues_before: o.continues_before && i.start == o.start_ms,
+                    continues_after: o.continues_after && i.end == o.end_ms,
+                },
+                planned,
+            )
+        })
+        .collect()
+}
+
 /// Whether `span` overlaps `set` (no allocation: a binary search).
 pub fn overlaps(set: &IntervalSet, span: Interval) -> bool {
     let spans = set.spans();
@@ -128,7 +162,9 @@ pub fn list(
         return Ok(Vec::new());
     };
     let runs = store.runs(w.start, w.end)?;
-    let mut outages: Vec<Outage> = Vec::new();
+    let windows = store.maintenance_windows()?;
+    let planned_of = |t: &str| crate::maintenance::of_target(&windows, t, w);
+    let mut outages: Vec<(Outage, bool)> = Vec::new();
     let all = store.transitions_of(
         inv.targets.iter().map(|t| t.id.as_str()),
         &runs,
@@ -137,7 +173,10 @@ pub fn list(
     )?;
     for t in &inv.targets {
         if let Some(trs) = all.get(&t.id) {
-            outages.extend(down_spans(&t.id, w, &runs, trs, current_run, now));
+            let planned = planned_of(&t.id);
+            for o in down_spans(&t.id, w, &runs, trs, current_run, now) {
+                outages.extend(split_planned(o, &planned));
+            }
         }
     }
     // Each service's own down time over the window.
@@ -150,7 +189,7 @@ pub fn list(
             let rows = all.get(t)?;
             Some((
                 t.as_str(),
-                timeline::build(w, &runs, rows, current_run, now),
+                timeline::build(w, &runs, rows, current_run, now).with_maintenance(&planned_of(t)),
             ))
         })
         .collect();
@@ -172,17 +211,16 @@ pub fn list(
             )
         };
         let mut v: Vec<(Vec<&str>, IntervalSet)> = Vec::new();
+        // Out: down, behind a down parent, or in planned work.
+        let out = |c: &service::Classes| c.down.union(&c.excluded).union(&c.maintenance);
         for t in &s.targets {
             let c = classes(t);
-            v.push((vec![t.as_str()], c.down.union(&c.excluded)));
+            v.push((vec![t.as_str()], out(&c)));
         }
         for g in &s.redundancy {
             let members: Vec<service::Classes> = g.iter().map(|t| classes(t)).collect();
             let c = service::Classes::any(w, &members);
-            v.push((
-                g.iter().map(String::as_str).collect(),
-                c.down.union(&c.excluded),
-            ));
+            v.push((g.iter().map(String::as_str).collect(), out(&c)));
         }
         parts.insert(s.id.as_str(), v);
     }
@@ -212,10 +250,10 @@ pub fn list(
     let mut candidates: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
     let by_id: HashMap<&str, &crate::inventory::Target> =
         inv.targets.iter().map(|t| (t.id.as_str(), t)).collect();
-    outages.sort_by(|a, b| (a.start_ms, &a.target).cmp(&(b.start_ms, &b.target)));
+    outages.sort_by(|(a, _), (b, _)| (a.start_ms, &a.target).cmp(&(b.start_ms, &b.target)));
     Ok(outages
         .into_iter()
-        .map(|o| {
+        .map(|(o, planned)| {
             let span = Interval::new(o.start_ms, o.end_ms);
             // A service is affected when one of its parts that depends on
             // the root cause (or something behind it) was out meanwhile.
@@ -253,7 +291,7 @@ pub fn list(
                 reason: o.reason,
                 continues_before: o.continues_before,
                 continues_after: o.continues_after,
-                planned: false,
+                planned,
                 services,
                 members: members.into_iter().collect(),
             }
@@ -308,5 +346,25 @@ mod tests {
         assert!(part[0].continues_before && !part[0].continues_after);
         assert_eq!((part[1].start_ms, part[1].end_ms), (900, 950));
         assert!(part[1].continues_after);
+    }
+
+    #[test]
+    fn an_outage_overrunning_its_window_is_planned_then_unplanned() {
+        let o = Outage {
+            target: "t".into(),
+            start_ms: 100,
+            end_ms: 500,
+            reason: None,
+            continues_before: true,
+            continues_after: false,
+        };
+        let planned = IntervalSet::single(Interval::new(0, 300));
+        let pieces = split_planned(o.clone(), &planned);
+        let got: Vec<(i64, i64, bool, bool)> = pieces
+            .iter()
+            .map(|(o, p)| (o.start_ms, o.end_ms, *p, o.continues_before))
+            .collect();
+        assert_eq!(got, [(100, 300, true, true), (300, 500, false, false)]);
+        assert_eq!(split_planned(o, &IntervalSet::new()).len(), 1);
     }
 }

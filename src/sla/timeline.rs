@@ -131,6 +131,33 @@ pub struct Summary {
 }
 
 impl Timeline {
+    /// Planned time: what was observed inside `planned` counts as
+    /// `maintenance`. Unmonitored time stays unmonitored: nothing was seen.
+    pub fn with_maintenance(mut self, planned: &IntervalSet) -> Timeline {
+        if planned.is_empty() {
+            return self;
+        }
+        let keep = [
+            StateKey::of(State::Unmonitored),
+            StateKey::of(State::Maintenance),
+        ];
+        let mut moved = IntervalSet::new();
+        for (k, set) in self.states.iter_mut() {
+            if keep.contains(k) {
+                continue;
+            }
+            moved = moved.union(&set.intersection(planned));
+            *set = set.difference(planned);
+        }
+        let m = self
+            .states
+            .entry(StateKey::of(State::Maintenance))
+            .or_default();
+        *m = m.union(&moved);
+        self.states.retain(|_, s| !s.is_empty());
+        self
+    }
+
     pub fn ms(&self, s: State) -> i64 {
         self.states
             .get(&StateKey::of(s))
@@ -223,6 +250,23 @@ mod tests {
         assert_eq!(s.availability, None);
         assert_eq!(s.coverage, 0.0);
         assert_eq!(s.seconds["unmonitored"], 0.1);
+    }
+
+    #[test]
+    fn maintenance_covers_what_was_seen_not_what_was_not() {
+        let runs = [run(1, 0, 100)];
+        let trs = [
+            tr(1, 10, State::Up),
+            tr(1, 40, State::Down),
+            tr(1, 60, State::Up),
+        ];
+        let planned = IntervalSet::single(Interval::new(0, 50));
+        let t = build(Interval::new(0, 100), &runs, &trs, None, 0).with_maintenance(&planned);
+        assert_eq!(t.ms(State::Unmonitored), 10);
+        assert_eq!(t.ms(State::Maintenance), 40);
+        assert_eq!(t.ms(State::Down), 10);
+        assert_eq!(t.ms(State::Up), 40);
+        assert_eq!(t.summary().availability, Some(0.8));
     }
 
     #[test]

@@ -1,0 +1,428 @@
+//! `GET/POST /api/v1/maintenance`, `GET/DELETE /api/v1/maintenance/{id}`:
+//! planned maintenance windows. Writes need `Authorization: Bearer <token>`
+//! with the token from `agent.api_token`, compared in constant time; there
+//! is no write access at all while no token is configured.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{NaiveDate, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use super::{error, param_error};
+use crate::agent::Agent;
+use crate::ledger::{MaintenanceDone, MaintenanceOp};
+use crate::maintenance::{Category, MonthDay, Origin, Recurrence, SpecInput, Window};
+use crate::sla::calendar::oslo_rfc3339;
+use crate::sla::interval::Interval;
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+#[derive(Serialize)]
+pub struct OccurrenceView {
+    start: String,
+    end: String,
+}
+
+#[derive(Serialize)]
+pub struct ScheduleView {
+    /// `once`, `weekly` or `monthly`.
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    days: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    day: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weekday: Option<&'static str>,
+    /// 1–4, or -1 for the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    week: Option<i32>,
+    /// Local time in Europe/Oslo, HH:MM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<String>,
+    duration_seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<NaiveDate>,
+}
+
+#[derive(Serialize)]
+pub struct WindowView {
+    id: i64,
+    /// `config` or `api`.
+    source: &'static str,
+    /// The window's id in the config file.
+    config_id: Option<String>,
+    targets: Vec<String>,
+    category: Category,
+    note: Option<String>,
+    schedule: ScheduleView,
+    /// It counts only from here: maintenance cannot be declared afterwards.
+    declared: String,
+    /// Removed (from the config, or through the API) at this time; what
+    /// happened of it before stays.
+    withdrawn: Option<String>,
+    /// The occurrence going on now.
+    current: Option<OccurrenceView>,
+    /// The next occurrence within 62 days.
+    next: Option<OccurrenceView>,
+}
+
+fn hhmm(t: NaiveTime) -> String {
+    t.format("%H:%M").to_string()
+}
+
+fn day_name(d: u32) -> &'static str {
+    DAYS.get(d as usize).copied().unwrap_or("?")
+}
+
+fn schedule_view(r: &Recurrence) -> ScheduleView {
+    let mut v = ScheduleView {
+        kind: "once",
+        start: None,
+        end: None,
+        days: Vec::new(),
+        day: None,
+        weekday: None,
+        week: None,
+        at: None,
+        duration_seconds: 0.0,
+        from: None,
+        until: None,
+    };
+    match r {
+        Recurrence::Once { start_ms, end_ms } => {
+            v.start = Some(oslo_rfc3339(*start_ms));
+            v.end = Some(oslo_rfc3339(*end_ms));
+            v.duration_seconds = (end_ms - start_ms) as f64 / 1e3;
+        }
+        Recurrence::Weekly {
+            days,
+            at,
+            duration_ms,
+            from,
+            until,
+        } => {
+            v.kind = "weekly";
+            v.days = days.iter().map(|d| day_name(*d)).collect();
+            v.at = Some(hhmm(*at));
+            v.duration_seconds = *duration_ms as f64 / 1e3;
+            (v.from, v.until) = (*from, *until);
+        }
+        Recurrence::Monthly {
+            on,
+            at,
+            duration_ms,
+            from,
+            until,
+        } => {
+            v.kind = "monthly";
+            match on {
+                MonthDay::Day(d) => v.day = Some(*d),
+                MonthDay::Weekday { weekday, week } => {
+                    v.weekday = Some(day_name(*weekday));
+                    v.week = Some(*week);
+                }
+            }
+            v.at = Some(hhmm(*at));
+            v.duration_seconds = *duration_ms as f64 / 1e3;
+            (v.from, v.until) = (*from, *until);
+        }
+    }
+    v
+}
+
+fn occurrence(i: Interval) -> OccurrenceView {
+    OccurrenceView {
+        start: oslo_rfc3339(i.start),
+        end: oslo_rfc3339(i.end),
+    }
+}
+
+pub fn window_view(w: &Window, now: i64) -> WindowView {
+    // Occurrences are at most 31 days long: look that far back, so the
+    // one going on now is whole and not taken for the next.
+    let around = Interval::new(now - 32 * 86_400_000, now + 62 * 86_400_000);
+    let next = w
+        .effective(around)
+        .spans()
+        .iter()
+        .find(|s| s.start > now)
+        .copied();
+    WindowView {
+        id: w.id,
+        source: match w.origin {
+            Origin::Config(_) => "config",
+            Origin::Api => "api",
+        },
+        config_id: match &w.origin {
+            Origin::Config(c) => Some(c.clone()),
+            Origin::Api => None,
+        },
+        targets: w.spec.targets.clone(),
+        category: w.spec.category,
+        note: w.spec.note.clone(),
+        schedule: schedule_view(&w.spec.schedule),
+        declared: oslo_rfc3339(w.declared_ms),
+        withdrawn: w.withdrawn_ms.map(oslo_rfc3339),
+        current: w.active_at(now).map(occurrence),
+        next: next.map(occurrence),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    /// `true`: also windows withdrawn or over.
+    all: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct WindowList {
+    windows: Vec<WindowView>,
+}
+
+pub async fn list(AxState(agent): AxState<Agent>, Query(q): Query<ListQuery>) -> Response {
+    let all = match q.all.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return param_error("all", format!("{other:?}: use true or false")),
+    };
+    let now = Utc::now().timestamp_millis();
+    let windows = agent
+        .ledger()
+        .maintenance()
+        .iter()
+        .filter(|w| all || w.is_current(now))
+        .map(|w| window_view(w, now))
+        .collect();
+    Json(WindowList { windows }).into_response()
+}
+
+pub async fn one(AxState(agent): AxState<Agent>, Path(id): Path<String>) -> Response {
+    let now = Utc::now().timestamp_millis();
+    let found = id.parse::<i64>().ok().and_then(|n| {
+        agent
+            .ledger()
+            .maintenance()
+            .iter()
+            .find(|w| w.id == n)
+            .map(|w| window_view(w, now))
+    });
+    match found {
+        Some(v) => Json(v).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no maintenance window {id:?}"),
+        ),
+    }
+}
+
+/// Check the bearer token. The token itself never appears in an answer
+/// or a log line.
+/// `Some(answer)` refuses the request.
+fn refused(agent: &Agent, headers: &HeaderMap) -> Option<Response> {
+    let Some(token) = agent.with_state(|inv, _| inv.agent.api_token.clone()) else {
+        return Some(error(
+            StatusCode::FORBIDDEN,
+            "writes are disabled: set agent.api_token in the config to allow them",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    match given {
+        Some(t) if bool::from(t.as_bytes().ct_eq(token.expose().as_bytes())) => None,
+        _ => {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "a valid bearer token is needed: Authorization: Bearer <agent.api_token>",
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"utkikk\""),
+            );
+            Some(r)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ProblemView {
+    field: String,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct InvalidBody {
+    status: u16,
+    error: String,
+    /// The first field at fault.
+    parameter: String,
+    problems: Vec<ProblemView>,
+}
+
+fn invalid(problems: Vec<crate::maintenance::FieldError>) -> Response {
+    let status = StatusCode::BAD_REQUEST;
+    let first = problems
+        .first()
+        .map(|p| p.field.clone())
+        .unwrap_or_default();
+    let error = problems
+        .iter()
+        .map(|p| format!("{}: {}", p.field, p.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    (
+        status,
+        Json(InvalidBody {
+            status: status.as_u16(),
+            error,
+            parameter: first,
+            problems: problems
+                .into_iter()
+                .map(|p| ProblemView {
+                    field: p.field,
+                    message: p.message,
+                })
+                .collect(),
+        }),
+    )
+        .into_response()
+}
+
+fn ledger_failed(e: crate::ledger::LedgerError) -> Response {
+    tracing::error!("maintenance: cannot write the ledger: {e}");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the ledger cannot be written, so the window is not declared: {e}"),
+    )
+}
+
+/// `POST /api/v1/maintenance`: declare a window (JSON, the config's keys).
+pub async fn create(AxState(agent): AxState<Agent>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(r) = refused(&agent, &headers) {
+        return r;
+    }
+    let input: SpecInput = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => return param_error("body", format!("not a maintenance window: {e}")),
+    };
+    let spec = match agent.with_state(|inv, _| input.into_spec(|t| inv.target(t).is_some())) {
+        Ok(s) => s,
+        Err(problems) => return invalid(problems),
+    };
+    let now = Utc::now().timestamp_millis();
+    let over = match &spec.schedule {
+        Recurrence::Once { end_ms, .. } => *end_ms <= now,
+        Recurrence::Weekly { until, .. } | Recurrence::Monthly { until, .. } => {
+            until.is_some_and(|u| {
+                chrono::DateTime::from_timestamp_millis(now)
+                    .is_some_and(|t| u < t.with_timezone(&chrono_tz::Europe::Oslo).date_naive())
+            })
+        }
+    };
+    if over {
+        return invalid(vec![crate::maintenance::FieldError {
+            field: if matches!(spec.schedule, Recurrence::Once { .. }) {
+                "end"
+            } else {
+                "until"
+            }
+            .into(),
+            message: "is in the past: maintenance cannot be declared after the fact".into(),
+        }]);
+    }
+    let a = agent.clone();
+    let done =
+        tokio::task::spawn_blocking(move || a.change_maintenance(MaintenanceOp::Declare(spec)))
+            .await;
+    match done {
+        Ok(Ok(MaintenanceDone::Declared(w))) => {
+            tracing::info!(
+                window = w.id,
+                category = w.spec.category.as_str(),
+                targets = w.spec.targets.len(),
+                "maintenance window declared through the API"
+            );
+            (
+                StatusCode::CREATED,
+                [(header::LOCATION, format!("/api/v1/maintenance/{}", w.id))],
+                Json(window_view(&w, Utc::now().timestamp_millis())),
+            )
+                .into_response()
+        }
+        Ok(Ok(_)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected ledger answer",
+        ),
+        Ok(Err(e)) => ledger_failed(e),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("task failed: {e}"),
+        ),
+    }
+}
+
+/// `DELETE /api/v1/maintenance/{id}`: withdraw a window now. What already
+/// took place of it stays maintenance.
+pub async fn withdraw(
+    AxState(agent): AxState<Agent>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = refused(&agent, &headers) {
+        return r;
+    }
+    let Ok(n) = id.parse::<i64>() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no maintenance window {id:?}"),
+        );
+    };
+    let a = agent.clone();
+    let done =
+        tokio::task::spawn_blocking(move || a.change_maintenance(MaintenanceOp::Withdraw(n))).await;
+    match done {
+        Ok(Ok(MaintenanceDone::Withdrawn(w))) => {
+            tracing::info!(
+                window = w.id,
+                "maintenance window withdrawn through the API"
+            );
+            Json(window_view(&w, Utc::now().timestamp_millis())).into_response()
+        }
+        Ok(Ok(MaintenanceDone::NotFound)) => error(
+            StatusCode::NOT_FOUND,
+            format!("no maintenance window {id:?}"),
+        ),
+        Ok(Ok(MaintenanceDone::FromConfig(c))) => error(
+            StatusCode::CONFLICT,
+            format!(
+                "window {n} is {c:?} in the config file's maintenance list: remove it there and reload"
+            ),
+        ),
+        Ok(Ok(MaintenanceDone::AlreadyOver)) => error(
+            StatusCode::CONFLICT,
+            format!("window {n} is already withdrawn or over"),
+        ),
+        Ok(Ok(MaintenanceDone::Declared(_))) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected ledger answer",
+        ),
+        Ok(Err(e)) => ledger_failed(e),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("task failed: {e}"),
+        ),
+    }
+}
