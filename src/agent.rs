@@ -587,6 +587,26 @@ async fn sla_metrics(shared: std::sync::Weak<Shared>) {
                 None
             };
             let Some(month) = month else { return };
+            // Last month's results, once closed, are frozen: kept as they
+            // are now, whatever the config says later.
+            if let Some(store) = store.as_ref() {
+                for svc in &inv.services {
+                    match crate::sla::freeze_month(store, svc, month.prev(), now.timestamp_millis())
+                    {
+                        Ok(Some(result)) => {
+                            tracing::info!(service = %svc.id, month = %month.prev(), "month closed: results frozen");
+                            ledger.record(Record::Frozen {
+                                kind: crate::sla::FROZEN_SERVICE.to_string(),
+                                id: svc.id.clone(),
+                                month: month.prev().to_string(),
+                                result,
+                            });
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(service = %svc.id, "freezing last month: {e}"),
+                    }
+                }
+            }
             for svc in &inv.services {
                 match crate::sla::service_month(
                     store.as_ref(),

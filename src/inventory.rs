@@ -77,7 +77,7 @@ impl Service {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceLevel {
     pub valid_from: NaiveDate,
     /// Ratio 0–1 (config: percent).

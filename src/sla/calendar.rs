@@ -42,6 +42,20 @@ impl Month {
         }
     }
 
+    pub fn prev(self) -> Month {
+        if self.month == 1 {
+            Month {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month - 1,
+            }
+        }
+    }
+
     /// Midnight at the start of the month, Europe/Oslo.
     pub fn start(self) -> Option<DateTime<Tz>> {
         let day = NaiveDate::from_ymd_opt(self.year, self.month, 1)?;

@@ -7,7 +7,9 @@
 use std::fmt;
 
 /// `[start, end)` in milliseconds since the epoch. Empty when `end <= start`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Interval {
     pub start: i64,
     pub end: i64,

@@ -44,16 +44,76 @@ pub fn timelines<'a>(
         .collect())
 }
 
+/// How long after a month's end its results are frozen: transitions
+/// queued at the end of the month are in the ledger by then.
+pub const FREEZE_AFTER_MS: i64 = 10 * 60 * 1000;
+
+/// Kind of a frozen service month in the ledger.
+pub const FROZEN_SERVICE: &str = "service";
+
+/// A service's month: the level in force, the time evaluated, the figures.
+pub type ServiceMonth = (ServiceLevel, Interval, service::Figures);
+
 /// A service's figures for a calendar month (Europe/Oslo), evaluated up to
 /// `now_ms` for the month in progress. `None` when no service level is in
-/// force at the start of the month.
+/// force at the start of the month. A closed month whose result was frozen
+/// (see [`freeze_month`]) is answered from the ledger as it was then:
+/// later changes to the config do not rewrite it.
 pub fn service_month(
     store: Option<&Store>,
     service: &Service,
     month: Month,
     current_run: Option<i64>,
     now_ms: i64,
-) -> Result<Option<(ServiceLevel, Interval, service::Figures)>, LedgerError> {
+) -> Result<Option<ServiceMonth>, LedgerError> {
+    if let Some(store) = store {
+        if let Some(json) = store.frozen(FROZEN_SERVICE, &service.id, &month.to_string())? {
+            match serde_json::from_str::<ServiceMonth>(&json) {
+                Ok(r) => return Ok(Some(r)),
+                Err(e) => tracing::warn!(
+                    service = %service.id,
+                    month = %month,
+                    "frozen result cannot be read ({e}); computing it again"
+                ),
+            }
+        }
+    }
+    compute_service_month(store, service, month, current_run, now_ms)
+}
+
+/// The month's result to freeze, once it is closed (and
+/// [`FREEZE_AFTER_MS`] past) and not yet frozen; `None` otherwise.
+pub fn freeze_month(
+    store: &Store,
+    service: &Service,
+    month: Month,
+    now_ms: i64,
+) -> Result<Option<String>, LedgerError> {
+    let Some(w) = month.window() else {
+        return Ok(None);
+    };
+    if now_ms < w.end + FREEZE_AFTER_MS
+        || store
+            .frozen(FROZEN_SERVICE, &service.id, &month.to_string())?
+            .is_some()
+    {
+        return Ok(None);
+    }
+    let Some(r) = compute_service_month(Some(store), service, month, None, now_ms)? else {
+        return Ok(None);
+    };
+    serde_json::to_string(&r)
+        .map(Some)
+        .map_err(|e| LedgerError::Db(e.to_string()))
+}
+
+fn compute_service_month(
+    store: Option<&Store>,
+    service: &Service,
+    month: Month,
+    current_run: Option<i64>,
+    now_ms: i64,
+) -> Result<Option<ServiceMonth>, LedgerError> {
     let Some(full) = month.window() else {
         return Ok(None);
     };
@@ -98,6 +158,79 @@ mod tests {
             .single()
             .map(|t| t.timestamp_millis())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_closed_month_once_frozen_does_not_follow_later_config_changes() {
+        use crate::health::Transition;
+        use crate::ledger::Record;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("ledger.db")).unwrap();
+        let run = store.begin_run("t", ms(2026, 10, 1, 0, 0)).unwrap();
+        let tr = |target: &str, at: i64, to: State| {
+            Record::Transition(Transition {
+                target: target.into(),
+                from: State::Unmonitored,
+                to,
+                at: chrono::DateTime::from_timestamp_millis(at).unwrap(),
+                reason: None,
+                root_cause: None,
+            })
+        };
+        let records = [
+            tr("a", ms(2026, 10, 1, 0, 0), State::Up),
+            tr("b", ms(2026, 10, 1, 0, 0), State::Up),
+            tr("b", ms(2026, 10, 10, 12, 0), State::Down),
+            tr("b", ms(2026, 10, 10, 13, 0), State::Up),
+        ];
+        store.write(run, &records, ms(2026, 11, 2, 0, 0)).unwrap();
+        store.end_run(run, ms(2026, 11, 2, 0, 0)).unwrap();
+        let level = ServiceLevel {
+            valid_from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            objective: 0.999,
+            schedule: Schedule::Always,
+            degraded_counts_as_up: true,
+            unreachable_counts_as_down: false,
+        };
+        let mut svc = Service {
+            id: "svc".into(),
+            name: "svc".into(),
+            serves: vec![],
+            targets: vec!["a".into(), "b".into()],
+            redundancy: vec![],
+            levels: vec![level],
+        };
+        let oct = Month::parse("2026-10").unwrap();
+        let now = ms(2026, 11, 2, 0, 0);
+        // Not yet: the month closed less than FREEZE_AFTER_MS ago.
+        let just_closed = oct.window().unwrap().end + 1000;
+        assert_eq!(freeze_month(&store, &svc, oct, just_closed).unwrap(), None);
+        let frozen = freeze_month(&store, &svc, oct, now).unwrap().unwrap();
+        store
+            .write(
+                run,
+                &[Record::Frozen {
+                    kind: FROZEN_SERVICE.into(),
+                    id: "svc".into(),
+                    month: "2026-10".into(),
+                    result: frozen,
+                }],
+                now,
+            )
+            .unwrap();
+        assert_eq!(freeze_month(&store, &svc, oct, now).unwrap(), None, "once");
+        // The service loses target b after October closed.
+        svc.targets = vec!["a".into()];
+        let (_, _, f) = service_month(Some(&store), &svc, oct, None, now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.downtime_seconds, 3600.0);
+        assert_eq!(f.outages, 1);
+        // Unfrozen, the same question follows the new config.
+        let (_, _, f) = compute_service_month(Some(&store), &svc, oct, None, now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.downtime_seconds, 0.0);
     }
 
     #[test]

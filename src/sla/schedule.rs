@@ -51,7 +51,7 @@ pub fn holidays(year: i32) -> Vec<(NaiveDate, &'static str)> {
 
 /// Business hours: these weekdays, from–to local time, minus holidays and
 /// extra closed days.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BusinessHours {
     pub days: BTreeSet<u32>,
     /// Local wall-clock times, `from < to`.
@@ -75,7 +75,7 @@ impl BusinessHours {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Schedule {
     Always,
     BusinessHours(BusinessHours),

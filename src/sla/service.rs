@@ -120,7 +120,7 @@ impl Classes {
 }
 
 /// A service's figures over a window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Figures {
     /// Ratio 0–1.
     pub objective: f64,
