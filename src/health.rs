@@ -174,6 +174,10 @@ struct Streak {
     better: u32,
     /// Worst observation in the current better streak.
     better_worst: Option<Observation>,
+    /// When the current worse / better streak began: a confirmed change is
+    /// dated there, not when hysteresis was satisfied.
+    worse_since: Option<DateTime<Utc>>,
+    better_since: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Default)]
@@ -396,28 +400,41 @@ impl HealthBook {
             }
             Ok(x) => x,
         };
-        let target = match Observation::of_state(h.state) {
-            None => Some(obs),
+        // A change confirmed by hysteresis happened when its streak began:
+        // the first failed (or good) cycle, within one interval of the truth.
+        let (target, at) = match Observation::of_state(h.state) {
+            None => (Some(obs), now),
             Some(cur) if obs == cur => {
                 h.streak = Streak::default();
-                None
+                (None, now)
             }
             Some(cur) if obs > cur => {
                 h.streak.better = 0;
                 h.streak.better_worst = None;
+                h.streak.better_since = None;
                 h.streak.worse += 1;
+                let since = *h.streak.worse_since.get_or_insert(now);
                 let mildest = h.streak.worse_mildest.map_or(obs, |m| m.min(obs));
                 h.streak.worse_mildest = Some(mildest);
-                (h.streak.worse >= h.thresholds.fail_after).then_some(mildest)
+                let t = (h.streak.worse >= h.thresholds.fail_after).then_some(mildest);
+                (t, since)
             }
             Some(_) => {
                 h.streak.worse = 0;
                 h.streak.worse_mildest = None;
+                h.streak.worse_since = None;
                 h.streak.better += 1;
+                let since = *h.streak.better_since.get_or_insert(now);
                 let worst = h.streak.better_worst.map_or(obs, |w| w.max(obs));
                 h.streak.better_worst = Some(worst);
-                (h.streak.better >= h.thresholds.recover_after).then_some(worst)
+                let t = (h.streak.better >= h.thresholds.recover_after).then_some(worst);
+                (t, since)
             }
+        };
+        let at = if target.is_some() {
+            at.max(h.since).min(now)
+        } else {
+            now
         };
         // A failing target whose parents changed since its last observation
         // (a parent recovered) is attributed anew even without a transition.
@@ -440,8 +457,8 @@ impl HealthBook {
                 None => Some(reason),
             };
             if h.state != state || h.root_cause != root {
-                set(h, id, state, reason, root, now, &mut out);
-                self.reattribute_descendants(id, now, &mut out);
+                set(h, id, state, reason, root, at, &mut out);
+                self.reattribute_descendants(id, at, &mut out);
             } else if target.is_some() {
                 h.reason = reason;
             }
@@ -476,7 +493,10 @@ impl HealthBook {
     /// down; the root cause follows when `id` itself became unreachable).
     /// Descendants whose parent recovered are left until their own next
     /// observation, so a recovering path does not produce short child outages.
-    fn reattribute_descendants(&mut self, id: &str, now: DateTime<Utc>, out: &mut Vec<Transition>) {
+    /// `at` is when `id` changed (the start of its streak): a child that
+    /// went down after that is attributed from its own change on, so the
+    /// ledger holds no outage of its own for it.
+    fn reattribute_descendants(&mut self, id: &str, at: DateTime<Utc>, out: &mut Vec<Transition>) {
         let mut work: Vec<String> = self.children.get(id).cloned().unwrap_or_default();
         let mut seen = std::collections::HashSet::new();
         while let Some(child) = work.pop() {
@@ -500,7 +520,8 @@ impl HealthBook {
                 let reason = root
                     .as_ref()
                     .map(|r| format!("parent {r} is down; no reply"));
-                set(ch, &child, state, reason, root, now, out);
+                let when = at.max(ch.since);
+                set(ch, &child, state, reason, root, when, out);
                 work.extend(self.children.get(&child).cloned().unwrap_or_default());
             }
         }
@@ -708,6 +729,34 @@ mod tests {
         assert_eq!(state(&b, "a"), State::Down);
         b.observe("a", up(), Utc::now());
         assert_eq!(state(&b, "a"), State::Up);
+    }
+
+    #[test]
+    fn a_confirmed_change_is_dated_at_the_start_of_its_streak() {
+        let t0 = Utc::now();
+        let s = |n: i64| t0 + chrono::Duration::seconds(n);
+        let mut b = book(vec![target("sw", &[]), target("srv", &["sw"])]);
+        b.observe("sw", up(), s(0));
+        b.observe("srv", up(), s(0));
+        // The switch fails from 10 s; three cycles confirm it at 12 s.
+        b.observe("sw", lost(), s(10));
+        b.observe("sw", lost(), s(11));
+        // The server behind it fails from 11 s and is confirmed first.
+        for n in 11..14 {
+            b.observe("srv", lost(), s(n));
+        }
+        assert_eq!(state(&b, "srv"), State::Down);
+        let t = b.observe("sw", lost(), s(14));
+        let sw = t.iter().find(|t| t.target == "sw").unwrap();
+        assert_eq!(sw.at, s(10), "dated at the first failed cycle");
+        // The server failed after its parent: unreachable from its own
+        // change on, so its down lasted no time at all.
+        let srv = t.iter().find(|t| t.target == "srv").unwrap();
+        assert_eq!((srv.to, srv.at), (State::Unreachable, s(11)));
+        // Recovery too is dated at the first good cycle.
+        b.observe("sw", up(), s(20));
+        let t = b.observe("sw", up(), s(21));
+        assert_eq!((t[0].to, t[0].at), (State::Up, s(20)));
     }
 
     #[test]

@@ -323,8 +323,8 @@ impl Store {
 
     /// Transitions of `target` in the given runs that matter for
     /// `[from, to)`: those inside it, and the last one before `from` (the
-    /// state the window opens in). In time order (same-millisecond ones in
-    /// an unspecified order). Only `run_id`, `to_state`, `at_ms` and
+    /// state the window opens in). In time order; same-millisecond ones in
+    /// the order written. Only `run_id`, `to_state`, `at_ms` and
     /// `reason` are filled.
     pub fn transitions(
         &self,
@@ -352,7 +352,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT run_id, to_state, at_ms, reason FROM transitions
-                 WHERE target = ?1 AND run_id BETWEEN ?2 AND ?3 AND at_ms < ?4 ORDER BY at_ms DESC LIMIT 1",
+                 WHERE target = ?1 AND run_id BETWEEN ?2 AND ?3 AND at_ms < ?4 ORDER BY at_ms DESC, id DESC LIMIT 1",
             )
             .map_err(db)?;
         let mut out: Vec<TransitionRow> = before
@@ -364,7 +364,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT run_id, to_state, at_ms, reason FROM transitions
-                 WHERE target = ?1 AND run_id BETWEEN ?2 AND ?3 AND at_ms >= ?4 AND at_ms < ?5 ORDER BY at_ms",
+                 WHERE target = ?1 AND run_id BETWEEN ?2 AND ?3 AND at_ms >= ?4 AND at_ms < ?5 ORDER BY at_ms, id",
             )
             .map_err(db)?;
         let rows = inside
