@@ -337,7 +337,10 @@ impl Shared {
                 return;
             }
             self.metrics.record_outcome(target, &outcome);
-            book.observe(&target.id, outcome, Utc::now())
+            // Dated at the cycle's start: a failure began before the first
+            // cycle that saw it, so this is within one interval of the truth.
+            let at = outcome.at.min(Utc::now());
+            book.observe(&target.id, outcome, at)
         };
         self.publish(transitions);
     }

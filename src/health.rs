@@ -113,6 +113,11 @@ pub struct TargetHealth {
     pub ends: Vec<Option<EndStatus>>,
     #[serde(skip)]
     streak: Streak,
+    /// Since when every observation has been `down`, across transitions: a
+    /// hard failure that began mid-cycle first looks like loss (degraded),
+    /// and its outage began with the first cycle that got nothing back.
+    #[serde(skip)]
+    down_run_since: Option<DateTime<Utc>>,
     #[serde(skip)]
     icmp_enabled: bool,
     #[serde(skip)]
@@ -246,6 +251,7 @@ impl HealthBook {
                         snmp: None,
                         ends: vec![None; t.ends.len()],
                         streak: Streak::default(),
+                        down_run_since: None,
                         icmp_enabled: t.icmp.enabled,
                         thresholds: t.thresholds.clone(),
                         parents: t.parents.clone(),
@@ -390,6 +396,7 @@ impl HealthBook {
         let (obs, reason) = match observed {
             Err(reason) => {
                 h.streak = Streak::default();
+                h.down_run_since = None;
                 if h.state == State::Unmonitored {
                     h.reason = Some(reason);
                 } else {
@@ -400,6 +407,11 @@ impl HealthBook {
             }
             Ok(x) => x,
         };
+        if obs == Observation::Down {
+            h.down_run_since.get_or_insert(now);
+        } else {
+            h.down_run_since = None;
+        }
         // A change confirmed by hysteresis happened when its streak began:
         // the first failed (or good) cycle, within one interval of the truth.
         let (target, at) = match Observation::of_state(h.state) {
@@ -431,10 +443,10 @@ impl HealthBook {
                 (t, since)
             }
         };
-        let at = if target.is_some() {
-            at.max(h.since).min(now)
-        } else {
-            now
+        let at = match target {
+            Some(Observation::Down) => at.min(h.down_run_since.unwrap_or(at)).max(h.since),
+            Some(_) => at.max(h.since).min(now),
+            None => now,
         };
         // A failing target whose parents changed since its last observation
         // (a parent recovered) is attributed anew even without a transition.
@@ -513,14 +525,22 @@ impl HealthBook {
             if state == State::Down {
                 continue; // parent recovered: wait for the child's own next cycle
             }
-            let Some(ch) = self.targets.get_mut(&child) else {
+            let Some(ch) = self.targets.get(&child) else {
                 continue;
             };
             if ch.state != state || ch.root_cause != root {
                 let reason = root
                     .as_ref()
                     .map(|r| format!("parent {r} is down; no reply"));
-                let when = at.max(ch.since);
+                // Behind a chain, what counts is when the root cause went.
+                let root_since = root
+                    .as_ref()
+                    .and_then(|r| self.targets.get(r))
+                    .map(|r| r.since);
+                let Some(ch) = self.targets.get_mut(&child) else {
+                    continue;
+                };
+                let when = root_since.map_or(at, |r| r.min(at)).max(ch.since);
                 set(ch, &child, state, reason, root, when, out);
                 work.extend(self.children.get(&child).cloned().unwrap_or_default());
             }
@@ -537,6 +557,8 @@ fn set(
     now: DateTime<Utc>,
     out: &mut Vec<Transition>,
 ) {
+    // Never dated before the state it ends began: the ledger stays in order.
+    let now = now.max(h.since);
     let from = h.state;
     h.state = to;
     h.since = now;
@@ -753,10 +775,46 @@ mod tests {
         // change on, so its down lasted no time at all.
         let srv = t.iter().find(|t| t.target == "srv").unwrap();
         assert_eq!((srv.to, srv.at), (State::Unreachable, s(11)));
+        // Behind a chain (core → sw → srv), the root cause's time counts:
+        // srv failed after core did, before sw was confirmed.
+        let mut b = book(vec![
+            target("core", &[]),
+            target("sw", &["core"]),
+            target("srv", &["sw"]),
+        ]);
+        for id in ["core", "sw", "srv"] {
+            b.observe(id, up(), s(0));
+        }
+        for n in 10..13 {
+            b.observe("core", lost(), s(n));
+        }
+        for n in 11..14 {
+            b.observe("srv", lost(), s(n));
+        }
+        let mut all = Vec::new();
+        for n in 12..15 {
+            all.extend(b.observe("sw", lost(), s(n)));
+        }
+        let srv = all.iter().find(|t| t.target == "srv").unwrap();
+        assert_eq!((srv.to, srv.at), (State::Unreachable, s(11)), "{all:?}");
         // Recovery too is dated at the first good cycle.
         b.observe("sw", up(), s(20));
         let t = b.observe("sw", up(), s(21));
         assert_eq!((t[0].to, t[0].at), (State::Up, s(20)));
+        // A hard failure that began mid-cycle first looks like loss: the
+        // outage begins with the first cycle that got nothing back.
+        let mut b = book(vec![target("sw", &[])]);
+        b.observe("sw", up(), s(30));
+        let half = ok(1, 1); // one of two echoes answered
+        b.observe("sw", half, s(40));
+        b.observe("sw", lost(), s(41));
+        let t = b.observe("sw", lost(), s(42));
+        assert_eq!((t[0].to, t[0].at), (State::Degraded, s(40)));
+        let mut t = b.observe("sw", lost(), s(43));
+        t.extend(b.observe("sw", lost(), s(44)));
+        t.extend(b.observe("sw", lost(), s(45)));
+        let down = t.iter().find(|t| t.target == "sw").unwrap();
+        assert_eq!((down.to, down.at), (State::Down, s(41)), "{t:?}");
     }
 
     #[test]

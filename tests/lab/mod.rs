@@ -277,6 +277,37 @@ impl Agent {
         }
     }
 
+    /// POST a JSON body or DELETE, with a bearer token when given.
+    pub fn write(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+        let url = format!("{BASE}{path}");
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let r = match method {
+            "POST" => {
+                let mut req = self.http.post(&url).content_type("application/json");
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req.send(body)
+            }
+            "DELETE" => {
+                let mut req = self.http.delete(&url);
+                if let Some(a) = &auth {
+                    req = req.header("Authorization", a);
+                }
+                req.call()
+            }
+            m => panic!("method {m}"),
+        };
+        match r {
+            Ok(mut r) => (
+                r.status().as_u16(),
+                serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default())
+                    .unwrap_or_default(),
+            ),
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+
     pub fn target(&self, id: &str) -> Value {
         let (status, body) = self.get(&format!("/api/v1/targets/{id}"));
         assert_eq!(status, 200, "GET target {id}: {body}");
