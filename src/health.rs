@@ -118,6 +118,9 @@ pub struct TargetHealth {
     /// and its outage began with the first cycle that got nothing back.
     #[serde(skip)]
     down_run_since: Option<DateTime<Utc>>,
+    /// Start of the last cycle, if it lost some replies but not all.
+    #[serde(skip)]
+    partial_cycle_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     icmp_enabled: bool,
     #[serde(skip)]
@@ -252,6 +255,7 @@ impl HealthBook {
                         ends: vec![None; t.ends.len()],
                         streak: Streak::default(),
                         down_run_since: None,
+                        partial_cycle_at: None,
                         icmp_enabled: t.icmp.enabled,
                         thresholds: t.thresholds.clone(),
                         parents: t.parents.clone(),
@@ -297,6 +301,14 @@ impl HealthBook {
             return Vec::new(); // removed by a reload while its probe ran
         };
         let mut observed = classify(&outcome, &h.thresholds);
+        // A failure that begins mid-cycle leaves a cycle with some replies
+        // lost just before the silent ones: the outage began in that cycle.
+        let partial = outcome.received > 0 && outcome.received < outcome.sent;
+        let silent = outcome.failure.is_some() && outcome.received == 0;
+        if silent && h.down_run_since.is_none() {
+            h.down_run_since = h.partial_cycle_at;
+        }
+        h.partial_cycle_at = partial.then_some(now);
         h.last_outcome = Some(outcome);
         // Reachable over ICMP but SNMP fails: the device is not all right.
         if let (Ok((Observation::Up, _)), Some(snmp)) = (&observed, &h.snmp) {
@@ -802,7 +814,7 @@ mod tests {
         let t = b.observe("sw", up(), s(21));
         assert_eq!((t[0].to, t[0].at), (State::Up, s(20)));
         // A hard failure that began mid-cycle first looks like loss: the
-        // outage begins with the first cycle that got nothing back.
+        // outage begins with the cycle that lost the first replies.
         let mut b = book(vec![target("sw", &[])]);
         b.observe("sw", up(), s(30));
         let half = ok(1, 1); // one of two echoes answered
@@ -814,7 +826,8 @@ mod tests {
         t.extend(b.observe("sw", lost(), s(44)));
         t.extend(b.observe("sw", lost(), s(45)));
         let down = t.iter().find(|t| t.target == "sw").unwrap();
-        assert_eq!((down.to, down.at), (State::Down, s(41)), "{t:?}");
+        // The cycle at 40 lost one echo of two: the failure began in it.
+        assert_eq!((down.to, down.at), (State::Down, s(40)), "{t:?}");
     }
 
     #[test]
