@@ -346,19 +346,7 @@ lab_test!(example_config_runs_and_shows_targets_up, || {
 });
 
 lab_test!(region_template_runs_in_the_lab, || {
-    // One far host answers every documentation address the template uses.
-    let far = FarHost::new();
-    far.link("mon0", "far0");
-    far.sh("ip route add local 198.51.100.0/24 dev lo");
-    far.sh("ip route add local 203.0.113.0/24 dev lo");
-    far.sh("ip -6 route add local 2001:db8:100::/48 dev lo");
-    far.sh("ip addr add 198.18.0.2/30 dev far0");
-    far.sh("ip -6 addr add 2001:db8:ffff::2/64 dev far0 nodad");
-    sh("ip addr add 198.18.0.1/30 dev mon0");
-    sh("ip -6 addr add 2001:db8:ffff::1/64 dev mon0 nodad");
-    sh("ip route add 198.51.100.0/24 via 198.18.0.2");
-    sh("ip route add 203.0.113.0/24 via 198.18.0.2");
-    sh("ip -6 route add 2001:db8:100::/48 via 2001:db8:ffff::2");
+    let far = lab::region_far_host();
     // One snmpd answers SNMPv3 for every address of the far host.
     let dir = tempfile::tempdir().unwrap();
     let _snmpd = lab::Snmpd::start(

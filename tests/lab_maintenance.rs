@@ -7,7 +7,7 @@ mod lab;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use lab::{far_host_v4, sh, wait_until, Agent, FarHost, FAST};
+use lab::{far_host_v4, wait_until, Agent, FarHost, FAST};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -254,19 +254,9 @@ fn restore(far: &FarHost, addrs: &[&str]) {
 }
 
 lab_test!(region_faults_at_recorded_times_match_the_api, || {
-    let far = FarHost::new();
-    far.link("mon0", "far0");
-    far.sh("ip route add local 198.51.100.0/24 dev lo");
-    far.sh("ip route add local 203.0.113.0/24 dev lo");
-    far.sh("ip -6 route add local 2001:db8:100::/48 dev lo");
-    far.sh("ip addr add 198.18.0.2/30 dev far0");
-    far.sh("ip -6 addr add 2001:db8:ffff::2/64 dev far0 nodad");
+    let far = lab::region_far_host();
+    // Table 100 drops everything: `silence` sends an address's replies there.
     far.sh("ip route add blackhole 0.0.0.0/0 table 100");
-    sh("ip addr add 198.18.0.1/30 dev mon0");
-    sh("ip -6 addr add 2001:db8:ffff::1/64 dev mon0 nodad");
-    sh("ip route add 198.51.100.0/24 via 198.18.0.2");
-    sh("ip route add 203.0.113.0/24 via 198.18.0.2");
-    sh("ip -6 route add 2001:db8:100::/48 via 2001:db8:ffff::2");
     let dir = tempfile::tempdir().unwrap();
     let _snmpd = lab::Snmpd::start(
         &far,

@@ -301,12 +301,24 @@ fn invalid(problems: Vec<crate::maintenance::FieldError>) -> Response {
         .into_response()
 }
 
-fn ledger_failed(e: crate::ledger::LedgerError) -> Response {
-    tracing::error!("maintenance: cannot write the ledger: {e}");
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("the ledger cannot be written, so the window is not declared: {e}"),
-    )
+/// Run a change off the runtime's workers (it waits for the ledger); a
+/// failure becomes 503 (the ledger cannot be written) or 500.
+async fn change(agent: &Agent, op: MaintenanceOp) -> Result<MaintenanceDone, Box<Response>> {
+    let a = agent.clone();
+    match tokio::task::spawn_blocking(move || a.change_maintenance(op)).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(e)) => {
+            tracing::error!("maintenance: cannot write the ledger: {e}");
+            Err(Box::new(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the ledger cannot be written, so nothing was changed: {e}"),
+            )))
+        }
+        Err(e) => Err(Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("task failed: {e}"),
+        ))),
+    }
 }
 
 /// `POST /api/v1/maintenance`: declare a window (JSON, the config's keys).
@@ -343,12 +355,9 @@ pub async fn create(AxState(agent): AxState<Agent>, headers: HeaderMap, body: By
             message: "is in the past: maintenance cannot be declared after the fact".into(),
         }]);
     }
-    let a = agent.clone();
-    let done =
-        tokio::task::spawn_blocking(move || a.change_maintenance(MaintenanceOp::Declare(spec)))
-            .await;
-    match done {
-        Ok(Ok(MaintenanceDone::Declared(w))) => {
+    match change(&agent, MaintenanceOp::Declare(spec)).await {
+        Err(r) => *r,
+        Ok(MaintenanceDone::Declared(w)) => {
             tracing::info!(
                 window = w.id,
                 category = w.spec.category.as_str(),
@@ -362,14 +371,9 @@ pub async fn create(AxState(agent): AxState<Agent>, headers: HeaderMap, body: By
             )
                 .into_response()
         }
-        Ok(Ok(_)) => error(
+        Ok(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "unexpected ledger answer",
-        ),
-        Ok(Err(e)) => ledger_failed(e),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("task failed: {e}"),
         ),
     }
 }
@@ -390,39 +394,32 @@ pub async fn withdraw(
             format!("no maintenance window {id:?}"),
         );
     };
-    let a = agent.clone();
-    let done =
-        tokio::task::spawn_blocking(move || a.change_maintenance(MaintenanceOp::Withdraw(n))).await;
-    match done {
-        Ok(Ok(MaintenanceDone::Withdrawn(w))) => {
+    match change(&agent, MaintenanceOp::Withdraw(n)).await {
+        Err(r) => *r,
+        Ok(MaintenanceDone::Withdrawn(w)) => {
             tracing::info!(
                 window = w.id,
                 "maintenance window withdrawn through the API"
             );
             Json(window_view(&w, Utc::now().timestamp_millis())).into_response()
         }
-        Ok(Ok(MaintenanceDone::NotFound)) => error(
+        Ok(MaintenanceDone::NotFound) => error(
             StatusCode::NOT_FOUND,
             format!("no maintenance window {id:?}"),
         ),
-        Ok(Ok(MaintenanceDone::FromConfig(c))) => error(
+        Ok(MaintenanceDone::FromConfig(c)) => error(
             StatusCode::CONFLICT,
             format!(
                 "window {n} is {c:?} in the config file's maintenance list: remove it there and reload"
             ),
         ),
-        Ok(Ok(MaintenanceDone::AlreadyOver)) => error(
+        Ok(MaintenanceDone::AlreadyOver) => error(
             StatusCode::CONFLICT,
             format!("window {n} is already withdrawn or over"),
         ),
-        Ok(Ok(MaintenanceDone::Declared(_))) => error(
+        Ok(MaintenanceDone::Declared(_)) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "unexpected ledger answer",
-        ),
-        Ok(Err(e)) => ledger_failed(e),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("task failed: {e}"),
         ),
     }
 }

@@ -397,6 +397,24 @@ defaults:
   thresholds: { fail_after: 2, recover_after: 2, degraded_rtt: 200ms }
 "#;
 
+/// One far host answering every documentation address the region template
+/// (`config/kongsbergregionen.yaml`) uses, routed from here.
+pub fn region_far_host() -> FarHost {
+    let far = FarHost::new();
+    far.link("mon0", "far0");
+    far.sh("ip route add local 198.51.100.0/24 dev lo");
+    far.sh("ip route add local 203.0.113.0/24 dev lo");
+    far.sh("ip -6 route add local 2001:db8:100::/48 dev lo");
+    far.sh("ip addr add 198.18.0.2/30 dev far0");
+    far.sh("ip -6 addr add 2001:db8:ffff::2/64 dev far0 nodad");
+    sh("ip addr add 198.18.0.1/30 dev mon0");
+    sh("ip -6 addr add 2001:db8:ffff::1/64 dev mon0 nodad");
+    sh("ip route add 198.51.100.0/24 via 198.18.0.2");
+    sh("ip route add 203.0.113.0/24 via 198.18.0.2");
+    sh("ip -6 route add 2001:db8:100::/48 via 2001:db8:ffff::2");
+    far
+}
+
 /// A far host joined to this namespace by `mon0`/`far0`, with
 /// 198.51.100.254/24 here and `far_addrs` there (each `ADDR/PREFIX`).
 pub fn far_host_v4(far_addrs: &[&str]) -> FarHost {
