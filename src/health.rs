@@ -121,6 +121,11 @@ pub struct TargetHealth {
     /// Start of the last cycle, if it lost some replies but not all.
     #[serde(skip)]
     partial_cycle_at: Option<DateTime<Utc>>,
+    /// When the target last went down on its own (while it stays failing):
+    /// if a root cause above it turns out to have failed first, that outage
+    /// is re-attributed to it.
+    #[serde(skip)]
+    own_down_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     icmp_enabled: bool,
     #[serde(skip)]
@@ -256,6 +261,7 @@ impl HealthBook {
                         streak: Streak::default(),
                         down_run_since: None,
                         partial_cycle_at: None,
+                        own_down_at: None,
                         icmp_enabled: t.icmp.enabled,
                         thresholds: t.thresholds.clone(),
                         parents: t.parents.clone(),
@@ -553,7 +559,25 @@ impl HealthBook {
                     continue;
                 };
                 let when = root_since.map_or(at, |r| r.min(at)).max(ch.since);
-                set(ch, &child, state, reason, root, when, out);
+                set(ch, &child, state, reason.clone(), root.clone(), when, out);
+                // It went down on its own after the root cause already had:
+                // that was the root cause too. Say so from then on (the
+                // ledger is append-only: a later row with the earlier
+                // instant, read in time order, corrects it).
+                if let (Some(d), Some(rs)) = (ch.own_down_at, root_since) {
+                    if rs.min(at) <= d {
+                        ch.own_down_at = None;
+                        ch.since = ch.since.min(d);
+                        out.push(Transition {
+                            target: child.clone(),
+                            from: State::Down,
+                            to: state,
+                            at: d,
+                            reason: reason.map(|r| format!("{r} (attributed afterwards)")),
+                            root_cause: root,
+                        });
+                    }
+                }
                 work.extend(self.children.get(&child).cloned().unwrap_or_default());
             }
         }
@@ -574,6 +598,11 @@ fn set(
     let from = h.state;
     h.state = to;
     h.since = now;
+    match to {
+        State::Down => h.own_down_at = Some(now),
+        State::Unreachable => {}
+        _ => h.own_down_at = None,
+    }
     h.reason = reason.clone();
     h.root_cause = root_cause.clone();
     out.push(Transition {
@@ -809,6 +838,39 @@ mod tests {
         }
         let srv = all.iter().find(|t| t.target == "srv").unwrap();
         assert_eq!((srv.to, srv.at), (State::Unreachable, s(11)), "{all:?}");
+        // Seen in the lab: sw and srv are confirmed down on their own, sw
+        // then becomes srv's root cause, and only later does core (which
+        // failed first) go down: both outages were core's.
+        let mut b = book(vec![
+            target("core", &[]),
+            target("sw", &["core"]),
+            target("srv", &["sw"]),
+        ]);
+        for id in ["core", "sw", "srv"] {
+            b.observe(id, up(), s(0));
+        }
+        b.observe("core", ok(1, 1), s(10)); // partial: degraded first
+        b.observe("core", lost(), s(11));
+        b.observe("core", lost(), s(12));
+        assert_eq!(state(&b, "core"), State::Degraded);
+        for n in 12..15 {
+            b.observe("srv", lost(), s(n));
+        }
+        for n in 13..16 {
+            b.observe("sw", lost(), s(n));
+        }
+        assert_eq!(state(&b, "srv"), State::Unreachable);
+        let mut all = Vec::new();
+        for n in 13..16 {
+            all.extend(b.observe("core", lost(), s(n)));
+        }
+        assert_eq!(state(&b, "core"), State::Down);
+        for (id, own) in [("sw", s(13)), ("srv", s(12))] {
+            let fix = all
+                .iter()
+                .find(|t| t.target == id && t.at == own && t.to == State::Unreachable);
+            assert!(fix.is_some(), "{id} re-attributed from {own}: {all:?}");
+        }
         // Recovery too is dated at the first good cycle.
         b.observe("sw", up(), s(20));
         let t = b.observe("sw", up(), s(21));
