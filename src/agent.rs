@@ -554,6 +554,15 @@ async fn maintenance_watch(shared: std::sync::Weak<Shared>) {
 /// `agent.sla_interval`, off the runtime's workers.
 async fn sla_metrics(shared: std::sync::Weak<Shared>) {
     let mut known: Vec<String> = Vec::new();
+    // Let the writer open and migrate the ledger first (a moment), so the
+    // first reading does not meet a file without its tables.
+    for _ in 0..100 {
+        match shared.upgrade() {
+            Some(s) if s.ledger.current_run().is_none() => {}
+            _ => break,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     loop {
         let Some(s) = shared.upgrade() else {
             return;

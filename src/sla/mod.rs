@@ -107,7 +107,9 @@ pub fn freeze_month(
         .map_err(|e| LedgerError::Db(e.to_string()))
 }
 
-fn compute_service_month(
+/// [`service_month`] computed from the transitions, never from a frozen
+/// result.
+pub fn compute_service_month(
     store: Option<&Store>,
     service: &Service,
     month: Month,
