@@ -794,6 +794,19 @@ mod tests {
         assert_eq!(state(&b, "a"), State::Up);
     }
 
+    /// core → sw → srv, all up at `t`.
+    fn chain_up(t: DateTime<Utc>) -> HealthBook {
+        let mut b = book(vec![
+            target("core", &[]),
+            target("sw", &["core"]),
+            target("srv", &["sw"]),
+        ]);
+        for id in ["core", "sw", "srv"] {
+            b.observe(id, up(), t);
+        }
+        b
+    }
+
     #[test]
     fn a_confirmed_change_is_dated_at_the_start_of_its_streak() {
         let t0 = Utc::now();
@@ -818,14 +831,7 @@ mod tests {
         assert_eq!((srv.to, srv.at), (State::Unreachable, s(11)));
         // Behind a chain (core → sw → srv), the root cause's time counts:
         // srv failed after core did, before sw was confirmed.
-        let mut b = book(vec![
-            target("core", &[]),
-            target("sw", &["core"]),
-            target("srv", &["sw"]),
-        ]);
-        for id in ["core", "sw", "srv"] {
-            b.observe(id, up(), s(0));
-        }
+        let mut b = chain_up(s(0));
         for n in 10..13 {
             b.observe("core", lost(), s(n));
         }
@@ -841,14 +847,7 @@ mod tests {
         // Seen in the lab: sw and srv are confirmed down on their own, sw
         // then becomes srv's root cause, and only later does core (which
         // failed first) go down: both outages were core's.
-        let mut b = book(vec![
-            target("core", &[]),
-            target("sw", &["core"]),
-            target("srv", &["sw"]),
-        ]);
-        for id in ["core", "sw", "srv"] {
-            b.observe(id, up(), s(0));
-        }
+        let mut b = chain_up(s(0));
         b.observe("core", ok(1, 1), s(10)); // partial: degraded first
         b.observe("core", lost(), s(11));
         b.observe("core", lost(), s(12));

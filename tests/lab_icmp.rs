@@ -349,12 +349,7 @@ lab_test!(region_template_runs_in_the_lab, || {
     let far = lab::region_far_host();
     // One snmpd answers SNMPv3 for every address of the far host.
     let dir = tempfile::tempdir().unwrap();
-    let _snmpd = lab::Snmpd::start(
-        &far,
-        dir.path(),
-        "0.0.0.0",
-        "createUser utkikk-ro SHA-256 \"lab-auth-passphrase\" AES \"lab-priv-passphrase\"\nrouser utkikk-ro priv\n",
-    );
+    let _snmpd = lab::region_snmpd(&far, dir.path());
     // The template's 60 s SNMP interval, shortened for the lab.
     let yaml = std::fs::read_to_string("config/kongsbergregionen.yaml")
         .unwrap()

@@ -258,12 +258,7 @@ lab_test!(region_faults_at_recorded_times_match_the_api, || {
     // Table 100 drops everything: `silence` sends an address's replies there.
     far.sh("ip route add blackhole 0.0.0.0/0 table 100");
     let dir = tempfile::tempdir().unwrap();
-    let _snmpd = lab::Snmpd::start(
-        &far,
-        dir.path(),
-        "0.0.0.0",
-        "createUser utkikk-ro SHA-256 \"lab-auth-passphrase\" AES \"lab-priv-passphrase\"\nrouser utkikk-ro priv\n",
-    );
+    let _snmpd = lab::region_snmpd(&far, dir.path());
     // The template as shipped, with shorter intervals for the lab and an
     // API token.
     const INTERVAL_MS: i64 = 2000;

@@ -415,6 +415,18 @@ pub fn region_far_host() -> FarHost {
     far
 }
 
+/// One snmpd on the region far host answering SNMPv3 for every address, with
+/// the template's user (`UTKIKK_SNMP_*_PASSPHRASE`: lab-auth-passphrase,
+/// lab-priv-passphrase).
+pub fn region_snmpd(far: &FarHost, dir: &Path) -> Snmpd {
+    Snmpd::start(
+        far,
+        dir,
+        "0.0.0.0",
+        "createUser utkikk-ro SHA-256 \"lab-auth-passphrase\" AES \"lab-priv-passphrase\"\nrouser utkikk-ro priv\n",
+    )
+}
+
 /// A far host joined to this namespace by `mon0`/`far0`, with
 /// 198.51.100.254/24 here and `far_addrs` there (each `ADDR/PREFIX`).
 pub fn far_host_v4(far_addrs: &[&str]) -> FarHost {
