@@ -59,6 +59,20 @@ struct Shared {
     in_maintenance: Mutex<HashMap<String, i64>>,
 }
 
+/// The state a target shows: `maintenance` inside a window (alerts stay
+/// quiet), else what the probes see. The ledger always keeps the latter.
+pub(crate) fn shown_state(
+    in_maintenance: &HashMap<String, i64>,
+    id: &str,
+    observed: State,
+) -> State {
+    if in_maintenance.contains_key(id) {
+        State::Maintenance
+    } else {
+        observed
+    }
+}
+
 /// Recover the data from a poisoned lock: a panic elsewhere must not take
 /// the whole agent down with it.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -312,12 +326,8 @@ impl Shared {
             let maint = lock(&self.in_maintenance);
             for t in &new.targets {
                 if let Some(h) = book.get(&t.id) {
-                    let state = if maint.contains_key(&t.id) {
-                        State::Maintenance
-                    } else {
-                        h.state
-                    };
-                    self.metrics.set_state(t, state);
+                    self.metrics
+                        .set_state(t, shown_state(&maint, &t.id, h.state));
                 }
                 self.metrics
                     .set_in_maintenance(t, maint.contains_key(&t.id));
@@ -385,12 +395,7 @@ impl Shared {
         let inv = lock(&self.inventory).clone();
         for tr in transitions {
             if let Some(t) = inv.target(&tr.target) {
-                // Alerts stay quiet in a window; the ledger keeps what was seen.
-                let state = if lock(&self.in_maintenance).contains_key(&tr.target) {
-                    State::Maintenance
-                } else {
-                    tr.to
-                };
+                let state = shown_state(&lock(&self.in_maintenance), &tr.target, tr.to);
                 self.metrics.set_state(t, state);
             }
             self.metrics.count_transition(&tr.target, tr.from, tr.to);
@@ -499,12 +504,8 @@ impl Shared {
                 continue;
             }
             let observed = book.get(&t.id).map_or(State::Unmonitored, |h| h.state);
-            let state = if is.is_some() {
-                State::Maintenance
-            } else {
-                observed
-            };
-            self.metrics.set_state(t, state);
+            self.metrics
+                .set_state(t, shown_state(&now_in, &t.id, observed));
             self.metrics.set_in_maintenance(t, is.is_some());
             match is {
                 Some(id) => {

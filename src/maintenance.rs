@@ -116,7 +116,7 @@ pub enum Origin {
 /// A window as kept in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
-    /// Ledger row id (0 while only in memory).
+    /// Ledger row id (negative while only in memory).
     pub id: i64,
     pub origin: Origin,
     pub spec: Spec,

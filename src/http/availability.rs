@@ -127,10 +127,16 @@ pub async fn target_availability(
         if !known && trs.is_empty() {
             return Ok(None);
         }
-        let planned = crate::maintenance::of_target(&store.maintenance_windows()?, &target, w);
-        Ok(Some(
-            timeline::build(w, &runs, &trs, current_run, now).with_maintenance(&planned),
-        ))
+        let windows = store.maintenance_windows()?;
+        Ok(Some(timeline::build_planned(
+            &target,
+            &windows,
+            w,
+            &runs,
+            &trs,
+            current_run,
+            now,
+        )))
     })
     .await;
     let tl = match found {

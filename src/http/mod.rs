@@ -340,11 +340,7 @@ fn view(t: &Target, book: &HealthBook, maint: &HashMap<String, i64>) -> Option<T
         serves: t.serves.clone(),
         parents: t.parents.clone(),
         labels: t.labels.clone(),
-        state: if window.is_some() {
-            State::Maintenance
-        } else {
-            h.state
-        },
+        state: crate::agent::shown_state(maint, &t.id, h.state),
         observed_state: h.state,
         maintenance: window,
         since: h.since,

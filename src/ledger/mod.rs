@@ -229,15 +229,19 @@ impl Ledger {
 }
 
 /// Bring in-memory windows in line with the config (while the ledger
-/// cannot be written): the same rule as the ledger's.
+/// cannot be written): the same rule as the ledger's. Windows only in
+/// memory have negative ids.
 fn apply_config_in_memory(windows: &mut Vec<Window>, config: &[(String, Spec)], now_ms: i64) {
     let (withdraw, declare) = maintenance::config_changes(windows, config, now_ms);
     for w in windows.iter_mut().filter(|w| withdraw.contains(&w.id)) {
         w.withdrawn_ms = Some(now_ms);
     }
     for (id, spec) in declare {
+        // Not in the ledger yet: a negative id of its own, so a later
+        // change withdraws exactly this one.
+        let temp = -(windows.len() as i64) - 1;
         windows.push(Window {
-            id: 0,
+            id: temp,
             origin: Origin::Config(id.clone()),
             spec: spec.clone(),
             declared_ms: now_ms,
@@ -481,5 +485,48 @@ impl Writer {
             self.windows_dirty = false;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maintenance::{Category, Recurrence};
+
+    fn spec(target: &str) -> Spec {
+        Spec {
+            targets: vec![target.into()],
+            category: Category::PlannedChange,
+            note: None,
+            schedule: Recurrence::Once {
+                start_ms: 0,
+                end_ms: 10,
+            },
+        }
+    }
+
+    #[test]
+    fn in_memory_config_windows_change_one_by_one() {
+        let mut windows = Vec::new();
+        let a = ("a".to_string(), spec("sw"));
+        let b = ("b".to_string(), spec("fw"));
+        apply_config_in_memory(&mut windows, &[a.clone(), b.clone()], 100);
+        assert_eq!(windows.len(), 2);
+        assert!(windows.iter().all(|w| w.id < 0));
+        // b changes: only b is withdrawn and declared again; a stays as it was.
+        let b2 = ("b".to_string(), spec("core"));
+        apply_config_in_memory(&mut windows, &[a, b2], 200);
+        let live: Vec<(&Origin, i64)> = windows
+            .iter()
+            .filter(|w| w.withdrawn_ms.is_none())
+            .map(|w| (&w.origin, w.declared_ms))
+            .collect();
+        assert_eq!(
+            live,
+            [
+                (&Origin::Config("a".into()), 100),
+                (&Origin::Config("b".into()), 200)
+            ]
+        );
     }
 }

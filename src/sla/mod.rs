@@ -36,9 +36,8 @@ pub fn timelines<'a>(
     Ok(trs
         .into_iter()
         .map(|(t, rows)| {
-            let planned = crate::maintenance::of_target(&windows, &t, window);
-            let tl = timeline::build(window, &runs, &rows, current_run, now_ms)
-                .with_maintenance(&planned);
+            let tl =
+                timeline::build_planned(&t, &windows, window, &runs, &rows, current_run, now_ms);
             (t, tl)
         })
         .collect())

@@ -189,7 +189,7 @@ pub fn list(
             let rows = all.get(t)?;
             Some((
                 t.as_str(),
-                timeline::build(w, &runs, rows, current_run, now).with_maintenance(&planned_of(t)),
+                timeline::build_planned(t, &windows, w, &runs, rows, current_run, now),
             ))
         })
         .collect();

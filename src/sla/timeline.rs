@@ -116,6 +116,20 @@ pub fn build(
     }
 }
 
+/// [`build`], with the target's maintenance windows counted as planned.
+pub fn build_planned(
+    target: &str,
+    windows: &[crate::maintenance::Window],
+    window: Interval,
+    runs: &[RunRow],
+    transitions: &[TransitionRow],
+    current_run: Option<i64>,
+    now_ms: i64,
+) -> Timeline {
+    let planned = crate::maintenance::of_target(windows, target, window);
+    build(window, runs, transitions, current_run, now_ms).with_maintenance(&planned)
+}
+
 /// Time in each state and the figures derived from it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
