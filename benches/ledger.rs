@@ -79,7 +79,13 @@ fn main() {
         .map(|w| w.start)
         .unwrap_or(0);
     let day_ms = 86_400_000i64;
-    let run = store.begin_run("bench", year_start).expect("run");
+    // (A run begun in the past drops the kept days after it: only when
+    // writing the year.)
+    let run = if reuse {
+        0
+    } else {
+        store.begin_run("bench", year_start).expect("run")
+    };
     let t0 = Instant::now();
     let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
@@ -174,49 +180,94 @@ fn main() {
 
     let month = Month::parse("2026-10").expect("month");
     let window = month.window().expect("window");
-    let now = window.end + day_ms;
-    let store = Store::open_read_only(&path).expect("open read-only");
-    let mut sla_ms = Vec::new();
-    let mut outage_ms = Vec::new();
-    let mut count = 0;
-    for _ in 0..5 {
-        let t0 = Instant::now();
-        for s in &inv.services {
-            // Computed from the transitions, whether or not a frozen row exists.
-            if let Ok(Some(_)) =
-                utkikk::sla::compute_service_month(Some(&store), s, month, None, now)
-            {
-                count += 1;
-            }
-        }
-        sla_ms.push(t0.elapsed().as_secs_f64() * 1e3);
-        let t0 = Instant::now();
-        let list =
-            utkikk::sla::outages::list(Some(&store), &inv, window, None, now).expect("outages");
-        let mine = list
-            .iter()
-            .filter(|o| o.members.iter().any(|m| m == "m3"))
-            .count();
-        outage_ms.push(t0.elapsed().as_secs_f64() * 1e3);
-        if count <= SERVICES {
-            println!(
-                "outages in {month}: {} in all, {mine} for member m3",
-                list.len()
-            );
-        }
+    let closed_now = window.end + day_ms;
+    // The month in progress: 20 October at noon, the day so far computed.
+    let running_now = window.start + 19 * day_ms + 12 * 3_600_000;
+    // UTKIKK_BENCH_WARM=1: only the answers from the days kept by an
+    // earlier run (for profiling).
+    let warm = std::env::var_os("UTKIKK_BENCH_WARM").is_some();
+    if !warm {
+        Store::open(&path)
+            .and_then(|mut s| s.drop_day_results())
+            .expect("start cold");
     }
+    let store = Store::open_read_only(&path).expect("open read-only");
     let med = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    let time5 = |f: &dyn Fn() -> usize| {
+        let mut v = Vec::new();
+        let mut n = 0;
+        for _ in 0..5 {
+            let t0 = Instant::now();
+            n = f();
+            v.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        (med(&mut v), n)
+    };
+    let all_slas = |now: i64| {
+        inv.services
+            .iter()
+            .filter(|s| {
+                // Computed (not frozen), whether or not a frozen row exists.
+                matches!(
+                    utkikk::sla::compute_service_month(Some(&store), s, month, None, now),
+                    Ok(Some(_))
+                )
+            })
+            .count()
+    };
+    let member_outages = |now: i64| {
+        let w = utkikk::sla::interval::Interval::new(window.start, window.end.min(now));
+        utkikk::sla::outages::list(Some(&store), &inv, w, Some("m3"), None, now)
+            .map(|l| l.len())
+            .unwrap_or(0)
+    };
+    let report = |label: &str| {
+        for (when, now) in [("closed", closed_now), ("in progress", running_now)] {
+            let (ms, n) = time5(&|| all_slas(now));
+            println!(
+                "{label}: month SLA of all {n} services ({month}, {when}): median {ms:.1} ms of 5"
+            );
+            let (ms, n) = time5(&|| member_outages(now));
+            println!("{label}: member m3's outage list ({month}, {when}, {n} outages): median {ms:.1} ms of 5");
+        }
+    };
+    if warm {
+        report("closed days kept");
+        return;
+    }
+    report("nothing kept");
+
+    // Sum up the month's closed days, as the agent does in the background.
+    let t0 = Instant::now();
+    let records =
+        utkikk::sla::rollup::backfill(&store, &inv, None, closed_now, 31).expect("sum up days");
+    let computed = t0.elapsed().as_secs_f64();
+    let bytes: usize = records
+        .iter()
+        .map(|r| match r {
+            Record::Day { data, .. } => data.len(),
+            _ => 0,
+        })
+        .sum();
+    // (Opening for writing runs the integrity check: not timed.)
+    let mut w = Store::open(&path).expect("open for writing");
+    let run = w.begin_run("bench-days", closed_now).expect("run");
+    let t0 = Instant::now();
+    w.write(run, &records, closed_now).expect("keep days");
+    let written = t0.elapsed().as_secs_f64();
+    w.end_run(run, closed_now).expect("end run");
+    drop(w);
     println!(
-        "month SLA of all {SERVICES} services ({month}): median {:.1} ms of 5",
-        med(&mut sla_ms)
+        "summing up the 31 closed days of the month: {} results ({:.1} MB of JSON) computed in {computed:.1} s, written in {:.2} s",
+        records.len(),
+        bytes as f64 / 1e6,
+        written
     );
-    println!(
-        "one member's outage list ({month}, all 1,000 targets scanned): median {:.1} ms of 5",
-        med(&mut outage_ms)
-    );
+    report("closed days kept");
+    let now = closed_now;
 
     // The closed month frozen, as the agent does ten minutes after its end:
     // then each service's month is one row.

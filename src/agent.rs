@@ -551,8 +551,12 @@ async fn maintenance_watch(shared: std::sync::Weak<Shared>) {
     }
 }
 
+/// Days summed up ahead of time per round of [`sla_metrics`].
+const BACKFILL_PER_ROUND: usize = 31;
+
 /// Compute this month's SLA figures of every service for the metrics, every
-/// `agent.sla_interval`, off the runtime's workers.
+/// `agent.sla_interval`, off the runtime's workers; freeze last month's;
+/// sum up closed days (see [`crate::sla::rollup`]).
 async fn sla_metrics(shared: std::sync::Weak<Shared>) {
     let mut known: Vec<String> = Vec::new();
     // Let the writer open and migrate the ledger first (a moment), so the
@@ -618,6 +622,28 @@ async fn sla_metrics(shared: std::sync::Weak<Shared>) {
                         Ok(None) => {}
                         Err(e) => tracing::warn!(service = %svc.id, "freezing last month: {e}"),
                     }
+                }
+            }
+            // Closed days summed up once, a month's worth per round, so
+            // queries read them instead of every transition. Not while the
+            // ledger cannot be written: they would only wait in memory.
+            if let Some(store) = store.as_ref().filter(|_| !ledger.is_failing()) {
+                match crate::sla::rollup::backfill(
+                    store,
+                    &inv,
+                    ledger.current_run(),
+                    now.timestamp_millis(),
+                    BACKFILL_PER_ROUND,
+                ) {
+                    Ok(records) => {
+                        if !records.is_empty() {
+                            tracing::debug!(records = records.len(), "closed days summed up");
+                        }
+                        for r in records {
+                            ledger.record(r);
+                        }
+                    }
+                    Err(e) => tracing::warn!("summing up closed days: {e}"),
                 }
             }
             for svc in &inv.services {

@@ -530,3 +530,113 @@ lab_test!(service_levels_from_the_ledger, || {
         String::from_utf8_lossy(&out.stderr)
     );
 });
+
+lab_test!(closed_days_are_summed_up_and_answer_exactly, || {
+    use utkikk::health::{State, Transition};
+    use utkikk::ledger::{Record, Store};
+    use utkikk::sla::rollup::{day_of, day_start};
+    let _far = far_host_v4(&["198.51.100.1/24", "198.51.100.2/24"]);
+    let yaml = format!(
+        "agent: {{ id: lab, sla_interval: 1s }}\n{FAST}\n\
+         members:\n  - {{ id: m, name: M }}\n\
+         targets:\n\
+         \x20 - {{ id: sw1, kind: switch, address: 198.51.100.1 }}\n\
+         \x20 - {{ id: srv1, kind: server, address: 198.51.100.2, parents: [sw1] }}\n\
+         services:\n\
+         \x20 - {{ id: svc, name: Svc, serves: [m], targets: [srv1], sla: [ {{ valid_from: 2020-01-01, objective: 99.5 }} ] }}\n"
+    );
+    let mut agent = Agent::prepare(&yaml);
+    // An earlier run, three days ago to two days ago at noon: the switch
+    // down across midnight with the server behind it, then the server
+    // alone for a quarter of an hour.
+    let today = day_of(Utc::now().timestamp_millis()).unwrap();
+    let d = today - chrono::Days::new(3);
+    let (d0, d1, d2) = (
+        day_start(d).unwrap(),
+        day_start(d + chrono::Days::new(1)).unwrap(),
+        day_start(d + chrono::Days::new(2)).unwrap(),
+    );
+    let (min, hour) = (60_000, 3_600_000);
+    let tr = |target: &str, at: i64, to: State, cause: Option<&str>| {
+        Record::Transition(Transition {
+            target: target.into(),
+            from: State::Unmonitored,
+            to,
+            at: chrono::DateTime::from_timestamp_millis(at).unwrap(),
+            reason: Some("seeded".into()),
+            root_cause: cause.map(str::to_string),
+        })
+    };
+    {
+        let mut store = Store::open(&agent.data_dir().join("ledger.db")).unwrap();
+        let run = store.begin_run("lab", d0).unwrap();
+        let records = [
+            tr("sw1", d0, State::Up, None),
+            tr("srv1", d0, State::Up, None),
+            tr("sw1", d1 - 30 * min, State::Down, None),
+            tr("srv1", d1 - 30 * min, State::Unreachable, Some("sw1")),
+            tr("sw1", d1 + 30 * min, State::Up, None),
+            tr("srv1", d1 + 30 * min, State::Up, None),
+            tr("srv1", d1 + 8 * hour, State::Down, None),
+            tr("srv1", d1 + 8 * hour + 15 * min, State::Up, None),
+        ];
+        store.write(run, &records, d1 + 12 * hour).unwrap();
+        store.end_run(run, d1 + 12 * hour).unwrap();
+    }
+    agent.spawn();
+    // The agent sums up the closed days in the background.
+    let kept = |kind: &str, key: &str| {
+        open(&agent)
+            .query_row(
+                "SELECT count(*) FROM day_results WHERE kind = ?1 AND key = ?2 AND day_ms IN (?3, ?4)",
+                rusqlite::params![kind, key, d0, d1],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap_or(0)
+    };
+    wait_until("the closed days summed up", DEADLINE, || {
+        kept("service", "svc") == 2 && kept("outages", "m") == 2 && kept("outages", "*") == 2
+    });
+    let rfc = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
+    };
+    let (status, list) = json(
+        &agent,
+        &format!(
+            "/api/v1/outages?member=m&from={}&to={}",
+            rfc(d0).replace('+', "%2B"),
+            rfc(d2).replace('+', "%2B")
+        ),
+    );
+    assert_eq!(status, 200, "{list}");
+    let outages = list["outages"].as_array().unwrap();
+    assert_eq!(outages.len(), 2, "{list:#}");
+    // One outage across midnight, not two.
+    assert_eq!(outages[0]["root_cause"], "sw1");
+    assert_eq!(outages[0]["duration_seconds"], 3600.0);
+    assert_eq!(outages[0]["continues_before"], false);
+    assert_eq!(outages[0]["continues_after"], false);
+    assert_eq!(outages[0]["services"][0], "svc");
+    assert_eq!(outages[1]["root_cause"], "srv1");
+    assert_eq!(outages[1]["duration_seconds"], 900.0);
+    // The service's months: the server's own quarter of an hour is
+    // downtime; the hour behind the switch is excluded (the switch's).
+    let month = |ms: i64| {
+        let d = day_of(ms).unwrap();
+        format!("{}", d.format("%Y-%m"))
+    };
+    let mut months = vec![month(d0), month(d1)];
+    months.dedup();
+    let (mut down, mut excluded, mut outages_n) = (0.0, 0.0, 0);
+    for m in &months {
+        let (status, sla) = json(&agent, &format!("/api/v1/services/svc/sla?month={m}"));
+        assert_eq!(status, 200, "{sla}");
+        down += sla["figures"]["downtime_seconds"].as_f64().unwrap();
+        excluded += sla["figures"]["excluded_seconds"].as_f64().unwrap();
+        outages_n += sla["figures"]["outages"].as_u64().unwrap();
+    }
+    assert_eq!((down, excluded, outages_n), (900.0, 3600.0, 1));
+    assert_eq!(agent.stop(), Some(0));
+});

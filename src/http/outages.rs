@@ -60,8 +60,9 @@ pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery
             return param_error("service", format!("unknown service {s:?}"));
         }
     }
+    let member = q.member.clone();
     let all = match read_ledger(&agent, move |store, current_run| {
-        list(store, &inv, w, current_run, now)
+        list(store, &inv, w, member.as_deref(), current_run, now)
     })
     .await
     {
@@ -70,7 +71,6 @@ pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery
     };
     let outages = all
         .into_iter()
-        .filter(|o| q.member.as_ref().is_none_or(|m| o.members.contains(m)))
         .filter(|o| q.service.as_ref().is_none_or(|s| o.services.contains(s)))
         .collect();
     Json(OutageList {

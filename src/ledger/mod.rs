@@ -17,7 +17,7 @@
 pub mod store;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -65,6 +65,17 @@ pub enum Record {
         id: String,
         month: String,
         result: String,
+    },
+    /// A closed day's result (JSON), a cache of what its transitions give:
+    /// kept only while no transition dated inside the day is written after
+    /// `through_id`, and dropped when one is.
+    Day {
+        kind: String,
+        key: String,
+        day: crate::sla::interval::Interval,
+        fingerprint: String,
+        through_id: i64,
+        data: String,
     },
 }
 
@@ -114,6 +125,8 @@ pub struct Ledger {
     run_id: Arc<AtomicI64>,
     thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
     windows: Arc<RwLock<Windows>>,
+    /// The last write failed (records are queued, retried).
+    failing: Arc<AtomicBool>,
 }
 
 impl Ledger {
@@ -134,7 +147,9 @@ impl Ledger {
         let mut initial = Vec::new();
         apply_config_in_memory(&mut initial, &config_windows, started.timestamp_millis());
         let windows = Arc::new(RwLock::new(Arc::new(initial)));
+        let failing = Arc::new(AtomicBool::new(false));
         let mut writer = Writer {
+            failing_shared: failing.clone(),
             windows: windows.clone(),
             config_windows,
             windows_dirty: true,
@@ -159,6 +174,7 @@ impl Ledger {
             run_id,
             thread: Arc::new(Mutex::new(Some(thread))),
             windows,
+            failing,
         })
     }
 
@@ -192,6 +208,12 @@ impl Ledger {
     /// This run's id in the ledger, once the file is open.
     pub fn current_run(&self) -> Option<i64> {
         Some(self.run_id.load(Ordering::SeqCst)).filter(|id| *id > 0)
+    }
+
+    /// Whether the last write failed (the disk full or read-only, …):
+    /// records wait in memory, so optional ones are better not queued.
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::SeqCst)
     }
 
     /// Queue a record. Never blocks; never fails while the writer runs.
@@ -265,6 +287,7 @@ struct Writer {
     metrics: Metrics,
     /// The error of the failing state, to log a change only once.
     failing: Option<LedgerError>,
+    failing_shared: Arc<AtomicBool>,
     retry_at: Option<Instant>,
     backoff: Duration,
 }
@@ -435,9 +458,11 @@ impl Writer {
                 self.retry_at = None;
                 self.backoff = RETRY_MIN;
                 self.metrics.set_ledger_pending(0);
+                self.failing_shared.store(false, Ordering::SeqCst);
             }
             Err(e) => {
                 self.metrics.ledger_write_error();
+                self.failing_shared.store(true, Ordering::SeqCst);
                 if self.failing.as_ref() != Some(e) {
                     tracing::error!(
                         path = %self.path.display(),

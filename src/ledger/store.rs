@@ -65,7 +65,30 @@ const MIGRATIONS: &[&str] = &[
         result TEXT NOT NULL,
         PRIMARY KEY (kind, id, month)
     );",
+    // 4: results of closed days (a cache of what the transitions give,
+    // keyed by a fingerprint of the config and version that computed them).
+    "CREATE TABLE day_results (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        day_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (kind, key, day_ms)
+    );
+    CREATE INDEX day_results_end ON day_results(end_ms);",
 ];
+
+/// Day results that a write dated at or before `from_ms` could change are
+/// dropped (they are computed again from the transitions).
+fn drop_day_results_after(conn: &Connection, from_ms: i64) -> Result<(), LedgerError> {
+    conn.execute(
+        "DELETE FROM day_results WHERE end_ms > ?1",
+        params![from_ms],
+    )
+    .map_err(db)?;
+    Ok(())
+}
 
 fn declare(
     tx: &rusqlite::Transaction<'_>,
@@ -211,6 +234,8 @@ impl Store {
         )
         .map_err(db)?;
         let id = tx.last_insert_rowid();
+        // A clock stepped back can start a run inside a day already summed.
+        drop_day_results_after(&tx, started_ms)?;
         tx.commit().map_err(db)?;
         Ok(id)
     }
@@ -223,6 +248,8 @@ impl Store {
         seen_ms: i64,
     ) -> Result<(), LedgerError> {
         let tx = self.conn.transaction().map_err(db)?;
+        // The earliest transition written: day results from then on are stale.
+        let mut late: Option<i64> = None;
         {
             let mut tr = tx
                 .prepare_cached(
@@ -235,9 +262,42 @@ impl Store {
                     "INSERT INTO device_events (run_id, target, kind, at_ms, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(db)?;
+            let mut day = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO day_results (kind, key, day_ms, end_ms, fingerprint, data)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6
+                     WHERE NOT EXISTS (SELECT 1 FROM transitions WHERE id > ?7 AND +at_ms < ?4)",
+                )
+                .map_err(db)?;
             for r in records {
                 match r {
+                    Record::Day {
+                        kind,
+                        key,
+                        day: span,
+                        fingerprint,
+                        through_id,
+                        data,
+                    } => {
+                        // Kept only if no transition of the day was written
+                        // after it was computed. (`+at_ms`: the few rows
+                        // after `through_id` by rowid, not every row of the
+                        // year before the day's end by the time index.)
+                        day.execute(params![
+                            kind,
+                            key,
+                            span.start,
+                            span.end,
+                            fingerprint,
+                            data,
+                            through_id
+                        ])
+                        .map_err(db)?;
+                    }
                     Record::Transition(t) => {
+                        late = Some(late.map_or(t.at.timestamp_millis(), |l: i64| {
+                            l.min(t.at.timestamp_millis())
+                        }));
                         tr.execute(params![
                             run_id,
                             t.target,
@@ -279,6 +339,9 @@ impl Store {
                     }
                 }
             }
+        }
+        if let Some(at) = late {
+            drop_day_results_after(&tx, at)?;
         }
         tx.execute(
             "UPDATE runs SET last_seen_ms = max(last_seen_ms, ?2) WHERE id = ?1",
@@ -437,19 +500,21 @@ impl Store {
     ) -> Result<i64, LedgerError> {
         let tx = self.conn.transaction().map_err(db)?;
         let id = declare(&tx, origin, spec, now_ms)?;
+        drop_day_results_after(&tx, now_ms)?;
         tx.commit().map_err(db)?;
         Ok(id)
     }
 
     /// Withdraw a window now (what already happened of it stays).
     pub fn withdraw_window(&mut self, id: i64, now_ms: i64) -> Result<(), LedgerError> {
-        self.conn
-            .execute(
-                "UPDATE maintenance SET withdrawn_ms = ?2 WHERE id = ?1 AND withdrawn_ms IS NULL",
-                params![id, now_ms],
-            )
-            .map_err(db)?;
-        Ok(())
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute(
+            "UPDATE maintenance SET withdrawn_ms = ?2 WHERE id = ?1 AND withdrawn_ms IS NULL",
+            params![id, now_ms],
+        )
+        .map_err(db)?;
+        drop_day_results_after(&tx, now_ms)?;
+        tx.commit().map_err(db)
     }
 
     /// Bring the config's windows in the ledger in line with `config`, in
@@ -476,6 +541,7 @@ impl Store {
         for (id, spec) in declared {
             declare(&tx, &Origin::Config(id.clone()), spec, now_ms)?;
         }
+        drop_day_results_after(&tx, now_ms)?;
         tx.commit().map_err(db)
     }
 
@@ -489,6 +555,79 @@ impl Store {
             )
             .optional()
             .map_err(db)
+    }
+
+    /// Kept results of the days starting in `[from, to)` for one kind, key
+    /// and fingerprint, by the day's start.
+    pub fn day_results(
+        &self,
+        kind: &str,
+        key: &str,
+        fingerprint: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<std::collections::HashMap<i64, String>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT day_ms, data FROM day_results
+                 WHERE kind = ?1 AND key = ?2 AND day_ms >= ?3 AND day_ms < ?4 AND fingerprint = ?5",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![kind, key, from_ms, to_ms, fingerprint], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    /// Which day results are kept for days starting at or after `from_ms`:
+    /// (kind, key, day start, fingerprint).
+    pub fn day_results_kept(
+        &self,
+        from_ms: i64,
+    ) -> Result<std::collections::HashSet<(String, String, i64, String)>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT kind, key, day_ms, fingerprint FROM day_results WHERE day_ms >= ?1",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![from_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    /// The id of the last transition written (0 when none): a day result
+    /// computed now is stale if a later one is dated inside its day.
+    pub fn last_transition_id(&self) -> Result<i64, LedgerError> {
+        self.conn
+            .query_row("SELECT coalesce(max(id), 0) FROM transitions", [], |r| {
+                r.get(0)
+            })
+            .map_err(db)
+    }
+
+    /// When the first run began.
+    pub fn first_run_start(&self) -> Result<Option<i64>, LedgerError> {
+        self.conn
+            .query_row("SELECT min(started_ms) FROM runs", [], |r| r.get(0))
+            .map_err(db)
+    }
+
+    /// Drop every kept day result: they are computed again when asked for
+    /// (benchmarks start cold with this).
+    pub fn drop_day_results(&mut self) -> Result<(), LedgerError> {
+        drop_day_results_after(&self.conn, i64::MIN)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn conn_for_tests(&self) -> &Connection {
+        &self.conn
     }
 
     pub fn count_transitions(&self) -> Result<i64, LedgerError> {

@@ -7,6 +7,7 @@
 pub mod calendar;
 pub mod interval;
 pub mod outages;
+pub mod rollup;
 pub mod schedule;
 pub mod service;
 pub mod timeline;
@@ -106,8 +107,8 @@ pub fn freeze_month(
         .map_err(|e| LedgerError::Db(e.to_string()))
 }
 
-/// [`service_month`] computed from the transitions, never from a frozen
-/// result.
+/// [`service_month`] computed from the transitions (closed days from
+/// their kept tallies, see [`rollup`]), never from a frozen result.
 pub fn compute_service_month(
     store: Option<&Store>,
     service: &Service,
@@ -128,20 +129,15 @@ pub fn compute_service_month(
     if window.is_empty() {
         return Ok(None);
     }
-    let all = service
-        .targets
-        .iter()
-        .chain(service.redundancy.iter().flatten())
-        .map(String::as_str);
-    let tls = match store {
-        Some(store) => timelines(store, all, window, current_run, now_ms)?,
-        None => HashMap::new(),
+    let tally = match store {
+        Some(store) => rollup::service_tally(store, service, level, window, current_run, now_ms)?,
+        None => service::Tally {
+            scheduled_ms: level.schedule.within(window).len(),
+            unmonitored_ms: level.schedule.within(window).len(),
+            ..Default::default()
+        },
     };
-    let empty = timeline::build(window, &[], &[], None, now_ms);
-    let figures = service::figures(service, level, window, |t| {
-        tls.get(t).cloned().unwrap_or_else(|| empty.clone())
-    });
-    Ok(Some((level.clone(), window, figures)))
+    Ok(Some((level.clone(), window, tally.figures(level))))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! targets `unreachable` behind it are not outages of their own), with the
 //! services that were down meanwhile and the members those serve.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::calendar::oslo_rfc3339;
 use super::interval::{Interval, IntervalSet};
 use super::schedule::Schedule;
-use super::{service, timeline};
+use super::{rollup, service, timeline};
 use crate::health::State;
 use crate::inventory::{Inventory, ServiceLevel};
 use crate::ledger::store::{RunRow, TransitionRow};
@@ -118,6 +118,99 @@ pub fn overlaps(set: &IntervalSet, span: Interval) -> bool {
     spans.get(i).is_some_and(|s| s.start < span.end)
 }
 
+/// An outage (or the piece of one inside a computed window), before it is
+/// shown: what a day keeps of its outages.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Piece {
+    pub target: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub reason: Option<String>,
+    pub continues_before: bool,
+    pub continues_after: bool,
+    pub planned: bool,
+    /// Affected services, in config order.
+    pub services: Vec<String>,
+    /// Members concerned, sorted.
+    pub members: Vec<String>,
+}
+
+impl Piece {
+    /// Whether a member's list of a day must keep this piece: it concerns
+    /// the member, or it runs on past the day's edge from a target whose
+    /// outages can concern the member (`roots`, see [`scope`]): another
+    /// day's piece of the same outage may.
+    pub fn concerns(&self, member: &str, roots: &HashSet<&str>) -> bool {
+        self.members.iter().any(|m| m == member)
+            || ((self.continues_before || self.continues_after)
+                && roots.contains(self.target.as_str()))
+    }
+}
+
+/// A day's pieces as kept in the ledger: every name (target, service,
+/// member) and reason listed once, the pieces as rows of indexes, about a
+/// fifth of the plain JSON and quicker to read back.
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+pub struct Kept {
+    names: Vec<String>,
+    reasons: Vec<Option<String>>,
+    /// (target, start_ms, end_ms, reason, flags: 1 continues before,
+    /// 2 continues after, 4 planned; services, members)
+    #[allow(clippy::type_complexity)]
+    pieces: Vec<(u32, i64, i64, u32, u8, Vec<u32>, Vec<u32>)>,
+}
+
+impl Kept {
+    pub fn pack<'a>(pieces: impl IntoIterator<Item = &'a Piece>) -> Kept {
+        let mut k = Kept::default();
+        let mut names: HashMap<String, u32> = HashMap::new();
+        let mut reasons: HashMap<Option<String>, u32> = HashMap::new();
+        let mut name = |k: &mut Kept, s: &str| -> u32 {
+            *names.entry(s.to_string()).or_insert_with(|| {
+                k.names.push(s.to_string());
+                (k.names.len() - 1) as u32
+            })
+        };
+        for p in pieces {
+            let reason = *reasons.entry(p.reason.clone()).or_insert_with(|| {
+                k.reasons.push(p.reason.clone());
+                (k.reasons.len() - 1) as u32
+            });
+            let flags = u8::from(p.continues_before)
+                | (u8::from(p.continues_after) << 1)
+                | (u8::from(p.planned) << 2);
+            let target = name(&mut k, &p.target);
+            let services = p.services.iter().map(|s| name(&mut k, s)).collect();
+            let members = p.members.iter().map(|s| name(&mut k, s)).collect();
+            k.pieces.push((
+                target, p.start_ms, p.end_ms, reason, flags, services, members,
+            ));
+        }
+        k
+    }
+
+    /// The pieces back; `None` if the row does not hold together.
+    pub fn unpack(self) -> Option<Vec<Piece>> {
+        let name = |i: &u32| self.names.get(*i as usize).cloned();
+        self.pieces
+            .iter()
+            .map(|(t, start_ms, end_ms, r, flags, services, members)| {
+                Some(Piece {
+                    target: name(t)?,
+                    start_ms: *start_ms,
+                    end_ms: *end_ms,
+                    reason: self.reasons.get(*r as usize)?.clone(),
+                    continues_before: flags & 1 != 0,
+                    continues_after: flags & 2 != 0,
+                    planned: flags & 4 != 0,
+                    services: services.iter().map(name).collect::<Option<_>>()?,
+                    members: members.iter().map(name).collect::<Option<_>>()?,
+                })
+            })
+            .collect()
+    }
+}
+
 #[derive(Serialize)]
 pub struct OutageView {
     /// The root cause: the target that was down.
@@ -150,28 +243,93 @@ fn default_level() -> ServiceLevel {
     }
 }
 
-/// All outages in `w`, newest last. Reads the ledger: call off the runtime.
-pub fn list(
-    store: Option<&Store>,
+/// What a member's outages can involve: the targets whose outages can
+/// concern it (its own, those its services need, and everything above
+/// those), and the services (by index) those outages can affect.
+pub fn scope<'a>(inv: &'a Inventory, member: &str) -> (HashSet<&'a str>, HashSet<usize>) {
+    let parents: HashMap<&str, &Vec<String>> = inv
+        .targets
+        .iter()
+        .map(|t| (t.id.as_str(), &t.parents))
+        .collect();
+    let up_from = |start: &'a str| -> HashSet<&'a str> {
+        let mut seen = HashSet::new();
+        let mut work = vec![start];
+        while let Some(t) = work.pop() {
+            if seen.insert(t) {
+                if let Some((_, ps)) = parents.get_key_value(t) {
+                    work.extend(ps.iter().map(String::as_str));
+                }
+            }
+        }
+        seen
+    };
+    let parts_of =
+        |s: &'a crate::inventory::Service| s.targets.iter().chain(s.redundancy.iter().flatten());
+    let mut roots: HashSet<&str> = inv
+        .targets
+        .iter()
+        .filter(|t| t.member.as_deref() == Some(member) || t.serves.iter().any(|m| m == member))
+        .map(|t| t.id.as_str())
+        .collect();
+    for s in inv
+        .services
+        .iter()
+        .filter(|s| s.serves.iter().any(|m| m == member))
+    {
+        for t in parts_of(s) {
+            roots.extend(up_from(t));
+        }
+    }
+    let services = inv
+        .services
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| parts_of(s).any(|t| up_from(t).iter().any(|a| roots.contains(a))))
+        .map(|(i, _)| i)
+        .collect();
+    (roots, services)
+}
+
+/// The outages in `w` (within one calendar month) from the transitions, as
+/// pieces cut at the edges of `w`, in no particular order. With `member`,
+/// only what its outages can involve is read: other pieces may be missing.
+pub fn pieces(
+    store: &Store,
     inv: &Inventory,
     w: Interval,
+    member: Option<&str>,
     current_run: Option<i64>,
     now: i64,
-) -> Result<Vec<OutageView>, LedgerError> {
-    let Some(store) = store else {
-        return Ok(Vec::new());
-    };
+) -> Result<Vec<Piece>, LedgerError> {
+    let scope = member.map(|m| scope(inv, m));
+    let root_ok = |t: &str| scope.as_ref().is_none_or(|(roots, _)| roots.contains(t));
+    let service_ok = |i: usize| scope.as_ref().is_none_or(|(_, svcs)| svcs.contains(&i));
     let runs = store.runs(w.start, w.end)?;
     let windows = store.maintenance_windows()?;
     let planned_of = |t: &str| crate::maintenance::of_target(&windows, t, w);
     let mut outages: Vec<(Outage, bool)> = Vec::new();
-    let all = store.transitions_of(
-        inv.targets.iter().map(|t| t.id.as_str()),
-        &runs,
-        w.start,
-        w.end,
-    )?;
-    for t in &inv.targets {
+    let mut wanted: HashSet<&str> = inv
+        .targets
+        .iter()
+        .map(|t| t.id.as_str())
+        .filter(|t| root_ok(t))
+        .collect();
+    for (_, s) in inv
+        .services
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| service_ok(*i))
+    {
+        wanted.extend(
+            s.targets
+                .iter()
+                .chain(s.redundancy.iter().flatten())
+                .map(String::as_str),
+        );
+    }
+    let all = store.transitions_of(wanted, &runs, w.start, w.end)?;
+    for t in inv.targets.iter().filter(|t| root_ok(&t.id)) {
         if let Some(trs) = all.get(&t.id) {
             let planned = planned_of(&t.id);
             for o in down_spans(&t.id, w, &runs, trs, current_run, now) {
@@ -194,15 +352,19 @@ pub fn list(
         })
         .collect();
     let empty = timeline::build(w, &[], &[], None, now);
-    let start_day = chrono::DateTime::from_timestamp_millis(w.start)
-        .map(|t| t.with_timezone(&chrono_tz::Europe::Oslo).date_naive());
     // For each service, its parts (a required target, or a redundancy
     // group) with the time each was out (down, or unreachable behind a
     // down parent; a group only when no member was up).
     let mut parts: HashMap<&str, Vec<(Vec<&str>, IntervalSet)>> = HashMap::new();
-    for s in &inv.services {
-        let level = start_day
-            .and_then(|d| s.level_on(d).cloned())
+    for (i, s) in inv.services.iter().enumerate() {
+        if !service_ok(i) {
+            parts.insert(s.id.as_str(), Vec::new());
+            continue;
+        }
+        // The level in force on the first day of the month (the computed
+        // windows never span two months).
+        let level = rollup::level_at(s, w.start)
+            .cloned()
             .unwrap_or_else(default_level);
         let classes = |t: &str| {
             service::Classes::of(
@@ -250,7 +412,6 @@ pub fn list(
     let mut candidates: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
     let by_id: HashMap<&str, &crate::inventory::Target> =
         inv.targets.iter().map(|t| (t.id.as_str(), t)).collect();
-    outages.sort_by(|(a, _), (b, _)| (a.start_ms, &a.target).cmp(&(b.start_ms, &b.target)));
     Ok(outages
         .into_iter()
         .map(|(o, planned)| {
@@ -282,12 +443,10 @@ pub fn list(
                 members.extend(t.serves.iter().cloned());
                 members.extend(t.member.iter().cloned());
             }
-            OutageView {
-                root_cause_name: target.map_or_else(|| o.target.clone(), |t| t.name.clone()),
-                root_cause: o.target,
-                start: oslo_rfc3339(o.start_ms),
-                end: oslo_rfc3339(o.end_ms),
-                duration_seconds: span.len() as f64 / 1e3,
+            Piece {
+                target: o.target,
+                start_ms: o.start_ms,
+                end_ms: o.end_ms,
                 reason: o.reason,
                 continues_before: o.continues_before,
                 continues_after: o.continues_after,
@@ -295,6 +454,104 @@ pub fn list(
                 services,
                 members: members.into_iter().collect(),
             }
+        })
+        .collect())
+}
+
+/// Join pieces of one outage cut at the seam of two computed windows (a
+/// day's end): same target, one ending where the next begins, the first
+/// continuing after and the second before, both planned or both not.
+/// Affected services and members are those of any piece. Newest last.
+pub fn merge(pieces: Vec<Piece>) -> Vec<Piece> {
+    // Only pieces cut at an edge can join.
+    let (mut edge, mut out): (Vec<Piece>, Vec<Piece>) = pieces
+        .into_iter()
+        .partition(|p| p.continues_before || p.continues_after);
+    edge.sort_by(|a, b| (&a.target, a.start_ms).cmp(&(&b.target, b.start_ms)));
+    let mut joined: Vec<Piece> = Vec::with_capacity(edge.len());
+    for p in edge {
+        if let Some(last) = joined.last_mut() {
+            if last.target == p.target
+                && last.end_ms == p.start_ms
+                && last.continues_after
+                && p.continues_before
+                && last.planned == p.planned
+            {
+                last.end_ms = p.end_ms;
+                last.continues_after = p.continues_after;
+                for s in p.services {
+                    if !last.services.contains(&s) {
+                        last.services.push(s);
+                    }
+                }
+                last.members.extend(p.members);
+                last.members.sort_unstable();
+                last.members.dedup();
+                continue;
+            }
+        }
+        joined.push(p);
+    }
+    out.extend(joined);
+    out.sort_unstable_by(|a, b| {
+        a.start_ms
+            .cmp(&b.start_ms)
+            .then_with(|| a.target.cmp(&b.target))
+            .then_with(|| a.end_ms.cmp(&b.end_ms))
+    });
+    out
+}
+
+/// All outages in `w` (of `member`'s, when given), newest last: closed
+/// days from their kept pieces, the rest from the transitions. Reads the
+/// ledger: call off the runtime.
+pub fn list(
+    store: Option<&Store>,
+    inv: &Inventory,
+    w: Interval,
+    member: Option<&str>,
+    current_run: Option<i64>,
+    now: i64,
+) -> Result<Vec<OutageView>, LedgerError> {
+    let Some(store) = store else {
+        return Ok(Vec::new());
+    };
+    let fp = rollup::inventory_fingerprint(inv);
+    let key = member.unwrap_or(rollup::ALL);
+    let kept = store.day_results(rollup::KIND_OUTAGES, key, &fp, w.start, w.end)?;
+    let parts = rollup::by_days(
+        w,
+        now,
+        &kept,
+        |s| serde_json::from_str::<Kept>(s).ok().and_then(Kept::unpack),
+        |piece| pieces(store, inv, piece, member, current_run, now),
+    )?;
+    let by_id: HashMap<&str, &crate::inventory::Target> =
+        inv.targets.iter().map(|t| (t.id.as_str(), t)).collect();
+    Ok(merge(parts.into_iter().flatten().collect())
+        .into_iter()
+        .filter(|p| member.is_none_or(|m| p.members.iter().any(|x| x == m)))
+        .map(|mut p| {
+            // A piece cut at a seam inside `w` that nothing continued
+            // (it ended exactly there) did not go on.
+            p.continues_after &= p.end_ms >= w.end;
+            p.continues_before &= p.start_ms <= w.start;
+            p
+        })
+        .map(|p| OutageView {
+            root_cause_name: by_id
+                .get(p.target.as_str())
+                .map_or_else(|| p.target.clone(), |t| t.name.clone()),
+            start: oslo_rfc3339(p.start_ms),
+            end: oslo_rfc3339(p.end_ms),
+            duration_seconds: (p.end_ms - p.start_ms) as f64 / 1e3,
+            root_cause: p.target,
+            reason: p.reason,
+            continues_before: p.continues_before,
+            continues_after: p.continues_after,
+            planned: p.planned,
+            services: p.services,
+            members: p.members,
         })
         .collect())
 }

@@ -174,41 +174,97 @@ pub fn figures(
     window: Interval,
     timeline_of: impl Fn(&str) -> Timeline,
 ) -> Figures {
-    let scheduled = level.schedule.within(window);
-    let c = combined(service, level, window, timeline_of).restrict(&scheduled);
-    figures_of(level, &scheduled, &c)
+    Tally::of(service, level, window, timeline_of).figures(level)
 }
 
-fn figures_of(level: &ServiceLevel, scheduled: &IntervalSet, c: &Classes) -> Figures {
-    let s = |x: &IntervalSet| x.len() as f64 / 1e3;
-    let (up, down) = (s(&c.up), s(&c.down));
-    let counted = up + down;
-    let availability = (counted > 0.0).then(|| up / counted);
-    let outages = c.down.spans().len();
-    let allowed = (1.0 - level.objective) * counted;
-    Figures {
-        objective: level.objective,
-        scheduled_seconds: s(scheduled),
-        up_seconds: up,
-        downtime_seconds: down,
-        maintenance_seconds: s(&c.maintenance),
-        unmonitored_seconds: s(&c.unmonitored),
-        excluded_seconds: s(&c.excluded),
-        availability,
-        coverage: (!scheduled.is_empty())
-            .then(|| (scheduled.len() - c.unmonitored.len()) as f64 / scheduled.len() as f64),
-        outages,
-        mean_time_to_recover_seconds: (outages > 0).then(|| down / outages as f64),
-        error_budget_remaining: (counted > 0.0).then(|| {
-            if allowed > 0.0 {
-                1.0 - down / allowed
-            } else if down > 0.0 {
-                -1.0
-            } else {
-                1.0
+/// What a service's figures are made of, over some scheduled time: the
+/// milliseconds in each class and the stretches of downtime. Tallies of
+/// consecutive pieces of a window add up to the tally of the window (a
+/// stretch of downtime across the seam counts once), so closed days can be
+/// kept and summed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Tally {
+    pub scheduled_ms: i64,
+    pub up_ms: i64,
+    pub down_ms: i64,
+    pub maintenance_ms: i64,
+    pub unmonitored_ms: i64,
+    pub excluded_ms: i64,
+    /// Downtime in scheduled time, in order: `[start, end)`.
+    pub down: Vec<(i64, i64)>,
+}
+
+impl Tally {
+    /// The tally of the service over `window`.
+    pub fn of(
+        service: &Service,
+        level: &ServiceLevel,
+        window: Interval,
+        timeline_of: impl Fn(&str) -> Timeline,
+    ) -> Tally {
+        let scheduled = level.schedule.within(window);
+        let c = combined(service, level, window, timeline_of).restrict(&scheduled);
+        Tally {
+            scheduled_ms: scheduled.len(),
+            up_ms: c.up.len(),
+            down_ms: c.down.len(),
+            maintenance_ms: c.maintenance.len(),
+            unmonitored_ms: c.unmonitored.len(),
+            excluded_ms: c.excluded.len(),
+            down: c.down.spans().iter().map(|i| (i.start, i.end)).collect(),
+        }
+    }
+
+    /// Add the tally of the piece that follows this one.
+    pub fn add(&mut self, next: Tally) {
+        self.scheduled_ms += next.scheduled_ms;
+        self.up_ms += next.up_ms;
+        self.down_ms += next.down_ms;
+        self.maintenance_ms += next.maintenance_ms;
+        self.unmonitored_ms += next.unmonitored_ms;
+        self.excluded_ms += next.excluded_ms;
+        let mut rest = next.down.into_iter();
+        if let (Some(last), Some(first)) = (self.down.last_mut(), rest.as_slice().first()) {
+            if last.1 == first.0 {
+                last.1 = first.1;
+                rest.next();
             }
-        }),
-        met: availability.map(|a| a >= level.objective),
+        }
+        self.down.extend(rest);
+    }
+
+    pub fn figures(&self, level: &ServiceLevel) -> Figures {
+        let s = |ms: i64| ms as f64 / 1e3;
+        let (up, down) = (s(self.up_ms), s(self.down_ms));
+        let counted = up + down;
+        let availability = (counted > 0.0).then(|| up / counted);
+        let outages = self.down.len();
+        let allowed = (1.0 - level.objective) * counted;
+        Figures {
+            objective: level.objective,
+            scheduled_seconds: s(self.scheduled_ms),
+            up_seconds: up,
+            downtime_seconds: down,
+            maintenance_seconds: s(self.maintenance_ms),
+            unmonitored_seconds: s(self.unmonitored_ms),
+            excluded_seconds: s(self.excluded_ms),
+            availability,
+            coverage: (self.scheduled_ms > 0).then(|| {
+                (self.scheduled_ms - self.unmonitored_ms) as f64 / self.scheduled_ms as f64
+            }),
+            outages,
+            mean_time_to_recover_seconds: (outages > 0).then(|| down / outages as f64),
+            error_budget_remaining: (counted > 0.0).then(|| {
+                if allowed > 0.0 {
+                    1.0 - down / allowed
+                } else if down > 0.0 {
+                    -1.0
+                } else {
+                    1.0
+                }
+            }),
+            met: availability.map(|a| a >= level.objective),
+        }
     }
 }
 
