@@ -314,6 +314,7 @@ lab_test!(service_levels_from_the_ledger, || {
     let (status, sla) = json(&agent, &format!("/api/v1/services/svc-a/sla?month={month}"));
     assert_eq!(status, 200, "{sla}");
     assert_eq!(sla["complete"], false);
+    assert_eq!(sla["frozen"], false, "a month in progress is computed");
     let f = &sla["figures"];
     assert_eq!(f["availability"], 1.0, "{sla:#}");
     assert_eq!(f["downtime_seconds"], 0.0);
@@ -633,6 +634,7 @@ lab_test!(closed_days_are_summed_up_and_answer_exactly, || {
     for m in &months {
         let (status, sla) = json(&agent, &format!("/api/v1/services/svc/sla?month={m}"));
         assert_eq!(status, 200, "{sla}");
+        assert!(sla["frozen"].is_boolean(), "{sla}");
         down += sla["figures"]["downtime_seconds"].as_f64().unwrap();
         excluded += sla["figures"]["excluded_seconds"].as_f64().unwrap();
         outages_n += sla["figures"]["outages"].as_u64().unwrap();

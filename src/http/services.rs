@@ -116,6 +116,8 @@ struct SlaView {
     /// End of what was evaluated: the month's end, or now for this month.
     to: String,
     complete: bool,
+    /// Answered from the frozen results of the closed month.
+    frozen: bool,
     /// The level in force at the start of the month; `null` if none was.
     level: Option<LevelView>,
     figures: Option<Figures>,
@@ -128,7 +130,7 @@ impl SlaView {
         month: crate::sla::calendar::Month,
         window: crate::sla::interval::Interval,
         now: i64,
-        evaluated: Option<(ServiceLevel, crate::sla::interval::Interval, Figures)>,
+        (evaluated, frozen): (Option<crate::sla::ServiceMonth>, bool),
     ) -> SlaView {
         let (level, to, figures) = match evaluated {
             Some((level, w, f)) => (Some(level_view(&level)), w.end, Some(f)),
@@ -141,6 +143,7 @@ impl SlaView {
             from: oslo_rfc3339(window.start),
             to: oslo_rfc3339(to),
             complete: window.end <= now,
+            frozen,
             level,
             figures,
         }
@@ -164,7 +167,7 @@ pub async fn service_sla(
     };
     let svc = service.clone();
     let evaluated = match read_ledger(&agent, move |store, current_run| {
-        crate::sla::service_month(store, &svc, month, current_run, now)
+        crate::sla::service_month_frozen(store, &svc, month, current_run, now)
     })
     .await
     {
@@ -237,7 +240,7 @@ pub async fn member_sla(
         serving
             .into_iter()
             .map(|svc| {
-                let r = crate::sla::service_month(store, &svc, month, current_run, now)?;
+                let r = crate::sla::service_month_frozen(store, &svc, month, current_run, now)?;
                 Ok((svc, r))
             })
             .collect::<Result<Vec<_>, crate::ledger::LedgerError>>()

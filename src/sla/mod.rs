@@ -66,10 +66,21 @@ pub fn service_month(
     current_run: Option<i64>,
     now_ms: i64,
 ) -> Result<Option<ServiceMonth>, LedgerError> {
+    service_month_frozen(store, service, month, current_run, now_ms).map(|(r, _)| r)
+}
+
+/// [`service_month`], and whether it was answered from a frozen result.
+pub fn service_month_frozen(
+    store: Option<&Store>,
+    service: &Service,
+    month: Month,
+    current_run: Option<i64>,
+    now_ms: i64,
+) -> Result<(Option<ServiceMonth>, bool), LedgerError> {
     if let Some(store) = store {
         if let Some(json) = store.frozen(FROZEN_SERVICE, &service.id, &month.to_string())? {
             match serde_json::from_str::<ServiceMonth>(&json) {
-                Ok(r) => return Ok(Some(r)),
+                Ok(r) => return Ok((Some(r), true)),
                 Err(e) => tracing::warn!(
                     service = %service.id,
                     month = %month,
@@ -78,7 +89,10 @@ pub fn service_month(
             }
         }
     }
-    compute_service_month(store, service, month, current_run, now_ms)
+    Ok((
+        compute_service_month(store, service, month, current_run, now_ms)?,
+        false,
+    ))
 }
 
 /// The month's result to freeze, once it is closed (and
