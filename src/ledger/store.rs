@@ -213,6 +213,20 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the schema is the one this utkikk writes (a reader that
+    /// opens the file while the writer creates or migrates it waits).
+    /// A schema newer than this utkikk knows is an error.
+    pub fn is_current(&self) -> Result<bool, LedgerError> {
+        let have = self.schema_version()?;
+        let know = MIGRATIONS.len() as i64;
+        if have > know {
+            return Err(LedgerError::Db(format!(
+                "ledger schema version {have} is newer than this utkikk knows ({know}); upgrade utkikk"
+            )));
+        }
+        Ok(have == know)
+    }
+
     pub fn schema_version(&self) -> Result<i64, LedgerError> {
         self.conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
