@@ -246,6 +246,7 @@ pub fn backfill(
         kept.contains(&(kind.to_string(), key.to_string(), day, fp.to_string()))
     };
     let inv_fp = inventory_fingerprint(inv);
+    let mut fingerprints: HashMap<(usize, NaiveDate), String> = HashMap::new();
     let mut out = Vec::new();
     let mut done = 0;
     let mut all_days = days(Interval::new(from, now_ms));
@@ -285,11 +286,14 @@ pub fn backfill(
                 out.push(record(KIND_OUTAGES, key, &inv_fp, data));
             }
         }
-        for svc in &inv.services {
+        for (i, svc) in inv.services.iter().enumerate() {
             let Some(level) = level_for(svc, date) else {
                 continue;
             };
-            let fp = service_fingerprint(svc, level);
+            let fp = fingerprints
+                .entry((i, level.valid_from))
+                .or_insert_with(|| service_fingerprint(svc, level))
+                .clone();
             if has(KIND_SERVICE, &svc.id, day.start, &fp) {
                 continue;
             }
