@@ -71,7 +71,11 @@ pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery
     };
     let outages = all
         .into_iter()
-        .filter(|o| q.service.as_ref().is_none_or(|s| o.services.contains(s)))
+        .filter(|o| {
+            q.service
+                .as_ref()
+                .is_none_or(|s| o.outage.services.contains(s))
+        })
         .collect();
     Json(OutageList {
         from: oslo_rfc3339(w.start),

@@ -89,6 +89,16 @@ pub fn oslo_rfc3339(ms: i64) -> String {
     }
 }
 
+/// Local Oslo time as UTC milliseconds, for tests (the earlier of an hour
+/// that happens twice).
+#[cfg(test)]
+pub fn oslo_ms(y: i32, m: u32, d: u32, h: u32, min: u32) -> i64 {
+    Oslo.with_ymd_and_hms(y, m, d, h, min, 0)
+        .earliest()
+        .map(|t| t.timestamp_millis())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

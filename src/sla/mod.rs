@@ -161,15 +161,9 @@ mod tests {
     use crate::inventory::ServiceLevel;
     use crate::ledger::store::{RunRow, TransitionRow};
     use crate::sla::schedule::Schedule;
-    use chrono::{NaiveDate, TimeZone};
-    use chrono_tz::Europe::Oslo;
+    use chrono::NaiveDate;
 
-    fn ms(y: i32, m: u32, d: u32, h: u32, min: u32) -> i64 {
-        Oslo.with_ymd_and_hms(y, m, d, h, min, 0)
-            .single()
-            .map(|t| t.timestamp_millis())
-            .unwrap_or_default()
-    }
+    use crate::sla::calendar::oslo_ms as ms;
 
     #[test]
     fn a_closed_month_once_frozen_does_not_follow_later_config_changes() {

@@ -118,20 +118,29 @@ pub fn overlaps(set: &IntervalSet, span: Interval) -> bool {
     spans.get(i).is_some_and(|s| s.start < span.end)
 }
 
-/// An outage (or the piece of one inside a computed window), before it is
-/// shown: what a day keeps of its outages.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+/// An outage (or the piece of one inside a computed window): what a day
+/// keeps of its outages, and (flattened into [`OutageView`]) what the API
+/// shows of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Piece {
+    /// The root cause: the target that was down.
+    #[serde(rename = "root_cause")]
     pub target: String,
+    #[serde(skip)]
     pub start_ms: i64,
+    #[serde(skip)]
     pub end_ms: i64,
+    /// Why it went down (the transition's reason).
     pub reason: Option<String>,
+    /// Began before the window asked about.
     pub continues_before: bool,
+    /// Lasted past the window, or is still going on.
     pub continues_after: bool,
+    /// Inside a planned maintenance window.
     pub planned: bool,
-    /// Affected services, in config order.
+    /// Services that were down during it, in config order.
     pub services: Vec<String>,
-    /// Members concerned, sorted.
+    /// Members served by those services, and by the target itself; sorted.
     pub members: Vec<String>,
 }
 
@@ -213,23 +222,13 @@ impl Kept {
 
 #[derive(Serialize)]
 pub struct OutageView {
-    /// The root cause: the target that was down.
-    pub root_cause: String,
     pub root_cause_name: String,
+    /// RFC 3339, Europe/Oslo.
     pub start: String,
     pub end: String,
     pub duration_seconds: f64,
-    pub reason: Option<String>,
-    /// Began before the window asked about.
-    pub continues_before: bool,
-    /// Lasted past the window, or is still going on.
-    pub continues_after: bool,
-    /// Inside a planned maintenance window.
-    pub planned: bool,
-    /// Services that were down during it.
-    pub services: Vec<String>,
-    /// Members served by those services, and by the target itself.
-    pub members: Vec<String>,
+    #[serde(flatten)]
+    pub outage: Piece,
 }
 
 /// The level to judge a service by in a window without one in force.
@@ -545,13 +544,7 @@ pub fn list(
             start: oslo_rfc3339(p.start_ms),
             end: oslo_rfc3339(p.end_ms),
             duration_seconds: (p.end_ms - p.start_ms) as f64 / 1e3,
-            root_cause: p.target,
-            reason: p.reason,
-            continues_before: p.continues_before,
-            continues_after: p.continues_after,
-            planned: p.planned,
-            services: p.services,
-            members: p.members,
+            outage: p,
         })
         .collect())
 }

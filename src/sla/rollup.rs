@@ -315,13 +315,7 @@ mod tests {
     use crate::health::{State, Transition};
     use crate::sla::calendar::Month;
 
-    fn ms(y: i32, m: u32, d: u32, h: u32, min: u32) -> i64 {
-        // The earlier of an hour that happens twice (25 October, 02:30).
-        Oslo.with_ymd_and_hms(y, m, d, h, min, 0)
-            .earliest()
-            .map(|t| t.timestamp_millis())
-            .unwrap()
-    }
+    use crate::sla::calendar::oslo_ms as ms;
 
     fn tr(target: &str, at: i64, to: State) -> Record {
         Record::Transition(Transition {
@@ -451,10 +445,10 @@ services:
         // The core outage across midnight is one outage, with its services.
         let w = Month::parse("2026-10").unwrap().window().unwrap();
         let l = outages::list(Some(&store), &inv, w, Some("a"), None, now).unwrap();
-        let core: Vec<_> = l.iter().filter(|o| o.root_cause == "core").collect();
+        let core: Vec<_> = l.iter().filter(|o| o.outage.target == "core").collect();
         assert_eq!(core.len(), 1);
         assert_eq!(core[0].duration_seconds, 5400.0);
-        assert_eq!(core[0].services, vec!["files"]);
+        assert_eq!(core[0].outage.services, vec!["files"]);
     }
 
     #[test]
