@@ -732,6 +732,7 @@ mod tests {
             targets,
             services: vec![],
             maintenance: vec![],
+            reports: Default::default(),
         }
     }
 

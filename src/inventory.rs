@@ -54,6 +54,14 @@ pub struct Inventory {
     pub services: Vec<Service>,
     /// Maintenance windows from the config, by their config id.
     pub maintenance: Vec<(String, crate::maintenance::Spec)>,
+    pub reports: ReportSettings,
+}
+
+/// How the monthly reports are made.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportSettings {
+    /// The inter-municipal company, named in each report's header.
+    pub organisation: Option<String>,
 }
 
 /// A service members rely on, made of targets, with its service levels.
@@ -87,7 +95,59 @@ pub struct ServiceLevel {
     pub unreachable_counts_as_down: bool,
 }
 
+/// A member as it stood on a day (the first of a month): merged into
+/// another by then (its figures belong there), or with the members merged
+/// into it, and the services serving it or them.
+#[derive(Debug, Clone)]
+pub struct MemberOn<'a> {
+    pub member: &'a Member,
+    pub merged_into: Option<String>,
+    pub includes: Vec<String>,
+    pub services: Vec<&'a Service>,
+}
+
+impl MemberOn<'_> {
+    /// The member and those merged into it.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.member.id.as_str()).chain(self.includes.iter().map(String::as_str))
+    }
+}
+
 impl Inventory {
+    /// Member `id` as it stood on `day`; `None` for an unknown member.
+    pub fn member_on(&self, id: &str, day: NaiveDate) -> Option<MemberOn<'_>> {
+        let member = self.members.iter().find(|m| m.id == id)?;
+        let merged_into = member
+            .merged_into
+            .as_ref()
+            .filter(|mg| mg.date <= day)
+            .map(|mg| mg.member.clone());
+        let includes: Vec<String> = self
+            .members
+            .iter()
+            .filter(|o| {
+                o.merged_into
+                    .as_ref()
+                    .is_some_and(|mg| mg.member == id && mg.date <= day)
+            })
+            .map(|o| o.id.clone())
+            .collect();
+        let services = if merged_into.is_some() {
+            Vec::new()
+        } else {
+            self.services
+                .iter()
+                .filter(|s| s.serves.iter().any(|x| x == id || includes.contains(x)))
+                .collect()
+        };
+        Some(MemberOn {
+            member,
+            merged_into,
+            includes,
+            services,
+        })
+    }
+
     pub fn target(&self, id: &str) -> Option<&Target> {
         self.targets.iter().find(|t| t.id == id)
     }

@@ -22,5 +22,6 @@ pub mod link;
 pub mod maintenance;
 pub mod metrics;
 pub mod probe;
+pub mod report;
 pub mod schedule;
 pub mod sla;

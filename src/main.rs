@@ -53,6 +53,45 @@ enum Command {
         /// The YAML configuration file.
         file: PathBuf,
     },
+    /// Write monthly uptime reports from the ledger (also while the agent runs).
+    Report {
+        /// The YAML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Directory of the ledger; overrides agent.data_dir.
+        #[arg(long = "data-dir", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// The month, YYYY-MM (Europe/Oslo).
+        #[arg(long)]
+        month: String,
+        /// One member's report.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        member: Option<String>,
+        /// Every member's report.
+        #[arg(long)]
+        all: bool,
+        /// The form.
+        #[arg(long, value_enum)]
+        format: ReportFormat,
+        /// Language: nb (bokmål) or en.
+        #[arg(long, value_enum, default_value_t = ReportLang::Nb)]
+        lang: ReportLang,
+        /// Where to write the files.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportLang {
+    Nb,
+    En,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,6 +104,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Report {
+            config,
+            data_dir,
+            month,
+            member,
+            all: _,
+            format,
+            lang,
+            out,
+        } => report(&config, data_dir, &month, member, format, lang, &out),
         Command::Run {
             config,
             listen_address,
@@ -109,6 +158,69 @@ fn check_config(file: &Path) -> ExitCode {
                 e.problems.len(),
                 if e.problems.len() == 1 { "" } else { "s" }
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(
+    config: &Path,
+    data_dir: Option<PathBuf>,
+    month: &str,
+    member: Option<String>,
+    format: ReportFormat,
+    lang: ReportLang,
+    out: &Path,
+) -> ExitCode {
+    use utkikk::report::{Format, Lang, Who};
+    let inv = match utkikk::config::load(config) {
+        Ok(inv) => inv,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(m) = utkikk::sla::calendar::Month::parse(month) else {
+        eprintln!("utkikk: --month {month:?}: expected YYYY-MM");
+        return ExitCode::from(2);
+    };
+    let ledger = data_dir
+        .unwrap_or_else(|| inv.agent.data_dir.clone())
+        .join(utkikk::ledger::FILE_NAME);
+    let result = if ledger.exists() {
+        utkikk::ledger::Store::open_when_current(&ledger)
+            .map_err(utkikk::report::ReportError::from)
+            .and_then(|store| {
+                utkikk::report::write_files(
+                    Some(&store),
+                    &inv,
+                    &member.map_or(Who::All, Who::Member),
+                    m,
+                    match format {
+                        ReportFormat::Json => Format::Json,
+                        ReportFormat::Csv => Format::Csv,
+                    },
+                    match lang {
+                        ReportLang::Nb => Lang::Nb,
+                        ReportLang::En => Lang::En,
+                    },
+                    out,
+                    None,
+                    chrono::Utc::now().timestamp_millis(),
+                )
+            })
+    } else {
+        Err(utkikk::report::ReportError::NoLedger(ledger))
+    };
+    match result {
+        Ok(files) => {
+            for f in files {
+                println!("{}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("utkikk: {e}");
             ExitCode::FAILURE
         }
     }

@@ -29,6 +29,16 @@ pub struct RawConfig {
     pub services: Vec<RawService>,
     #[serde(default)]
     pub maintenance: Vec<RawMaintenance>,
+    #[serde(default)]
+    pub reports: RawReports,
+}
+
+/// The monthly reports.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReports {
+    /// The inter-municipal company, named in each report's header.
+    pub organisation: Option<S<String>>,
 }
 
 /// A maintenance window; the keys of the API's JSON body, with positions.

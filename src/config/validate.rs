@@ -372,6 +372,14 @@ pub(super) fn validate(file: &Path, raw: RawConfig) -> Result<Inventory, ConfigE
 
     let service_list = services::services(&mut v, &raw, &member_ids, &target_ids);
     let maintenance = maintenance::windows(&mut v, &raw, &target_ids);
+    let reports = crate::inventory::ReportSettings {
+        organisation: raw
+            .reports
+            .organisation
+            .as_ref()
+            .map(|o| o.value.trim().to_string())
+            .filter(|o| !o.is_empty()),
+    };
 
     if v.problems.is_empty() {
         Ok(Inventory {
@@ -382,6 +390,7 @@ pub(super) fn validate(file: &Path, raw: RawConfig) -> Result<Inventory, ConfigE
             targets,
             services: service_list,
             maintenance,
+            reports,
         })
     } else {
         let mut problems = v.problems;

@@ -89,24 +89,6 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
-/// Open the ledger for reading once the writer has created or migrated its
-/// schema (a moment at start or after an upgrade; up to two seconds).
-fn open_current(
-    path: &std::path::Path,
-) -> Result<crate::ledger::Store, crate::ledger::LedgerError> {
-    for _ in 0..20 {
-        let store = crate::ledger::Store::open_read_only(path)?;
-        if store.is_current()? {
-            return Ok(store);
-        }
-        drop(store);
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    Err(crate::ledger::LedgerError::Db(
-        "its schema is being created or brought up to date; try again shortly".into(),
-    ))
-}
-
 /// Run a ledger query off the runtime: `f` gets a read-only store (`None`
 /// while no ledger file exists yet) and this run's id. Errors become 503
 /// (the ledger cannot be read) or 500.
@@ -119,7 +101,7 @@ async fn read_ledger<T: Send + 'static>(
     let ledger = agent.ledger().clone();
     let result = tokio::task::spawn_blocking(move || {
         let store = if ledger.path().exists() {
-            Some(open_current(ledger.path())?)
+            Some(crate::ledger::Store::open_when_current(ledger.path())?)
         } else {
             None
         };

@@ -209,33 +209,15 @@ pub async fn member_sla(
         return param_error("month", "out of range");
     };
     let inv = agent.with_state(|inv, _| std::sync::Arc::new(inv.clone()));
-    let Some(member) = inv.members.iter().find(|x| x.id == id).cloned() else {
+    let Some(on) = inv.member_on(&id, first_day) else {
         return error(StatusCode::NOT_FOUND, format!("unknown member {id:?}"));
     };
-    let merged_into = member
-        .merged_into
-        .as_ref()
-        .filter(|mg| mg.date <= first_day)
-        .map(|mg| mg.member.clone());
-    let includes: Vec<String> = inv
-        .members
-        .iter()
-        .filter(|o| {
-            o.merged_into
-                .as_ref()
-                .is_some_and(|mg| mg.member == id && mg.date <= first_day)
-        })
-        .map(|o| o.id.clone())
-        .collect();
-    let serving: Vec<Service> = if merged_into.is_some() {
-        Vec::new()
-    } else {
-        inv.services
-            .iter()
-            .filter(|s| s.serves.iter().any(|x| *x == id || includes.contains(x)))
-            .cloned()
-            .collect()
-    };
+    let (member, merged_into, includes) = (
+        on.member.clone(),
+        on.merged_into.clone(),
+        on.includes.clone(),
+    );
+    let serving: Vec<Service> = on.services.into_iter().cloned().collect();
     let evaluated = match read_ledger(&agent, move |store, current_run| {
         serving
             .into_iter()

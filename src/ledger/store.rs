@@ -191,6 +191,23 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// [`Store::open_read_only`] once the writer has created or migrated
+    /// the schema (a moment at start or after an upgrade; up to two
+    /// seconds).
+    pub fn open_when_current(path: &Path) -> Result<Store, LedgerError> {
+        for _ in 0..20 {
+            let store = Store::open_read_only(path)?;
+            if store.is_current()? {
+                return Ok(store);
+            }
+            drop(store);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Err(LedgerError::Db(
+            "its schema is being created or brought up to date; try again shortly".into(),
+        ))
+    }
+
     fn migrate(&mut self) -> Result<(), LedgerError> {
         let have: i64 = self
             .conn
@@ -564,6 +581,18 @@ impl Store {
         self.conn
             .query_row(
                 "SELECT result FROM monthly_results WHERE kind = ?1 AND id = ?2 AND month = ?3",
+                params![kind, id, month],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    /// When the frozen result of a closed month was computed.
+    pub fn frozen_at(&self, kind: &str, id: &str, month: &str) -> Result<Option<i64>, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT computed_ms FROM monthly_results WHERE kind = ?1 AND id = ?2 AND month = ?3",
                 params![kind, id, month],
                 |r| r.get(0),
             )

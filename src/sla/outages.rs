@@ -220,7 +220,7 @@ impl Kept {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct OutageView {
     pub root_cause_name: String,
     /// RFC 3339, Europe/Oslo.

@@ -310,7 +310,7 @@ pub fn backfill(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::health::{State, Transition};
     use crate::sla::calendar::Month;
@@ -329,9 +329,11 @@ mod tests {
     }
 
     const CONFIG: &str = "
+reports: { organisation: Testregionen IKT }
 members:
-  - { id: a, name: A }
-  - { id: b, name: B }
+  - { id: a, name: Aby kommune, kommunenummer: [{ number: '3301', from: 2020-01-01 }] }
+  - { id: b, name: Bekk kommune }
+  - { id: c, name: Cedal kommune, merged_into: { member: a, date: 2026-11-01 } }
 targets:
   - { id: core, kind: router, address: 198.51.100.1 }
   - { id: sw, kind: switch, address: 198.51.100.2, parents: [core], member: a }
@@ -349,16 +351,39 @@ services:
     serves: [b]
     redundancy: [[l1, l2]]
     sla: [{ valid_from: 2026-01-01, objective: 99.9 }]
+  - id: c-web
+    name: Web, Cedal
+    serves: [c]
+    targets: [l1]
+    sla: [{ valid_from: 2026-01-01, objective: 99.0 }]
 ";
 
     /// October 2026 (with its 25-hour day): a night outage of `core` across
     /// midnight with two targets behind it, a link pair failing one then
-    /// both, an outage in the night the clocks go back, a gap between the
-    /// agent's runs, and an outage across the month's end.
-    fn ledger(dir: &std::path::Path) -> (Store, Inventory, i64) {
+    /// both, an outage in the night the clocks go back (inside planned
+    /// work that began in the hour that happens twice), a gap between the
+    /// agent's runs, and an outage across the month's end. Member c merges
+    /// into a on 1 November.
+    pub(crate) fn ledger(dir: &std::path::Path) -> (Store, Inventory, i64) {
         let inv = crate::config::parse(std::path::Path::new("t.yaml"), CONFIG).unwrap();
         let mut store = Store::open(&dir.join("ledger.db")).unwrap();
         let run = store.begin_run("t", ms(2026, 10, 1, 0, 0)).unwrap();
+        let spec = crate::maintenance::Spec {
+            targets: vec!["srv".into()],
+            category: crate::maintenance::Category::PlannedChange,
+            note: Some("OS-oppgradering".into()),
+            schedule: crate::maintenance::Recurrence::Once {
+                start_ms: ms(2026, 10, 25, 2, 0),
+                end_ms: ms(2026, 10, 25, 2, 40),
+            },
+        };
+        store
+            .declare_window(
+                &crate::maintenance::Origin::Api,
+                &spec,
+                ms(2026, 10, 1, 0, 0),
+            )
+            .unwrap();
         let mut recs = vec![];
         for t in ["core", "sw", "srv", "l1", "l2"] {
             recs.push(tr(t, ms(2026, 10, 1, 0, 0), State::Up));
@@ -434,8 +459,8 @@ services:
         assert!(live.contains("\"root_cause\":\"core\""), "{live}");
         let n = keep(&mut store, run, &inv, now);
         // 32 closed days (1 October to 1 November), each with the outages
-        // of all and of two members, and two services.
-        assert_eq!(n, 32 * 5);
+        // of all and of three members, and three services.
+        assert_eq!(n, 32 * 7);
         assert_eq!(backfill(&store, &inv, None, now, 1000).unwrap(), vec![]);
         let kept = answers(&store, &inv, now);
         for (l, k) in live.lines().zip(kept.lines()) {

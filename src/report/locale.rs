@@ -1,0 +1,226 @@
+//! The report's two languages: Norwegian bokmål (the default) and English,
+//! with numbers and dates in each one's own form: `99,95 %` and
+//! `3. okt. 2026 kl. 14:05` in bokmål, `99.95%` and `3 Oct 2026 14:05` in
+//! English. Times are Europe/Oslo.
+
+use chrono::{Datelike, TimeZone, Timelike};
+use chrono_tz::Europe::Oslo;
+
+/// A report language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    Nb,
+    En,
+}
+
+impl Lang {
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s {
+            "nb" => Some(Lang::Nb),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Nb => "nb",
+            Lang::En => "en",
+        }
+    }
+
+    /// The decimal separator.
+    fn decimal(self) -> char {
+        match self {
+            Lang::Nb => ',',
+            Lang::En => '.',
+        }
+    }
+
+    /// A number with `places` decimals in the language's form.
+    pub fn number(self, x: f64, places: usize) -> String {
+        let s = format!("{x:.places$}");
+        match self.decimal() {
+            '.' => s,
+            c => s.replace('.', &c.to_string()),
+        }
+    }
+
+    /// A ratio (0–1) as a percentage: `99,95 %` (with a no-break space, as
+    /// bokmål writes it) or `99.95%`.
+    pub fn percent(self, ratio: f64, places: usize) -> String {
+        let n = self.number(ratio * 100.0, places);
+        match self {
+            Lang::Nb => format!("{n}\u{a0}%"),
+            Lang::En => format!("{n}%"),
+        }
+    }
+
+    /// A duration as h:mm (rounded to the minute).
+    pub fn hours_minutes(self, seconds: f64) -> String {
+        let minutes = (seconds / 60.0).round() as i64;
+        format!("{}:{:02}", minutes / 60, minutes % 60)
+    }
+
+    /// An instant in Oslo: `3. okt. 2026 kl. 14:05` or `3 Oct 2026 14:05`.
+    pub fn date_time(self, ms: i64) -> String {
+        let Some(t) = Oslo.timestamp_millis_opt(ms).single() else {
+            return String::new();
+        };
+        let (d, m, y) = (t.day(), t.month0() as usize, t.year());
+        let (h, min) = (t.hour(), t.minute());
+        match self {
+            Lang::Nb => format!("{d}. {} {y} kl. {h:02}:{min:02}", NB_SHORT[m]),
+            Lang::En => format!("{d} {} {y} {h:02}:{min:02}", EN_SHORT[m]),
+        }
+    }
+
+    /// A calendar month: `oktober 2026` or `October 2026`.
+    pub fn month(self, year: i32, month: u32) -> String {
+        let i = (month.clamp(1, 12) - 1) as usize;
+        match self {
+            Lang::Nb => format!("{} {year}", NB_LONG[i]),
+            Lang::En => format!("{} {year}", EN_LONG[i]),
+        }
+    }
+
+    /// A text of the report in this language.
+    pub fn text(self, t: Text) -> &'static str {
+        let (nb, en) = t.both();
+        match self {
+            Lang::Nb => nb,
+            Lang::En => en,
+        }
+    }
+}
+
+// Språkrådet: the short months are not abbreviated.
+const NB_SHORT: [&str; 12] = [
+    "jan.", "feb.", "mars", "apr.", "mai", "juni", "juli", "aug.", "sep.", "okt.", "nov.", "des.",
+];
+const EN_SHORT: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const NB_LONG: [&str; 12] = [
+    "januar",
+    "februar",
+    "mars",
+    "april",
+    "mai",
+    "juni",
+    "juli",
+    "august",
+    "september",
+    "oktober",
+    "november",
+    "desember",
+];
+const EN_LONG: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// The report's texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    Title,
+    Member,
+    Municipality,
+    Period,
+    Generated,
+    Service,
+    Objective,
+    Availability,
+    Met,
+    Missed,
+    NoData,
+    Downtime,
+    Maintenance,
+    Coverage,
+    Outages,
+    Start,
+    End,
+    Duration,
+    Services,
+    RootCause,
+    Reason,
+    Note,
+    Category,
+    Targets,
+    Planned,
+    Month,
+    Hours,
+}
+
+impl Text {
+    fn both(self) -> (&'static str, &'static str) {
+        match self {
+            Text::Title => ("Tilgjengelighetsrapport", "Availability report"),
+            Text::Member => ("Medlem", "Member"),
+            Text::Municipality => ("Kommunenummer", "Municipality number"),
+            Text::Period => ("Periode", "Period"),
+            Text::Generated => ("Laget", "Generated"),
+            Text::Service => ("Tjeneste", "Service"),
+            Text::Objective => ("Tjenestenivå", "Objective"),
+            Text::Availability => ("Tilgjengelighet", "Availability"),
+            Text::Met => ("Oppfylt", "Met"),
+            Text::Missed => ("Ikke oppfylt", "Missed"),
+            Text::NoData => ("Ingen data", "No data"),
+            Text::Downtime => ("Nedetid", "Downtime"),
+            Text::Maintenance => ("Planlagt vedlikehold", "Planned maintenance"),
+            Text::Coverage => ("Dekning", "Coverage"),
+            Text::Outages => ("Avvik", "Unplanned outages"),
+            Text::Start => ("Start", "Start"),
+            Text::End => ("Slutt", "End"),
+            Text::Duration => ("Varighet", "Duration"),
+            Text::Services => ("Berørte tjenester", "Affected services"),
+            Text::RootCause => ("Rotårsak", "Root cause"),
+            Text::Reason => ("Grunn", "Reason"),
+            Text::Note => ("Merknad", "Note"),
+            Text::Category => ("Kategori", "Category"),
+            Text::Targets => ("Berørte mål", "Targets"),
+            Text::Planned => ("Planlagt", "Planned"),
+            Text::Month => ("Måned", "Month"),
+            Text::Hours => ("timer", "hours"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sla::calendar::oslo_ms;
+
+    #[test]
+    fn numbers_and_dates_in_each_language() {
+        assert_eq!(Lang::Nb.percent(0.9995, 2), "99,95\u{a0}%");
+        assert_eq!(Lang::En.percent(0.9995, 2), "99.95%");
+        assert_eq!(Lang::Nb.number(1234.5, 1), "1234,5");
+        let t = oslo_ms(2026, 10, 3, 14, 5);
+        assert_eq!(Lang::Nb.date_time(t), "3. okt. 2026 kl. 14:05");
+        assert_eq!(Lang::En.date_time(t), "3 Oct 2026 14:05");
+        // Winter time, and a short month written out.
+        let t = oslo_ms(2026, 3, 1, 9, 0);
+        assert_eq!(Lang::Nb.date_time(t), "1. mars 2026 kl. 09:00");
+        assert_eq!(Lang::Nb.month(2026, 10), "oktober 2026");
+        assert_eq!(Lang::En.month(2026, 10), "October 2026");
+        assert_eq!(
+            Lang::Nb.hours_minutes(3.0 * 3600.0 + 5.0 * 60.0 + 29.0),
+            "3:05"
+        );
+        assert_eq!(Lang::En.hours_minutes(59.0), "0:01");
+        assert_eq!(Lang::parse("nn"), None);
+    }
+}

@@ -1,0 +1,509 @@
+//! Monthly uptime reports for member municipalities: the report model,
+//! built from the ledger as it stood for the month (members, merges and
+//! kommunenummer of that month; frozen service results once it closed),
+//! and its forms. JSON is the model itself; CSV is two files ready for a
+//! spreadsheet (see [`csv`]).
+//!
+//! Pure given the store: the caller says what "now" is, so the same
+//! ledger, month and version give the same report (a closed month's
+//! report is dated when its results were frozen, not when it was asked
+//! for).
+
+pub mod csv;
+pub mod locale;
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::inventory::Inventory;
+use crate::ledger::{LedgerError, Store};
+use crate::maintenance::Window;
+use crate::sla::calendar::{oslo_rfc3339, Month};
+use crate::sla::interval::Interval;
+use crate::sla::outages::{self, OutageView};
+use crate::sla::{rollup, FROZEN_SERVICE};
+pub use locale::Lang;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("unknown member {0:?}")]
+    UnknownMember(String),
+    #[error("month {0} has not begun")]
+    FutureMonth(String),
+    #[error("month {0} is out of range")]
+    BadMonth(String),
+    #[error("no ledger at {0}: give --data-dir, or run the agent first")]
+    NoLedger(std::path::PathBuf),
+    #[error("cannot write {path}: {reason}")]
+    Write {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// The forms a report can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Csv,
+}
+
+/// Which members: one, or every member still on its own that month.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    Member(String),
+    All,
+}
+
+/// Write the reports of `who` for `month` into `out`; the files written.
+/// JSON: one `MEMBER-YYYY-MM.json` per member. CSV: one
+/// `MEMBER-YYYY-MM-services.csv` and one `…-outages.csv` (`all-…` for
+/// every member in one pair).
+#[allow(clippy::too_many_arguments)]
+pub fn write_files(
+    store: Option<&Store>,
+    inv: &Inventory,
+    who: &Who,
+    month: Month,
+    format: Format,
+    lang: Lang,
+    out: &std::path::Path,
+    current_run: Option<i64>,
+    now_ms: i64,
+) -> Result<Vec<std::path::PathBuf>, ReportError> {
+    let first_day = month
+        .start()
+        .ok_or_else(|| ReportError::BadMonth(month.to_string()))?
+        .date_naive();
+    let ids: Vec<String> = match who {
+        Who::Member(m) => vec![m.clone()],
+        Who::All => inv
+            .members
+            .iter()
+            .filter(|m| m.merged_into.as_ref().is_none_or(|mg| mg.date > first_day))
+            .map(|m| m.id.clone())
+            .collect(),
+    };
+    let reports = ids
+        .iter()
+        .map(|id| member_report(store, inv, id, month, current_run, now_ms))
+        .collect::<Result<Vec<_>, _>>()?;
+    std::fs::create_dir_all(out).map_err(|e| ReportError::Write {
+        path: out.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut files: Vec<(std::path::PathBuf, String)> = Vec::new();
+    match format {
+        Format::Json => {
+            for r in &reports {
+                let json = serde_json::to_string_pretty(r).map_err(|e| ReportError::Write {
+                    path: out.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+                files.push((out.join(format!("{}-{month}.json", r.member)), json + "\n"));
+            }
+        }
+        Format::Csv => {
+            let stem = match who {
+                Who::Member(m) => m.as_str(),
+                Who::All => "all",
+            };
+            let err = |e: ::csv::Error| ReportError::Write {
+                path: out.to_path_buf(),
+                reason: e.to_string(),
+            };
+            files.push((
+                out.join(format!("{stem}-{month}-services.csv")),
+                csv::services(&reports, lang).map_err(err)?,
+            ));
+            files.push((
+                out.join(format!("{stem}-{month}-outages.csv")),
+                csv::outages(&reports, lang).map_err(err)?,
+            ));
+        }
+    }
+    for (path, body) in &files {
+        std::fs::write(path, body).map_err(|e| ReportError::Write {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(files.into_iter().map(|(p, _)| p).collect())
+}
+
+/// One member's report for one month.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberReport {
+    /// The inter-municipal company (`reports.organisation`).
+    pub organisation: Option<String>,
+    pub member: String,
+    pub name: String,
+    /// The kommunenummer in force on the first day of the month.
+    pub kommunenummer: Option<String>,
+    /// Set when the member had merged into another before the month: its
+    /// services are reported there.
+    pub merged_into: Option<String>,
+    /// Members merged into this one by the start of the month.
+    pub includes: Vec<String>,
+    pub month: String,
+    /// RFC 3339, Europe/Oslo.
+    pub from: String,
+    /// The month's end, or now for the month in progress.
+    pub to: String,
+    /// The month has closed.
+    pub complete: bool,
+    /// When its figures were fixed: the freezing of a closed month, else now.
+    pub generated: String,
+    pub version: String,
+    pub services: Vec<ServiceSummary>,
+    /// Unplanned outages concerning the member, oldest first.
+    pub outages: Vec<OutageView>,
+    /// Planned maintenance on the member's targets in the month.
+    pub maintenance: Vec<MaintenanceEntry>,
+    /// Each day's availability per service (`None`: nothing observed).
+    pub daily: Vec<Day>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceSummary {
+    pub service: String,
+    pub name: String,
+    /// Ratio 0–1; `None` when no service level was in force.
+    pub objective: Option<f64>,
+    /// `None`: no data (nothing observed), never 100 %.
+    pub availability: Option<f64>,
+    pub met: Option<bool>,
+    pub downtime_seconds: f64,
+    pub maintenance_seconds: f64,
+    pub coverage: Option<f64>,
+    pub outages: usize,
+    /// The figures are the month's frozen results.
+    pub frozen: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MaintenanceEntry {
+    pub window: i64,
+    pub category: String,
+    pub note: Option<String>,
+    pub start: String,
+    pub end: String,
+    pub duration_seconds: f64,
+    /// The member's targets it covered.
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Day {
+    /// `YYYY-MM-DD`, Europe/Oslo.
+    pub date: String,
+    pub services: Vec<DayFigure>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DayFigure {
+    pub service: String,
+    /// `None`: nothing observed that day.
+    pub availability: Option<f64>,
+}
+
+/// The report of `member` for `month`, as of `now_ms`.
+pub fn member_report(
+    store: Option<&Store>,
+    inv: &Inventory,
+    member: &str,
+    month: Month,
+    current_run: Option<i64>,
+    now_ms: i64,
+) -> Result<MemberReport, ReportError> {
+    let bad = || ReportError::BadMonth(month.to_string());
+    let full = month.window().ok_or_else(bad)?;
+    let first_day = month.start().ok_or_else(bad)?.date_naive();
+    if full.start >= now_ms {
+        return Err(ReportError::FutureMonth(month.to_string()));
+    }
+    let on = inv
+        .member_on(member, first_day)
+        .ok_or_else(|| ReportError::UnknownMember(member.to_string()))?;
+    let window = Interval::new(full.start, full.end.min(now_ms));
+    let mut services = Vec::new();
+    let mut frozen_at: Option<i64> = None;
+    for svc in &on.services {
+        let (r, frozen) = crate::sla::service_month_frozen(store, svc, month, current_run, now_ms)?;
+        if frozen {
+            if let Some(at) = store
+                .map(|s| s.frozen_at(FROZEN_SERVICE, &svc.id, &month.to_string()))
+                .transpose()?
+                .flatten()
+            {
+                frozen_at = Some(frozen_at.map_or(at, |f: i64| f.max(at)));
+            }
+        }
+        let f = r.as_ref().map(|(_, _, f)| f);
+        services.push(ServiceSummary {
+            service: svc.id.clone(),
+            name: svc.name.clone(),
+            objective: f.map(|f| f.objective),
+            availability: f.and_then(|f| f.availability),
+            met: f.and_then(|f| f.met),
+            downtime_seconds: f.map_or(0.0, |f| f.downtime_seconds),
+            maintenance_seconds: f.map_or(0.0, |f| f.maintenance_seconds),
+            coverage: f.and_then(|f| f.coverage),
+            outages: f.map_or(0, |f| f.outages),
+            frozen,
+        });
+    }
+    let ids: Vec<&str> = on.ids().collect();
+    // The member's own targets and those its services need.
+    let mut targets: BTreeSet<&str> = inv
+        .targets
+        .iter()
+        .filter(|t| {
+            t.member.as_deref().is_some_and(|m| ids.contains(&m))
+                || t.serves.iter().any(|m| ids.contains(&m.as_str()))
+        })
+        .map(|t| t.id.as_str())
+        .collect();
+    for svc in &on.services {
+        targets.extend(
+            svc.targets
+                .iter()
+                .chain(svc.redundancy.iter().flatten())
+                .map(String::as_str),
+        );
+    }
+    let (outages, maintenance, daily) = match (store, on.merged_into.is_some()) {
+        (Some(store), false) => {
+            let mut outages: Vec<OutageView> = Vec::new();
+            for id in &ids {
+                for o in outages::list(Some(store), inv, window, Some(id), current_run, now_ms)? {
+                    let seen = outages.iter().any(|x| {
+                        x.outage.target == o.outage.target && x.outage.start_ms == o.outage.start_ms
+                    });
+                    if !o.outage.planned && !seen {
+                        outages.push(o);
+                    }
+                }
+            }
+            outages.sort_by_key(|o| (o.outage.start_ms, o.outage.target.clone()));
+            let windows = store.maintenance_windows()?;
+            let maintenance = maintenance_entries(&windows, &targets, window);
+            let daily = daily(store, &on.services, month, window, current_run, now_ms)?;
+            (outages, maintenance, daily)
+        }
+        _ => (Vec::new(), Vec::new(), Vec::new()),
+    };
+    let complete = full.end <= now_ms;
+    let generated = match frozen_at {
+        Some(at) if complete && services.iter().all(|s| s.frozen) => at,
+        _ => now_ms,
+    };
+    Ok(MemberReport {
+        organisation: inv.reports.organisation.clone(),
+        member: on.member.id.clone(),
+        name: on.member.name.clone(),
+        kommunenummer: on.member.kommunenummer_on(first_day).map(str::to_string),
+        merged_into: on.merged_into.clone(),
+        includes: on.includes.clone(),
+        month: month.to_string(),
+        from: oslo_rfc3339(window.start),
+        to: oslo_rfc3339(window.end),
+        complete,
+        generated: oslo_rfc3339(generated),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        services,
+        outages,
+        maintenance,
+        daily,
+    })
+}
+
+/// Each occurrence of a window covering one of `targets` in `over`.
+fn maintenance_entries(
+    windows: &[Window],
+    targets: &BTreeSet<&str>,
+    over: Interval,
+) -> Vec<MaintenanceEntry> {
+    let mut out: Vec<(i64, MaintenanceEntry)> = Vec::new();
+    for w in windows {
+        let mine: Vec<String> = w
+            .spec
+            .targets
+            .iter()
+            .filter(|t| targets.contains(t.as_str()))
+            .cloned()
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        for span in w.effective(over).spans() {
+            out.push((
+                span.start,
+                MaintenanceEntry {
+                    window: w.id,
+                    category: w.spec.category.as_str().to_string(),
+                    note: w.spec.note.clone(),
+                    start: oslo_rfc3339(span.start),
+                    end: oslo_rfc3339(span.end),
+                    duration_seconds: span.len() as f64 / 1e3,
+                    targets: mine.clone(),
+                },
+            ));
+        }
+    }
+    out.sort_by_key(|(start, e)| (*start, e.window));
+    out.into_iter().map(|(_, e)| e).collect()
+}
+
+/// Each day's availability of each service, by the level of the month.
+fn daily(
+    store: &Store,
+    services: &[&crate::inventory::Service],
+    month: Month,
+    window: Interval,
+    current_run: Option<i64>,
+    now_ms: i64,
+) -> Result<Vec<Day>, LedgerError> {
+    let first_day = month.start().map(|s| s.date_naive());
+    let mut out = Vec::new();
+    for (date, day) in rollup::days(window) {
+        let piece = day.intersect(&window);
+        if piece.is_empty() {
+            continue;
+        }
+        let mut row = Vec::new();
+        for svc in services {
+            let level = first_day.and_then(|d| svc.level_on(d));
+            let availability = match level {
+                Some(level) => {
+                    rollup::service_tally(store, svc, level, piece, current_run, now_ms)?
+                        .figures(level)
+                        .availability
+                }
+                None => None,
+            };
+            row.push(DayFigure {
+                service: svc.id.clone(),
+                availability,
+            });
+        }
+        out.push(Day {
+            date: date.format("%Y-%m-%d").to_string(),
+            services: row,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sla::calendar::oslo_ms as ms;
+    use crate::sla::rollup::tests::ledger;
+
+    fn report(store: &Store, inv: &Inventory, member: &str, month: &str) -> MemberReport {
+        let now = ms(2026, 11, 2, 12, 0);
+        member_report(
+            Some(store),
+            inv,
+            member,
+            Month::parse(month).unwrap(),
+            None,
+            now,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_members_month_as_json_and_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, inv, _) = ledger(dir.path());
+        let oct = report(&store, &inv, "a", "2026-10");
+        assert_eq!(oct.kommunenummer.as_deref(), Some("3301"));
+        assert_eq!(oct.organisation.as_deref(), Some("Testregionen IKT"));
+        // October has 31 days, one of them 25 hours long.
+        assert_eq!(oct.daily.len(), 31);
+        let one = std::slice::from_ref(&oct);
+        let services_nb = csv::services(one, Lang::Nb).unwrap();
+        let outages_nb = csv::outages(one, Lang::Nb).unwrap();
+        let services_en = csv::services(one, Lang::En).unwrap();
+        insta::assert_json_snapshot!("a-2026-10", oct, { ".version" => "[version]" });
+        insta::assert_snapshot!("a-2026-10-services-nb", services_nb);
+        insta::assert_snapshot!("a-2026-10-outages-nb", outages_nb);
+        insta::assert_snapshot!("a-2026-10-services-en", services_en);
+    }
+
+    #[test]
+    fn an_outage_across_the_months_end_is_in_both_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, inv, _) = ledger(dir.path());
+        let last = |r: &MemberReport| r.outages.last().cloned().unwrap();
+        let oct = last(&report(&store, &inv, "a", "2026-10"));
+        let nov = report(&store, &inv, "a", "2026-11").outages[0].clone();
+        assert_eq!((oct.duration_seconds, nov.duration_seconds), (600.0, 600.0));
+        assert!(oct.outage.continues_after && !oct.outage.continues_before);
+        assert!(nov.outage.continues_before && !nov.outage.continues_after);
+    }
+
+    #[test]
+    fn a_merged_member_reports_where_it_belongs_each_month() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, inv, _) = ledger(dir.path());
+        // Before the merge: c has its own service.
+        let c_oct = report(&store, &inv, "c", "2026-10");
+        assert_eq!(c_oct.merged_into, None);
+        assert_eq!(c_oct.services.len(), 1);
+        assert_eq!(c_oct.services[0].service, "c-web");
+        let a_oct = report(&store, &inv, "a", "2026-10");
+        assert!(a_oct.services.iter().all(|s| s.service != "c-web"));
+        // After: c's service is reported with a.
+        let c_nov = report(&store, &inv, "c", "2026-11");
+        assert_eq!(c_nov.merged_into.as_deref(), Some("a"));
+        assert!(c_nov.services.is_empty() && c_nov.outages.is_empty());
+        let a_nov = report(&store, &inv, "a", "2026-11");
+        assert_eq!(a_nov.includes, vec!["c"]);
+        assert!(a_nov.services.iter().any(|s| s.service == "c-web"));
+        // --all leaves out members merged away before the month.
+        let out = dir.path().join("out");
+        let files = write_files(
+            Some(&store),
+            &inv,
+            &Who::All,
+            Month::parse("2026-11").unwrap(),
+            Format::Json,
+            Lang::Nb,
+            &out,
+            None,
+            ms(2026, 11, 2, 12, 0),
+        )
+        .unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a-2026-11.json", "b-2026-11.json"]);
+    }
+
+    #[test]
+    fn no_data_unknown_members_and_future_months() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, inv, _) = ledger(dir.path());
+        // September: before the first run. No data, never 100 %.
+        let sep = report(&store, &inv, "b", "2026-09");
+        assert_eq!(sep.services[0].availability, None);
+        assert_eq!(sep.services[0].met, None);
+        assert_eq!(sep.services[0].coverage, Some(0.0));
+        let now = ms(2026, 11, 2, 12, 0);
+        let dec = Month::parse("2026-12").unwrap();
+        assert!(matches!(
+            member_report(Some(&store), &inv, "a", dec, None, now),
+            Err(ReportError::FutureMonth(_))
+        ));
+        let oct = Month::parse("2026-10").unwrap();
+        let e = member_report(Some(&store), &inv, "zz", oct, None, now).unwrap_err();
+        assert_eq!(e.to_string(), "unknown member \"zz\"");
+    }
+}
