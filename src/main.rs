@@ -86,6 +86,7 @@ enum Command {
 enum ReportFormat {
     Json,
     Csv,
+    Html,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -199,6 +200,7 @@ fn report(
                     match format {
                         ReportFormat::Json => Format::Json,
                         ReportFormat::Csv => Format::Csv,
+                        ReportFormat::Html => Format::Html,
                     },
                     match lang {
                         ReportLang::Nb => Lang::Nb,

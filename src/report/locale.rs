@@ -86,6 +86,22 @@ impl Lang {
         }
     }
 
+    /// A maintenance category's name.
+    pub fn category(self, c: &str) -> &str {
+        let (nb, en) = match c {
+            "planned_change" => ("Planlagt endring", "Planned change"),
+            "carrier_work" => ("Arbeid hos linjeleverandør", "Carrier work"),
+            "vendor_work" => ("Arbeid hos leverandør", "Vendor work"),
+            "power_work" => ("Strømarbeid", "Power work"),
+            "other" => ("Annet", "Other"),
+            _ => return c,
+        };
+        match self {
+            Lang::Nb => nb,
+            Lang::En => en,
+        }
+    }
+
     /// A text of the report in this language.
     pub fn text(self, t: Text) -> &'static str {
         let (nb, en) = t.both();
@@ -162,6 +178,15 @@ pub enum Text {
     Planned,
     Month,
     Hours,
+    MergedInto,
+    Includes,
+    Summary,
+    Daily,
+    NoServices,
+    NoOutages,
+    NoMaintenance,
+    Footnote,
+    ChartLegend,
 }
 
 impl Text {
@@ -194,6 +219,24 @@ impl Text {
             Text::Planned => ("Planlagt", "Planned"),
             Text::Month => ("Måned", "Month"),
             Text::Hours => ("timer", "hours"),
+            Text::MergedInto => ("Slått sammen med", "Merged into"),
+            Text::Includes => ("Omfatter også", "Also includes"),
+            Text::Summary => ("Tjenester og tjenestenivå", "Services and service levels"),
+            Text::Daily => ("Tilgjengelighet per dag", "Availability per day"),
+            Text::NoServices => (
+                "Ingen tjenester med tjenestenivå denne måneden.",
+                "No services with a service level this month.",
+            ),
+            Text::NoOutages => ("Ingen uplanlagte avvik.", "No unplanned outages."),
+            Text::NoMaintenance => ("Ikke noe planlagt vedlikehold.", "No planned maintenance."),
+            Text::ChartLegend => (
+                "Grønn: tjenestenivået nådd den dagen, rød: ikke nådd, grå: ingen data. Stiplet linje: tjenestenivået.",
+                "Green: the objective met that day, red: missed, grey: no data. Dashed line: the objective.",
+            ),
+            Text::Footnote => (
+                "Tilgjengelighet = oppetid ÷ (planlagt driftstid − planlagt vedlikehold − tid uten overvåking). Tid utenfor overvåking regnes aldri som oppe. Tider i norsk tid (Europe/Oslo).",
+                "Availability = up ÷ (scheduled − planned maintenance − unmonitored). Time not monitored never counts as up. Times in Norwegian time (Europe/Oslo).",
+            ),
         }
     }
 }

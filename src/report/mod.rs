@@ -10,6 +10,7 @@
 //! for).
 
 pub mod csv;
+pub mod html;
 pub mod locale;
 
 use std::collections::BTreeSet;
@@ -49,6 +50,7 @@ pub enum ReportError {
 pub enum Format {
     Json,
     Csv,
+    Html,
 }
 
 /// Which members: one, or every member still on its own that month.
@@ -59,7 +61,7 @@ pub enum Who {
 }
 
 /// Write the reports of `who` for `month` into `out`; the files written.
-/// JSON: one `MEMBER-YYYY-MM.json` per member. CSV: one
+/// JSON and HTML: one `MEMBER-YYYY-MM.json` (`.html`) per member. CSV: one
 /// `MEMBER-YYYY-MM-services.csv` and one `…-outages.csv` (`all-…` for
 /// every member in one pair).
 #[allow(clippy::too_many_arguments)]
@@ -104,6 +106,15 @@ pub fn write_files(
                     reason: e.to_string(),
                 })?;
                 files.push((out.join(format!("{}-{month}.json", r.member)), json + "\n"));
+            }
+        }
+        Format::Html => {
+            for r in &reports {
+                let html = html::member(r, lang).map_err(|e| ReportError::Write {
+                    path: out.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+                files.push((out.join(format!("{}-{month}.html", r.member)), html));
             }
         }
         Format::Csv => {
@@ -434,6 +445,37 @@ mod tests {
         insta::assert_snapshot!("a-2026-10-services-nb", services_nb);
         insta::assert_snapshot!("a-2026-10-outages-nb", outages_nb);
         insta::assert_snapshot!("a-2026-10-services-en", services_en);
+    }
+
+    #[test]
+    fn html_is_one_self_contained_file_in_either_language() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, inv, _) = ledger(dir.path());
+        let oct = report(&store, &inv, "a", "2026-10");
+        let nb = html::member(&oct, Lang::Nb).unwrap();
+        let en = html::member(&oct, Lang::En).unwrap();
+        if let Some(out) = std::env::var_os("UTKIKK_REPORT_HTML_OUT") {
+            std::fs::write(std::path::Path::new(&out).join("a-2026-10-nb.html"), &nb).unwrap();
+            std::fs::write(std::path::Path::new(&out).join("a-2026-10-en.html"), &en).unwrap();
+        }
+        for page in [&nb, &en] {
+            assert!(!page.contains("<script") && !page.contains("<link"));
+            assert!(!page.contains("src=\"") && !page.contains("url("));
+            assert_eq!(page.matches("<svg").count(), 1, "one chart per service");
+        }
+        assert!(nb.contains("<html lang=\"nb\">"));
+        assert!(nb.contains("Tilgjengelighetsrapport: Aby kommune"));
+        assert!(nb.contains("oktober 2026"));
+        assert!(nb.contains("99,963\u{a0}%"), "availability in bokmål");
+        assert!(nb.contains("25. okt. 2026 kl. 02:40"));
+        assert!(nb.contains("Planlagt endring") && nb.contains("OS-oppgradering"));
+        assert!(en.contains("99.963%") && en.contains("25 Oct 2026 02:40"));
+        // Text from the ledger and config is escaped.
+        let mut odd = oct.clone();
+        odd.name = "<b>Aby</b> & co".into();
+        let page = html::member(&odd, Lang::En).unwrap();
+        assert!(page.contains("&lt;b&gt;Aby&lt;&#x2f;b&gt; &amp; co") || page.contains("&lt;b&gt;Aby&lt;/b&gt; &amp; co"), "{page}");
+        insta::assert_snapshot!("a-2026-10-html-nb", nb);
     }
 
     #[test]

@@ -1,0 +1,340 @@
+//! The report as one self-contained HTML file: inline CSS, the daily
+//! availability charts as inline SVG, no scripts, no external resources.
+//! Every number and date is formatted for the report's language before it
+//! reaches the template (`member.html`, auto-escaped by minijinja).
+
+use serde::Serialize;
+
+use super::locale::{Lang, Text};
+use super::MemberReport;
+use crate::sla::calendar::Month;
+
+const TEMPLATE: &str = include_str!("member.html");
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render the report: {0}")]
+pub struct RenderError(String);
+
+#[derive(Serialize)]
+struct View {
+    lang: &'static str,
+    t: Labels,
+    organisation: Option<String>,
+    name: String,
+    kommunenummer: Option<String>,
+    period: String,
+    from: String,
+    to: String,
+    generated: String,
+    version: String,
+    merged_into: Option<String>,
+    includes: String,
+    services: Vec<ServiceRow>,
+    charts: Vec<Chart>,
+    outages: Vec<OutageRow>,
+    maintenance: Vec<MaintenanceRow>,
+}
+
+#[derive(Serialize)]
+struct ServiceRow {
+    name: String,
+    objective: String,
+    availability: String,
+    nodata: bool,
+    verdict: &'static str,
+    verdict_class: &'static str,
+    downtime: String,
+    maintenance: String,
+    coverage: String,
+}
+
+#[derive(Serialize)]
+struct OutageRow {
+    start: String,
+    end: String,
+    duration: String,
+    services: String,
+    root_cause: String,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct MaintenanceRow {
+    start: String,
+    end: String,
+    duration: String,
+    category: String,
+    targets: String,
+    note: String,
+}
+
+#[derive(Serialize)]
+struct Chart {
+    name: String,
+    svg: String,
+}
+
+/// The template's texts, in the report's language.
+#[derive(Serialize)]
+struct Labels {
+    title: &'static str,
+    municipality: &'static str,
+    period: &'static str,
+    generated: &'static str,
+    merged_into: &'static str,
+    includes: &'static str,
+    summary: &'static str,
+    service: &'static str,
+    objective: &'static str,
+    availability: &'static str,
+    met: &'static str,
+    downtime: &'static str,
+    maintenance: &'static str,
+    coverage: &'static str,
+    daily: &'static str,
+    outages: &'static str,
+    start: &'static str,
+    end: &'static str,
+    duration: &'static str,
+    services: &'static str,
+    root_cause: &'static str,
+    reason: &'static str,
+    category: &'static str,
+    targets: &'static str,
+    note: &'static str,
+    no_services: &'static str,
+    no_outages: &'static str,
+    no_maintenance: &'static str,
+    footnote: &'static str,
+    chart_legend: &'static str,
+}
+
+impl Labels {
+    fn of(lang: Lang) -> Labels {
+        let t = |x| lang.text(x);
+        Labels {
+            title: t(Text::Title),
+            municipality: t(Text::Municipality),
+            period: t(Text::Period),
+            generated: t(Text::Generated),
+            merged_into: t(Text::MergedInto),
+            includes: t(Text::Includes),
+            summary: t(Text::Summary),
+            service: t(Text::Service),
+            objective: t(Text::Objective),
+            availability: t(Text::Availability),
+            met: t(Text::Met),
+            downtime: t(Text::Downtime),
+            maintenance: t(Text::Maintenance),
+            coverage: t(Text::Coverage),
+            daily: t(Text::Daily),
+            outages: t(Text::Outages),
+            start: t(Text::Start),
+            end: t(Text::End),
+            duration: t(Text::Duration),
+            services: t(Text::Services),
+            root_cause: t(Text::RootCause),
+            reason: t(Text::Reason),
+            category: t(Text::Category),
+            targets: t(Text::Targets),
+            note: t(Text::Note),
+            no_services: t(Text::NoServices),
+            no_outages: t(Text::NoOutages),
+            no_maintenance: t(Text::NoMaintenance),
+            footnote: t(Text::Footnote),
+            chart_legend: t(Text::ChartLegend),
+        }
+    }
+}
+
+fn ms_of(rfc3339: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or(0, |t| t.timestamp_millis())
+}
+
+/// The member's report as HTML.
+pub fn member(r: &MemberReport, lang: Lang) -> Result<String, RenderError> {
+    let pct = |x: Option<f64>, places| x.map_or("–".to_string(), |v| lang.percent(v, places));
+    let service_name = |id: &str| {
+        r.services
+            .iter()
+            .find(|s| s.service == id)
+            .map_or(id.to_string(), |s| s.name.clone())
+    };
+    let services = r
+        .services
+        .iter()
+        .map(|s| {
+            let (verdict, verdict_class) = match s.met {
+                Some(true) => (lang.text(Text::Met), "met"),
+                Some(false) => (lang.text(Text::Missed), "missed"),
+                None => (lang.text(Text::NoData), "nodata"),
+            };
+            ServiceRow {
+                name: s.name.clone(),
+                objective: pct(s.objective, 2),
+                availability: s
+                    .availability
+                    .map_or(lang.text(Text::NoData).to_string(), |a| lang.percent(a, 3)),
+                nodata: s.availability.is_none(),
+                verdict,
+                verdict_class,
+                downtime: lang.hours_minutes(s.downtime_seconds),
+                maintenance: lang.hours_minutes(s.maintenance_seconds),
+                coverage: pct(s.coverage, 1),
+            }
+        })
+        .collect();
+    let outages = r
+        .outages
+        .iter()
+        .map(|o| OutageRow {
+            start: lang.date_time(o.outage.start_ms),
+            end: lang.date_time(o.outage.end_ms),
+            duration: lang.hours_minutes(o.duration_seconds),
+            services: o
+                .outage
+                .services
+                .iter()
+                .map(|s| service_name(s))
+                .collect::<Vec<_>>()
+                .join(", "),
+            root_cause: o.root_cause_name.clone(),
+            reason: o.outage.reason.clone().unwrap_or_default(),
+        })
+        .collect();
+    let maintenance = r
+        .maintenance
+        .iter()
+        .map(|m| MaintenanceRow {
+            start: lang.date_time(ms_of(&m.start)),
+            end: lang.date_time(ms_of(&m.end)),
+            duration: lang.hours_minutes(m.duration_seconds),
+            category: lang.category(&m.category).to_string(),
+            targets: m.targets.join(", "),
+            note: m.note.clone().unwrap_or_default(),
+        })
+        .collect();
+    let charts = r
+        .services
+        .iter()
+        .map(|s| Chart {
+            name: s.name.clone(),
+            svg: chart(r, &s.service, s.objective, lang),
+        })
+        .collect();
+    let month = Month::parse(&r.month);
+    let view = View {
+        lang: lang.code(),
+        t: Labels::of(lang),
+        organisation: r.organisation.clone(),
+        name: r.name.clone(),
+        kommunenummer: r.kommunenummer.clone(),
+        period: month.map_or(r.month.clone(), |m| lang.month(m.year, m.month)),
+        from: lang.date_time(ms_of(&r.from)),
+        to: lang.date_time(ms_of(&r.to)),
+        generated: lang.date_time(ms_of(&r.generated)),
+        version: r.version.clone(),
+        merged_into: r.merged_into.clone(),
+        includes: r.includes.join(", "),
+        services,
+        charts,
+        outages,
+        maintenance,
+    };
+    let mut env = minijinja::Environment::new();
+    env.add_template("member.html", TEMPLATE)
+        .map_err(|e| RenderError(e.to_string()))?;
+    env.get_template("member.html")
+        .and_then(|t| t.render(&view))
+        .map_err(|e| RenderError(e.to_string()))
+}
+
+/// Escape text for SVG (the template does not see inside it).
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A bar per day: the day's availability on a scale from `floor` to 100 %,
+/// green when it meets the objective, red when not, a grey stub for a day
+/// with no data. A dashed line marks the objective.
+fn chart(r: &MemberReport, service: &str, objective: Option<f64>, lang: Lang) -> String {
+    let days: Vec<(&str, Option<f64>)> = r
+        .daily
+        .iter()
+        .map(|d| {
+            let a = d
+                .services
+                .iter()
+                .find(|f| f.service == service)
+                .and_then(|f| f.availability);
+            (d.date.as_str(), a)
+        })
+        .collect();
+    let lowest = days
+        .iter()
+        .filter_map(|(_, a)| *a)
+        .chain(objective)
+        .fold(1.0_f64, f64::min);
+    // 90 %, or lower in steps of ten when a day went lower.
+    let floor = ((lowest * 10.0).floor() / 10.0).clamp(0.0, 0.9);
+    let (w, h, left, bottom, top) = (640.0, 150.0, 48.0, 22.0, 8.0);
+    let plot_h = h - bottom - top;
+    let n = days.len().max(1) as f64;
+    let slot = (w - left - 4.0) / n;
+    let y = |v: f64| top + plot_h * (1.0 - ((v - floor) / (1.0 - floor)).clamp(0.0, 1.0));
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" width=\"100%\" role=\"img\" aria-label=\"{}\">",
+        esc(&format!("{}: {}", lang.text(Text::Daily), service))
+    );
+    for v in [floor, (floor + 1.0) / 2.0, 1.0] {
+        s += &format!(
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#d5dbe1\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\" fill=\"#5b6773\">{}</text>",
+            w - 4.0,
+            left - 4.0,
+            y(v) + 3.0,
+            esc(&lang.percent(v, 0)),
+            y = y(v)
+        );
+    }
+    for (i, (date, a)) in days.iter().enumerate() {
+        let x = left + slot * i as f64 + slot * 0.15;
+        let bw = slot * 0.7;
+        let (fill, top_y, label) = match a {
+            Some(v) => (
+                if objective.is_some_and(|o| *v < o) {
+                    "#c62828"
+                } else {
+                    "#2e7d32"
+                },
+                y(*v),
+                lang.percent(*v, 3),
+            ),
+            None => ("#9aa5b1", h - bottom - 3.0, lang.text(Text::NoData).to_string()),
+        };
+        s += &format!(
+            "<rect x=\"{x:.1}\" y=\"{top_y:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{fill}\"><title>{}</title></rect>",
+            (h - bottom - top_y).max(0.0),
+            esc(&format!("{date}: {label}"))
+        );
+        let day = date.rsplit('-').next().unwrap_or("").trim_start_matches('0');
+        if i % 2 == 0 {
+            s += &format!(
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" text-anchor=\"middle\" fill=\"#5b6773\">{day}</text>",
+                x + bw / 2.0,
+                h - 8.0
+            );
+        }
+    }
+    if let Some(o) = objective.filter(|o| *o >= floor) {
+        s += &format!(
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#1d2733\" stroke-dasharray=\"4 3\"><title>{}</title></line>",
+            w - 4.0,
+            esc(&format!("{}: {}", lang.text(Text::Objective), lang.percent(o, 2))),
+            y = y(o)
+        );
+    }
+    s + "</svg>"
+}
