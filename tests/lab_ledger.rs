@@ -640,5 +640,49 @@ lab_test!(closed_days_are_summed_up_and_answer_exactly, || {
         outages_n += sla["figures"]["outages"].as_u64().unwrap();
     }
     assert_eq!((down, excluded, outages_n), (900.0, 3600.0, 1));
+
+    // The member's report for the month of the server's own outage, in
+    // every form, with the fields the OpenAPI document requires.
+    let m1 = month(d1);
+    let (status, report) = json(&agent, &format!("/api/v1/reports/m/{m1}.json"));
+    assert_eq!(status, 200, "{report}");
+    let (_, doc) = json(&agent, "/api/openapi.json");
+    let schema = &doc["components"]["schemas"]["MemberReport"];
+    for field in schema["required"].as_array().unwrap() {
+        let field = field.as_str().unwrap();
+        assert!(
+            report.get(field).is_some(),
+            "report lacks {field}: {report:#}"
+        );
+    }
+    assert!(doc["paths"]["/api/v1/reports/{member}/{file}"]["get"].is_object());
+    assert_eq!(report["member"], "m");
+    assert!(report["outages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["root_cause"] == "srv1" && o["duration_seconds"] == 900.0));
+    let (status, html) = agent.get(&format!("/api/v1/reports/m/{m1}.html?lang=en"));
+    assert_eq!(status, 200);
+    assert!(html.contains("Availability report: M") && html.contains("<svg"));
+    let (status, csv) = agent.get(&format!("/api/v1/reports/m/{m1}.csv"));
+    assert_eq!(status, 200);
+    assert!(csv.starts_with('\u{feff}') && csv.contains(&format!("m;svc;{m1};99,50;")));
+    let (status, csv) = agent.get(&format!("/api/v1/reports/m/{m1}-outages.csv?lang=en"));
+    assert_eq!(status, 200);
+    assert!(csv.contains(",srv1,"), "{csv}");
+    for (path, want) in [
+        (format!("/api/v1/reports/nobody/{m1}.json"), 404),
+        ("/api/v1/reports/m/2999-01.json".to_string(), 400),
+        (format!("/api/v1/reports/m/{m1}.json?lang=de"), 400),
+        (format!("/api/v1/reports/m/{m1}.docx"), 404),
+    ] {
+        let (status, body) = agent.get(&path);
+        assert_eq!(status, want, "{path}: {body}");
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|v| v["error"].is_string()),
+            "{body}"
+        );
+    }
     assert_eq!(agent.stop(), Some(0));
 });

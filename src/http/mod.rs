@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 mod availability;
 mod maintenance;
 mod outages;
+mod reports;
 mod services;
 
 use crate::agent::Agent;
@@ -53,6 +54,10 @@ pub fn router(agent: Agent) -> Router {
         .route("/api/openapi.json", get(openapi))
         .route("/api/v1/members/{id}/sla", get(services::member_sla))
         .route("/api/v1/services/{id}/sla", get(services::service_sla))
+        .route(
+            "/api/v1/reports/{member}/{file}",
+            get(reports::member_report),
+        )
         .fallback(not_found)
         .with_state(agent)
 }

@@ -312,14 +312,22 @@ fn chart(r: &MemberReport, service: &str, objective: Option<f64>, lang: Lang) ->
                 y(*v),
                 lang.percent(*v, 3),
             ),
-            None => ("#9aa5b1", h - bottom - 3.0, lang.text(Text::NoData).to_string()),
+            None => (
+                "#9aa5b1",
+                h - bottom - 3.0,
+                lang.text(Text::NoData).to_string(),
+            ),
         };
         s += &format!(
             "<rect x=\"{x:.1}\" y=\"{top_y:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{fill}\"><title>{}</title></rect>",
             (h - bottom - top_y).max(0.0),
             esc(&format!("{date}: {label}"))
         );
-        let day = date.rsplit('-').next().unwrap_or("").trim_start_matches('0');
+        let day = date
+            .rsplit('-')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('0');
         if i % 2 == 0 {
             s += &format!(
                 "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" text-anchor=\"middle\" fill=\"#5b6773\">{day}</text>",

@@ -474,7 +474,11 @@ mod tests {
         let mut odd = oct.clone();
         odd.name = "<b>Aby</b> & co".into();
         let page = html::member(&odd, Lang::En).unwrap();
-        assert!(page.contains("&lt;b&gt;Aby&lt;&#x2f;b&gt; &amp; co") || page.contains("&lt;b&gt;Aby&lt;/b&gt; &amp; co"), "{page}");
+        assert!(
+            page.contains("&lt;b&gt;Aby&lt;&#x2f;b&gt; &amp; co")
+                || page.contains("&lt;b&gt;Aby&lt;/b&gt; &amp; co"),
+            "{page}"
+        );
         insta::assert_snapshot!("a-2026-10-html-nb", nb);
     }
 

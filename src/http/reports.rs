@@ -1,0 +1,140 @@
+//! `GET /api/v1/reports/{member}/{YYYY-MM}.{json,html,csv}` (and
+//! `{YYYY-MM}-outages.csv`), `?lang=nb|en`: a member's monthly report, as
+//! `utkikk report` writes it.
+
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::{error, param_error, read_ledger};
+use crate::agent::Agent;
+use crate::report::{self, Lang, ReportError};
+use crate::sla::calendar::Month;
+
+#[derive(Deserialize)]
+pub struct ReportQuery {
+    lang: Option<String>,
+}
+
+/// What a file name asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Json,
+    Html,
+    ServicesCsv,
+    OutagesCsv,
+}
+
+fn parse_file(file: &str) -> Option<(Month, Form)> {
+    let (stem, ext) = file.rsplit_once('.')?;
+    let (month, form) = match (ext, stem.strip_suffix("-outages")) {
+        ("csv", Some(m)) => (m, Form::OutagesCsv),
+        ("csv", None) => (stem, Form::ServicesCsv),
+        ("json", None) => (stem, Form::Json),
+        ("html", None) => (stem, Form::Html),
+        _ => return None,
+    };
+    Some((Month::parse(month)?, form))
+}
+
+pub async fn member_report(
+    AxState(agent): AxState<Agent>,
+    Path((member, file)): Path<(String, String)>,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    let Some((month, form)) = parse_file(&file) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{file:?}: expected YYYY-MM.json, YYYY-MM.html, YYYY-MM.csv or YYYY-MM-outages.csv"
+            ),
+        );
+    };
+    let lang = match q.lang.as_deref() {
+        None => Lang::default(),
+        Some(l) => match Lang::parse(l) {
+            Some(l) => l,
+            None => return param_error("lang", "expected nb or en"),
+        },
+    };
+    let now = Utc::now().timestamp_millis();
+    let inv = agent.with_state(|inv, _| std::sync::Arc::new(inv.clone()));
+    let built = read_ledger(
+        &agent,
+        move |store, current_run| match report::member_report(
+            store,
+            &inv,
+            &member,
+            month,
+            current_run,
+            now,
+        ) {
+            Err(ReportError::Ledger(e)) => Err(e),
+            r => Ok(r),
+        },
+    )
+    .await;
+    let r = match built {
+        Ok(Ok(r)) => r,
+        Ok(Err(e @ ReportError::UnknownMember(_))) => {
+            return error(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(resp) => return resp,
+    };
+    let one = std::slice::from_ref(&r);
+    let (body, kind) = match form {
+        Form::Json => (
+            serde_json::to_string_pretty(&r).map_err(|e| e.to_string()),
+            "application/json",
+        ),
+        Form::Html => (
+            report::html::member(&r, lang).map_err(|e| e.to_string()),
+            "text/html; charset=utf-8",
+        ),
+        Form::ServicesCsv => (
+            report::csv::services(one, lang).map_err(|e| e.to_string()),
+            "text/csv; charset=utf-8; header=present",
+        ),
+        Form::OutagesCsv => (
+            report::csv::outages(one, lang).map_err(|e| e.to_string()),
+            "text/csv; charset=utf-8; header=present",
+        ),
+    };
+    match body {
+        Ok(body) => (
+            [
+                (header::CONTENT_TYPE, kind.to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("inline; filename=\"{}-{file}\"", r.member),
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        let m = Month::parse("2026-10").unwrap();
+        assert_eq!(parse_file("2026-10.json"), Some((m, Form::Json)));
+        assert_eq!(parse_file("2026-10.html"), Some((m, Form::Html)));
+        assert_eq!(parse_file("2026-10.csv"), Some((m, Form::ServicesCsv)));
+        assert_eq!(
+            parse_file("2026-10-outages.csv"),
+            Some((m, Form::OutagesCsv))
+        );
+        assert_eq!(parse_file("2026-10.pdf"), None);
+        assert_eq!(parse_file("2026-13.json"), None);
+        assert_eq!(parse_file("2026-10-outages.json"), None);
+    }
+}
