@@ -603,6 +603,13 @@ fn members(v: &mut Validator<'_>, raw: &RawConfig) -> Vec<Member> {
                 format!("duplicate member id {id:?}"),
             );
         }
+        if id == "region" {
+            v.report(
+                &m.id,
+                format!("{p}.id"),
+                "\"region\" names the regional overview (/api/v1/reports/region/…); choose another member id",
+            );
+        }
         if m.name.value.trim().is_empty() {
             v.report(&m.name, format!("{p}.name"), "must not be empty");
         }

@@ -1,6 +1,7 @@
 //! `GET /api/v1/reports/{member}/{YYYY-MM}.{json,html,csv}` (and
 //! `{YYYY-MM}-outages.csv`), `?lang=nb|en`: a member's monthly report, as
-//! `utkikk report` writes it.
+//! `utkikk report` writes it; `…/reports/region/{YYYY-MM}.{json,html}`: the
+//! regional overview (`region` is not a member id: the config refuses it).
 
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{header, StatusCode};
@@ -61,6 +62,9 @@ pub async fn member_report(
     };
     let now = Utc::now().timestamp_millis();
     let inv = agent.with_state(|inv, _| std::sync::Arc::new(inv.clone()));
+    if member == "region" {
+        return region(&agent, inv, month, form, lang, now).await;
+    }
     let built = read_ledger(
         &agent,
         move |store, current_run| match report::member_report(
@@ -115,6 +119,56 @@ pub async fn member_report(
             body,
         )
             .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// `GET /api/v1/reports/region/{YYYY-MM}.{json,html}`: the overview.
+async fn region(
+    agent: &Agent,
+    inv: std::sync::Arc<crate::inventory::Inventory>,
+    month: Month,
+    form: Form,
+    lang: Lang,
+    now: i64,
+) -> Response {
+    let built = read_ledger(
+        agent,
+        move |store, current_run| match report::region::region_report(
+            store,
+            &inv,
+            month,
+            current_run,
+            now,
+        ) {
+            Err(ReportError::Ledger(e)) => Err(e),
+            r => Ok(r),
+        },
+    )
+    .await;
+    let r = match built {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(resp) => return resp,
+    };
+    let (body, kind) = match form {
+        Form::Json => (
+            serde_json::to_string_pretty(&r).map_err(|e| e.to_string()),
+            "application/json",
+        ),
+        Form::Html => (
+            report::html::region(&r, lang).map_err(|e| e.to_string()),
+            "text/html; charset=utf-8",
+        ),
+        Form::ServicesCsv | Form::OutagesCsv => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "the regional overview is JSON or HTML; every member's CSV rows come from `utkikk report --all --format csv`",
+            )
+        }
+    };
+    match body {
+        Ok(body) => ([(header::CONTENT_TYPE, kind)], body).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }

@@ -10,6 +10,7 @@ use super::MemberReport;
 use crate::sla::calendar::Month;
 
 const TEMPLATE: &str = include_str!("member.html");
+const REGION: &str = include_str!("region.html");
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot render the report: {0}")]
@@ -107,6 +108,9 @@ struct Labels {
     no_maintenance: &'static str,
     footnote: &'static str,
     chart_legend: &'static str,
+    region_title: &'static str,
+    member: &'static str,
+    worst: &'static str,
 }
 
 impl Labels {
@@ -143,6 +147,9 @@ impl Labels {
             no_maintenance: t(Text::NoMaintenance),
             footnote: t(Text::Footnote),
             chart_legend: t(Text::ChartLegend),
+            region_title: t(Text::RegionTitle),
+            member: t(Text::Member),
+            worst: t(Text::Worst),
         }
     }
 }
@@ -184,24 +191,7 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<String, RenderError> {
             }
         })
         .collect();
-    let outages = r
-        .outages
-        .iter()
-        .map(|o| OutageRow {
-            start: lang.date_time(o.outage.start_ms),
-            end: lang.date_time(o.outage.end_ms),
-            duration: lang.hours_minutes(o.duration_seconds),
-            services: o
-                .outage
-                .services
-                .iter()
-                .map(|s| service_name(s))
-                .collect::<Vec<_>>()
-                .join(", "),
-            root_cause: o.root_cause_name.clone(),
-            reason: o.outage.reason.clone().unwrap_or_default(),
-        })
-        .collect();
+    let outages = outage_rows(&r.outages, lang, service_name);
     let maintenance = r
         .maintenance
         .iter()
@@ -241,12 +231,133 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<String, RenderError> {
         outages,
         maintenance,
     };
+    render("member.html", TEMPLATE, &view)
+}
+
+fn render(name: &str, template: &str, view: &impl Serialize) -> Result<String, RenderError> {
     let mut env = minijinja::Environment::new();
-    env.add_template("member.html", TEMPLATE)
+    env.add_template(name, template)
         .map_err(|e| RenderError(e.to_string()))?;
-    env.get_template("member.html")
-        .and_then(|t| t.render(&view))
+    env.get_template(name)
+        .and_then(|t| t.render(view))
         .map_err(|e| RenderError(e.to_string()))
+}
+
+fn outage_rows(
+    outages: &[crate::sla::outages::OutageView],
+    lang: Lang,
+    service_name: impl Fn(&str) -> String,
+) -> Vec<OutageRow> {
+    outages
+        .iter()
+        .map(|o| OutageRow {
+            start: lang.date_time(o.outage.start_ms),
+            end: lang.date_time(o.outage.end_ms),
+            duration: lang.hours_minutes(o.duration_seconds),
+            services: o
+                .outage
+                .services
+                .iter()
+                .map(|s| service_name(s))
+                .collect::<Vec<_>>()
+                .join(", "),
+            root_cause: o.root_cause_name.clone(),
+            reason: o.outage.reason.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct RegionView {
+    lang: &'static str,
+    t: Labels,
+    organisation: Option<String>,
+    period: String,
+    from: String,
+    to: String,
+    generated: String,
+    version: String,
+    columns: Vec<RegionColumn>,
+    rows: Vec<RegionRow>,
+    outages: Vec<OutageRow>,
+}
+
+#[derive(Serialize)]
+struct RegionColumn {
+    name: String,
+    objective: String,
+}
+
+#[derive(Serialize)]
+struct RegionRow {
+    name: String,
+    kommunenummer: Option<String>,
+    cells: Vec<Cell>,
+}
+
+#[derive(Serialize)]
+struct Cell {
+    text: String,
+    class: &'static str,
+}
+
+/// The regional overview as HTML: the members × services matrix, each
+/// cell coloured by whether the objective was met, and the worst outages.
+pub fn region(r: &super::region::RegionReport, lang: Lang) -> Result<String, RenderError> {
+    let name_of = |id: &str| {
+        r.services
+            .iter()
+            .find(|c| c.service == id)
+            .map_or(id.to_string(), |c| c.name.clone())
+    };
+    let view = RegionView {
+        lang: lang.code(),
+        t: Labels::of(lang),
+        organisation: r.organisation.clone(),
+        period: Month::parse(&r.month).map_or(r.month.clone(), |m| lang.month(m.year, m.month)),
+        from: lang.date_time(ms_of(&r.from)),
+        to: lang.date_time(ms_of(&r.to)),
+        generated: lang.date_time(ms_of(&r.generated)),
+        version: r.version.clone(),
+        columns: r
+            .services
+            .iter()
+            .map(|c| RegionColumn {
+                name: c.name.clone(),
+                objective: c.objective.map_or(String::new(), |o| lang.percent(o, 2)),
+            })
+            .collect(),
+        rows: r
+            .members
+            .iter()
+            .map(|m| RegionRow {
+                name: m.name.clone(),
+                kommunenummer: m.kommunenummer.clone(),
+                cells: m
+                    .cells
+                    .iter()
+                    .map(|c| match c {
+                        None => Cell {
+                            text: "·".into(),
+                            class: "none",
+                        },
+                        Some(s) => match (s.availability, s.met) {
+                            (Some(a), Some(met)) => Cell {
+                                text: lang.percent(a, 3),
+                                class: if met { "met" } else { "missed" },
+                            },
+                            _ => Cell {
+                                text: lang.text(Text::NoData).into(),
+                                class: "nodata",
+                            },
+                        },
+                    })
+                    .collect(),
+            })
+            .collect(),
+        outages: outage_rows(&r.worst_outages, lang, name_of),
+    };
+    render("region.html", REGION, &view)
 }
 
 /// Escape text for SVG (the template does not see inside it).

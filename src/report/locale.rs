@@ -187,6 +187,8 @@ pub enum Text {
     NoMaintenance,
     Footnote,
     ChartLegend,
+    RegionTitle,
+    Worst,
 }
 
 impl Text {
@@ -229,6 +231,11 @@ impl Text {
             ),
             Text::NoOutages => ("Ingen uplanlagte avvik.", "No unplanned outages."),
             Text::NoMaintenance => ("Ikke noe planlagt vedlikehold.", "No planned maintenance."),
+            Text::RegionTitle => (
+                "Tilgjengelighet i regionen",
+                "Availability across the region",
+            ),
+            Text::Worst => ("Månedens største avvik", "The month's worst outages"),
             Text::ChartLegend => (
                 "Grønn: tjenestenivået nådd den dagen, rød: ikke nådd, grå: ingen data. Stiplet linje: tjenestenivået.",
                 "Green: the objective met that day, red: missed, grey: no data. Dashed line: the objective.",

@@ -12,6 +12,7 @@
 pub mod csv;
 pub mod html;
 pub mod locale;
+pub mod region;
 
 use std::collections::BTreeSet;
 
@@ -63,7 +64,8 @@ pub enum Who {
 /// Write the reports of `who` for `month` into `out`; the files written.
 /// JSON and HTML: one `MEMBER-YYYY-MM.json` (`.html`) per member. CSV: one
 /// `MEMBER-YYYY-MM-services.csv` and one `…-outages.csv` (`all-…` for
-/// every member in one pair).
+/// every member in one pair). With every member, JSON and HTML add the
+/// regional overview, `region-YYYY-MM.json` (`.html`).
 #[allow(clippy::too_many_arguments)]
 pub fn write_files(
     store: Option<&Store>,
@@ -135,6 +137,26 @@ pub fn write_files(
                 csv::outages(&reports, lang).map_err(err)?,
             ));
         }
+    }
+    // With every member, the regional overview too (its CSV is the
+    // `all-…` pair above).
+    if *who == Who::All && format != Format::Csv {
+        let region = region::region_report(store, inv, month, current_run, now_ms)?;
+        let err = |reason: String| ReportError::Write {
+            path: out.to_path_buf(),
+            reason,
+        };
+        let (ext, body) = match format {
+            Format::Html => (
+                "html",
+                html::region(&region, lang).map_err(|e| err(e.to_string()))?,
+            ),
+            _ => (
+                "json",
+                serde_json::to_string_pretty(&region).map_err(|e| err(e.to_string()))? + "\n",
+            ),
+        };
+        files.push((out.join(format!("region-{month}.{ext}")), body));
     }
     for (path, body) in &files {
         std::fs::write(path, body).map_err(|e| ReportError::Write {
@@ -241,31 +263,11 @@ pub fn member_report(
         .ok_or_else(|| ReportError::UnknownMember(member.to_string()))?;
     let window = Interval::new(full.start, full.end.min(now_ms));
     let mut services = Vec::new();
-    let mut frozen_at: Option<i64> = None;
+    let mut frozen = Vec::new();
     for svc in &on.services {
-        let (r, frozen) = crate::sla::service_month_frozen(store, svc, month, current_run, now_ms)?;
-        if frozen {
-            if let Some(at) = store
-                .map(|s| s.frozen_at(FROZEN_SERVICE, &svc.id, &month.to_string()))
-                .transpose()?
-                .flatten()
-            {
-                frozen_at = Some(frozen_at.map_or(at, |f: i64| f.max(at)));
-            }
-        }
-        let f = r.as_ref().map(|(_, _, f)| f);
-        services.push(ServiceSummary {
-            service: svc.id.clone(),
-            name: svc.name.clone(),
-            objective: f.map(|f| f.objective),
-            availability: f.and_then(|f| f.availability),
-            met: f.and_then(|f| f.met),
-            downtime_seconds: f.map_or(0.0, |f| f.downtime_seconds),
-            maintenance_seconds: f.map_or(0.0, |f| f.maintenance_seconds),
-            coverage: f.and_then(|f| f.coverage),
-            outages: f.map_or(0, |f| f.outages),
-            frozen,
-        });
+        let (summary, frozen_at) = service_summary(store, svc, month, current_run, now_ms)?;
+        services.push(summary);
+        frozen.push(frozen_at);
     }
     let ids: Vec<&str> = on.ids().collect();
     // The member's own targets and those its services need.
@@ -308,10 +310,7 @@ pub fn member_report(
         _ => (Vec::new(), Vec::new(), Vec::new()),
     };
     let complete = full.end <= now_ms;
-    let generated = match frozen_at {
-        Some(at) if complete && services.iter().all(|s| s.frozen) => at,
-        _ => now_ms,
-    };
+    let generated = generated_at(complete, &frozen, now_ms);
     Ok(MemberReport {
         organisation: inv.reports.organisation.clone(),
         member: on.member.id.clone(),
@@ -330,6 +329,48 @@ pub fn member_report(
         maintenance,
         daily,
     })
+}
+
+/// A service's month for a report, and when it was frozen (if it was).
+pub fn service_summary(
+    store: Option<&Store>,
+    svc: &crate::inventory::Service,
+    month: Month,
+    current_run: Option<i64>,
+    now_ms: i64,
+) -> Result<(ServiceSummary, Option<i64>), ReportError> {
+    let (r, frozen) = crate::sla::service_month_frozen(store, svc, month, current_run, now_ms)?;
+    let frozen_at = match (frozen, store) {
+        (true, Some(s)) => s.frozen_at(FROZEN_SERVICE, &svc.id, &month.to_string())?,
+        _ => None,
+    };
+    let f = r.as_ref().map(|(_, _, f)| f);
+    Ok((
+        ServiceSummary {
+            service: svc.id.clone(),
+            name: svc.name.clone(),
+            objective: f.map(|f| f.objective),
+            availability: f.and_then(|f| f.availability),
+            met: f.and_then(|f| f.met),
+            downtime_seconds: f.map_or(0.0, |f| f.downtime_seconds),
+            maintenance_seconds: f.map_or(0.0, |f| f.maintenance_seconds),
+            coverage: f.and_then(|f| f.coverage),
+            outages: f.map_or(0, |f| f.outages),
+            frozen,
+        },
+        frozen_at,
+    ))
+}
+
+/// When a report's figures were fixed: for a closed month whose every
+/// service is frozen, the latest freezing (so the same ledger gives the
+/// same report); otherwise now.
+fn generated_at(complete: bool, frozen: &[Option<i64>], now_ms: i64) -> i64 {
+    let all: Option<Vec<i64>> = frozen.iter().copied().collect();
+    match all {
+        Some(v) if complete && !v.is_empty() => v.into_iter().max().unwrap_or(now_ms),
+        _ => now_ms,
+    }
 }
 
 /// Each occurrence of a window covering one of `targets` in `over`.
@@ -483,6 +524,54 @@ mod tests {
     }
 
     #[test]
+    fn the_regional_overview_is_members_by_services() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, inv, _) = ledger(dir.path());
+        let now = ms(2026, 11, 2, 12, 0);
+        let oct = Month::parse("2026-10").unwrap();
+        let r = region::region_report(Some(&store), &inv, oct, None, now).unwrap();
+        let cols: Vec<&str> = r.services.iter().map(|c| c.service.as_str()).collect();
+        assert_eq!(cols, ["files", "net", "c-web"]);
+        let rows: Vec<&str> = r.members.iter().map(|m| m.member.as_str()).collect();
+        assert_eq!(rows, ["a", "b", "c"]);
+        let served =
+            |m: usize| -> Vec<bool> { r.members[m].cells.iter().map(Option::is_some).collect() };
+        assert_eq!(served(0), [true, false, false]);
+        assert_eq!(served(2), [false, false, true]);
+        // Longest first: the link pair's 13.5 hours, then the core's 1.5.
+        let worst: Vec<f64> = r.worst_outages.iter().map(|o| o.duration_seconds).collect();
+        assert_eq!(worst[..2], [48600.0, 5400.0]);
+        assert!(r.worst_outages.iter().all(|o| !o.outage.planned));
+        // After the merge, c is a row no more; its service is a's.
+        let nov = Month::parse("2026-11").unwrap();
+        let r = region::region_report(Some(&store), &inv, nov, None, now).unwrap();
+        assert_eq!(r.members.len(), 2);
+        assert_eq!(
+            r.members[0]
+                .cells
+                .iter()
+                .map(Option::is_some)
+                .collect::<Vec<_>>(),
+            [true, false, true]
+        );
+        let page = html::region(&r, Lang::Nb).unwrap();
+        assert!(page.contains("Tilgjengelighet i regionen") && page.contains("Aby kommune"));
+        let oct_page = html::region(
+            &region::region_report(Some(&store), &inv, oct, None, now).unwrap(),
+            Lang::Nb,
+        )
+        .unwrap();
+        if let Some(out) = std::env::var_os("UTKIKK_REPORT_HTML_OUT") {
+            std::fs::write(
+                std::path::Path::new(&out).join("region-2026-10-nb.html"),
+                &oct_page,
+            )
+            .unwrap();
+        }
+        insta::assert_snapshot!("region-2026-10-html-nb", oct_page);
+    }
+
+    #[test]
     fn an_outage_across_the_months_end_is_in_both_reports() {
         let dir = tempfile::tempdir().unwrap();
         let (store, inv, _) = ledger(dir.path());
@@ -530,7 +619,10 @@ mod tests {
             .iter()
             .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["a-2026-11.json", "b-2026-11.json"]);
+        assert_eq!(
+            names,
+            ["a-2026-11.json", "b-2026-11.json", "region-2026-11.json"]
+        );
     }
 
     #[test]
