@@ -236,6 +236,7 @@ fn main() {
     };
     if warm {
         report("closed days kept");
+        bench_reports(&store, &inv, month, closed_now);
         return;
     }
     report("nothing kept");
@@ -267,6 +268,7 @@ fn main() {
         written
     );
     report("closed days kept");
+    bench_reports(&store, &inv, month, closed_now);
     let now = closed_now;
 
     // The closed month frozen, as the agent does ten minutes after its end:
@@ -302,4 +304,56 @@ fn main() {
         "month SLA of all {SERVICES} services ({month}, closed and frozen): median {:.2} ms of 5",
         med(&mut frozen_ms)
     );
+}
+
+/// Peak resident memory so far (VmHWM), in MB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// All seven members' reports plus the regional overview, as `utkikk
+/// report --all` writes them, in each form: time and peak memory.
+fn bench_reports(store: &Store, inv: &Inventory, month: Month, now: i64) {
+    use utkikk::report::{write_files, Format, Lang, Who};
+    for (name, format) in [
+        ("json", Format::Json),
+        ("html", Format::Html),
+        ("csv", Format::Csv),
+    ] {
+        let out = tempfile::tempdir().expect("tempdir");
+        // Reset the peak to now (Linux: clear_refs 5).
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let mut times = Vec::new();
+        let mut files = 0;
+        for _ in 0..3 {
+            let t0 = Instant::now();
+            files = write_files(
+                Some(store),
+                inv,
+                &Who::All,
+                month,
+                format,
+                Lang::Nb,
+                out.path(),
+                None,
+                now,
+            )
+            .map(|f| f.len())
+            .expect("reports");
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "reports --all --format {name} ({month}, {files} files): median {:.0} ms of 3, peak RSS {:.0} MB",
+            times[1],
+            peak_rss_mb()
+        );
+    }
 }

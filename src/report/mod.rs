@@ -291,17 +291,20 @@ pub fn member_report(
     let (outages, maintenance, daily) = match (store, on.merged_into.is_some()) {
         (Some(store), false) => {
             let mut outages: Vec<OutageView> = Vec::new();
+            let mut seen: std::collections::HashSet<(String, i64)> = Default::default();
             for id in &ids {
                 for o in outages::list(Some(store), inv, window, Some(id), current_run, now_ms)? {
-                    let seen = outages.iter().any(|x| {
-                        x.outage.target == o.outage.target && x.outage.start_ms == o.outage.start_ms
-                    });
-                    if !o.outage.planned && !seen {
+                    // A member and those merged into it share outages.
+                    if !o.outage.planned
+                        && seen.insert((o.outage.target.clone(), o.outage.start_ms))
+                    {
                         outages.push(o);
                     }
                 }
             }
-            outages.sort_by_key(|o| (o.outage.start_ms, o.outage.target.clone()));
+            outages.sort_by(|a, b| {
+                (a.outage.start_ms, &a.outage.target).cmp(&(b.outage.start_ms, &b.outage.target))
+            });
             let windows = store.maintenance_windows()?;
             let maintenance = maintenance_entries(&windows, &targets, window);
             let daily = daily(store, &on.services, month, window, current_run, now_ms)?;
