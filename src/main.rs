@@ -87,6 +87,7 @@ enum ReportFormat {
     Json,
     Csv,
     Html,
+    Pdf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -201,6 +202,7 @@ fn report(
                         ReportFormat::Json => Format::Json,
                         ReportFormat::Csv => Format::Csv,
                         ReportFormat::Html => Format::Html,
+                        ReportFormat::Pdf => Format::Pdf,
                     },
                     match lang {
                         ReportLang::Nb => Lang::Nb,

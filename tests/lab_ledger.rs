@@ -462,7 +462,10 @@ lab_test!(service_levels_from_the_ledger, || {
         } else {
             "sw1"
         };
-        let url = path.replace("{id}", id);
+        let url = path
+            .replace("{id}", id)
+            .replace("{member}", "kongsberg")
+            .replace("{file}", &format!("{month}.json"));
         let url = if ["/sla", "/availability", "/outages"]
             .iter()
             .any(|p| url.ends_with(p))
@@ -671,6 +674,20 @@ lab_test!(closed_days_are_summed_up_and_answer_exactly, || {
     let (status, csv) = agent.get(&format!("/api/v1/reports/m/{m1}-outages.csv?lang=en"));
     assert_eq!(status, 200);
     assert!(csv.contains(",srv1,"), "{csv}");
+    let pdf = ureq::get(&format!("{}/api/v1/reports/m/{m1}.pdf", lab::BASE))
+        .call()
+        .unwrap();
+    assert_eq!(
+        pdf.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/pdf")
+    );
+    let bytes = pdf.into_body().read_to_vec().unwrap();
+    assert!(bytes.starts_with(b"%PDF-"));
+    let (status, region) = json(&agent, &format!("/api/v1/reports/region/{m1}.json"));
+    assert_eq!(status, 200, "{region}");
+    assert_eq!(region["members"][0]["member"], "m");
     for (path, want) in [
         (format!("/api/v1/reports/nobody/{m1}.json"), 404),
         ("/api/v1/reports/m/2999-01.json".to_string(), 400),

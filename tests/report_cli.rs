@@ -109,6 +109,14 @@ fn writes_csv_and_json_for_a_member() {
     assert_eq!(json["kommunenummer"], "3301");
     assert_eq!(json["services"][0]["downtime_seconds"], 3600.0);
     assert_eq!(json["outages"][0]["duration_seconds"], 3600.0);
+
+    let (code, stdout, stderr) = report(&dir, &["--month", "2026-10", "--all", "--format", "pdf"]);
+    assert_eq!(code, 0, "{stderr}");
+    for name in ["a-2026-10.pdf", "region-2026-10.pdf"] {
+        assert!(stdout.contains(name), "{stdout}");
+        let pdf = std::fs::read(dir.path().join("out").join(name)).unwrap();
+        assert!(pdf.starts_with(b"%PDF-"), "{name}");
+    }
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! `GET /api/v1/reports/{member}/{YYYY-MM}.{json,html,csv}` (and
-//! `{YYYY-MM}-outages.csv`), `?lang=nb|en`: a member's monthly report, as
+//! `{YYYY-MM}-outages.csv`, `.pdf`), `?lang=nb|en`: a member's monthly report, as
 //! `utkikk report` writes it; `…/reports/region/{YYYY-MM}.{json,html}`: the
 //! regional overview (`region` is not a member id: the config refuses it).
 
@@ -24,6 +24,7 @@ pub struct ReportQuery {
 enum Form {
     Json,
     Html,
+    Pdf,
     ServicesCsv,
     OutagesCsv,
 }
@@ -35,6 +36,7 @@ fn parse_file(file: &str) -> Option<(Month, Form)> {
         ("csv", None) => (stem, Form::ServicesCsv),
         ("json", None) => (stem, Form::Json),
         ("html", None) => (stem, Form::Html),
+        ("pdf", None) => (stem, Form::Pdf),
         _ => return None,
     };
     Some((Month::parse(month)?, form))
@@ -49,7 +51,7 @@ pub async fn member_report(
         return error(
             StatusCode::NOT_FOUND,
             format!(
-                "{file:?}: expected YYYY-MM.json, YYYY-MM.html, YYYY-MM.csv or YYYY-MM-outages.csv"
+                "{file:?}: expected YYYY-MM.pdf, .html, .json, .csv or YYYY-MM-outages.csv"
             ),
         );
     };
@@ -88,22 +90,34 @@ pub async fn member_report(
         Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(resp) => return resp,
     };
+    let filename = format!("{}-{file}", r.member);
     let one = std::slice::from_ref(&r);
+    let text = |r: Result<String, String>| r.map(String::into_bytes);
     let (body, kind) = match form {
         Form::Json => (
-            serde_json::to_string_pretty(&r).map_err(|e| e.to_string()),
+            text(serde_json::to_string_pretty(&r).map_err(|e| e.to_string())),
             "application/json",
         ),
         Form::Html => (
-            report::html::member(&r, lang).map_err(|e| e.to_string()),
+            text(report::html::member(&r, lang).map_err(|e| e.to_string())),
             "text/html; charset=utf-8",
         ),
+        Form::Pdf => (
+            // Typst lays out on this thread: off the runtime's workers.
+            tokio::task::spawn_blocking(move || {
+                report::pdf::member(&r, lang).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|x| x),
+            "application/pdf",
+        ),
         Form::ServicesCsv => (
-            report::csv::services(one, lang).map_err(|e| e.to_string()),
+            text(report::csv::services(one, lang).map_err(|e| e.to_string())),
             "text/csv; charset=utf-8; header=present",
         ),
         Form::OutagesCsv => (
-            report::csv::outages(one, lang).map_err(|e| e.to_string()),
+            text(report::csv::outages(one, lang).map_err(|e| e.to_string())),
             "text/csv; charset=utf-8; header=present",
         ),
     };
@@ -113,7 +127,7 @@ pub async fn member_report(
                 (header::CONTENT_TYPE, kind.to_string()),
                 (
                     header::CONTENT_DISPOSITION,
-                    format!("inline; filename=\"{}-{file}\"", r.member),
+                    format!("inline; filename=\"{filename}\""),
                 ),
             ],
             body,
@@ -153,12 +167,25 @@ async fn region(
     };
     let (body, kind) = match form {
         Form::Json => (
-            serde_json::to_string_pretty(&r).map_err(|e| e.to_string()),
+            serde_json::to_string_pretty(&r)
+                .map(String::into_bytes)
+                .map_err(|e| e.to_string()),
             "application/json",
         ),
         Form::Html => (
-            report::html::region(&r, lang).map_err(|e| e.to_string()),
+            report::html::region(&r, lang)
+                .map(String::into_bytes)
+                .map_err(|e| e.to_string()),
             "text/html; charset=utf-8",
+        ),
+        Form::Pdf => (
+            tokio::task::spawn_blocking(move || {
+                report::pdf::region(&r, lang).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|x| x),
+            "application/pdf",
         ),
         Form::ServicesCsv | Form::OutagesCsv => {
             return error(
@@ -187,7 +214,8 @@ mod tests {
             parse_file("2026-10-outages.csv"),
             Some((m, Form::OutagesCsv))
         );
-        assert_eq!(parse_file("2026-10.pdf"), None);
+        assert_eq!(parse_file("2026-10.pdf"), Some((m, Form::Pdf)));
+        assert_eq!(parse_file("2026-10.docx"), None);
         assert_eq!(parse_file("2026-13.json"), None);
         assert_eq!(parse_file("2026-10-outages.json"), None);
     }

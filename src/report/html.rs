@@ -371,7 +371,7 @@ fn esc(s: &str) -> String {
 /// A bar per day: the day's availability on a scale from `floor` to 100 %,
 /// green when it meets the objective, red when not, a grey stub for a day
 /// with no data. A dashed line marks the objective.
-fn chart(r: &MemberReport, service: &str, objective: Option<f64>, lang: Lang) -> String {
+pub(crate) fn chart(r: &MemberReport, service: &str, objective: Option<f64>, lang: Lang) -> String {
     let days: Vec<(&str, Option<f64>)> = r
         .daily
         .iter()

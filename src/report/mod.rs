@@ -12,6 +12,7 @@
 pub mod csv;
 pub mod html;
 pub mod locale;
+pub mod pdf;
 pub mod region;
 
 use std::collections::BTreeSet;
@@ -52,6 +53,7 @@ pub enum Format {
     Json,
     Csv,
     Html,
+    Pdf,
 }
 
 /// Which members: one, or every member still on its own that month.
@@ -99,7 +101,7 @@ pub fn write_files(
         path: out.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let mut files: Vec<(std::path::PathBuf, String)> = Vec::new();
+    let mut files: Vec<(std::path::PathBuf, Vec<u8>)> = Vec::new();
     match format {
         Format::Json => {
             for r in &reports {
@@ -107,7 +109,10 @@ pub fn write_files(
                     path: out.to_path_buf(),
                     reason: e.to_string(),
                 })?;
-                files.push((out.join(format!("{}-{month}.json", r.member)), json + "\n"));
+                files.push((
+                    out.join(format!("{}-{month}.json", r.member)),
+                    (json + "\n").into_bytes(),
+                ));
             }
         }
         Format::Html => {
@@ -116,7 +121,19 @@ pub fn write_files(
                     path: out.to_path_buf(),
                     reason: e.to_string(),
                 })?;
-                files.push((out.join(format!("{}-{month}.html", r.member)), html));
+                files.push((
+                    out.join(format!("{}-{month}.html", r.member)),
+                    html.into_bytes(),
+                ));
+            }
+        }
+        Format::Pdf => {
+            for r in &reports {
+                let pdf = pdf::member(r, lang).map_err(|e| ReportError::Write {
+                    path: out.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+                files.push((out.join(format!("{}-{month}.pdf", r.member)), pdf));
             }
         }
         Format::Csv => {
@@ -130,11 +147,11 @@ pub fn write_files(
             };
             files.push((
                 out.join(format!("{stem}-{month}-services.csv")),
-                csv::services(&reports, lang).map_err(err)?,
+                csv::services(&reports, lang).map_err(err)?.into_bytes(),
             ));
             files.push((
                 out.join(format!("{stem}-{month}-outages.csv")),
-                csv::outages(&reports, lang).map_err(err)?,
+                csv::outages(&reports, lang).map_err(err)?.into_bytes(),
             ));
         }
     }
@@ -149,11 +166,18 @@ pub fn write_files(
         let (ext, body) = match format {
             Format::Html => (
                 "html",
-                html::region(&region, lang).map_err(|e| err(e.to_string()))?,
+                html::region(&region, lang)
+                    .map_err(|e| err(e.to_string()))?
+                    .into_bytes(),
+            ),
+            Format::Pdf => (
+                "pdf",
+                pdf::region(&region, lang).map_err(|e| err(e.to_string()))?,
             ),
             _ => (
                 "json",
-                serde_json::to_string_pretty(&region).map_err(|e| err(e.to_string()))? + "\n",
+                (serde_json::to_string_pretty(&region).map_err(|e| err(e.to_string()))? + "\n")
+                    .into_bytes(),
             ),
         };
         files.push((out.join(format!("region-{month}.{ext}")), body));

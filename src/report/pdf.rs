@@ -1,0 +1,537 @@
+//! The report as PDF/A-2b, laid out by Typst (as a library): the report is
+//! written as Typst markup, compiled with the fonts bundled in the binary
+//! (typst-assets: Libertinus Serif and DejaVu Sans Mono; no system fonts),
+//! and exported with the creation date and document id taken from the
+//! report, so the same ledger, month and version give the same bytes.
+//! Text from the config and the ledger reaches Typst only as string
+//! literals, never as markup.
+
+use std::sync::LazyLock;
+
+use chrono::{Datelike, Timelike};
+use typst::diag::{FileError, FileResult};
+use typst::foundations::{Bytes, Datetime, Smart};
+use typst::layout::PagedDocument;
+use typst::syntax::{FileId, Source};
+use typst::text::{Font, FontBook};
+use typst::utils::LazyHash;
+use typst::{Library, LibraryExt, World};
+use typst_pdf::{PdfOptions, PdfStandard, PdfStandards, Timestamp};
+
+use super::locale::{Lang, Text};
+use super::region::RegionReport;
+use super::MemberReport;
+use crate::sla::calendar::Month;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot make the PDF: {0}")]
+pub struct PdfError(String);
+
+/// The bundled fonts, read once.
+static FONTS: LazyLock<(LazyHash<FontBook>, Vec<Font>)> = LazyLock::new(|| {
+    let fonts: Vec<Font> = typst_assets::fonts()
+        .flat_map(|data| Font::iter(Bytes::new(data)))
+        .collect();
+    (LazyHash::new(FontBook::from_fonts(&fonts)), fonts)
+});
+
+static LIBRARY: LazyLock<LazyHash<Library>> = LazyLock::new(|| LazyHash::new(Library::default()));
+
+struct ReportWorld {
+    main: Source,
+    today: Option<Datetime>,
+}
+
+impl World for ReportWorld {
+    fn library(&self) -> &LazyHash<Library> {
+        &LIBRARY
+    }
+    fn book(&self) -> &LazyHash<FontBook> {
+        &FONTS.0
+    }
+    fn main(&self) -> FileId {
+        self.main.id()
+    }
+    fn source(&self, id: FileId) -> FileResult<Source> {
+        if id == self.main.id() {
+            Ok(self.main.clone())
+        } else {
+            Err(FileError::AccessDenied)
+        }
+    }
+    fn file(&self, _id: FileId) -> FileResult<Bytes> {
+        Err(FileError::AccessDenied)
+    }
+    fn font(&self, index: usize) -> Option<Font> {
+        FONTS.1.get(index).cloned()
+    }
+    fn today(&self, _offset: Option<i64>) -> Option<Datetime> {
+        self.today
+    }
+}
+
+/// A Typst string literal: the text shown as it is.
+fn lit(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A table cell holding `s` as text.
+fn cell(s: &str) -> String {
+    format!("[#{}]", lit(s))
+}
+
+fn ms_of(rfc3339: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).ok()
+}
+
+/// The page set-up, title block and document metadata.
+fn preamble(lang: Lang, title: &str, organisation: Option<&str>, version: &str) -> String {
+    format!(
+        r##"#set document(title: {title}, author: {author})
+#set page(paper: "a4", margin: (x: 1.8cm, top: 1.8cm, bottom: 2.2cm), footer: context [
+  #set text(size: 8pt, fill: luma(90))
+  #{foot} #h(1fr) #counter(page).display("1 / 1", both: true)
+])
+#set text(font: "Libertinus Serif", size: 10pt, lang: "{lang}")
+#set par(justify: false)
+#show heading.where(level: 1): set text(size: 17pt)
+#show heading.where(level: 2): set text(size: 12.5pt)
+#show heading.where(level: 2): it => block(above: 1.4em, below: 0.6em, it)
+#set table(stroke: (x, y) => if y == 0 {{ (bottom: 0.8pt) }} else {{ (bottom: 0.3pt + luma(200)) }}, inset: (x: 4pt, y: 3.5pt))
+#show table.cell.where(y: 0): set text(weight: "bold")
+"##,
+        title = lit(title),
+        author = lit(organisation.unwrap_or("utkikk")),
+        foot = lit(&format!("utkikk {version}")),
+        lang = lang.code(),
+    )
+}
+
+/// A table with a header row repeated on every page.
+fn table(columns: &[(&str, bool)], rows: &[Vec<String>]) -> String {
+    let cols = columns
+        .iter()
+        .map(|_| "auto")
+        .collect::<Vec<_>>()
+        .join(", ");
+    let align = columns
+        .iter()
+        .map(|(_, right)| if *right { "right" } else { "left" })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let header = columns
+        .iter()
+        .map(|(h, _)| cell(h))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let body = rows
+        .iter()
+        .map(|r| r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(", "))
+        .collect::<Vec<_>>()
+        .join(",\n  ");
+    format!(
+        "#table(columns: ({cols},), align: ({align},),\n  table.header({header}),\n  {body}\n)\n"
+    )
+}
+
+fn compile(markup: String, generated: &str, ident: &str) -> Result<Vec<u8>, PdfError> {
+    let when = ms_of(generated);
+    let date = when.and_then(|t| {
+        let t = t.with_timezone(&chrono::Utc);
+        Datetime::from_ymd_hms(
+            t.year(),
+            t.month() as u8,
+            t.day() as u8,
+            t.hour() as u8,
+            t.minute() as u8,
+            t.second() as u8,
+        )
+    });
+    let world = ReportWorld {
+        main: Source::detached(markup),
+        today: date,
+    };
+    let document = typst::compile::<PagedDocument>(&world)
+        .output
+        .map_err(|errors| {
+            PdfError(
+                errors
+                    .iter()
+                    .map(|e| e.message.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+    let standards = PdfStandards::new(&[PdfStandard::A_2b]).map_err(|e| PdfError(e.to_string()))?;
+    let options = PdfOptions {
+        ident: Smart::Custom(ident),
+        timestamp: date.map(Timestamp::new_utc),
+        standards,
+        ..PdfOptions::default()
+    };
+    typst_pdf::pdf(&document, &options).map_err(|errors| {
+        PdfError(
+            errors
+                .iter()
+                .map(|e| e.message.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })
+}
+
+fn period(lang: Lang, month: &str) -> String {
+    Month::parse(month).map_or(month.to_string(), |m| lang.month(m.year, m.month))
+}
+
+fn date(lang: Lang, rfc3339: &str) -> String {
+    ms_of(rfc3339).map_or(String::new(), |t| lang.date_time(t.timestamp_millis()))
+}
+
+fn outage_table(lang: Lang, outages: &[crate::sla::outages::OutageView]) -> String {
+    let t = |x| lang.text(x);
+    let rows: Vec<Vec<String>> = outages
+        .iter()
+        .map(|o| {
+            vec![
+                lang.date_time(o.outage.start_ms),
+                lang.date_time(o.outage.end_ms),
+                lang.hours_minutes(o.duration_seconds),
+                o.outage.services.join(", "),
+                o.root_cause_name.clone(),
+                o.outage.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            (t(Text::Start), false),
+            (t(Text::End), false),
+            (t(Text::Duration), true),
+            (t(Text::Services), false),
+            (t(Text::RootCause), false),
+            (t(Text::Reason), false),
+        ],
+        &rows,
+    )
+}
+
+/// A member's report as PDF/A-2b.
+pub fn member(r: &MemberReport, lang: Lang) -> Result<Vec<u8>, PdfError> {
+    let t = |x| lang.text(x);
+    let title = format!("{}: {}", t(Text::Title), r.name);
+    let mut m = preamble(lang, &title, r.organisation.as_deref(), &r.version);
+    if let Some(org) = &r.organisation {
+        m += &format!("#text(fill: luma(90))[#{}]\n", lit(org));
+    }
+    m += &format!("= #{}\n", lit(&title));
+    let mut meta: Vec<(&str, String)> = Vec::new();
+    if let Some(k) = &r.kommunenummer {
+        meta.push((t(Text::Municipality), k.clone()));
+    }
+    meta.push((
+        t(Text::Period),
+        format!(
+            "{} ({} – {})",
+            period(lang, &r.month),
+            date(lang, &r.from),
+            date(lang, &r.to)
+        ),
+    ));
+    meta.push((t(Text::Generated), date(lang, &r.generated)));
+    if let Some(mg) = &r.merged_into {
+        meta.push((t(Text::MergedInto), mg.clone()));
+    }
+    if !r.includes.is_empty() {
+        meta.push((t(Text::Includes), r.includes.join(", ")));
+    }
+    m += "#grid(columns: 2, column-gutter: 12pt, row-gutter: 5pt,\n";
+    for (k, v) in &meta {
+        m += &format!("  text(weight: \"bold\", {}), {},\n", lit(k), lit(v));
+    }
+    m += ")\n#line(length: 100%, stroke: 0.8pt)\n";
+
+    m += &format!("== #{}\n", lit(t(Text::Summary)));
+    if r.services.is_empty() {
+        m += &format!("#emph({})\n", lit(t(Text::NoServices)));
+    } else {
+        let pct = |x: Option<f64>, p| x.map_or("–".to_string(), |v| lang.percent(v, p));
+        let rows: Vec<Vec<String>> = r
+            .services
+            .iter()
+            .map(|s| {
+                vec![
+                    s.name.clone(),
+                    pct(s.objective, 2),
+                    s.availability
+                        .map_or(t(Text::NoData).to_string(), |a| lang.percent(a, 3)),
+                    match s.met {
+                        Some(true) => t(Text::Met),
+                        Some(false) => t(Text::Missed),
+                        None => t(Text::NoData),
+                    }
+                    .to_string(),
+                    lang.hours_minutes(s.downtime_seconds),
+                    lang.hours_minutes(s.maintenance_seconds),
+                    pct(s.coverage, 1),
+                ]
+            })
+            .collect();
+        m += &table(
+            &[
+                (t(Text::Service), false),
+                (t(Text::Objective), true),
+                (t(Text::Availability), true),
+                (t(Text::Met), false),
+                (t(Text::Downtime), true),
+                (t(Text::Maintenance), true),
+                (t(Text::Coverage), true),
+            ],
+            &rows,
+        );
+        m += &format!("== #{}\n", lit(t(Text::Daily)));
+        m += &format!(
+            "#text(size: 8.5pt, fill: luma(90), {})\n",
+            lit(t(Text::ChartLegend))
+        );
+        for s in &r.services {
+            let svg = super::html::chart(r, &s.service, s.objective, lang);
+            m += &format!(
+                "#block(breakable: false)[#text(weight: \"bold\", {})\n#image(bytes({}), format: \"svg\", width: 100%)]\n",
+                lit(&s.name),
+                lit(&svg)
+            );
+        }
+    }
+    m += &format!("== #{}\n", lit(t(Text::Outages)));
+    if r.outages.is_empty() {
+        m += &format!("#emph({})\n", lit(t(Text::NoOutages)));
+    } else {
+        m += &outage_table(lang, &r.outages);
+    }
+    m += &format!("== #{}\n", lit(t(Text::Maintenance)));
+    if r.maintenance.is_empty() {
+        m += &format!("#emph({})\n", lit(t(Text::NoMaintenance)));
+    } else {
+        let rows: Vec<Vec<String>> = r
+            .maintenance
+            .iter()
+            .map(|w| {
+                vec![
+                    date(lang, &w.start),
+                    date(lang, &w.end),
+                    lang.hours_minutes(w.duration_seconds),
+                    lang.category(&w.category).to_string(),
+                    w.targets.join(", "),
+                    w.note.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        m += &table(
+            &[
+                (t(Text::Start), false),
+                (t(Text::End), false),
+                (t(Text::Duration), true),
+                (t(Text::Category), false),
+                (t(Text::Targets), false),
+                (t(Text::Note), false),
+            ],
+            &rows,
+        );
+    }
+    m += &format!(
+        "#v(1em)\n#text(size: 8.5pt, fill: luma(90), {})\n",
+        lit(t(Text::Footnote))
+    );
+    compile(m, &r.generated, &format!("utkikk/{}/{}", r.member, r.month))
+}
+
+/// The regional overview as PDF/A-2b.
+pub fn region(r: &RegionReport, lang: Lang) -> Result<Vec<u8>, PdfError> {
+    let t = |x| lang.text(x);
+    let title = t(Text::RegionTitle);
+    let mut m = preamble(lang, title, r.organisation.as_deref(), &r.version);
+    if r.services.len() > 6 {
+        m += "#set page(flipped: true)\n";
+    }
+    if let Some(org) = &r.organisation {
+        m += &format!("#text(fill: luma(90))[#{}]\n", lit(org));
+    }
+    m += &format!("= #{}\n", lit(title));
+    m += &format!(
+        "#grid(columns: 2, column-gutter: 12pt, row-gutter: 5pt,\n  text(weight: \"bold\", {}), {},\n  text(weight: \"bold\", {}), {},\n)\n#line(length: 100%, stroke: 0.8pt)\n",
+        lit(t(Text::Period)),
+        lit(&format!(
+            "{} ({} – {})",
+            period(lang, &r.month),
+            date(lang, &r.from),
+            date(lang, &r.to)
+        )),
+        lit(t(Text::Generated)),
+        lit(&date(lang, &r.generated)),
+    );
+    m += &format!("== #{}\n", lit(t(Text::Availability)));
+    let mut columns: Vec<(String, bool)> = vec![(t(Text::Member).to_string(), false)];
+    columns.extend(r.services.iter().map(|c| (c.name.clone(), true)));
+    let rows: Vec<Vec<String>> = r
+        .members
+        .iter()
+        .map(|row| {
+            let mut v = vec![match &row.kommunenummer {
+                Some(k) => format!("{} ({k})", row.name),
+                None => row.name.clone(),
+            }];
+            v.extend(row.cells.iter().map(|c| match c {
+                None => "·".to_string(),
+                Some(s) => match (s.availability, s.met) {
+                    (Some(a), Some(true)) => lang.percent(a, 3),
+                    (Some(a), Some(false)) => format!("{} ✗", lang.percent(a, 3)),
+                    _ => t(Text::NoData).to_string(),
+                },
+            }));
+            v
+        })
+        .collect();
+    let cols: Vec<(&str, bool)> = columns.iter().map(|(s, r)| (s.as_str(), *r)).collect();
+    m += &table(&cols, &rows);
+    m += &format!("== #{}\n", lit(t(Text::Worst)));
+    if r.worst_outages.is_empty() {
+        m += &format!("#emph({})\n", lit(t(Text::NoOutages)));
+    } else {
+        m += &outage_table(lang, &r.worst_outages);
+    }
+    m += &format!(
+        "#v(1em)\n#text(size: 8.5pt, fill: luma(90), {})\n",
+        lit(t(Text::Footnote))
+    );
+    compile(m, &r.generated, &format!("utkikk/region/{}", r.month))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{member_report, region::region_report};
+    use crate::sla::calendar::oslo_ms as ms;
+    use crate::sla::rollup::tests::ledger;
+    use std::process::Command;
+
+    /// Run a poppler tool on `pdf`; its standard output.
+    fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.pdf");
+        std::fs::write(&path, pdf).unwrap();
+        let out = Command::new(tool)
+            .args(args)
+            .arg(&path)
+            .args(if tool == "pdftotext" {
+                &["-"][..]
+            } else {
+                &[][..]
+            })
+            .output()
+            .unwrap_or_else(|e| panic!("{tool} (poppler-utils) is needed: {e}"));
+        assert!(
+            out.status.success(),
+            "{tool}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn a_members_pdf_is_pdf_a_with_its_figures_and_reproducible() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, inv, _) = ledger(dir.path());
+        let now = ms(2026, 11, 2, 12, 0);
+        let oct = Month::parse("2026-10").unwrap();
+        let r = member_report(Some(&store), &inv, "a", oct, None, now).unwrap();
+        let pdf = member(&r, Lang::Nb).unwrap();
+        if let Some(out) = std::env::var_os("UTKIKK_REPORT_HTML_OUT") {
+            std::fs::write(std::path::Path::new(&out).join("a-2026-10-nb.pdf"), &pdf).unwrap();
+        }
+        let info = poppler("pdfinfo", &[], &pdf);
+        assert!(
+            info.contains("Title:") && info.contains("Aby kommune"),
+            "{info}"
+        );
+        let meta = poppler("pdfinfo", &["-meta"], &pdf);
+        assert!(
+            meta.contains("<pdfaid:part>2</pdfaid:part>") || meta.contains("pdfaid:part=\"2\""),
+            "PDF/A-2: {meta}"
+        );
+        assert!(
+            meta.contains("<pdfaid:conformance>B</pdfaid:conformance>")
+                || meta.contains("pdfaid:conformance=\"B\""),
+            "PDF/A-2b: {meta}"
+        );
+        let text = poppler("pdftotext", &["-layout"], &pdf);
+        for want in [
+            "Tilgjengelighetsrapport: Aby kommune",
+            "3301",
+            "99,963",
+            "Oppfylt",
+            "25. okt. 2026 kl. 02:40",
+            "OS-oppgradering",
+        ] {
+            assert!(text.contains(want), "{want:?} not in:\n{text}");
+        }
+        // The same ledger, month and version: the same bytes.
+        assert_eq!(pdf, member(&r, Lang::Nb).unwrap());
+        let en = poppler("pdftotext", &[], &member(&r, Lang::En).unwrap());
+        assert!(
+            en.contains("Availability report") && en.contains("99.963%"),
+            "{en}"
+        );
+    }
+
+    #[test]
+    fn fifty_outages_run_onto_more_pages_and_the_region_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, inv, _) = ledger(dir.path());
+        let now = ms(2026, 11, 2, 12, 0);
+        let oct = Month::parse("2026-10").unwrap();
+        let mut r = member_report(Some(&store), &inv, "a", oct, None, now).unwrap();
+        let one = r.outages[0].clone();
+        r.outages = (0..50)
+            .map(|i| {
+                let mut o = one.clone();
+                o.outage.reason = Some(format!("avvik nr. {i}"));
+                o
+            })
+            .collect();
+        let pdf = member(&r, Lang::Nb).unwrap();
+        let info = poppler("pdfinfo", &[], &pdf);
+        let pages: usize = info
+            .lines()
+            .find_map(|l| l.strip_prefix("Pages:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap();
+        assert!(pages >= 2, "{info}");
+        let text = poppler("pdftotext", &[], &pdf);
+        assert!(text.contains("avvik nr. 0") && text.contains("avvik nr. 49"));
+        // The table header is repeated on the next page.
+        assert!(text.matches("Rotårsak").count() >= 2, "{text}");
+        let overview = region_report(Some(&store), &inv, oct, None, now).unwrap();
+        let text = poppler("pdftotext", &[], &region(&overview, Lang::Nb).unwrap());
+        assert!(text.contains("Tilgjengelighet i regionen") && text.contains("Cedal kommune"));
+    }
+
+    #[test]
+    fn text_reaches_typst_only_as_a_string() {
+        assert_eq!(lit(r#"a "b" \c #d [e] $f$"#), r#""a \"b\" \\c #d [e] $f$""#);
+        assert_eq!(lit("x\ny"), r#""x\ny""#);
+    }
+}
