@@ -624,6 +624,26 @@ async fn sla_metrics(shared: std::sync::Weak<Shared>) {
                     }
                 }
             }
+            // Then every member's report and the regional overview of last
+            // month, as they are once its service results are frozen.
+            if let Some(store) = store.as_ref() {
+                match crate::report::freeze_reports(
+                    store,
+                    &inv,
+                    month.prev(),
+                    now.timestamp_millis(),
+                ) {
+                    Ok(records) => {
+                        if !records.is_empty() {
+                            tracing::info!(month = %month.prev(), reports = records.len(), "month closed: reports frozen");
+                        }
+                        for r in records {
+                            ledger.record(r);
+                        }
+                    }
+                    Err(e) => tracing::warn!("freezing last month's reports: {e}"),
+                }
+            }
             // Closed days summed up once, a month's worth per round, so
             // queries read them instead of every transition. Not while the
             // ledger cannot be written: they would only wait in memory.

@@ -50,9 +50,7 @@ pub async fn member_report(
     let Some((month, form)) = parse_file(&file) else {
         return error(
             StatusCode::NOT_FOUND,
-            format!(
-                "{file:?}: expected YYYY-MM.pdf, .html, .json, .csv or YYYY-MM-outages.csv"
-            ),
+            format!("{file:?}: expected YYYY-MM.pdf, .html, .json, .csv or YYYY-MM-outages.csv"),
         );
     };
     let lang = match q.lang.as_deref() {

@@ -192,7 +192,7 @@ pub fn write_files(
 }
 
 /// One member's report for one month.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct MemberReport {
     /// The inter-municipal company (`reports.organisation`).
     pub organisation: Option<String>,
@@ -224,7 +224,7 @@ pub struct MemberReport {
     pub daily: Vec<Day>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ServiceSummary {
     pub service: String,
     pub name: String,
@@ -241,7 +241,7 @@ pub struct ServiceSummary {
     pub frozen: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct MaintenanceEntry {
     pub window: i64,
     pub category: String,
@@ -253,21 +253,115 @@ pub struct MaintenanceEntry {
     pub targets: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Day {
     /// `YYYY-MM-DD`, Europe/Oslo.
     pub date: String,
     pub services: Vec<DayFigure>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct DayFigure {
     pub service: String,
     /// `None`: nothing observed that day.
     pub availability: Option<f64>,
 }
 
-/// The report of `member` for `month`, as of `now_ms`.
+/// Kind of a frozen member report in the ledger's monthly results.
+pub const FROZEN_MEMBER_REPORT: &str = "member-report";
+/// Kind of a frozen regional overview (id `region`).
+pub const FROZEN_REGION_REPORT: &str = "region-report";
+
+/// A report kept when its month closed, if there is one.
+fn frozen_report<T: serde::de::DeserializeOwned>(
+    store: Option<&Store>,
+    kind: &str,
+    id: &str,
+    month: Month,
+) -> Result<Option<T>, ReportError> {
+    let Some(json) = store
+        .map(|s| s.frozen(kind, id, &month.to_string()))
+        .transpose()?
+        .flatten()
+    else {
+        return Ok(None);
+    };
+    match serde_json::from_str(&json) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) => {
+            tracing::warn!(kind, id, month = %month, "frozen report cannot be read ({e}); making it again");
+            Ok(None)
+        }
+    }
+}
+
+/// The reports of a closed month to keep as they are (every member's and
+/// the regional overview), once the month's service results are frozen:
+/// later config changes (a new SLA, a renamed service, a merge) do not
+/// change a report already sent. Records for the writer; empty until then.
+pub fn freeze_reports(
+    store: &Store,
+    inv: &Inventory,
+    month: Month,
+    now_ms: i64,
+) -> Result<Vec<crate::ledger::Record>, ReportError> {
+    let Some(w) = month.window() else {
+        return Ok(Vec::new());
+    };
+    let Some(first_day) = month.start().map(|s| s.date_naive()) else {
+        return Ok(Vec::new());
+    };
+    if now_ms < w.end + crate::sla::FREEZE_AFTER_MS {
+        return Ok(Vec::new());
+    }
+    let m = month.to_string();
+    // The services' own results first (the SLA task freezes them).
+    for svc in inv
+        .services
+        .iter()
+        .filter(|s| s.level_on(first_day).is_some())
+    {
+        if store.frozen(FROZEN_SERVICE, &svc.id, &m)?.is_none() {
+            return Ok(Vec::new());
+        }
+    }
+    let mut out = Vec::new();
+    for member in &inv.members {
+        if store
+            .frozen(FROZEN_MEMBER_REPORT, &member.id, &m)?
+            .is_some()
+        {
+            continue;
+        }
+        let r = member_report(Some(store), inv, &member.id, month, None, now_ms)?;
+        out.push(crate::ledger::Record::Frozen {
+            kind: FROZEN_MEMBER_REPORT.to_string(),
+            id: member.id.clone(),
+            month: m.clone(),
+            result: json(&r)?,
+        });
+    }
+    if store.frozen(FROZEN_REGION_REPORT, "region", &m)?.is_none() {
+        let r = region::region_report(Some(store), inv, month, None, now_ms)?;
+        out.push(crate::ledger::Record::Frozen {
+            kind: FROZEN_REGION_REPORT.to_string(),
+            id: "region".to_string(),
+            month: m,
+            result: json(&r)?,
+        });
+    }
+    Ok(out)
+}
+
+fn json<T: Serialize>(v: &T) -> Result<String, ReportError> {
+    serde_json::to_string(v).map_err(|e| ReportError::Write {
+        path: std::path::PathBuf::from("ledger"),
+        reason: e.to_string(),
+    })
+}
+
+/// The report of `member` for `month`, as of `now_ms`: as it was frozen,
+/// for a closed month whose reports were kept.
 pub fn member_report(
     store: Option<&Store>,
     inv: &Inventory,
@@ -281,6 +375,11 @@ pub fn member_report(
     let first_day = month.start().ok_or_else(bad)?.date_naive();
     if full.start >= now_ms {
         return Err(ReportError::FutureMonth(month.to_string()));
+    }
+    if let Some(mut r) = frozen_report::<MemberReport>(store, FROZEN_MEMBER_REPORT, member, month)?
+    {
+        r.outages.iter_mut().for_each(OutageView::read_back);
+        return Ok(r);
     }
     let on = inv
         .member_on(member, first_day)
@@ -596,6 +695,61 @@ mod tests {
             .unwrap();
         }
         insta::assert_snapshot!("region-2026-10-html-nb", oct_page);
+    }
+
+    #[test]
+    fn a_report_sent_stays_as_it_was_after_config_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, mut inv, run) = ledger(dir.path());
+        let oct = Month::parse("2026-10").unwrap();
+        let now = ms(2026, 11, 2, 12, 0);
+        // Not before the services' months are frozen.
+        assert!(freeze_reports(&store, &inv, oct, now).unwrap().is_empty());
+        let services: Vec<crate::ledger::Record> = inv
+            .services
+            .iter()
+            .filter_map(|s| {
+                let result = crate::sla::freeze_month(&store, s, oct, now).unwrap()?;
+                Some(crate::ledger::Record::Frozen {
+                    kind: FROZEN_SERVICE.into(),
+                    id: s.id.clone(),
+                    month: "2026-10".into(),
+                    result,
+                })
+            })
+            .collect();
+        store.write(run, &services, now).unwrap();
+        let reports = freeze_reports(&store, &inv, oct, now).unwrap();
+        assert_eq!(reports.len(), 4, "three members and the region");
+        store.write(run, &reports, now).unwrap();
+        assert!(freeze_reports(&store, &inv, oct, now).unwrap().is_empty());
+        let before = report(&store, &inv, "a", "2026-10");
+        assert!(before.services.iter().all(|s| s.frozen));
+        let region_before = region::region_report(Some(&store), &inv, oct, None, now).unwrap();
+        // A renamed member, a renamed service with another objective, a
+        // service gone, a member merged away.
+        inv.members[0].name = "Aby og Cedal kommune".into();
+        inv.services[0].name = "Fil og utskrift".into();
+        inv.services[0].levels[0].objective = 0.9999;
+        inv.services.retain(|s| s.id != "net");
+        let later = ms(2026, 12, 5, 12, 0);
+        let after = member_report(Some(&store), &inv, "a", oct, None, later).unwrap();
+        let json = |r: &MemberReport| serde_json::to_string(r).unwrap();
+        assert_eq!(json(&before), json(&after));
+        // Read back, the outages keep their instants (the forms use them).
+        assert_eq!(after.outages[0].outage.start_ms, ms(2026, 10, 5, 23, 30));
+        assert_eq!(
+            html::member(&before, Lang::Nb).unwrap(),
+            html::member(&after, Lang::Nb).unwrap()
+        );
+        let region_after = region::region_report(Some(&store), &inv, oct, None, later).unwrap();
+        assert_eq!(
+            serde_json::to_string(&region_before).unwrap(),
+            serde_json::to_string(&region_after).unwrap()
+        );
+        // November is not closed: it follows the config.
+        let nov = report(&store, &inv, "a", "2026-11");
+        assert_eq!(nov.name, "Aby og Cedal kommune");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::sla::outages::{self, OutageView};
 /// How many outages the overview lists.
 pub const WORST: usize = 10;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RegionReport {
     pub organisation: Option<String>,
     pub month: String,
@@ -31,14 +31,14 @@ pub struct RegionReport {
     pub worst_outages: Vec<OutageView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Column {
     pub service: String,
     pub name: String,
     pub objective: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Row {
     pub member: String,
     pub name: String,
@@ -47,7 +47,8 @@ pub struct Row {
     pub cells: Vec<Option<ServiceSummary>>,
 }
 
-/// The overview of `month`, as of `now_ms`.
+/// The overview of `month`, as of `now_ms` (as it was frozen, for a closed
+/// month whose reports were kept).
 pub fn region_report(
     store: Option<&Store>,
     inv: &Inventory,
@@ -60,6 +61,12 @@ pub fn region_report(
     let first_day = month.start().ok_or_else(bad)?.date_naive();
     if full.start >= now_ms {
         return Err(ReportError::FutureMonth(month.to_string()));
+    }
+    if let Some(mut r) =
+        super::frozen_report::<RegionReport>(store, super::FROZEN_REGION_REPORT, "region", month)?
+    {
+        r.worst_outages.iter_mut().for_each(OutageView::read_back);
+        return Ok(r);
     }
     let window = Interval::new(full.start, full.end.min(now_ms));
     let mut frozen: Vec<Option<i64>> = Vec::new();

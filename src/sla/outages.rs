@@ -121,11 +121,13 @@ pub fn overlaps(set: &IntervalSet, span: Interval) -> bool {
 /// An outage (or the piece of one inside a computed window): what a day
 /// keeps of its outages, and (flattened into [`OutageView`]) what the API
 /// shows of it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Piece {
     /// The root cause: the target that was down.
     #[serde(rename = "root_cause")]
     pub target: String,
+    /// Not shown (see `start` and `end`); set again from them when an
+    /// answer is read back (see [`OutageView::read_back`]).
     #[serde(skip)]
     pub start_ms: i64,
     #[serde(skip)]
@@ -220,7 +222,7 @@ impl Kept {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct OutageView {
     pub root_cause_name: String,
     /// RFC 3339, Europe/Oslo.
@@ -229,6 +231,16 @@ pub struct OutageView {
     pub duration_seconds: f64,
     #[serde(flatten)]
     pub outage: Piece,
+}
+
+impl OutageView {
+    /// After reading a kept answer back: the instants from `start` and `end`.
+    pub fn read_back(&mut self) {
+        let ms =
+            |s: &str| chrono::DateTime::parse_from_rfc3339(s).map_or(0, |t| t.timestamp_millis());
+        self.outage.start_ms = ms(&self.start);
+        self.outage.end_ms = ms(&self.end);
+    }
 }
 
 /// The level to judge a service by in a window without one in force.
