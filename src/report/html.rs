@@ -161,12 +161,6 @@ fn ms_of(rfc3339: &str) -> i64 {
 /// The member's report as HTML.
 pub fn member(r: &MemberReport, lang: Lang) -> Result<String, RenderError> {
     let pct = |x: Option<f64>, places| x.map_or("–".to_string(), |v| lang.percent(v, places));
-    let service_name = |id: &str| {
-        r.services
-            .iter()
-            .find(|s| s.service == id)
-            .map_or(id.to_string(), |s| s.name.clone())
-    };
     let services = r
         .services
         .iter()
@@ -191,7 +185,7 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<String, RenderError> {
             }
         })
         .collect();
-    let outages = outage_rows(&r.outages, lang, service_name);
+    let outages = outage_rows(&r.outages, lang, |id| r.service_name(id));
     let maintenance = r
         .maintenance
         .iter()
@@ -304,12 +298,6 @@ struct Cell {
 /// The regional overview as HTML: the members × services matrix, each
 /// cell coloured by whether the objective was met, and the worst outages.
 pub fn region(r: &super::region::RegionReport, lang: Lang) -> Result<String, RenderError> {
-    let name_of = |id: &str| {
-        r.services
-            .iter()
-            .find(|c| c.service == id)
-            .map_or(id.to_string(), |c| c.name.clone())
-    };
     let view = RegionView {
         lang: lang.code(),
         t: Labels::of(lang),
@@ -355,7 +343,7 @@ pub fn region(r: &super::region::RegionReport, lang: Lang) -> Result<String, Ren
                     .collect(),
             })
             .collect(),
-        outages: outage_rows(&r.worst_outages, lang, name_of),
+        outages: outage_rows(&r.worst_outages, lang, |id| r.service_name(id)),
     };
     render("region.html", REGION, &view)
 }

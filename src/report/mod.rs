@@ -457,6 +457,17 @@ pub fn member_report(
     })
 }
 
+impl MemberReport {
+    /// A service's name as the report shows it (its id if not among the
+    /// member's services).
+    pub fn service_name(&self, id: &str) -> String {
+        self.services
+            .iter()
+            .find(|s| s.service == id)
+            .map_or(id.to_string(), |s| s.name.clone())
+    }
+}
+
 /// A service's month for a report, and when it was frozen (if it was).
 pub fn service_summary(
     store: Option<&Store>,

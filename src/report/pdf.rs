@@ -201,7 +201,11 @@ fn date(lang: Lang, rfc3339: &str) -> String {
     ms_of(rfc3339).map_or(String::new(), |t| lang.date_time(t.timestamp_millis()))
 }
 
-fn outage_table(lang: Lang, outages: &[crate::sla::outages::OutageView]) -> String {
+fn outage_table(
+    lang: Lang,
+    outages: &[crate::sla::outages::OutageView],
+    service_name: impl Fn(&str) -> String,
+) -> String {
     let t = |x| lang.text(x);
     let rows: Vec<Vec<String>> = outages
         .iter()
@@ -210,7 +214,12 @@ fn outage_table(lang: Lang, outages: &[crate::sla::outages::OutageView]) -> Stri
                 lang.date_time(o.outage.start_ms),
                 lang.date_time(o.outage.end_ms),
                 lang.hours_minutes(o.duration_seconds),
-                o.outage.services.join(", "),
+                o.outage
+                    .services
+                    .iter()
+                    .map(|s| service_name(s))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 o.root_cause_name.clone(),
                 o.outage.reason.clone().unwrap_or_default(),
             ]
@@ -320,7 +329,7 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<Vec<u8>, PdfError> {
     if r.outages.is_empty() {
         m += &format!("#emph({})\n", lit(t(Text::NoOutages)));
     } else {
-        m += &outage_table(lang, &r.outages);
+        m += &outage_table(lang, &r.outages, |id| r.service_name(id));
     }
     m += &format!("== #{}\n", lit(t(Text::Maintenance)));
     if r.maintenance.is_empty() {
@@ -411,7 +420,7 @@ pub fn region(r: &RegionReport, lang: Lang) -> Result<Vec<u8>, PdfError> {
     if r.worst_outages.is_empty() {
         m += &format!("#emph({})\n", lit(t(Text::NoOutages)));
     } else {
-        m += &outage_table(lang, &r.worst_outages);
+        m += &outage_table(lang, &r.worst_outages, |id| r.service_name(id));
     }
     m += &format!(
         "#v(1em)\n#text(size: 8.5pt, fill: luma(90), {})\n",

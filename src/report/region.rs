@@ -47,6 +47,16 @@ pub struct Row {
     pub cells: Vec<Option<ServiceSummary>>,
 }
 
+impl RegionReport {
+    /// A service's name as the overview shows it.
+    pub fn service_name(&self, id: &str) -> String {
+        self.services
+            .iter()
+            .find(|c| c.service == id)
+            .map_or(id.to_string(), |c| c.name.clone())
+    }
+}
+
 /// The overview of `month`, as of `now_ms` (as it was frozen, for a closed
 /// month whose reports were kept).
 pub fn region_report(
