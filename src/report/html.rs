@@ -9,8 +9,14 @@ use super::locale::{Lang, Text};
 use super::MemberReport;
 use crate::sla::calendar::Month;
 
-const TEMPLATE: &str = include_str!("member.html");
-const REGION: &str = include_str!("region.html");
+/// The templates: a base page, the member's report, the overview, and the
+/// outage table both show.
+const TEMPLATES: [(&str, &str); 4] = [
+    ("base.html", include_str!("base.html")),
+    ("member.html", include_str!("member.html")),
+    ("region.html", include_str!("region.html")),
+    ("outages.html", include_str!("outages.html")),
+];
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot render the report: {0}")]
@@ -225,13 +231,15 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<String, RenderError> {
         outages,
         maintenance,
     };
-    render("member.html", TEMPLATE, &view)
+    render("member.html", &view)
 }
 
-fn render(name: &str, template: &str, view: &impl Serialize) -> Result<String, RenderError> {
+fn render(name: &str, view: &impl Serialize) -> Result<String, RenderError> {
     let mut env = minijinja::Environment::new();
-    env.add_template(name, template)
-        .map_err(|e| RenderError(e.to_string()))?;
+    for (n, t) in TEMPLATES {
+        env.add_template(n, t)
+            .map_err(|e| RenderError(e.to_string()))?;
+    }
     env.get_template(name)
         .and_then(|t| t.render(view))
         .map_err(|e| RenderError(e.to_string()))
@@ -345,7 +353,7 @@ pub fn region(r: &super::region::RegionReport, lang: Lang) -> Result<String, Ren
             .collect(),
         outages: outage_rows(&r.worst_outages, lang, |id| r.service_name(id)),
     };
-    render("region.html", REGION, &view)
+    render("region.html", &view)
 }
 
 /// Escape text for SVG (the template does not see inside it).
