@@ -42,6 +42,38 @@ fn parse_file(file: &str) -> Option<(Month, Form)> {
     Some((Month::parse(month)?, form))
 }
 
+/// Build a report off the runtime: ledger errors become 503 (through
+/// `read_ledger`), an unknown member 404, anything else about the request
+/// 400.
+async fn build<T: Send + 'static>(
+    agent: &Agent,
+    f: impl FnOnce(Option<&crate::ledger::Store>, Option<i64>) -> Result<T, ReportError>
+        + Send
+        + 'static,
+) -> Result<T, Response> {
+    let built = read_ledger(agent, move |store, current_run| {
+        match f(store, current_run) {
+            Err(ReportError::Ledger(e)) => Err(e),
+            r => Ok(r),
+        }
+    })
+    .await?;
+    built.map_err(|e| match e {
+        ReportError::UnknownMember(_) => error(StatusCode::NOT_FOUND, e.to_string()),
+        e => error(StatusCode::BAD_REQUEST, e.to_string()),
+    })
+}
+
+/// A PDF laid out by Typst, off the runtime's workers.
+async fn pdf_off_runtime(
+    f: impl FnOnce() -> Result<Vec<u8>, String> + Send + 'static,
+) -> Result<Vec<u8>, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|x| x)
+}
+
 pub async fn member_report(
     AxState(agent): AxState<Agent>,
     Path((member, file)): Path<(String, String)>,
@@ -65,27 +97,12 @@ pub async fn member_report(
     if member == "region" {
         return region(&agent, inv, month, form, lang, now).await;
     }
-    let built = read_ledger(
-        &agent,
-        move |store, current_run| match report::member_report(
-            store,
-            &inv,
-            &member,
-            month,
-            current_run,
-            now,
-        ) {
-            Err(ReportError::Ledger(e)) => Err(e),
-            r => Ok(r),
-        },
-    )
-    .await;
-    let r = match built {
-        Ok(Ok(r)) => r,
-        Ok(Err(e @ ReportError::UnknownMember(_))) => {
-            return error(StatusCode::NOT_FOUND, e.to_string())
-        }
-        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    let r = match build(&agent, move |store, current_run| {
+        report::member_report(store, &inv, &member, month, current_run, now)
+    })
+    .await
+    {
+        Ok(r) => r,
         Err(resp) => return resp,
     };
     let filename = format!("{}-{file}", r.member);
@@ -101,13 +118,7 @@ pub async fn member_report(
             "text/html; charset=utf-8",
         ),
         Form::Pdf => (
-            // Typst lays out on this thread: off the runtime's workers.
-            tokio::task::spawn_blocking(move || {
-                report::pdf::member(&r, lang).map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|x| x),
+            pdf_off_runtime(move || report::pdf::member(&r, lang).map_err(|e| e.to_string())).await,
             "application/pdf",
         ),
         Form::ServicesCsv => (
@@ -144,23 +155,12 @@ async fn region(
     lang: Lang,
     now: i64,
 ) -> Response {
-    let built = read_ledger(
-        agent,
-        move |store, current_run| match report::region::region_report(
-            store,
-            &inv,
-            month,
-            current_run,
-            now,
-        ) {
-            Err(ReportError::Ledger(e)) => Err(e),
-            r => Ok(r),
-        },
-    )
-    .await;
-    let r = match built {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    let r = match build(agent, move |store, current_run| {
+        report::region::region_report(store, &inv, month, current_run, now)
+    })
+    .await
+    {
+        Ok(r) => r,
         Err(resp) => return resp,
     };
     let (body, kind) = match form {
@@ -177,12 +177,8 @@ async fn region(
             "text/html; charset=utf-8",
         ),
         Form::Pdf => (
-            tokio::task::spawn_blocking(move || {
-                report::pdf::region(&r, lang).map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|x| x),
+            pdf_off_runtime(move || report::pdf::region(&r, lang).map_err(|e| e.to_string()))
+                .await,
             "application/pdf",
         ),
         Form::ServicesCsv | Form::OutagesCsv => {
