@@ -323,6 +323,7 @@ fn peak_rss_mb() -> f64 {
 fn bench_reports(store: &Store, inv: &Inventory, month: Month, now: i64) {
     use utkikk::report::{write_files, Format, Lang, Who};
     for (name, format) in [
+        ("pdf", Format::Pdf),
         ("json", Format::Json),
         ("html", Format::Html),
         ("csv", Format::Csv),

@@ -39,6 +39,7 @@ struct View {
     services: Vec<ServiceRow>,
     charts: Vec<Chart>,
     outages: Vec<OutageRow>,
+    more_outages: Option<String>,
     maintenance: Vec<MaintenanceRow>,
 }
 
@@ -191,7 +192,9 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<String, RenderError> {
             }
         })
         .collect();
-    let outages = outage_rows(&r.outages, lang, |id| r.service_name(id));
+    let (listed, left, left_seconds) = r.listed_outages();
+    let outages = outage_rows(&listed, lang, |id| r.service_name(id));
+    let more_outages = (left > 0).then(|| lang.more_outages(left, left_seconds));
     let maintenance = r
         .maintenance
         .iter()
@@ -229,6 +232,7 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<String, RenderError> {
         services,
         charts,
         outages,
+        more_outages,
         maintenance,
     };
     render("member.html", &view)

@@ -102,6 +102,15 @@ impl Lang {
         }
     }
 
+    /// "N shorter outages are not listed here (together h:mm) …".
+    pub fn more_outages(self, n: usize, seconds: f64) -> String {
+        format!(
+            "{n} {}",
+            self.text(Text::MoreOutages)
+                .replace("{time}", &self.hours_minutes(seconds))
+        )
+    }
+
     /// A text of the report in this language.
     pub fn text(self, t: Text) -> &'static str {
         let (nb, en) = t.both();
@@ -189,6 +198,7 @@ pub enum Text {
     ChartLegend,
     RegionTitle,
     Worst,
+    MoreOutages,
 }
 
 impl Text {
@@ -236,6 +246,10 @@ impl Text {
                 "Availability across the region",
             ),
             Text::Worst => ("Månedens største avvik", "The month's worst outages"),
+            Text::MoreOutages => (
+                "kortere avvik er ikke listet her (til sammen {time}); CSV- og JSON-rapporten har alle.",
+                "shorter outages are not listed here (together {time}); the CSV and JSON reports have them all.",
+            ),
             Text::ChartLegend => (
                 "Grønn: tjenestenivået nådd den dagen, rød: ikke nådd, grå: ingen data. Stiplet linje: tjenestenivået.",
                 "Green: the objective met that day, red: missed, grey: no data. Dashed line: the objective.",

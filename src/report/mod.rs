@@ -457,7 +457,29 @@ pub fn member_report(
     })
 }
 
+/// At most this many outages are listed in the PDF and HTML: the longest,
+/// in time order. JSON and CSV have them all.
+pub const LISTED_OUTAGES: usize = 100;
+
 impl MemberReport {
+    /// The outages the PDF and HTML list, and the number and total seconds
+    /// of those they leave to the CSV and JSON.
+    pub fn listed_outages(&self) -> (Vec<OutageView>, usize, f64) {
+        if self.outages.len() <= LISTED_OUTAGES {
+            return (self.outages.clone(), 0, 0.0);
+        }
+        let mut by_length: Vec<&OutageView> = self.outages.iter().collect();
+        by_length.sort_by(|a, b| b.duration_seconds.total_cmp(&a.duration_seconds));
+        let rest = &by_length[LISTED_OUTAGES..];
+        let left = (rest.len(), rest.iter().map(|o| o.duration_seconds).sum());
+        let mut listed: Vec<OutageView> = by_length[..LISTED_OUTAGES]
+            .iter()
+            .map(|o| (*o).clone())
+            .collect();
+        listed.sort_by_key(|o| o.outage.start_ms);
+        (listed, left.0, left.1)
+    }
+
     /// A service's name as the report shows it (its id if not among the
     /// member's services).
     pub fn service_name(&self, id: &str) -> String {

@@ -329,7 +329,11 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<Vec<u8>, PdfError> {
     if r.outages.is_empty() {
         m += &format!("#emph({})\n", lit(t(Text::NoOutages)));
     } else {
-        m += &outage_table(lang, &r.outages, |id| r.service_name(id));
+        let (listed, left, left_seconds) = r.listed_outages();
+        m += &outage_table(lang, &listed, |id| r.service_name(id));
+        if left > 0 {
+            m += &format!("#emph({})\n", lit(&lang.more_outages(left, left_seconds)));
+        }
     }
     m += &format!("== #{}\n", lit(t(Text::Maintenance)));
     if r.maintenance.is_empty() {
@@ -533,6 +537,13 @@ mod tests {
         assert!(text.contains("avvik nr. 0") && text.contains("avvik nr. 49"));
         // The table header is repeated on the next page.
         assert!(text.matches("Rotårsak").count() >= 2, "{text}");
+        // Past LISTED_OUTAGES, the longest are listed and the rest counted.
+        r.outages = (0..250).map(|_| one.clone()).collect();
+        let text = poppler("pdftotext", &[], &member(&r, Lang::Nb).unwrap());
+        assert!(
+            text.contains("150 kortere avvik er ikke listet her (til sammen 225:00)"),
+            "{text}"
+        );
         let overview = region_report(Some(&store), &inv, oct, None, now).unwrap();
         let text = poppler("pdftotext", &[], &region(&overview, Lang::Nb).unwrap());
         assert!(text.contains("Tilgjengelighet i regionen") && text.contains("Cedal kommune"));
