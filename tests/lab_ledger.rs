@@ -72,7 +72,8 @@ lab_test!(
         assert_eq!(check, "ok");
         let stored: i64 = c
             .query_row(
-                "SELECT (SELECT count(*) FROM transitions) + (SELECT count(*) FROM device_events)",
+                "SELECT (SELECT count(*) FROM transitions) + (SELECT count(*) FROM device_events)
+                      + (SELECT count(*) FROM monthly_results) + (SELECT count(*) FROM day_results)",
                 [],
                 |r| r.get(0),
             )

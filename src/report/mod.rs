@@ -314,6 +314,11 @@ pub fn freeze_reports(
     if now_ms < w.end + crate::sla::FREEZE_AFTER_MS {
         return Ok(Vec::new());
     }
+    // Nothing to keep for a month over before the ledger began, or for a
+    // config without members.
+    if inv.members.is_empty() || store.first_run_start()?.is_none_or(|first| first >= w.end) {
+        return Ok(Vec::new());
+    }
     let m = month.to_string();
     // The services' own results first (the SLA task freezes them).
     for svc in inv
