@@ -21,14 +21,16 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::config::{self, ConfigError};
 use crate::health::{HealthBook, SnmpStatus, State, Transition};
-use crate::inventory::{Inventory, Target};
+use crate::inventory::{Inventory, Target, TargetKind};
 use crate::ledger::{Ledger, Record};
 use crate::link::{self, CounterRates, EndStatus};
+use crate::linkstats::{LinkStats, Peak};
 use crate::metrics::{Metrics, TargetLabels};
 use crate::probe::icmp::IcmpProber;
 use crate::probe::snmp::SnmpPoll;
 use crate::probe::{FailureReason, ProbeOutcome};
 use crate::schedule::{OutcomeSink, Scheduler};
+use crate::sla::rollup;
 
 /// Transitions kept for slow subscribers before they start missing some.
 const TRANSITION_BUFFER: usize = 4096;
@@ -57,6 +59,16 @@ struct Shared {
     reloading: Mutex<()>,
     /// Targets inside a maintenance window now, with the window's id.
     in_maintenance: Mutex<HashMap<String, i64>>,
+    /// Links' figures of today (and yesterday, for late cycles), by link
+    /// and Oslo day start; written to the ledger every SLA round.
+    link_days: Mutex<HashMap<(String, i64), LinkDay>>,
+}
+
+#[derive(Default)]
+struct LinkDay {
+    stats: LinkStats,
+    /// Changed since last queued for the ledger.
+    dirty: bool,
 }
 
 /// The state a target shows: `maintenance` inside a window (alerts stay
@@ -166,6 +178,7 @@ impl Agent {
                 ledger,
                 data_dir_override: data_dir,
                 link_rates: Mutex::new(CounterRates::default()),
+                link_days: Mutex::new(HashMap::new()),
                 reloading: Mutex::new(()),
                 in_maintenance: Mutex::new(HashMap::new()),
             }
@@ -264,6 +277,7 @@ impl Agent {
         if let Some(tx) = lock(&self.shared.probe_runtime_stop).take() {
             let _ = tx.send(());
         }
+        self.shared.save_link_days(Utc::now().timestamp_millis());
         // Commit what is queued and record a clean stop, off the runtime.
         let ledger = self.shared.ledger.clone();
         match tokio::task::spawn_blocking(move || ledger.stop()).await {
@@ -339,6 +353,10 @@ impl Shared {
     }
 
     fn observe(&self, target: &Target, outcome: ProbeOutcome) {
+        if target.kind == TargetKind::Link {
+            let at = outcome.at.timestamp_millis();
+            self.add_link_figures(&target.id, at, |s| s.record_probe(&outcome));
+        }
         let transitions = {
             let mut book = lock(&self.book);
             // Removed by a reload while this cycle ran: its series are gone
@@ -383,9 +401,48 @@ impl Shared {
                     link::utilisation(r.in_bps, i),
                 ) {
                     self.metrics.set_link_utilisation(&l.id, out, inn);
+                    let at_ms = poll.at.timestamp_millis();
+                    let peak = |ratio, bps| Peak { ratio, bps, at_ms };
+                    self.add_link_figures(&l.id, at_ms, |s| {
+                        s.record_rates(peak(out, r.out_bps), peak(inn, r.in_bps))
+                    });
                 }
             }
         }
+    }
+
+    /// Add to a link's figures of the Oslo day of `at_ms`; not while it is
+    /// in planned maintenance, nor for days already written for good.
+    fn add_link_figures(&self, link: &str, at_ms: i64, add: impl FnOnce(&mut LinkStats)) {
+        if lock(&self.in_maintenance).contains_key(link) {
+            return;
+        }
+        let Some(day_ms) = rollup::day_of(at_ms).and_then(rollup::day_start) else {
+            return;
+        };
+        if day_ms < oldest_link_day(Utc::now().timestamp_millis()) {
+            return;
+        }
+        let mut days = lock(&self.link_days);
+        let day = days.entry((link.to_string(), day_ms)).or_default();
+        add(&mut day.stats);
+        day.dirty = true;
+    }
+
+    /// Queue the links' changed figures for the ledger; forget days
+    /// before yesterday (written for good).
+    fn save_link_days(&self, now_ms: i64) {
+        let mut days = lock(&self.link_days);
+        for ((link, day_ms), day) in days.iter_mut().filter(|(_, d)| d.dirty) {
+            day.dirty = false;
+            self.ledger.record(Record::LinkDay {
+                target: link.clone(),
+                day_ms: *day_ms,
+                data: day.stats.to_json(),
+            });
+        }
+        let oldest = oldest_link_day(now_ms);
+        days.retain(|(_, day_ms), _| *day_ms >= oldest);
     }
 
     fn publish(&self, transitions: Vec<Transition>) {
@@ -551,6 +608,14 @@ async fn maintenance_watch(shared: std::sync::Weak<Shared>) {
     }
 }
 
+/// The start of yesterday (Oslo): link figures of older days are final.
+fn oldest_link_day(now_ms: i64) -> i64 {
+    rollup::day_of(now_ms)
+        .and_then(|d| d.pred_opt())
+        .and_then(rollup::day_start)
+        .unwrap_or(i64::MIN)
+}
+
 /// Days summed up ahead of time per round of [`sla_metrics`].
 const BACKFILL_PER_ROUND: usize = 31;
 
@@ -576,6 +641,9 @@ async fn sla_metrics(shared: std::sync::Weak<Shared>) {
         let ledger = s.ledger.clone();
         let metrics = s.metrics.clone();
         let interval = inv.agent.sla_interval;
+        if !ledger.is_failing() {
+            s.save_link_days(Utc::now().timestamp_millis());
+        }
         drop(s);
         // Services removed by a reload lose their series.
         for gone in known

@@ -19,6 +19,7 @@ pub mod http;
 pub mod inventory;
 pub mod ledger;
 pub mod link;
+pub mod linkstats;
 pub mod maintenance;
 pub mod metrics;
 pub mod probe;

@@ -48,7 +48,7 @@ fn switch(dir: &std::path::Path) -> (FarHost, Snmpd) {
 
 fn config(targets: &str) -> String {
     format!(
-        "agent: {{ id: lab }}\n{FAST}\
+        "agent: {{ id: lab, sla_interval: 1s }}\n{FAST}\
          \x20 snmp: {{ interval: 2s, timeout: 800ms, retries: 1 }}\n\
          members:\n  - {{ id: kongsberg, name: Kongsberg }}\n\
          sites:\n  - {{ id: dc, name: Datasenter, member: kongsberg }}\n\
@@ -356,9 +356,9 @@ lab_test!(link_judged_from_both_ends, || {
         &config(
             "  - { id: sw1, kind: switch, address: 198.51.100.1, site: dc,\n\
              \x20     snmp: { version: 2c, community: env:LAB_COMMUNITY } }\n\
-             \x20 - { id: link-a, kind: link, address: 198.51.100.1, parents: [sw1],\n\
+             \x20 - { id: link-a, kind: link, address: 198.51.100.1, parents: [sw1], site: dc,\n\
              \x20     ends: [ { device: sw1, interface: ge-0-0-1 }, { device: sw1, interface: ge-0-0-2 } ] }\n\
-             \x20 - { id: link-mon, kind: link, address: 198.51.100.1, icmp: { enabled: false },\n\
+             \x20 - { id: link-mon, kind: link, address: 198.51.100.1, icmp: { enabled: false }, site: dc,\n\
              \x20     ends: [ { device: sw1, interface: far0 } ] }\n",
         ),
         &ENV,
@@ -396,6 +396,45 @@ lab_test!(link_judged_from_both_ends, || {
     assert_eq!(agent.state("sw1"), "up");
     far.sh("ip link set ge-0-0-1 up");
     agent.wait_state("link-a", "up", DEADLINE);
+
+    // The month's report has the member's links, from the figures the
+    // agent keeps in the ledger (written every SLA round): link-a's echoes
+    // answered and lost while its end was shut, link-mon's peak traffic.
+    let month = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Oslo)
+        .format("%Y-%m")
+        .to_string();
+    let mut last = serde_json::Value::Null;
+    wait_until("the links in the month's report", DEADLINE, || {
+        let (code, body) = agent.get(&format!("/api/v1/reports/kongsberg/{month}.json"));
+        assert_eq!(code, 200, "{body}");
+        last = serde_json::from_str(&body).unwrap();
+        let link = |id: &str| {
+            last["links"]
+                .as_array()
+                .and_then(|ls| ls.iter().find(|l| l["link"] == id))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let a = link("link-a");
+        let mon = link("link-mon");
+        a["echoes"].as_u64().unwrap_or(0) >= 4
+            && a["median_rtt_seconds"]
+                .as_f64()
+                .is_some_and(|s| s > 0.0 && s < 0.2)
+            && a["p95_rtt_seconds"].as_f64() >= a["median_rtt_seconds"].as_f64()
+            && a["loss"].as_f64().is_some_and(|l| (0.0..1.0).contains(&l))
+            && mon["echoes"] == 0
+            && mon["peak_out"]["utilisation"]
+                .as_f64()
+                .is_some_and(|u| (0.0..1.0).contains(&u))
+            && mon["peak_out"]["bits_per_second"]
+                .as_f64()
+                .is_some_and(|b| b > 0.0)
+    });
+    // And the member's PDF lists them.
+    let (code, _) = agent.get(&format!("/api/v1/reports/kongsberg/{month}.pdf"));
+    assert_eq!(code, 200, "{last:#}");
 });
 
 /// The value of the first series of `name` for `id` whose line contains `filter`.

@@ -77,6 +77,15 @@ pub enum Record {
         through_id: i64,
         data: String,
     },
+    /// A link's figures for an Oslo day as this run saw them so far
+    /// ([`crate::linkstats::LinkStats`] JSON), replacing this run's
+    /// earlier row of the day. Not counted as a record written: it is a
+    /// running summary, written again as the day goes on.
+    LinkDay {
+        target: String,
+        day_ms: i64,
+        data: String,
+    },
 }
 
 /// A change to the maintenance windows asked for through the API.
@@ -500,7 +509,11 @@ impl Writer {
             }
             return Err(e);
         }
-        let n = self.pending.len();
+        let n = self
+            .pending
+            .iter()
+            .filter(|r| !matches!(r, Record::LinkDay { .. }))
+            .count();
         self.pending.clear();
         self.metrics.ledger_written(n);
         if self.windows_dirty {

@@ -77,6 +77,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, key, day_ms)
     );
     CREATE INDEX day_results_end ON day_results(end_ms);",
+    // 5: links' daily figures (RTT histogram, echoes, peak utilisation),
+    // one row per link, Oslo day and run: a run replaces only its own row,
+    // so a restart within the day adds to what the earlier run saw.
+    "CREATE TABLE link_days (
+        target TEXT NOT NULL,
+        day_ms INTEGER NOT NULL,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        data TEXT NOT NULL,
+        PRIMARY KEY (target, day_ms, run_id)
+    );",
 ];
 
 /// Day results that a write dated at or before `from_ms` could change are
@@ -338,6 +348,19 @@ impl Store {
                             t.reason,
                             t.root_cause
                         ])
+                        .map_err(db)?;
+                    }
+                    Record::LinkDay {
+                        target,
+                        day_ms,
+                        data,
+                    } => {
+                        tx.prepare_cached(
+                            "INSERT OR REPLACE INTO link_days (target, day_ms, run_id, data)
+                             VALUES (?1, ?2, ?3, ?4)",
+                        )
+                        .map_err(db)?
+                        .execute(params![target, day_ms, run_id, data])
                         .map_err(db)?;
                     }
                     Record::Frozen {
@@ -643,6 +666,35 @@ impl Store {
             })
             .map_err(db)?;
         rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    /// The kept daily figures of `targets` for the days starting in
+    /// `[from, to)`: (target, day start, data), every run's row.
+    pub fn link_days(
+        &self,
+        targets: &[&str],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, i64, String)>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT target, day_ms, data FROM link_days
+                 WHERE target = ?1 AND day_ms >= ?2 AND day_ms < ?3 ORDER BY day_ms, run_id",
+            )
+            .map_err(db)?;
+        let mut all = Vec::new();
+        for t in targets {
+            let rows = st
+                .query_map(params![t, from_ms, to_ms], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(db)?;
+            for row in rows {
+                all.push(row.map_err(db)?);
+            }
+        }
+        Ok(all)
     }
 
     /// The id of the last transition written (0 when none): a day result

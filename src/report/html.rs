@@ -41,6 +41,8 @@ struct View {
     outages: Vec<OutageRow>,
     more_outages: Option<String>,
     maintenance: Vec<MaintenanceRow>,
+    /// Formatted cells: name, median, p95, loss, peak out, peak in.
+    links: Vec<[String; 6]>,
 }
 
 #[derive(Serialize)]
@@ -118,6 +120,14 @@ struct Labels {
     region_title: &'static str,
     member: &'static str,
     worst: &'static str,
+    links: &'static str,
+    link: &'static str,
+    median_rtt: &'static str,
+    p95_rtt: &'static str,
+    loss: &'static str,
+    peak_out: &'static str,
+    peak_in: &'static str,
+    links_note: &'static str,
 }
 
 impl Labels {
@@ -157,6 +167,14 @@ impl Labels {
             region_title: t(Text::RegionTitle),
             member: t(Text::Member),
             worst: t(Text::Worst),
+            links: t(Text::Links),
+            link: t(Text::Link),
+            median_rtt: t(Text::MedianRtt),
+            p95_rtt: t(Text::P95Rtt),
+            loss: t(Text::Loss),
+            peak_out: t(Text::PeakOut),
+            peak_in: t(Text::PeakIn),
+            links_note: t(Text::LinksNote),
         }
     }
 }
@@ -234,6 +252,7 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<String, RenderError> {
         outages,
         more_outages,
         maintenance,
+        links: r.links.iter().map(|l| l.cells(lang)).collect(),
     };
     render("member.html", &view)
 }

@@ -102,6 +102,35 @@ impl Lang {
         }
     }
 
+    /// A round-trip time to about two significant digits (what the RTT
+    /// histogram resolves): `0,45 ms`, `4,0 ms`, `40 ms`.
+    pub fn milliseconds(self, seconds: f64) -> String {
+        let ms = seconds * 1e3;
+        let places = if ms < 1.0 {
+            2
+        } else if ms < 10.0 {
+            1
+        } else {
+            0
+        };
+        format!("{}\u{a0}ms", self.number(ms, places))
+    }
+
+    /// A bit rate in the largest unit that keeps it ≥ 1: `634,2 Mbit/s`.
+    pub fn bit_rate(self, bps: f64) -> String {
+        let (v, unit) = if bps >= 1e9 {
+            (bps / 1e9, "Gbit/s")
+        } else if bps >= 1e6 {
+            (bps / 1e6, "Mbit/s")
+        } else {
+            (bps / 1e3, "kbit/s")
+        };
+        format!(
+            "{}\u{a0}{unit}",
+            self.number(v, if v >= 100.0 { 0 } else { 1 })
+        )
+    }
+
     /// "N shorter outages are not listed here (together h:mm) …".
     pub fn more_outages(self, n: usize, seconds: f64) -> String {
         format!(
@@ -199,6 +228,14 @@ pub enum Text {
     RegionTitle,
     Worst,
     MoreOutages,
+    Links,
+    Link,
+    MedianRtt,
+    P95Rtt,
+    Loss,
+    PeakOut,
+    PeakIn,
+    LinksNote,
 }
 
 impl Text {
@@ -249,6 +286,17 @@ impl Text {
             Text::MoreOutages => (
                 "kortere avvik er ikke listet her (til sammen {time}); CSV- og JSON-rapporten har alle.",
                 "shorter outages are not listed here (together {time}); the CSV and JSON reports have them all.",
+            ),
+            Text::Links => ("Samband", "Links"),
+            Text::Link => ("Samband", "Link"),
+            Text::MedianRtt => ("Svartid, median", "RTT, median"),
+            Text::P95Rtt => ("Svartid, p95", "RTT, p95"),
+            Text::Loss => ("Pakketap", "Loss"),
+            Text::PeakOut => ("Topp ut", "Peak out"),
+            Text::PeakIn => ("Topp inn", "Peak in"),
+            Text::LinksNote => (
+                "Svartid (median og 95-persentil) og pakketap fra ICMP-ekko gjennom måneden, utenom planlagt vedlikehold; pakketapet tar med avvik. Topp: høyeste utnyttelse av sambandet, fra SNMP-tellerne i første ende, snitt over én avlesning; «ut» er mot andre ende.",
+                "RTT (median and 95th percentile) and loss from ICMP echoes over the month, outside planned maintenance; loss includes outages. Peak: the link's highest utilisation, from the SNMP counters at its first end, averaged over one poll; \u{201c}out\u{201d} is towards the far end.",
             ),
             Text::ChartLegend => (
                 "Grønn: tjenestenivået nådd den dagen, rød: ikke nådd, grå: ingen data. Stiplet linje: tjenestenivået.",

@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::inventory::Inventory;
 use crate::ledger::{LedgerError, Store};
+use crate::linkstats::LinkStats;
 use crate::maintenance::Window;
 use crate::sla::calendar::{oslo_rfc3339, Month};
 use crate::sla::interval::Interval;
@@ -222,6 +223,115 @@ pub struct MemberReport {
     pub maintenance: Vec<MaintenanceEntry>,
     /// Each day's availability per service (`None`: nothing observed).
     pub daily: Vec<Day>,
+    /// The member's links (its own and those its services need): RTT,
+    /// loss and peak utilisation over the month.
+    #[serde(default)]
+    pub links: Vec<LinkFigures>,
+}
+
+/// A link's month.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct LinkFigures {
+    pub link: String,
+    pub name: String,
+    /// ICMP echo requests sent over the month, outside planned maintenance.
+    pub echoes: u64,
+    /// Ratio 0–1 of echoes unanswered (outages included); `None`: none sent.
+    pub loss: Option<f64>,
+    pub median_rtt_seconds: Option<f64>,
+    pub p95_rtt_seconds: Option<f64>,
+    /// The highest utilisation towards the far end (the first end's
+    /// interface out), averaged over one SNMP poll interval.
+    pub peak_out: Option<PeakView>,
+    /// The highest utilisation from the far end (first end's interface in).
+    pub peak_in: Option<PeakView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PeakView {
+    /// Ratio of the interface's ifHighSpeed (may exceed 1 if that
+    /// understates the link).
+    pub utilisation: f64,
+    pub bits_per_second: f64,
+    /// RFC 3339, Europe/Oslo: the poll that saw it.
+    pub at: String,
+}
+
+impl LinkFigures {
+    /// The cells of a links table, formatted for `lang`: name, median RTT,
+    /// 95th percentile RTT, loss, peak out, peak in.
+    pub fn cells(&self, lang: locale::Lang) -> [String; 6] {
+        let none = || "–".to_string();
+        let rtt = |s: Option<f64>| s.map_or_else(none, |s| lang.milliseconds(s));
+        let peak = |p: &Option<PeakView>| {
+            p.as_ref().map_or_else(none, |p| {
+                format!(
+                    "{} ({})",
+                    lang.percent(p.utilisation, 1),
+                    lang.bit_rate(p.bits_per_second)
+                )
+            })
+        };
+        [
+            self.name.clone(),
+            rtt(self.median_rtt_seconds),
+            rtt(self.p95_rtt_seconds),
+            self.loss.map_or_else(none, |l| lang.percent(l, 3)),
+            peak(&self.peak_out),
+            peak(&self.peak_in),
+        ]
+    }
+}
+
+/// The month of each link among `targets`, from the figures the agent kept
+/// per day (every run's).
+fn link_figures(
+    store: &Store,
+    inv: &Inventory,
+    targets: &BTreeSet<&str>,
+    month: Interval,
+) -> Result<Vec<LinkFigures>, ReportError> {
+    let links: Vec<&crate::inventory::Target> = inv
+        .targets
+        .iter()
+        .filter(|t| t.kind == crate::inventory::TargetKind::Link && targets.contains(t.id.as_str()))
+        .collect();
+    let ids: Vec<&str> = links.iter().map(|t| t.id.as_str()).collect();
+    let mut sums: std::collections::HashMap<String, LinkStats> = Default::default();
+    for (target, day_ms, data) in store.link_days(&ids, month.start, month.end)? {
+        match LinkStats::from_json(&data) {
+            Some(day) => sums.entry(target).or_default().merge(&day),
+            None => {
+                tracing::warn!(link = %target, day_ms, "a link's day in the ledger cannot be read; left out")
+            }
+        }
+    }
+    let peak = |p: Option<crate::linkstats::Peak>| {
+        p.map(|p| PeakView {
+            utilisation: p.ratio,
+            bits_per_second: p.bps,
+            at: oslo_rfc3339(p.at_ms),
+        })
+    };
+    Ok(links
+        .into_iter()
+        .map(|t| {
+            let s = sums
+                .get(&t.id)
+                .map(LinkStats::summary)
+                .unwrap_or_else(|| LinkStats::default().summary());
+            LinkFigures {
+                link: t.id.clone(),
+                name: t.name.clone(),
+                echoes: s.sent,
+                loss: s.loss,
+                median_rtt_seconds: s.median_rtt_seconds,
+                p95_rtt_seconds: s.p95_rtt_seconds,
+                peak_out: peak(s.peak_out),
+                peak_in: peak(s.peak_in),
+            }
+        })
+        .collect())
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -416,7 +526,7 @@ pub fn member_report(
                 .map(String::as_str),
         );
     }
-    let (outages, maintenance, daily) = match (store, on.merged_into.is_some()) {
+    let (outages, maintenance, daily, links) = match (store, on.merged_into.is_some()) {
         (Some(store), false) => {
             let mut outages: Vec<OutageView> = Vec::new();
             let mut seen: std::collections::HashSet<(String, i64)> = Default::default();
@@ -436,9 +546,10 @@ pub fn member_report(
             let windows = store.maintenance_windows()?;
             let maintenance = maintenance_entries(&windows, &targets, window);
             let daily = daily(store, &on.services, month, window, current_run, now_ms)?;
-            (outages, maintenance, daily)
+            let links = link_figures(store, inv, &targets, full)?;
+            (outages, maintenance, daily, links)
         }
-        _ => (Vec::new(), Vec::new(), Vec::new()),
+        _ => (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
     };
     let complete = full.end <= now_ms;
     let generated = generated_at(complete, &frozen, now_ms);
@@ -459,6 +570,7 @@ pub fn member_report(
         outages,
         maintenance,
         daily,
+        links,
     })
 }
 
@@ -631,6 +743,48 @@ mod tests {
             now,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn links_sum_up_every_runs_days_of_the_month() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, inv, _) = ledger(dir.path());
+        let oct = report(&store, &inv, "a", "2026-10");
+        let [la] = &oct.links[..] else {
+            panic!("{:?}", oct.links)
+        };
+        // 12 October twice in run 1 (the second replaced the first: its
+        // 90 % peak is gone) and once in run 2, plus 31 October.
+        assert_eq!(la.echoes, 20);
+        assert_eq!(la.loss, Some(0.05));
+        let out = la.peak_out.as_ref().unwrap();
+        assert_eq!(
+            (out.utilisation, out.at.as_str()),
+            (0.634, "2026-10-31T12:00:00.000+01:00")
+        );
+        assert!((la.median_rtt_seconds.unwrap() - 0.004).abs() < 0.00005);
+        // November has only its own first day; and since c merged into
+        // a, c's link l1 (its web service's) is a's too.
+        let nov = report(&store, &inv, "a", "2026-11");
+        let ids: Vec<&str> = nov.links.iter().map(|l| l.link.as_str()).collect();
+        assert_eq!(ids, ["l1", "la"]);
+        assert_eq!(nov.links[1].echoes, 1);
+        assert!((nov.links[1].median_rtt_seconds.unwrap() - 0.8).abs() < 0.008);
+        // Links with nothing kept: listed, without figures.
+        let b = report(&store, &inv, "b", "2026-10");
+        let ids: Vec<&str> = b.links.iter().map(|l| l.link.as_str()).collect();
+        assert_eq!(ids, ["l1", "l2"]);
+        assert_eq!(
+            (
+                b.links[0].echoes,
+                b.links[0].loss,
+                b.links[0].peak_in.as_ref()
+            ),
+            (0, None, None)
+        );
+        assert!(b.links[0].cells(locale::Lang::Nb)[1..]
+            .iter()
+            .all(|c| c == "–"));
     }
 
     #[test]

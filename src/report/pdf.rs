@@ -365,6 +365,25 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<Vec<u8>, PdfError> {
             &rows,
         );
     }
+    if !r.links.is_empty() {
+        m += &format!("== #{}\n", lit(t(Text::Links)));
+        let rows: Vec<Vec<String>> = r.links.iter().map(|l| l.cells(lang).to_vec()).collect();
+        m += &table(
+            &[
+                (t(Text::Link), false),
+                (t(Text::MedianRtt), true),
+                (t(Text::P95Rtt), true),
+                (t(Text::Loss), true),
+                (t(Text::PeakOut), true),
+                (t(Text::PeakIn), true),
+            ],
+            &rows,
+        );
+        m += &format!(
+            "#text(size: 8.5pt, fill: luma(90), {})\n",
+            lit(t(Text::LinksNote))
+        );
+    }
     m += &format!(
         "#v(1em)\n#text(size: 8.5pt, fill: luma(90), {})\n",
         lit(t(Text::Footnote))
@@ -498,6 +517,12 @@ mod tests {
             "Oppfylt",
             "25. okt. 2026 kl. 02:40",
             "OS-oppgradering",
+            // The links: median, 95th percentile, loss, peak out.
+            "Samband Aby–Bekk",
+            "4,0 ms",
+            "40 ms",
+            "5,000 %",
+            "63,4 % (634 Mbit/s)",
         ] {
             assert!(text.contains(want), "{want:?} not in:\n{text}");
         }
@@ -505,7 +530,7 @@ mod tests {
         assert_eq!(pdf, member(&r, Lang::Nb).unwrap());
         let en = poppler("pdftotext", &[], &member(&r, Lang::En).unwrap());
         assert!(
-            en.contains("Availability report") && en.contains("99.963%"),
+            en.contains("Availability report") && en.contains("99.963%") && en.contains("RTT, p95"),
             "{en}"
         );
     }

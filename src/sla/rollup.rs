@@ -340,6 +340,7 @@ targets:
   - { id: srv, kind: server, address: 198.51.100.3, parents: [sw], member: a }
   - { id: l1, kind: link, address: 198.51.100.4, member: b }
   - { id: l2, kind: link, address: 198.51.100.5, member: b }
+  - { id: la, name: Samband Aby–Bekk, kind: link, address: 198.51.100.6, member: a }
 services:
   - id: files
     name: Files
@@ -357,6 +358,52 @@ services:
     targets: [l1]
     sla: [{ valid_from: 2026-01-01, objective: 99.0 }]
 ";
+
+    /// A link's figures of the Oslo day of `d` October/November 2026: one
+    /// cycle per RTT (ms) answered, `lost` echoes unanswered, and a poll
+    /// at noon with `peak` utilisation out (half that in) of 1 Gbit/s.
+    pub(crate) fn link_day(
+        target: &str,
+        m: u32,
+        d: u32,
+        rtts_ms: &[u64],
+        lost: u32,
+        peak: f64,
+    ) -> Record {
+        let mut s = crate::linkstats::LinkStats::default();
+        for rtt in rtts_ms {
+            s.record_probe(&crate::probe::ProbeOutcome {
+                probe: crate::probe::ProbeKind::Icmp,
+                at: chrono::Utc::now(),
+                address: None,
+                sent: 1,
+                received: 1,
+                rtts: vec![std::time::Duration::from_millis(*rtt)],
+                failure: None,
+            });
+        }
+        s.record_probe(&crate::probe::ProbeOutcome {
+            probe: crate::probe::ProbeKind::Icmp,
+            at: chrono::Utc::now(),
+            address: None,
+            sent: lost,
+            received: 0,
+            rtts: vec![],
+            failure: Some(crate::probe::FailureReason::Timeout),
+        });
+        let at_ms = ms(2026, m, d, 12, 0);
+        let p = |r: f64| crate::linkstats::Peak {
+            ratio: r,
+            bps: r * 1e9,
+            at_ms,
+        };
+        s.record_rates(p(peak), p(peak / 2.0));
+        Record::LinkDay {
+            target: target.into(),
+            day_ms: ms(2026, m, d, 0, 0),
+            data: s.to_json(),
+        }
+    }
 
     /// October 2026 (with its 25-hour day): a night outage of `core` across
     /// midnight with two targets behind it, a link pair failing one then
@@ -399,6 +446,10 @@ services:
             tr("l2", ms(2026, 10, 12, 10, 30), State::Down),
             tr("l1", ms(2026, 10, 12, 11, 0), State::Up),
             tr("l2", ms(2026, 10, 13, 0, 0), State::Up),
+            // Link la's 12 October, written twice by this run: the second
+            // replaces the first.
+            link_day("la", 10, 12, &[500; 10], 10, 0.9),
+            link_day("la", 10, 12, &[2, 3, 4, 5, 40], 1, 0.42),
         ]);
         store.write(run, &recs, ms(2026, 10, 20, 0, 0)).unwrap();
         store.end_run(run, ms(2026, 10, 20, 0, 0)).unwrap();
@@ -414,6 +465,10 @@ services:
             tr("srv", ms(2026, 10, 25, 2, 45), State::Up),
             tr("srv", ms(2026, 10, 31, 23, 50), State::Down),
             tr("srv", ms(2026, 11, 1, 0, 10), State::Up),
+            // Another run's 12 October adds to the first run's.
+            link_day("la", 10, 12, &[3, 3, 3], 0, 0.1),
+            link_day("la", 10, 31, &[4; 11], 0, 0.634),
+            link_day("la", 11, 1, &[800], 0, 0.99),
         ]);
         store.write(run, &recs, ms(2026, 11, 3, 0, 0)).unwrap();
         (store, inv, run)
