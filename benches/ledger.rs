@@ -164,7 +164,9 @@ fn main() {
         "targets:\n{}",
         (0..TARGETS)
             .map(|t| format!(
-                "  - {{ id: t{t}, kind: server, address: 198.18.{}.{} }}\n",
+                "  - {{ id: t{t}, kind: {}, address: 198.18.{}.{} }}\n",
+                // Every tenth target a link: 100 links, about 14 a member.
+                if t % 10 == 0 { "link" } else { "server" },
                 t / 250,
                 t % 250 + 1
             ))
@@ -191,6 +193,7 @@ fn main() {
             .and_then(|mut s| s.drop_day_results())
             .expect("start cold");
     }
+    seed_link_days(&path, &inv, month);
     let store = Store::open_read_only(&path).expect("open read-only");
     let med = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -320,6 +323,93 @@ fn peak_rss_mb() -> f64 {
 
 /// All seven members' reports plus the regional overview, as `utkikk
 /// report --all` writes them, in each form: time and peak memory.
+/// Each link's days of the month, as the agent keeps them (once): echoes
+/// every 10 s, three a cycle (25,920 a day), RTTs spread over 1–60 ms, one
+/// in a thousand lost, and a peak poll.
+fn seed_link_days(path: &std::path::Path, inv: &Inventory, month: Month) {
+    use utkikk::linkstats::{LinkStats, Peak};
+    let window = month.window().expect("window");
+    let links: Vec<&str> = inv
+        .targets
+        .iter()
+        .filter(|t| t.kind == utkikk::inventory::TargetKind::Link)
+        .map(|t| t.id.as_str())
+        .collect();
+    let mut w = Store::open(path).expect("open for writing");
+    if !w
+        .link_days(&links, window.start, window.end)
+        .expect("link days")
+        .is_empty()
+    {
+        return;
+    }
+    let t0 = Instant::now();
+    let run = w.begin_run("bench-links", window.end).expect("run");
+    let mut records = Vec::new();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for (i, link) in links.iter().enumerate() {
+        for day in 0..31 {
+            let day_ms = utkikk::sla::rollup::day_of(window.start + day * 86_400_000 + 43_200_000)
+                .and_then(utkikk::sla::rollup::day_start)
+                .expect("day");
+            let rtts: Vec<Duration> = (0..25_894)
+                .map(|_| {
+                    // xorshift: a spread of RTTs, skewed low.
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let u = (x % 10_000) as f64 / 10_000.0;
+                    Duration::from_micros((1_000.0 + 59_000.0 * u * u * u) as u64 + i as u64)
+                })
+                .collect();
+            let mut stats = LinkStats::default();
+            stats.record_probe(&utkikk::probe::ProbeOutcome {
+                probe: utkikk::probe::ProbeKind::Icmp,
+                at: Utc::now(),
+                address: None,
+                sent: 25_920,
+                received: rtts.len() as u32,
+                rtts,
+                failure: None,
+            });
+            let at_ms = day_ms + 14 * 3_600_000;
+            let r = (day as f64 + 1.0) / 40.0;
+            stats.record_rates(
+                Peak {
+                    ratio: r,
+                    bps: r * 1e9,
+                    at_ms,
+                },
+                Peak {
+                    ratio: r / 2.0,
+                    bps: r * 5e8,
+                    at_ms,
+                },
+            );
+            records.push(Record::LinkDay {
+                target: link.to_string(),
+                day_ms,
+                data: stats.to_json(),
+            });
+        }
+    }
+    let bytes: usize = records
+        .iter()
+        .map(|r| match r {
+            Record::LinkDay { data, .. } => data.len(),
+            _ => 0,
+        })
+        .sum();
+    w.write(run, &records, window.end).expect("link days");
+    w.end_run(run, window.end).expect("end run");
+    println!(
+        "seeded {} link days ({:.1} MB) in {:.1} s",
+        records.len(),
+        bytes as f64 / 1e6,
+        t0.elapsed().as_secs_f64()
+    );
+}
+
 fn bench_reports(store: &Store, inv: &Inventory, month: Month, now: i64) {
     use utkikk::report::{write_files, Format, Lang, Who};
     for (name, format) in [

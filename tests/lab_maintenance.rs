@@ -206,9 +206,76 @@ maintenance:
         assert!(f["downtime_seconds"].as_f64().unwrap() > 1.0, "{sla:#}");
         assert_eq!(f["outages"], 1, "{sla:#}");
 
+        // An operator's note on the unplanned outage: it needs the token,
+        // names an outage that exists and is unplanned, and shows with it.
+        let note = |start: &Value, text: &str| {
+            format!(r#"{{"root_cause":"srv1","start":{start},"note":{text}}}"#)
+        };
+        let path = "/api/v1/outages/notes";
+        let good = note(&pieces[1]["start"], r#""Strømbrudd i rack 3""#);
+        let (status, _) = agent.write("POST", path, None, &good);
+        assert_eq!(status, 401);
+        let (status, e) = agent.write(
+            "POST",
+            path,
+            Some(TOKEN),
+            &note(&pieces[0]["start"], r#""x""#),
+        );
+        assert_eq!(status, 404, "the planned part takes no note: {e}");
+        let (status, e) = agent.write(
+            "POST",
+            path,
+            Some(TOKEN),
+            &note(&Value::from(rfc3339(t0)), r#""x""#),
+        );
+        assert_eq!(status, 404, "no outage began then: {e}");
+        let (status, e) = agent.write("POST", path, Some(TOKEN), &good.replace("srv1", "nope"));
+        assert_eq!(
+            (status, e["parameter"].as_str()),
+            (400, Some("root_cause")),
+            "{e}"
+        );
+        let (status, e) = agent.write("POST", path, Some(TOKEN), r#"{"root_cause":"srv1"}"#);
+        assert_eq!(
+            (status, e["parameter"].as_str()),
+            (400, Some("body")),
+            "{e}"
+        );
+        let (status, n) = agent.write("POST", path, Some(TOKEN), &good);
+        assert_eq!(status, 200, "{n}");
+        assert_eq!(n["note"], "Strømbrudd i rack 3");
+        assert_eq!(ms(&n["end"]), ms(&pieces[1]["end"]), "{n}");
+        let noted = |agent: &Agent| {
+            let (_, o) = json(agent, &format!("/api/v1/outages?{}", since(t0)));
+            o["outages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|x| x["root_cause"] == "srv1")
+                .map(|x| x["note"].clone())
+                .collect::<Vec<Value>>()
+        };
+        assert_eq!(
+            noted(&agent),
+            [Value::Null, Value::from("Strømbrudd i rack 3")]
+        );
+        // Removed with an empty note.
+        let (status, _) = agent.write(
+            "POST",
+            path,
+            Some(TOKEN),
+            &note(&pieces[1]["start"], "null"),
+        );
+        assert_eq!(status, 200);
+        assert_eq!(noted(&agent), [Value::Null, Value::Null]);
+
         // Documented, and the token never shows.
         let (_, doc) = json(&agent, "/api/openapi.json");
-        for p in ["/api/v1/maintenance", "/api/v1/maintenance/{id}"] {
+        for p in [
+            "/api/v1/maintenance",
+            "/api/v1/maintenance/{id}",
+            "/api/v1/outages/notes",
+        ] {
             assert!(doc["paths"].get(p).is_some(), "{p} undocumented");
         }
         let (status, one) = json(&agent, &format!("/api/v1/maintenance/{id}"));

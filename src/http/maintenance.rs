@@ -228,7 +228,7 @@ pub async fn one(AxState(agent): AxState<Agent>, Path(id): Path<String>) -> Resp
 /// Check the bearer token. The token itself never appears in an answer
 /// or a log line.
 /// `Some(answer)` refuses the request.
-fn refused(agent: &Agent, headers: &HeaderMap) -> Option<Response> {
+pub(super) fn refused(agent: &Agent, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = agent.with_state(|inv, _| inv.agent.api_token.clone()) else {
         return Some(error(
             StatusCode::FORBIDDEN,

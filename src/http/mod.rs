@@ -43,6 +43,7 @@ pub fn router(agent: Agent) -> Router {
         )
         .route("/api/v1/services", get(services::services))
         .route("/api/v1/outages", get(outages::outages))
+        .route("/api/v1/outages/notes", post(outages::note))
         .route(
             "/api/v1/maintenance",
             get(maintenance::list).post(maintenance::create),

@@ -2,14 +2,16 @@
 //! every stretch a target was `down`, with the services that were down
 //! meanwhile and the members they serve.
 
+use axum::body::Bytes;
 use axum::extract::{Query, State as AxState};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::availability::{window, WindowQuery};
-use super::{param_error, read_ledger};
+use super::{error, param_error, read_ledger};
 use crate::agent::Agent;
 use crate::sla::calendar::oslo_rfc3339;
 use crate::sla::interval::Interval;
@@ -81,6 +83,149 @@ pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery
         from: oslo_rfc3339(w.start),
         to: oslo_rfc3339(w.end),
         outages,
+    })
+    .into_response()
+}
+
+/// The longest note kept, in characters.
+const NOTE_MAX_CHARS: usize = 2000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoteInput {
+    root_cause: String,
+    /// The outage's `start` as `/api/v1/outages` gives it.
+    start: String,
+    /// `null` or empty removes the note.
+    note: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct NoteView {
+    root_cause: String,
+    start: String,
+    end: Option<String>,
+    note: Option<String>,
+}
+
+/// `POST /api/v1/outages/notes`: write (or, with no text, remove) the
+/// operators' note on an unplanned outage, named by its root cause and
+/// start; reports show it beside the outage. Needs the bearer token.
+pub async fn note(AxState(agent): AxState<Agent>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(r) = super::maintenance::refused(&agent, &headers) {
+        return r;
+    }
+    let input: NoteInput = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => {
+            return param_error(
+                "body",
+                format!("not an outage note ({{\"root_cause\", \"start\", \"note\"}}): {e}"),
+            )
+        }
+    };
+    let Ok(start) = chrono::DateTime::parse_from_rfc3339(&input.start) else {
+        return param_error(
+            "start",
+            "not an RFC 3339 time: give the outage's start as /api/v1/outages has it",
+        );
+    };
+    let start_ms = start.timestamp_millis();
+    let text = input
+        .note
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    if let Some(t) = &text {
+        if t.chars().count() > NOTE_MAX_CHARS {
+            return param_error("note", format!("longer than {NOTE_MAX_CHARS} characters"));
+        }
+        if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+            return param_error(
+                "note",
+                "has control characters (only newlines and tabs may be)",
+            );
+        }
+    }
+    let now = Utc::now().timestamp_millis();
+    if start_ms >= now {
+        return param_error("start", "is in the future");
+    }
+    let inv = agent.with_state(|inv, _| std::sync::Arc::new(inv.clone()));
+    if inv.target(&input.root_cause).is_none() {
+        return param_error(
+            "root_cause",
+            format!("unknown target {:?}", input.root_cause),
+        );
+    }
+    let target = input.root_cause.clone();
+    let found = read_ledger(&agent, move |store, current_run| {
+        let Some(store) = store else {
+            return Ok(None);
+        };
+        // From just before: an outage that began at `start` does not
+        // continue from before this window.
+        let w = Interval::new(start_ms - 1, (start_ms + 1).min(now));
+        let hit = list(Some(store), &inv, w, None, current_run, now)?
+            .into_iter()
+            .any(|o| {
+                o.outage.target == target
+                    && o.outage.start_ms == start_ms
+                    && !o.outage.continues_before
+                    && !o.outage.planned
+            });
+        if !hit {
+            return Ok(None);
+        }
+        Ok(Some(store.left_down_after(&target, start_ms)?))
+    })
+    .await;
+    let end_ms = match found {
+        Err(r) => return r,
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no unplanned outage of {:?} began at {}: take root_cause and start from /api/v1/outages",
+                    input.root_cause, input.start
+                ),
+            )
+        }
+        Ok(Some(end)) => end,
+    };
+    let n = crate::ledger::OutageNote {
+        target: input.root_cause.clone(),
+        start_ms,
+        end_ms,
+        note: text.clone(),
+    };
+    let ledger = agent.ledger().clone();
+    match tokio::task::spawn_blocking(move || ledger.set_outage_note(n)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!("outage note: cannot write the ledger: {e}");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the ledger cannot be written, so the note was not kept: {e}"),
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("task failed: {e}"),
+            )
+        }
+    }
+    tracing::info!(
+        root_cause = %input.root_cause,
+        start = %oslo_rfc3339(start_ms),
+        removed = text.is_none(),
+        "outage note written through the API"
+    );
+    Json(NoteView {
+        root_cause: input.root_cause,
+        start: oslo_rfc3339(start_ms),
+        end: end_ms.map(oslo_rfc3339),
+        note: text,
     })
     .into_response()
 }

@@ -88,6 +88,18 @@ pub enum Record {
     },
 }
 
+/// An operator's note on an unplanned outage, which reports show beside
+/// it: keyed by the root cause and the outage's start. `note: None`
+/// removes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutageNote {
+    pub target: String,
+    pub start_ms: i64,
+    /// The outage's end when the note was written; `None` while it went on.
+    pub end_ms: Option<i64>,
+    pub note: Option<String>,
+}
+
 /// A change to the maintenance windows asked for through the API.
 #[derive(Debug, Clone)]
 pub enum MaintenanceOp {
@@ -119,6 +131,7 @@ enum Cmd {
         MaintenanceOp,
         mpsc::Sender<Result<MaintenanceDone, LedgerError>>,
     ),
+    Note(OutageNote, mpsc::Sender<Result<(), LedgerError>>),
     /// Commit everything queued, then answer.
     Flush(mpsc::Sender<Result<(), LedgerError>>),
     /// Commit, mark the run cleanly stopped, and end the thread.
@@ -206,6 +219,16 @@ impl Ledger {
         let (tx, rx) = mpsc::channel();
         self.tx
             .send(Cmd::Maintenance(op, tx))
+            .map_err(|_| LedgerError::Stopped)?;
+        rx.recv().map_err(|_| LedgerError::Stopped)?
+    }
+
+    /// Write (or remove) an outage note; waits for the ledger write. Call
+    /// off the async runtime's workers.
+    pub fn set_outage_note(&self, note: OutageNote) -> Result<(), LedgerError> {
+        let (tx, rx) = mpsc::channel();
+        self.tx
+            .send(Cmd::Note(note, tx))
             .map_err(|_| LedgerError::Stopped)?;
         rx.recv().map_err(|_| LedgerError::Stopped)?
     }
@@ -324,6 +347,9 @@ impl Writer {
                                 let r = self.maintenance(op);
                                 let _ = tx.send(r);
                             }
+                            Ok(Cmd::Note(note, tx)) => {
+                                let _ = tx.send(self.note(&note));
+                            }
                             Ok(Cmd::Flush(tx)) => {
                                 reply = Some(tx);
                                 break;
@@ -341,6 +367,9 @@ impl Writer {
                 Ok(Cmd::Maintenance(op, tx)) => {
                     let r = self.maintenance(op);
                     let _ = tx.send(r);
+                }
+                Ok(Cmd::Note(note, tx)) => {
+                    let _ = tx.send(self.note(&note));
                 }
                 Ok(Cmd::Flush(tx)) => reply = Some(tx),
                 Ok(Cmd::Stop(tx)) => {
@@ -417,6 +446,12 @@ impl Writer {
 
     fn set_book(&self, windows: Vec<Window>) {
         *self.windows.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(windows);
+    }
+
+    fn note(&mut self, note: &OutageNote) -> Result<(), LedgerError> {
+        self.write()?;
+        let store = self.store.as_mut().ok_or(LedgerError::Stopped)?;
+        store.set_outage_note(note, Utc::now().timestamp_millis())
     }
 
     fn maintenance(&mut self, op: MaintenanceOp) -> Result<MaintenanceDone, LedgerError> {

@@ -87,6 +87,15 @@ const MIGRATIONS: &[&str] = &[
         data TEXT NOT NULL,
         PRIMARY KEY (target, day_ms, run_id)
     );",
+    // 6: operators' notes on outages, by root cause and start.
+    "CREATE TABLE outage_notes (
+        target TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER,
+        note TEXT NOT NULL,
+        written_ms INTEGER NOT NULL,
+        PRIMARY KEY (target, start_ms)
+    );",
 ];
 
 /// Day results that a write dated at or before `from_ms` could change are
@@ -695,6 +704,60 @@ impl Store {
             }
         }
         Ok(all)
+    }
+
+    /// Write or (with no text) remove the note on an outage.
+    pub fn set_outage_note(
+        &mut self,
+        n: &super::OutageNote,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        match &n.note {
+            Some(text) => self.conn.execute(
+                "INSERT OR REPLACE INTO outage_notes (target, start_ms, end_ms, note, written_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![n.target, n.start_ms, n.end_ms, text, now_ms],
+            ),
+            None => self.conn.execute(
+                "DELETE FROM outage_notes WHERE target = ?1 AND start_ms = ?2",
+                params![n.target, n.start_ms],
+            ),
+        }
+        .map_err(db)?;
+        Ok(())
+    }
+
+    /// When `target` next went to a state other than `down` after `at_ms`.
+    pub fn left_down_after(&self, target: &str, at_ms: i64) -> Result<Option<i64>, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT min(at_ms) FROM transitions WHERE target = ?1 AND at_ms > ?2 AND to_state != 'down'",
+                params![target, at_ms],
+                |r| r.get(0),
+            )
+            .map_err(db)
+    }
+
+    /// Every note on an outage that began before `to_ms`.
+    pub fn outage_notes(&self, to_ms: i64) -> Result<Vec<super::OutageNote>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT target, start_ms, end_ms, note FROM outage_notes WHERE start_ms < ?1
+                 ORDER BY target, start_ms",
+            )
+            .map_err(db)?;
+        let rows = st
+            .query_map(params![to_ms], |r| {
+                Ok(super::OutageNote {
+                    target: r.get(0)?,
+                    start_ms: r.get(1)?,
+                    end_ms: r.get(2)?,
+                    note: Some(r.get(3)?),
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
     }
 
     /// The id of the last transition written (0 when none): a day result

@@ -83,6 +83,7 @@ pub fn outages(reports: &[MemberReport], lang: Lang) -> Result<String, csv::Erro
         t(Text::Services),
         t(Text::RootCause),
         t(Text::Reason),
+        t(Text::Note),
     ])?;
     for r in reports {
         for o in &r.outages {
@@ -94,6 +95,7 @@ pub fn outages(reports: &[MemberReport], lang: Lang) -> Result<String, csv::Erro
                 &o.outage.services.join(" "),
                 o.outage.target.as_str(),
                 o.outage.reason.as_deref().unwrap_or(""),
+                o.note.as_deref().unwrap_or(""),
             ])?;
         }
     }

@@ -66,6 +66,7 @@ struct OutageRow {
     services: String,
     root_cause: String,
     reason: String,
+    note: String,
 }
 
 #[derive(Serialize)]
@@ -288,6 +289,7 @@ fn outage_rows(
                 .join(", "),
             root_cause: o.root_cause_name.clone(),
             reason: o.outage.reason.clone().unwrap_or_default(),
+            note: o.note.clone().unwrap_or_default(),
         })
         .collect()
 }

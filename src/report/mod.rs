@@ -494,6 +494,9 @@ pub fn member_report(
     if let Some(mut r) = frozen_report::<MemberReport>(store, FROZEN_MEMBER_REPORT, member, month)?
     {
         r.outages.iter_mut().for_each(OutageView::read_back);
+        if let Some(store) = store {
+            outages::annotate(store, &mut r.outages)?;
+        }
         return Ok(r);
     }
     let on = inv
@@ -942,6 +945,83 @@ mod tests {
         // November is not closed: it follows the config.
         let nov = report(&store, &inv, "a", "2026-11");
         assert_eq!(nov.name, "Aby og Cedal kommune");
+
+        // A note written after the month was frozen shows in its report
+        // (words, not figures), on the outage it names and on no other.
+        let note = |target: &str, start_ms, end_ms, note: Option<&str>| crate::ledger::OutageNote {
+            target: target.into(),
+            start_ms,
+            end_ms,
+            note: note.map(str::to_string),
+        };
+        store
+            .set_outage_note(
+                &note(
+                    "srv",
+                    ms(2026, 10, 31, 23, 50),
+                    Some(ms(2026, 11, 1, 0, 10)),
+                    Some("Strømbrudd; UPS-batteri byttet"),
+                ),
+                later,
+            )
+            .unwrap();
+        store
+            .set_outage_note(
+                &note(
+                    "core",
+                    ms(2026, 10, 5, 23, 30),
+                    Some(ms(2026, 10, 6, 1, 0)),
+                    Some("Fiber kuttet ved graving"),
+                ),
+                later,
+            )
+            .unwrap();
+        let noted = member_report(Some(&store), &inv, "a", oct, None, later).unwrap();
+        let notes: Vec<(&str, Option<&str>)> = noted
+            .outages
+            .iter()
+            .map(|o| (o.start.as_str(), o.note.as_deref()))
+            .collect();
+        assert_eq!(
+            notes,
+            [
+                (
+                    "2026-10-05T23:30:00.000+02:00",
+                    Some("Fiber kuttet ved graving")
+                ),
+                ("2026-10-25T02:40:00.000+02:00", None),
+                (
+                    "2026-10-31T23:50:00.000+01:00",
+                    Some("Strømbrudd; UPS-batteri byttet")
+                ),
+            ]
+        );
+        assert!(html::member(&noted, Lang::Nb)
+            .unwrap()
+            .contains("<td>Fiber kuttet ved graving</td>"));
+        assert!(csv::outages(std::slice::from_ref(&noted), Lang::Nb)
+            .unwrap()
+            .contains(";Fiber kuttet ved graving"));
+        let region_noted = region::region_report(Some(&store), &inv, oct, None, later).unwrap();
+        assert!(region_noted.worst_outages.iter().any(|o| o.note.is_some()));
+        // The figures stay as sent.
+        let figures = |r: &MemberReport| serde_json::to_string(&r.services).unwrap();
+        assert_eq!(figures(&noted), figures(&before));
+        // The outage across the month's end carries its note into
+        // November, where it is cut at the month's start.
+        let nov = report(&store, &inv, "a", "2026-11");
+        let first = &nov.outages[0];
+        assert!(first.outage.continues_before, "{first:?}");
+        assert_eq!(
+            first.note.as_deref(),
+            Some("Strømbrudd; UPS-batteri byttet")
+        );
+        // Removed: gone from the frozen report too.
+        store
+            .set_outage_note(&note("core", ms(2026, 10, 5, 23, 30), None, None), later)
+            .unwrap();
+        let removed = member_report(Some(&store), &inv, "a", oct, None, later).unwrap();
+        assert_eq!(removed.outages[0].note, None);
     }
 
     #[test]

@@ -222,6 +222,7 @@ fn outage_table(
                     .join(", "),
                 o.root_cause_name.clone(),
                 o.outage.reason.clone().unwrap_or_default(),
+                o.note.clone().unwrap_or_default(),
             ]
         })
         .collect();
@@ -233,6 +234,7 @@ fn outage_table(
             (t(Text::Services), false),
             (t(Text::RootCause), false),
             (t(Text::Reason), false),
+            (t(Text::Note), false),
         ],
         &rows,
     )

@@ -76,6 +76,9 @@ pub fn region_report(
         super::frozen_report::<RegionReport>(store, super::FROZEN_REGION_REPORT, "region", month)?
     {
         r.worst_outages.iter_mut().for_each(OutageView::read_back);
+        if let Some(store) = store {
+            crate::sla::outages::annotate(store, &mut r.worst_outages)?;
+        }
         return Ok(r);
     }
     let window = Interval::new(full.start, full.end.min(now_ms));

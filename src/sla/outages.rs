@@ -231,6 +231,38 @@ pub struct OutageView {
     pub duration_seconds: f64,
     #[serde(flatten)]
     pub outage: Piece,
+    /// The operators' note on the outage (`POST /api/v1/outages/notes`).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Put the operators' notes on `views`, replacing any they carry (a frozen
+/// report shows the notes as they are now: they are words, not figures).
+/// A note belongs to the outage of its root cause that began at its start;
+/// a piece cut at its window's start takes the latest note of its root
+/// cause begun before it, unless that outage had ended by then.
+pub fn annotate(store: &Store, views: &mut [OutageView]) -> Result<(), LedgerError> {
+    let Some(to) = views.iter().map(|v| v.outage.start_ms).max() else {
+        return Ok(());
+    };
+    let notes = store.outage_notes(to.saturating_add(1))?;
+    let mut by_target: HashMap<&str, Vec<&crate::ledger::OutageNote>> = HashMap::new();
+    for n in &notes {
+        // In start order (the query sorts them).
+        by_target.entry(n.target.as_str()).or_default().push(n);
+    }
+    for v in views {
+        let p = &v.outage;
+        v.note = by_target
+            .get(p.target.as_str())
+            .and_then(|ns| ns.iter().rev().find(|n| n.start_ms <= p.start_ms))
+            .filter(|n| {
+                n.start_ms == p.start_ms
+                    || (p.continues_before && n.end_ms.is_none_or(|e| e > p.start_ms))
+            })
+            .and_then(|n| n.note.clone());
+    }
+    Ok(())
 }
 
 impl OutageView {
@@ -557,8 +589,13 @@ pub fn list(
             end: oslo_rfc3339(p.end_ms),
             duration_seconds: (p.end_ms - p.start_ms) as f64 / 1e3,
             outage: p,
+            note: None,
         })
-        .collect())
+        .collect::<Vec<_>>())
+    .and_then(|mut views| {
+        annotate(store, &mut views)?;
+        Ok(views)
+    })
 }
 
 #[cfg(test)]
