@@ -809,6 +809,74 @@ mod tests {
         insta::assert_snapshot!("a-2026-10-services-en", services_en);
     }
 
+    /// Run headless Chromium on `page` with `args`, offline (no network
+    /// namespace of its own is needed: the page has nothing to fetch).
+    fn chromium(page: &std::path::Path, args: &[&str]) -> std::process::Output {
+        let profile = tempfile::tempdir().unwrap();
+        std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(args)
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .unwrap_or_else(|e| panic!("chromium is needed (scripts/test installs it): {e}"))
+    }
+
+    #[test]
+    fn chromium_draws_the_html_report_with_its_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, inv, _) = ledger(dir.path());
+        let oct = report(&store, &inv, "a", "2026-10");
+        let page = dir.path().join("a-2026-10-nb.html");
+        std::fs::write(&page, html::member(&oct, Lang::Nb).unwrap()).unwrap();
+        // The DOM as the browser built it: the chart is SVG, not text.
+        let dom = chromium(&page, &["--dump-dom"]);
+        assert!(
+            dom.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dom.stderr)
+        );
+        let dom = String::from_utf8_lossy(&dom.stdout);
+        assert!(dom.contains("<svg"), "{dom}");
+        assert!(dom.matches("<rect").count() >= 31, "a bar per day: {dom}");
+        // Printed, as a manager would: the figures are on the page.
+        let pdf = dir.path().join("printed.pdf");
+        let out = chromium(
+            &page,
+            &[
+                "--no-pdf-header-footer",
+                &format!("--print-to-pdf={}", pdf.display()),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let printed = std::fs::read(&pdf).unwrap();
+        let text = pdf::tests::poppler("pdftotext", &["-layout"], &printed);
+        for want in [
+            "Tilgjengelighetsrapport: Aby kommune",
+            "99,963",
+            "Oppfylt",
+            "25. okt. 2026",
+            "Planlagt vedlikehold",
+            "4,0 ms",
+            "63,4 % (634 Mbit/s)",
+        ] {
+            assert!(
+                text.contains(want),
+                "{want:?} not in Chromium's print:\n{text}"
+            );
+        }
+    }
+
     #[test]
     fn html_is_one_self_contained_file_in_either_language() {
         let dir = tempfile::tempdir().unwrap();

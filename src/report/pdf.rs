@@ -455,7 +455,7 @@ pub fn region(r: &RegionReport, lang: Lang) -> Result<Vec<u8>, PdfError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::report::{member_report, region::region_report};
     use crate::sla::calendar::oslo_ms as ms;
@@ -463,7 +463,7 @@ mod tests {
     use std::process::Command;
 
     /// Run a poppler tool on `pdf`; its standard output.
-    fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
+    pub(crate) fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.pdf");
         std::fs::write(&path, pdf).unwrap();
