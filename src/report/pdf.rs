@@ -511,6 +511,16 @@ pub(crate) mod tests {
                 || meta.contains("pdfaid:conformance=\"B\""),
             "PDF/A-2b: {meta}"
         );
+        // PDF/A needs every font embedded (and, for text to be found,
+        // mapped to Unicode): pdffonts lists each with "emb" and "uni".
+        let fonts = poppler("pdffonts", &[], &pdf);
+        let rows: Vec<&str> = fonts.lines().skip(2).collect();
+        assert!(!rows.is_empty(), "{fonts}");
+        for row in rows {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            let n = cols.len();
+            assert!(n >= 7 && cols[n - 5] == "yes" && cols[n - 3] == "yes", "{fonts}");
+        }
         let text = poppler("pdftotext", &["-layout"], &pdf);
         for want in [
             "Tilgjengelighetsrapport: Aby kommune",
