@@ -189,20 +189,11 @@ impl LinkStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{FailureReason, ProbeKind};
-    use chrono::Utc;
+    use crate::probe::FailureReason;
     use std::time::Duration;
 
     fn cycle(rtts_ms: &[u64], sent: u32) -> ProbeOutcome {
-        ProbeOutcome {
-            probe: ProbeKind::Icmp,
-            at: Utc::now(),
-            address: None,
-            sent,
-            received: rtts_ms.len() as u32,
-            rtts: rtts_ms.iter().map(|m| Duration::from_millis(*m)).collect(),
-            failure: (rtts_ms.is_empty()).then_some(FailureReason::Timeout),
-        }
+        ProbeOutcome::echoes(sent, rtts_ms)
     }
 
     fn close(a: f64, b: f64) -> bool {

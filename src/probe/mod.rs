@@ -191,10 +191,9 @@ impl ProbeOutcome {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn outcome(sent: u32, rtts_ms: &[u64]) -> ProbeOutcome {
+impl ProbeOutcome {
+    /// A cycle of `sent` echoes, answered after `rtts_ms` (for tests).
+    pub(crate) fn echoes(sent: u32, rtts_ms: &[u64]) -> ProbeOutcome {
         ProbeOutcome {
             probe: ProbeKind::Icmp,
             at: Utc::now(),
@@ -202,8 +201,17 @@ mod tests {
             sent,
             received: rtts_ms.len() as u32,
             rtts: rtts_ms.iter().map(|&m| Duration::from_millis(m)).collect(),
-            failure: None,
+            failure: rtts_ms.is_empty().then_some(FailureReason::Timeout),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(sent: u32, rtts_ms: &[u64]) -> ProbeOutcome {
+        ProbeOutcome::echoes(sent, rtts_ms)
     }
 
     #[test]

@@ -519,7 +519,10 @@ pub(crate) mod tests {
         for row in rows {
             let cols: Vec<&str> = row.split_whitespace().collect();
             let n = cols.len();
-            assert!(n >= 7 && cols[n - 5] == "yes" && cols[n - 3] == "yes", "{fonts}");
+            assert!(
+                n >= 7 && cols[n - 5] == "yes" && cols[n - 3] == "yes",
+                "{fonts}"
+            );
         }
         let text = poppler("pdftotext", &["-layout"], &pdf);
         for want in [

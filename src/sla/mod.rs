@@ -145,11 +145,15 @@ pub fn compute_service_month(
     }
     let tally = match store {
         Some(store) => rollup::service_tally(store, service, level, window, current_run, now_ms)?,
-        None => service::Tally {
-            scheduled_ms: level.schedule.within(window).len(),
-            unmonitored_ms: level.schedule.within(window).len(),
-            ..Default::default()
-        },
+        // No ledger yet: all the scheduled time went unobserved.
+        None => {
+            let scheduled_ms = level.schedule.within(window).len();
+            service::Tally {
+                scheduled_ms,
+                unmonitored_ms: scheduled_ms,
+                ..Default::default()
+            }
+        }
     };
     Ok(Some((level.clone(), window, tally.figures(level))))
 }

@@ -246,6 +246,12 @@ pub fn backfill(
         kept.contains(&(kind.to_string(), key.to_string(), day, fp.to_string()))
     };
     let inv_fp = inventory_fingerprint(inv);
+    // The targets that can concern each member: once, not once a day.
+    let roots_of: HashMap<&str, _> = inv
+        .members
+        .iter()
+        .map(|m| (m.id.as_str(), outages::scope(inv, &m.id).0))
+        .collect();
     let mut fingerprints: HashMap<(usize, NaiveDate), String> = HashMap::new();
     let mut out = Vec::new();
     let mut done = 0;
@@ -275,11 +281,11 @@ pub fn backfill(
             worked = true;
             let pieces = outages::pieces(store, inv, day, None, current_run, now_ms)?;
             for key in keys {
-                let roots = (key != ALL).then(|| outages::scope(inv, key).0);
+                let roots = roots_of.get(key);
                 let mine = Kept::pack(
                     pieces
                         .iter()
-                        .filter(|p| roots.as_ref().is_none_or(|roots| p.concerns(key, roots))),
+                        .filter(|p| key == ALL || roots.is_some_and(|r| p.concerns(key, r))),
                 );
                 let data =
                     serde_json::to_string(&mine).map_err(|e| LedgerError::Db(e.to_string()))?;
@@ -372,25 +378,9 @@ services:
     ) -> Record {
         let mut s = crate::linkstats::LinkStats::default();
         for rtt in rtts_ms {
-            s.record_probe(&crate::probe::ProbeOutcome {
-                probe: crate::probe::ProbeKind::Icmp,
-                at: chrono::Utc::now(),
-                address: None,
-                sent: 1,
-                received: 1,
-                rtts: vec![std::time::Duration::from_millis(*rtt)],
-                failure: None,
-            });
+            s.record_probe(&crate::probe::ProbeOutcome::echoes(1, &[*rtt]));
         }
-        s.record_probe(&crate::probe::ProbeOutcome {
-            probe: crate::probe::ProbeKind::Icmp,
-            at: chrono::Utc::now(),
-            address: None,
-            sent: lost,
-            received: 0,
-            rtts: vec![],
-            failure: Some(crate::probe::FailureReason::Timeout),
-        });
+        s.record_probe(&crate::probe::ProbeOutcome::echoes(lost, &[]));
         let at_ms = ms(2026, m, d, 12, 0);
         let p = |r: f64| crate::linkstats::Peak {
             ratio: r,
