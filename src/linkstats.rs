@@ -171,18 +171,25 @@ impl LinkStats {
 
     /// Read back what [`LinkStats::to_json`] wrote; `None` if it is not that.
     pub fn from_json(s: &str) -> Option<LinkStats> {
-        let kept: Kept = serde_json::from_str(s).ok()?;
-        let mut stats = LinkStats {
-            sent: kept.sent,
-            received: kept.received.min(kept.sent),
-            peak_out: kept.peak_out,
-            peak_in: kept.peak_in,
-            ..LinkStats::default()
+        let mut stats = LinkStats::default();
+        stats.add_json(s).then_some(stats)
+    }
+
+    /// Add what [`LinkStats::to_json`] wrote (a month summing its days
+    /// without a histogram per day); false, and nothing added, if `s` is
+    /// not that.
+    pub fn add_json(&mut self, s: &str) -> bool {
+        let Ok(kept) = serde_json::from_str::<Kept>(s) else {
+            return false;
         };
+        self.sent += kept.sent;
+        self.received += kept.received.min(kept.sent);
         for (v, n) in kept.rtt_us {
-            stats.rtt_us.saturating_record_n(v, n);
+            self.rtt_us.saturating_record_n(v, n);
         }
-        Some(stats)
+        self.peak_out = higher(self.peak_out, kept.peak_out);
+        self.peak_in = higher(self.peak_in, kept.peak_in);
+        true
     }
 }
 

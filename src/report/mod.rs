@@ -299,11 +299,8 @@ fn link_figures(
     let ids: Vec<&str> = links.iter().map(|t| t.id.as_str()).collect();
     let mut sums: std::collections::HashMap<String, LinkStats> = Default::default();
     for (target, day_ms, data) in store.link_days(&ids, month.start, month.end)? {
-        match LinkStats::from_json(&data) {
-            Some(day) => sums.entry(target).or_default().merge(&day),
-            None => {
-                tracing::warn!(link = %target, day_ms, "a link's day in the ledger cannot be read; left out")
-            }
+        if !sums.entry(target.clone()).or_default().add_json(&data) {
+            tracing::warn!(link = %target, day_ms, "a link's day in the ledger cannot be read; left out");
         }
     }
     let peak = |p: Option<crate::linkstats::Peak>| {
