@@ -345,6 +345,7 @@ impl Shared {
                 }
                 self.metrics
                     .set_in_maintenance(t, maint.contains_key(&t.id));
+                self.metrics.set_thresholds(t);
             }
         }
         self.metrics.set_target_count(new.targets.len());
@@ -408,6 +409,34 @@ impl Shared {
                     });
                 }
             }
+        }
+    }
+
+    /// `utkikk_service_up` of every service, from the states shown now.
+    fn update_services_now(&self) {
+        let inv = lock(&self.inventory).clone();
+        let now = Utc::now();
+        let Some(today) = rollup::day_of(now.timestamp_millis()) else {
+            return;
+        };
+        let states: HashMap<String, State> = {
+            let book = lock(&self.book);
+            let maint = lock(&self.in_maintenance);
+            inv.targets
+                .iter()
+                .map(|t| {
+                    let observed = book.get(&t.id).map_or(State::Unmonitored, |h| h.state);
+                    (t.id.clone(), shown_state(&maint, &t.id, observed))
+                })
+                .collect()
+        };
+        for svc in &inv.services {
+            let up = svc.level_on(today).and_then(|level| {
+                crate::sla::service::up_now(svc, level, now.timestamp_millis(), |t| {
+                    states.get(t).copied().unwrap_or(State::Unmonitored)
+                })
+            });
+            self.metrics.set_service_up(&svc.id, up);
         }
     }
 
@@ -605,6 +634,7 @@ async fn maintenance_watch(shared: std::sync::Weak<Shared>) {
             return;
         };
         s.watch_maintenance();
+        s.update_services_now();
     }
 }
 
@@ -651,6 +681,7 @@ async fn sla_metrics(shared: std::sync::Weak<Shared>) {
             .filter(|k| !inv.services.iter().any(|s| &s.id == *k))
         {
             metrics.set_sla(gone, None, None, None, None);
+            metrics.set_service_up(gone, None);
         }
         known = inv.services.iter().map(|s| s.id.clone()).collect();
         let task = tokio::task::spawn_blocking(move || {

@@ -67,6 +67,20 @@ maintenance:
         );
         agent.wait_state("sw1", "up", DEADLINE);
         agent.wait_state("srv1", "up", DEADLINE);
+        // The service is up now; the thresholds are there for alert rules.
+        let service_up = |agent: &Agent| {
+            agent
+                .metrics()
+                .lines()
+                .find(|l| l.starts_with("utkikk_service_up{service=\"svc\"}"))
+                .map(|l| l.rsplit(' ').next().unwrap_or_default().to_string())
+        };
+        wait_until("utkikk_service_up 1", DEADLINE, || {
+            service_up(&agent).as_deref() == Some("1")
+        });
+        assert!(agent.metrics().contains(
+            "utkikk_target_degraded_rtt_seconds{target=\"srv1\",member=\"\",site=\"\"} 0.2"
+        ));
         let window = |start: DateTime<Utc>, end: DateTime<Utc>| {
             format!(
                 r#"{{"targets":["srv1"],"category":"carrier_work","note":"fibre splice","start":"{}","end":"{}"}}"#,
@@ -132,6 +146,10 @@ maintenance:
             agent.target("srv1")["observed_state"] == "down"
         });
         assert_eq!(agent.state("srv1"), "maintenance");
+        // Planned work counts neither way: no utkikk_service_up.
+        wait_until("no utkikk_service_up in maintenance", DEADLINE, || {
+            service_up(&agent).is_none()
+        });
         // Config windows change with the config only; the API window is withdrawn.
         let (_, list) = json(&agent, "/api/v1/maintenance");
         let config_id = list["windows"]
@@ -163,6 +181,9 @@ maintenance:
         // Out of the window, the outage goes on unplanned and alerts can fire.
         let t = agent.wait_state("srv1", "down", DEADLINE);
         assert!(t["maintenance"].is_null());
+        wait_until("utkikk_service_up 0", DEADLINE, || {
+            service_up(&agent).as_deref() == Some("0")
+        });
         wait_until("in_maintenance back to 0", DEADLINE, || {
             agent
                 .metrics()

@@ -109,6 +109,9 @@ pub struct Metrics {
     sla_availability: Family<ServiceWindowLabels, FGauge>,
     sla_budget: Family<ServiceLabels, FGauge>,
     coverage: Family<ServiceLabels, FGauge>,
+    service_up: Family<ServiceLabels, Gauge>,
+    degraded_rtt: Family<TargetLabels, FGauge>,
+    degraded_loss: Family<TargetLabels, FGauge>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -183,6 +186,9 @@ impl Metrics {
             sla_availability: Family::default(),
             sla_budget: Family::default(),
             coverage: Family::default(),
+            service_up: Family::default(),
+            degraded_rtt: Family::default(),
+            degraded_loss: Family::default(),
         };
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
@@ -327,6 +333,21 @@ impl Metrics {
             "utkikk_monitoring_coverage_ratio",
             "Share of the service's scheduled time this month that was monitored",
             m.coverage.clone(),
+        );
+        r.register(
+            "utkikk_service_up",
+            "Whether the service is up now (1) or down (0) under its level in force, from its targets' states; absent outside its schedule, in maintenance, or when that cannot be said. 1 - avg_over_time() of it is the error ratio of a window",
+            m.service_up.clone(),
+        );
+        r.register(
+            "utkikk_target_degraded_rtt_seconds",
+            "The target's threshold (config): mean RTT above it makes a reachable target degraded",
+            m.degraded_rtt.clone(),
+        );
+        r.register(
+            "utkikk_target_degraded_loss_ratio",
+            "The target's threshold (config): loss above it makes a reachable target degraded",
+            m.degraded_loss.clone(),
         );
         r.register_collector(Box::new(m.snmp_devices.clone()));
         r.register(
@@ -512,6 +533,33 @@ impl Metrics {
         }
     }
 
+    /// Whether a service is up now; `None` removes the series (outside its
+    /// schedule, planned work, unmonitored, or the service is gone).
+    pub fn set_service_up(&self, service: &str, up: Option<bool>) {
+        let l = ServiceLabels {
+            service: service.to_string(),
+        };
+        match up {
+            Some(up) => {
+                self.service_up.get_or_create(&l).set(i64::from(up));
+            }
+            None => {
+                self.service_up.remove(&l);
+            }
+        }
+    }
+
+    /// The target's configured thresholds, for alert rules to compare with.
+    pub fn set_thresholds(&self, t: &Target) {
+        let l = TargetLabels::of(t);
+        self.degraded_rtt
+            .get_or_create(&l)
+            .set(t.thresholds.degraded_rtt.as_secs_f64());
+        self.degraded_loss
+            .get_or_create(&l)
+            .set(t.thresholds.degraded_loss_ratio);
+    }
+
     pub fn set_in_maintenance(&self, t: &Target, on: bool) {
         self.in_maintenance
             .get_or_create(&TargetLabels::of(t))
@@ -561,6 +609,8 @@ impl Metrics {
             self.target_state.remove(&state_labels(&base, t, s));
         }
         self.in_maintenance.remove(&base);
+        self.degraded_rtt.remove(&base);
+        self.degraded_loss.remove(&base);
         self.probe_success.remove(&probe_labels(&base, "icmp"));
         self.probe_success.remove(&probe_labels(&base, "snmp"));
         self.snmp_duration.remove(&base);

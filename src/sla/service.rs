@@ -166,6 +166,38 @@ pub fn combined(
     Classes::all(window, &parts)
 }
 
+/// Whether `service` is up at `now_ms` under `level`, from its targets'
+/// states then (`state_of`): `Some(false)` when down, `None` outside the
+/// level's schedule or when its classes say neither (unmonitored, planned
+/// maintenance, an excluded `unreachable`).
+pub fn up_now(
+    service: &Service,
+    level: &ServiceLevel,
+    now_ms: i64,
+    state_of: impl Fn(&str) -> State,
+) -> Option<bool> {
+    let instant = Interval::new(now_ms, now_ms + 1);
+    if level.schedule.within(instant).len() == 0 {
+        return None;
+    }
+    let c = combined(service, level, instant, |t| Timeline {
+        window: Some(instant),
+        states: [(
+            super::timeline::StateKey::of(state_of(t)),
+            IntervalSet::single(instant),
+        )]
+        .into_iter()
+        .collect(),
+    });
+    if !c.up.is_empty() {
+        Some(true)
+    } else if !c.down.is_empty() {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// Combine the service's targets (looked up with `timeline_of`) over
 /// `window` under `level`.
 pub fn figures(
@@ -406,5 +438,56 @@ mod tests {
         assert_eq!(f.downtime_seconds, 0.2);
         assert_eq!(f.outages, 1, "degraded then unreachable is one stretch");
         assert_eq!(f.availability, Some(0.8));
+    }
+
+    #[test]
+    fn up_now_follows_the_states_redundancy_and_schedule() {
+        use State::*;
+        let svc = service(&["a"], &[&["b", "c"]]);
+        let lv = level(0.995);
+        // Wednesday 21 October 2026, 12:00 Oslo.
+        let noon = crate::sla::calendar::oslo_ms(2026, 10, 21, 12, 0);
+        let now = |a, b, c| {
+            up_now(&svc, &lv, noon, |t| match t {
+                "a" => a,
+                "b" => b,
+                _ => c,
+            })
+        };
+        assert_eq!(now(Up, Up, Up), Some(true));
+        assert_eq!(
+            now(Degraded, Down, Up),
+            Some(true),
+            "one of the pair is enough"
+        );
+        assert_eq!(now(Down, Up, Up), Some(false));
+        assert_eq!(now(Up, Down, Down), Some(false), "the whole pair down");
+        assert_eq!(
+            now(Maintenance, Up, Up),
+            None,
+            "planned work is not counted"
+        );
+        assert_eq!(now(Unreachable, Up, Up), None, "excluded by default");
+        assert_eq!(now(Unmonitored, Up, Up), None);
+        let strict = ServiceLevel {
+            unreachable_counts_as_down: true,
+            ..lv.clone()
+        };
+        assert_eq!(
+            up_now(&svc, &strict, noon, |t| if t == "a" {
+                Unreachable
+            } else {
+                Up
+            }),
+            Some(false)
+        );
+        // Outside business hours the service is not scheduled.
+        let office = ServiceLevel {
+            schedule: Schedule::BusinessHours(crate::sla::schedule::BusinessHours::office()),
+            ..lv
+        };
+        assert_eq!(up_now(&svc, &office, noon, |_| Down), Some(false));
+        let night = crate::sla::calendar::oslo_ms(2026, 10, 21, 23, 0);
+        assert_eq!(up_now(&svc, &office, night, |_| Down), None);
     }
 }
