@@ -177,7 +177,7 @@ pub fn up_now(
     state_of: impl Fn(&str) -> State,
 ) -> Option<bool> {
     let instant = Interval::new(now_ms, now_ms + 1);
-    if level.schedule.within(instant).len() == 0 {
+    if level.schedule.within(instant).is_empty() {
         return None;
     }
     let c = combined(service, level, instant, |t| Timeline {
