@@ -62,6 +62,8 @@ struct Shared {
     /// Links' figures of today (and yesterday, for late cycles), by link
     /// and Oslo day start; written to the ledger every SLA round.
     link_days: Mutex<HashMap<(String, i64), LinkDay>>,
+    /// Each down service's root causes as last exported.
+    service_causes: Mutex<HashMap<String, Vec<String>>>,
 }
 
 #[derive(Default)]
@@ -179,6 +181,7 @@ impl Agent {
                 data_dir_override: data_dir,
                 link_rates: Mutex::new(CounterRates::default()),
                 link_days: Mutex::new(HashMap::new()),
+                service_causes: Mutex::new(HashMap::new()),
                 reloading: Mutex::new(()),
                 in_maintenance: Mutex::new(HashMap::new()),
             }
@@ -419,24 +422,76 @@ impl Shared {
         let Some(today) = rollup::day_of(now.timestamp_millis()) else {
             return;
         };
-        let states: HashMap<String, State> = {
+        // Each target's shown state, and its root cause when it fails.
+        let states: HashMap<String, (State, Option<String>)> = {
             let book = lock(&self.book);
             let maint = lock(&self.in_maintenance);
             inv.targets
                 .iter()
                 .map(|t| {
-                    let observed = book.get(&t.id).map_or(State::Unmonitored, |h| h.state);
-                    (t.id.clone(), shown_state(&maint, &t.id, observed))
+                    let (observed, cause) =
+                        book.get(&t.id).map_or((State::Unmonitored, None), |h| {
+                            (h.state, h.root_cause.clone())
+                        });
+                    let shown = shown_state(&maint, &t.id, observed);
+                    let cause = match shown {
+                        State::Down => Some(t.id.clone()),
+                        State::Unreachable => cause,
+                        _ => None,
+                    };
+                    (t.id.clone(), (shown, cause))
                 })
                 .collect()
         };
+        let state_of = |t: &str| states.get(t).map_or(State::Unmonitored, |s| s.0);
+        let mut causes = lock(&self.service_causes);
+        let mut seen = std::collections::HashSet::new();
         for svc in &inv.services {
+            seen.insert(svc.id.as_str());
             let up = svc.level_on(today).and_then(|level| {
-                crate::sla::service::up_now(svc, level, now.timestamp_millis(), |t| {
-                    states.get(t).copied().unwrap_or(State::Unmonitored)
-                })
+                crate::sla::service::up_now(svc, level, now.timestamp_millis(), state_of)
             });
             self.metrics.set_service_up(&svc.id, up);
+            // The failing required targets, and the members of groups
+            // with none up.
+            let mut now_causes: Vec<String> = if up == Some(false) {
+                let up_now = |t: &String| matches!(state_of(t), State::Up | State::Degraded);
+                svc.targets
+                    .iter()
+                    .chain(
+                        svc.redundancy
+                            .iter()
+                            .filter(|g| !g.iter().any(up_now))
+                            .flatten(),
+                    )
+                    .filter_map(|t| states.get(t).and_then(|s| s.1.clone()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            now_causes.sort();
+            now_causes.dedup();
+            let before = causes.remove(&svc.id).unwrap_or_default();
+            let gone: Vec<String> = before
+                .into_iter()
+                .filter(|c| !now_causes.contains(c))
+                .collect();
+            self.metrics
+                .set_service_root_causes(&svc.id, &now_causes, &gone);
+            if !now_causes.is_empty() {
+                causes.insert(svc.id.clone(), now_causes);
+            }
+        }
+        // Services removed by a reload.
+        let removed: Vec<String> = causes
+            .keys()
+            .filter(|k| !seen.contains(k.as_str()))
+            .cloned()
+            .collect();
+        for svc in removed {
+            if let Some(gone) = causes.remove(&svc) {
+                self.metrics.set_service_root_causes(&svc, &[], &gone);
+            }
         }
     }
 

@@ -184,6 +184,11 @@ maintenance:
         wait_until("utkikk_service_up 0", DEADLINE, || {
             service_up(&agent).as_deref() == Some("0")
         });
+        // Named by its root cause, for routing and inhibition.
+        let cause = "utkikk_service_root_cause{service=\"svc\",root_cause=\"srv1\"} 1";
+        wait_until("the service's root cause", DEADLINE, || {
+            agent.metrics().contains(cause)
+        });
         wait_until("in_maintenance back to 0", DEADLINE, || {
             agent
                 .metrics()
@@ -192,6 +197,10 @@ maintenance:
         std::thread::sleep(Duration::from_millis(1500)); // some unplanned downtime
         far.sh("ip addr add 198.51.100.2/24 dev far0");
         agent.wait_state("srv1", "up", DEADLINE);
+        wait_until("no root cause once up", DEADLINE, || {
+            !agent.metrics().contains("utkikk_service_root_cause{")
+                && service_up(&agent).as_deref() == Some("1")
+        });
 
         // One outage, cut where the window was withdrawn: planned, then not.
         let (status, o) = json(&agent, &format!("/api/v1/outages?{}", since(t0)));

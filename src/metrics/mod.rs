@@ -110,6 +110,7 @@ pub struct Metrics {
     sla_budget: Family<ServiceLabels, FGauge>,
     coverage: Family<ServiceLabels, FGauge>,
     service_up: Family<ServiceLabels, Gauge>,
+    service_root_cause: Family<ServiceCauseLabels, Gauge>,
     degraded_rtt: Family<TargetLabels, FGauge>,
     degraded_loss: Family<TargetLabels, FGauge>,
 }
@@ -117,6 +118,12 @@ pub struct Metrics {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabels {
     service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceCauseLabels {
+    service: String,
+    root_cause: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -187,6 +194,7 @@ impl Metrics {
             sla_budget: Family::default(),
             coverage: Family::default(),
             service_up: Family::default(),
+            service_root_cause: Family::default(),
             degraded_rtt: Family::default(),
             degraded_loss: Family::default(),
         };
@@ -338,6 +346,11 @@ impl Metrics {
             "utkikk_service_up",
             "Whether the service is up now (1) or down (0) under its level in force, from its targets' states; absent outside its schedule, in maintenance, or when that cannot be said. 1 - avg_over_time() of it is the error ratio of a window",
             m.service_up.clone(),
+        );
+        r.register(
+            "utkikk_service_root_cause",
+            "1 for each target whose failure has the service down now (the down target itself, or the down parent of an unreachable one); for routing and inhibiting its alerts under the root cause's page",
+            m.service_root_cause.clone(),
         );
         r.register(
             "utkikk_target_degraded_rtt_seconds",
@@ -546,6 +559,21 @@ impl Metrics {
             None => {
                 self.service_up.remove(&l);
             }
+        }
+    }
+
+    /// The root causes of a service being down now; `gone` are last
+    /// round's that no longer are.
+    pub fn set_service_root_causes(&self, service: &str, now: &[String], gone: &[String]) {
+        let l = |c: &String| ServiceCauseLabels {
+            service: service.to_string(),
+            root_cause: c.clone(),
+        };
+        for c in gone {
+            self.service_root_cause.remove(&l(c));
+        }
+        for c in now {
+            self.service_root_cause.get_or_create(&l(c)).set(1);
         }
     }
 

@@ -1,0 +1,382 @@
+//! The operators' kit checked with the real tools: Prometheus' config,
+//! recording rules and alerts (`promtool check` and the alert unit tests in
+//! deploy/prometheus/tests), and Alertmanager's config, routing and
+//! templates (`amtool`). scripts/test installs both (packages `prometheus`
+//! and `prometheus-alertmanager`).
+
+mod lab;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use lab::wait_until;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Run a tool; its output, or a failure that shows what it said.
+fn run(tool: &str, args: &[&str], dir: &Path) -> String {
+    let out = Command::new(tool)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} is needed (scripts/test installs it): {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{tool} {args:?} failed:\n{text}");
+    text
+}
+
+#[test]
+fn prometheus_config_and_rules_pass_promtool_and_their_unit_tests() {
+    let dir = root().join("deploy/prometheus");
+    run("promtool", &["check", "config", "prometheus.yml"], &dir);
+    run(
+        "promtool",
+        &[
+            "check",
+            "rules",
+            "rules/utkikk-recording.yml",
+            "rules/utkikk-alerts.yml",
+        ],
+        &dir,
+    );
+    let out = run(
+        "promtool",
+        &["test", "rules", "tests/utkikk-alerts.test.yml"],
+        &dir,
+    );
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[derive(serde::Deserialize)]
+struct RuleFile {
+    groups: Vec<Group>,
+}
+
+#[derive(serde::Deserialize)]
+struct Group {
+    rules: Vec<Rule>,
+}
+
+#[derive(serde::Deserialize)]
+struct Rule {
+    alert: Option<String>,
+    expr: String,
+}
+
+#[derive(serde::Deserialize)]
+struct TestFile {
+    tests: Vec<TestGroup>,
+}
+
+#[derive(serde::Deserialize)]
+struct TestGroup {
+    #[serde(default)]
+    alert_rule_test: Vec<AlertTest>,
+}
+
+#[derive(serde::Deserialize)]
+struct AlertTest {
+    alertname: String,
+    #[serde(default)]
+    exp_alerts: Vec<serde_json::Value>,
+}
+
+fn read<T: serde::de::DeserializeOwned>(path: &Path) -> T {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn every_alert_is_tested_firing_and_uses_metrics_the_agent_exports() {
+    let dir = root().join("deploy/prometheus");
+    let rules: Vec<Rule> = ["rules/utkikk-recording.yml", "rules/utkikk-alerts.yml"]
+        .iter()
+        .flat_map(|f| read::<RuleFile>(&dir.join(f)).groups)
+        .flat_map(|g| g.rules)
+        .collect();
+    let tests: TestFile = read(&dir.join("tests/utkikk-alerts.test.yml"));
+    let fired: BTreeSet<&str> = tests
+        .tests
+        .iter()
+        .flat_map(|t| &t.alert_rule_test)
+        .filter(|a| !a.exp_alerts.is_empty())
+        .map(|a| a.alertname.as_str())
+        .collect();
+    let alerts: BTreeSet<&str> = rules.iter().filter_map(|r| r.alert.as_deref()).collect();
+    assert!(alerts.len() >= 12, "{alerts:?}");
+    let untested: Vec<&&str> = alerts.difference(&fired).collect();
+    assert!(
+        untested.is_empty(),
+        "alerts never tested firing: {untested:?}"
+    );
+
+    // Every utkikk_* metric a rule reads is one the agent registers.
+    let source = std::fs::read_to_string(root().join("src/metrics/mod.rs")).unwrap()
+        + &std::fs::read_to_string(root().join("src/metrics/snmp.rs")).unwrap();
+    let exported: BTreeSet<String> = source
+        .split('"')
+        .filter(|s| {
+            s.starts_with("utkikk_") && s.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        })
+        .map(str::to_string)
+        .collect();
+    for rule in &rules {
+        for word in rule
+            .expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .filter(|w| w.starts_with("utkikk_"))
+        {
+            let base = word
+                .strip_suffix("_bucket")
+                .or_else(|| word.strip_suffix("_total"))
+                .unwrap_or(word);
+            assert!(
+                exported.contains(base),
+                "{word} (in {:?}) is not a metric utkikk exports",
+                rule.expr
+            );
+        }
+    }
+}
+
+/// The Alertmanager config with its template path pointing into the repo.
+fn alertmanager_config(tmp: &Path) -> PathBuf {
+    let dir = root().join("deploy/alertmanager");
+    let config = std::fs::read_to_string(dir.join("alertmanager.yml"))
+        .unwrap()
+        .replace(
+            "/etc/alertmanager/templates/utkikk.tmpl",
+            &dir.join("templates/utkikk.tmpl").display().to_string(),
+        );
+    let path = tmp.join("alertmanager.yml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+#[test]
+fn alertmanager_config_routes_and_templates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = alertmanager_config(tmp.path());
+    let file = format!("--config.file={}", config.display());
+    let out = run(
+        "amtool",
+        &["check-config", &config.display().to_string()],
+        tmp.path(),
+    );
+    assert!(
+        out.contains("SUCCESS") && out.contains("1 templates"),
+        "{out}"
+    );
+    // Pages to on-call (a member's own where it has one), tickets to the queue.
+    for (receiver, labels) in [
+        (
+            "kongsberg-on-call",
+            &["severity=page", "member=kongsberg"][..],
+        ),
+        ("iks-on-call", &["severity=page", "member=flesberg"]),
+        (
+            "iks-on-call",
+            &["severity=page", "alertname=UtkikkAgentDown"],
+        ),
+        ("ticket-queue", &["severity=ticket", "member=kongsberg"]),
+    ] {
+        let verify = format!("--verify.receivers={receiver}");
+        let mut args = vec!["config", "routes", "test", file.as_str(), verify.as_str()];
+        args.extend_from_slice(labels);
+        run("amtool", &args, tmp.path());
+    }
+    // A notification names the member, the root cause and the dashboard.
+    let dir = root().join("deploy/alertmanager");
+    let render = |what: &str, kind: &str| {
+        run(
+            "amtool",
+            &[
+                "template",
+                "render",
+                "--template.glob=templates/utkikk.tmpl",
+                "--template.data=tests/link-down.json",
+                &format!("--template.type={kind}"),
+                &format!("--template.text={{{{ template \"{what}\" . }}}}"),
+            ],
+            &dir,
+        )
+    };
+    let subject = render("utkikk.subject", "text");
+    assert!(
+        subject.contains("[FIRING:1] flesberg: root cause link-kb-fl — Link link-kb-fl is down"),
+        "{subject}"
+    );
+    let text = render("utkikk.text", "text");
+    for want in [
+        "member:     flesberg",
+        "root cause: link-kb-fl",
+        "dashboard:  https://grafana.example.org/d/utkikk-links/",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    let html = render("utkikk.html", "html");
+    assert!(
+        html.contains("<a href=\"https://grafana.example.org/d/utkikk-links/"),
+        "{html}"
+    );
+}
+
+/// A real Alertmanager in the scenario's private namespace, stopped on drop.
+struct Alertmanager(std::process::Child);
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const AM_URL: &str = "--alertmanager.url=http://127.0.0.1:9093";
+
+/// Each alert's state (`active` or `suppressed`) by a label that tells
+/// them apart.
+fn alert_states(dir: &Path) -> BTreeMap<String, String> {
+    let out = Command::new("amtool")
+        .args([AM_URL, "alert", "query", "--active", "--inhibited", "-o", "json"])
+        .current_dir(dir)
+        .output()
+        .expect("amtool");
+    let alerts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    alerts
+        .iter()
+        .map(|a| {
+            let l = &a["labels"];
+            let name = format!(
+                "{}/{}",
+                l["alertname"].as_str().unwrap_or_default(),
+                l["service"]
+                    .as_str()
+                    .or(l["target"].as_str())
+                    .unwrap_or_default()
+            );
+            (
+                name,
+                a["status"]["state"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+lab_test!(
+    alertmanager_inhibits_under_the_root_cause_and_the_agent,
+    || {
+        let tmp = tempfile::tempdir().unwrap();
+        // Quick groups: inhibition is marked when a group is flushed.
+        let config = alertmanager_config(tmp.path());
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text: String = text
+            .lines()
+            .map(|l| match l.split_once("group_wait:") {
+                Some((indent, _)) => format!("{indent}group_wait: 1s"),
+                None => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&config, text).unwrap();
+        let _am = Alertmanager(
+            Command::new("prometheus-alertmanager")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.path={}",
+                    tmp.path().join("data").display()
+                ))
+                .args([
+                    "--web.listen-address=127.0.0.1:9093",
+                    "--cluster.listen-address=",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("prometheus-alertmanager (scripts/test installs it)"),
+        );
+        let add = |labels: &[&str]| {
+            let mut args = vec![AM_URL, "alert", "add"];
+            args.extend_from_slice(labels);
+            // Retried until Alertmanager listens.
+            wait_until(
+                "alertmanager takes an alert",
+                Duration::from_secs(30),
+                || {
+                    Command::new("amtool")
+                        .args(&args)
+                        .output()
+                        .is_ok_and(|o| o.status.success())
+                },
+            );
+        };
+        let common = ["instance=agent:9474", "job=utkikk", "severity=page"];
+        let with = |extra: &[&'static str]| -> Vec<&'static str> {
+            common
+                .iter()
+                .copied()
+                .chain(extra.iter().copied())
+                .collect()
+        };
+        // A cut link, a service it took down, a service down for its own
+        // reason, and the link's own latency symptom.
+        add(&with(&[
+            "alertname=UtkikkLinkDown",
+            "target=link-x",
+            "root_cause=link-x",
+            "member=flesberg",
+        ]));
+        add(&with(&[
+            "alertname=UtkikkErrorBudgetBurn",
+            "service=net",
+            "root_cause=link-x",
+        ]));
+        add(&with(&["alertname=UtkikkErrorBudgetBurn", "service=files"]));
+        add(&[
+            "alertname=UtkikkHighLatency",
+            "instance=agent:9474",
+            "job=utkikk",
+            "severity=ticket",
+            "target=link-x",
+        ]);
+        let expect = |want: &[(&str, &str)]| {
+            let want: BTreeMap<String, String> = want
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let mut last = BTreeMap::new();
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                wait_until("the alerts' states", Duration::from_secs(60), || {
+                    last = alert_states(tmp.path());
+                    last == want
+                })
+            }));
+            assert!(ok.is_ok(), "want {want:?}, last {last:?}");
+        };
+        expect(&[
+            ("UtkikkErrorBudgetBurn/files", "active"),
+            ("UtkikkErrorBudgetBurn/net", "suppressed"),
+            ("UtkikkHighLatency/link-x", "suppressed"),
+            ("UtkikkLinkDown/link-x", "active"),
+        ]);
+        // The agent itself down: everything it said is held back.
+        add(&with(&["alertname=UtkikkAgentDown"]));
+        expect(&[
+            ("UtkikkAgentDown/", "active"),
+            ("UtkikkErrorBudgetBurn/files", "suppressed"),
+            ("UtkikkErrorBudgetBurn/net", "suppressed"),
+            ("UtkikkHighLatency/link-x", "suppressed"),
+            ("UtkikkLinkDown/link-x", "suppressed"),
+        ]);
+    }
+);
