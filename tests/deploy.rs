@@ -245,7 +245,15 @@ const AM_URL: &str = "--alertmanager.url=http://127.0.0.1:9093";
 /// them apart.
 fn alert_states(dir: &Path) -> BTreeMap<String, String> {
     let out = Command::new("amtool")
-        .args([AM_URL, "alert", "query", "--active", "--inhibited", "-o", "json"])
+        .args([
+            AM_URL,
+            "alert",
+            "query",
+            "--active",
+            "--inhibited",
+            "-o",
+            "json",
+        ])
         .current_dir(dir)
         .output()
         .expect("amtool");
@@ -380,3 +388,37 @@ lab_test!(
         ]);
     }
 );
+
+#[test]
+fn the_systemd_unit_verifies_and_is_hardened() {
+    let tmp = tempfile::tempdir().unwrap();
+    // systemd-analyze checks that ExecStart exists: point it at this build.
+    let unit = std::fs::read_to_string(root().join("deploy/systemd/utkikk.service"))
+        .unwrap()
+        .replace("/usr/bin/utkikk", env!("CARGO_BIN_EXE_utkikk"));
+    for (key, want) in [
+        ("AmbientCapabilities", "CAP_NET_RAW"),
+        ("CapabilityBoundingSet", "CAP_NET_RAW"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("DynamicUser", "yes"),
+        ("StateDirectory", "utkikk"),
+        ("PrivateTmp", "yes"),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
+    ] {
+        assert!(
+            unit.lines().any(|l| l == format!("{key}={want}")),
+            "{key}={want} missing"
+        );
+    }
+    let path = tmp.path().join("utkikk.service");
+    std::fs::write(&path, unit).unwrap();
+    let p = path.display().to_string();
+    run("systemd-analyze", &["verify", &p], tmp.path());
+    // Exposure 2.0 or less ("OK" on systemd's 0-10 scale; it is 1.6).
+    run(
+        "systemd-analyze",
+        &["security", "--offline=true", "--threshold=20", &p],
+        tmp.path(),
+    );
+}
