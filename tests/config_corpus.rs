@@ -62,7 +62,11 @@ fn shipped_configs_are_valid() {
         ("UTKIKK_SNMP_AUTH_PASSPHRASE", "template-auth-passphrase"),
         ("UTKIKK_SNMP_PRIV_PASSPHRASE", "template-priv-passphrase"),
     ];
-    for file in ["config/example.yaml", "config/kongsbergregionen.yaml"] {
+    for file in [
+        "config/example.yaml",
+        "config/kongsbergregionen.yaml",
+        "deploy/utkikk.yaml",
+    ] {
         let (code, stdout, stderr) = check_config_env(Path::new(file), &env);
         assert_eq!(code, Some(0), "{file}: {stderr}");
         assert!(stdout.contains(": OK ("), "{stdout}");

@@ -401,7 +401,7 @@ fn the_systemd_unit_verifies_and_is_hardened() {
         ("CapabilityBoundingSet", "CAP_NET_RAW"),
         ("NoNewPrivileges", "yes"),
         ("ProtectSystem", "strict"),
-        ("DynamicUser", "yes"),
+        ("User", "utkikk"),
         ("StateDirectory", "utkikk"),
         ("PrivateTmp", "yes"),
         ("ExecReload", "/bin/kill -HUP $MAINPID"),
@@ -421,4 +421,89 @@ fn the_systemd_unit_verifies_and_is_hardened() {
         &["security", "--offline=true", "--threshold=20", &p],
         tmp.path(),
     );
+}
+
+/// Purges the package when the test ends, whatever happened.
+struct Purge;
+
+impl Drop for Purge {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", "utkikk"]).output();
+    }
+}
+
+/// Build the .deb (cargo-deb, from this test build's binary: no release
+/// build in CI), install it with dpkg, and check what an administrator
+/// gets: the binary, the config that passes check-config, the unit, the
+/// user and state directory, the secrets file readable by root only.
+#[test]
+fn the_debian_package_installs_and_its_config_checks() {
+    // SAFETY of the machine: dpkg -i changes it; CI runs as root on a
+    // throwaway machine, and the package is purged at the end.
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    assert!(
+        root_user,
+        "this test installs the package with dpkg -i: run it as root (CI does)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let deb = tmp.path().join("utkikk.deb");
+    let bin = Path::new(env!("CARGO_BIN_EXE_utkikk"));
+    assert!(bin.ends_with("target/debug/utkikk"), "{}", bin.display());
+    run(
+        "cargo",
+        &[
+            "deb",
+            "--profile",
+            "dev",
+            "--no-build",
+            "--fast",
+            "--output",
+            &deb.display().to_string(),
+        ],
+        &root(),
+    );
+    let listing = run(
+        "dpkg-deb",
+        &["--contents", &deb.display().to_string()],
+        tmp.path(),
+    );
+    for path in [
+        "./usr/bin/utkikk",
+        "./etc/utkikk/utkikk.yaml",
+        "./usr/lib/systemd/system/utkikk.service",
+        "./usr/share/utkikk/prometheus/rules/utkikk-alerts.yml",
+    ] {
+        assert!(
+            listing.contains(path),
+            "{path} not in the package:\n{listing}"
+        );
+    }
+    let _purge = Purge;
+    run("dpkg", &["-i", &deb.display().to_string()], tmp.path());
+    let out = run(
+        "/usr/bin/utkikk",
+        &["check-config", "/etc/utkikk/utkikk.yaml"],
+        tmp.path(),
+    );
+    assert!(out.contains("/etc/utkikk/utkikk.yaml: OK"), "{out}");
+    let stat = |path: &str| run("stat", &["-c", "%a %U %G", path], tmp.path());
+    assert_eq!(stat("/var/lib/utkikk").trim(), "750 utkikk utkikk");
+    assert_eq!(stat("/etc/default/utkikk").trim(), "600 root root");
+    let conffiles = run(
+        "dpkg-query",
+        &["--showformat=${Conffiles}", "--show", "utkikk"],
+        tmp.path(),
+    );
+    assert!(
+        conffiles.contains("/etc/utkikk/utkikk.yaml") && conffiles.contains("/etc/default/utkikk"),
+        "{conffiles}"
+    );
+    // The installed unit is the one checked above.
+    let unit = std::fs::read_to_string("/usr/lib/systemd/system/utkikk.service")
+        .or_else(|_| std::fs::read_to_string("/lib/systemd/system/utkikk.service"))
+        .unwrap();
+    assert!(unit.contains("AmbientCapabilities=CAP_NET_RAW"));
 }
