@@ -352,6 +352,7 @@ impl Shared {
             }
         }
         self.metrics.set_target_count(new.targets.len());
+        self.metrics.set_services(&new.services);
         *lock(&self.inventory) = Arc::new(new.clone());
         lock(&self.scheduler).apply(new);
     }

@@ -110,6 +110,7 @@ pub struct Metrics {
     sla_budget: Family<ServiceLabels, FGauge>,
     coverage: Family<ServiceLabels, FGauge>,
     service_up: Family<ServiceLabels, Gauge>,
+    service_info: Family<ServiceInfoLabels, Gauge>,
     service_root_cause: Family<ServiceCauseLabels, Gauge>,
     degraded_rtt: Family<TargetLabels, FGauge>,
     degraded_loss: Family<TargetLabels, FGauge>,
@@ -118,6 +119,13 @@ pub struct Metrics {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabels {
     service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceInfoLabels {
+    service: String,
+    service_name: String,
+    member: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -194,6 +202,7 @@ impl Metrics {
             sla_budget: Family::default(),
             coverage: Family::default(),
             service_up: Family::default(),
+            service_info: Family::default(),
             service_root_cause: Family::default(),
             degraded_rtt: Family::default(),
             degraded_loss: Family::default(),
@@ -346,6 +355,11 @@ impl Metrics {
             "utkikk_service_up",
             "Whether the service is up now (1) or down (0) under its level in force, from its targets' states; absent outside its schedule, in maintenance, or when that cannot be said. 1 - avg_over_time() of it is the error ratio of a window",
             m.service_up.clone(),
+        );
+        r.register(
+            "utkikk_service_info",
+            "1 for each member a service serves (join on `service` to see services by member)",
+            m.service_info.clone(),
         );
         r.register(
             "utkikk_service_root_cause",
@@ -558,6 +572,22 @@ impl Metrics {
             }
             None => {
                 self.service_up.remove(&l);
+            }
+        }
+    }
+
+    /// Which members each service serves (after every config load).
+    pub fn set_services(&self, services: &[crate::inventory::Service]) {
+        self.service_info.clear();
+        for s in services {
+            for member in &s.serves {
+                self.service_info
+                    .get_or_create(&ServiceInfoLabels {
+                        service: s.id.clone(),
+                        service_name: s.name.clone(),
+                        member: member.clone(),
+                    })
+                    .set(1);
             }
         }
     }
