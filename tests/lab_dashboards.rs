@@ -300,14 +300,13 @@ lab_test!(
         // scrapes, utilisation two polls) or the deadline passes.
         let all = dashboards();
         let start = Instant::now();
-        let mut last: Vec<String> = Vec::new();
-        loop {
-            last = all.iter().flat_map(|(_, d)| problems(d)).collect();
-            if last.is_empty() || start.elapsed() > Duration::from_secs(120) {
-                break;
+        let last = loop {
+            let now: Vec<String> = all.iter().flat_map(|(_, d)| problems(d)).collect();
+            if now.is_empty() || start.elapsed() > Duration::from_secs(120) {
+                break now;
             }
             std::thread::sleep(Duration::from_millis(500));
-        }
+        };
         assert!(
             last.is_empty(),
             "dashboard queries without data:\n{}",
