@@ -507,3 +507,134 @@ fn the_debian_package_installs_and_its_config_checks() {
         .unwrap();
     assert!(unit.contains("AmbientCapabilities=CAP_NET_RAW"));
 }
+
+fn yaml(path: &Path) -> serde_json::Value {
+    read(path)
+}
+
+/// There is no container engine here: check what can be checked without
+/// one. Every file the Dockerfile copies and the compose file mounts
+/// exists, images are pinned, utkikk runs as a non-root user with every
+/// capability dropped (unprivileged ICMP through ping_group_range), and the
+/// configs mounted into Prometheus and Alertmanager pass their own tools.
+#[test]
+fn container_files_are_consistent() {
+    let deploy = root().join("deploy");
+    // Dockerfile
+    let dockerfile = std::fs::read_to_string(deploy.join("Dockerfile")).unwrap();
+    let mut stages = 0;
+    for line in dockerfile.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.first().copied() {
+            Some("FROM") => {
+                stages += 1;
+                let image = words[1];
+                assert!(
+                    image.contains(':') && !image.ends_with(":latest"),
+                    "unpinned base image {image}"
+                );
+            }
+            Some("COPY") if !line.contains("--from=") => {
+                let src = words[1];
+                if src != "." {
+                    assert!(root().join(src).exists(), "COPY {src}: no such file");
+                }
+            }
+            Some("USER") => assert!(!words[1].starts_with('0') && words[1] != "root"),
+            _ => {}
+        }
+    }
+    assert!(stages >= 2, "multi-stage");
+    assert!(dockerfile.contains("USER 10001:10001") && dockerfile.contains("EXPOSE 9474"));
+    assert!(dockerfile.contains("COPY deploy/utkikk.yaml /etc/utkikk/utkikk.yaml"));
+    let rust = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("FROM rust:"))
+        .and_then(|r| r.split('-').next())
+        .unwrap();
+    let cargo = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let msrv = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .map(|v| v.trim_end_matches('"'))
+        .unwrap();
+    let num = |v: &str| -> Vec<u32> { v.split('.').map(|x| x.parse().unwrap()).collect() };
+    assert!(
+        num(rust) >= num(msrv),
+        "rust:{rust} older than rust-version {msrv}"
+    );
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    assert!(
+        ignore.lines().any(|l| l == "target/"),
+        "the build context skips target/"
+    );
+
+    // compose.yaml
+    let compose = yaml(&deploy.join("compose.yaml"));
+    let services = compose["services"].as_object().unwrap();
+    for name in ["utkikk", "prometheus", "alertmanager", "grafana"] {
+        assert!(services.contains_key(name), "{name} missing");
+    }
+    for (name, s) in services {
+        if let Some(image) = s["image"].as_str().filter(|_| s.get("build").is_none()) {
+            assert!(
+                image.contains(':') && !image.ends_with(":latest"),
+                "{name}: {image}"
+            );
+        }
+        for v in s["volumes"].as_array().into_iter().flatten() {
+            let v = v.as_str().unwrap();
+            let src = v.split(':').next().unwrap();
+            if src.starts_with('.') {
+                assert!(
+                    deploy.join(src).exists(),
+                    "{name}: mount source {src} missing"
+                );
+            }
+        }
+    }
+    let u = &services["utkikk"];
+    assert!(root()
+        .join(u["build"]["dockerfile"].as_str().unwrap())
+        .exists());
+    assert_eq!(u["user"], "10001:10001");
+    assert_eq!(u["cap_drop"][0], "ALL");
+    assert_eq!(u["sysctls"]["net.ipv4.ping_group_range"], "0 2147483647");
+    // The configs the other containers are started with.
+    let arg = |svc: &str, flag: &str| -> String {
+        services[svc]["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.as_str()?.strip_prefix(flag).map(str::to_string))
+            .next()
+            .unwrap()
+    };
+    let prom = arg("prometheus", "--config.file=/etc/prometheus/");
+    run(
+        "promtool",
+        &["check", "config", &prom],
+        &deploy.join("prometheus"),
+    );
+    let prom_text = std::fs::read_to_string(deploy.join("prometheus").join(&prom)).unwrap();
+    assert!(prom_text.contains("utkikk:9474") && prom_text.contains("alertmanager:9093"));
+    let am = arg("alertmanager", "--config.file=/etc/alertmanager/");
+    assert!(deploy.join("alertmanager").join(am).exists());
+    let am_text = std::fs::read_to_string(deploy.join("alertmanager/alertmanager.yml")).unwrap();
+    assert!(am_text.contains("/etc/alertmanager/templates/utkikk.tmpl"));
+    // Grafana: the data source is the compose Prometheus, the provider
+    // reads the folder the dashboards are mounted on.
+    let ds = yaml(&root().join("dashboards/provisioning/datasources.yaml"));
+    assert_eq!(ds["datasources"][0]["url"], "http://prometheus:9090");
+    let provider = yaml(&root().join("dashboards/provisioning/dashboards.yaml"));
+    let path = provider["providers"][0]["options"]["path"]
+        .as_str()
+        .unwrap();
+    let mounts = services["grafana"]["volumes"].as_array().unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.as_str().unwrap() == format!("../dashboards:{path}:ro")),
+        "dashboards not mounted at {path}"
+    );
+}
