@@ -53,6 +53,12 @@ enum Command {
         /// The YAML configuration file.
         file: PathBuf,
     },
+    /// Print the JSON Schema of the config file (for editor completion).
+    ConfigSchema {
+        /// Print the config reference as a Markdown table instead.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Write monthly uptime reports from the ledger (also while the agent runs).
     Report {
         /// The YAML configuration file.
@@ -106,6 +112,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::ConfigSchema { markdown } => {
+            if markdown {
+                print!("{}", utkikk::config::reference_markdown());
+            } else {
+                print!("{}", utkikk::config::json_schema());
+            }
+            ExitCode::SUCCESS
+        }
         Command::Report {
             config,
             data_dir,

@@ -97,3 +97,67 @@ fn unreadable_file_is_one_clear_error() {
         "{stderr}"
     );
 }
+
+fn schema_text() -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_utkikk"))
+        .arg("config-schema")
+        .output()
+        .expect("run utkikk config-schema");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_json_schema_file_is_current() {
+    let committed = std::fs::read_to_string("config/utkikk.schema.json").unwrap();
+    assert!(
+        committed == schema_text(),
+        "config/utkikk.schema.json is stale: run `utkikk config-schema > config/utkikk.schema.json`"
+    );
+}
+
+#[test]
+fn shipped_configs_match_the_json_schema_and_typos_do_not() {
+    let schema: serde_json::Value = serde_json::from_str(&schema_text()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let yaml = |text: &str| -> serde_json::Value { serde_saphyr::from_str(text).unwrap() };
+    for file in [
+        "config/example.yaml",
+        "config/kongsbergregionen.yaml",
+        "deploy/utkikk.yaml",
+    ] {
+        let doc = yaml(&std::fs::read_to_string(file).unwrap());
+        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{file}: {errors:?}");
+    }
+    // What an editor should flag: an unknown key, deep inside too, and a
+    // value of the wrong type.
+    for bad in [
+        "agnet: { id: x }\n",
+        "targets:\n  - { id: a, address: 192.0.2.1, thresholds: { fail_aftr: 3 } }\n",
+        "members: { id: x }\n",
+    ] {
+        assert!(!validator.is_valid(&yaml(bad)), "accepted: {bad}");
+    }
+}
+
+#[test]
+fn the_readme_config_reference_is_the_codes() {
+    let out = Command::new(env!("CARGO_BIN_EXE_utkikk"))
+        .args(["config-schema", "--markdown"])
+        .output()
+        .expect("run utkikk config-schema --markdown");
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.lines().count() > 100, "{table}");
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let start = "<!-- config-reference:start -->\n";
+    let inside = readme
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once("<!-- config-reference:end -->"))
+        .map(|(table, _)| table)
+        .expect("README has the config reference markers");
+    assert!(
+        inside == table,
+        "README's config reference is stale: replace it with `utkikk config-schema --markdown`"
+    );
+}

@@ -83,6 +83,119 @@ pub fn load(path: &Path) -> Result<Inventory, ConfigError> {
 
 /// Decode and validate config text; `path` is used for messages and to
 /// resolve relative paths.
+/// The JSON Schema of the config file (for editors: YAML language servers
+/// read it), from the same types the parser reads; `utkikk config-schema`
+/// prints it, and `config/utkikk.schema.json` is a copy CI keeps current.
+pub fn json_schema() -> String {
+    let mut schema = schemars::schema_for!(raw::RawConfig);
+    schema.insert(
+        "title".into(),
+        serde_json::Value::String("utkikk configuration".into()),
+    );
+    schema.insert(
+        "$id".into(),
+        serde_json::Value::String("https://utkikk.example.org/utkikk.schema.json".into()),
+    );
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Every key of the config with its description and type, as a Markdown
+/// table (the README's reference: `utkikk config-schema --markdown`),
+/// made from the same JSON Schema so the two cannot drift apart.
+pub fn reference_markdown() -> String {
+    let schema: serde_json::Value = serde_json::from_str(&json_schema()).unwrap_or_default();
+    let mut rows = Vec::new();
+    reference_rows(&schema, &schema, "", &mut rows);
+    let mut out = String::from("| key | type | what |\n| --- | --- | --- |\n");
+    for (path, kind, what) in rows {
+        out += &format!("| `{path}` | {kind} | {} |\n", what.replace('|', "\\|"));
+    }
+    out
+}
+
+fn reference_rows(
+    root: &serde_json::Value,
+    node: &serde_json::Value,
+    path: &str,
+    rows: &mut Vec<(String, String, String)>,
+) {
+    let resolve = |v: &serde_json::Value| -> serde_json::Value {
+        v["$ref"]
+            .as_str()
+            .and_then(|r| r.rsplit('/').next())
+            .map_or_else(|| v.clone(), |name| root["$defs"][name].clone())
+    };
+    let node = resolve(node);
+    for alt in node["anyOf"].as_array().into_iter().flatten() {
+        if alt["type"] != "null" {
+            reference_rows(root, alt, path, rows);
+        }
+    }
+    if let Some(items) = node.get("items") {
+        reference_rows(root, items, &format!("{path}[]"), rows);
+    }
+    let Some(props) = node["properties"].as_object() else {
+        return;
+    };
+    let mut keys: Vec<&String> = props.keys().collect();
+    keys.sort();
+    for key in keys {
+        let v = &props[key];
+        let target = resolve(v);
+        let full = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        let what = v["description"]
+            .as_str()
+            .or(target["description"].as_str())
+            .unwrap_or("")
+            .replace('\n', " ");
+        let kind = type_name(root, v);
+        rows.push((full.clone(), kind, what));
+        reference_rows(root, v, &full, rows);
+    }
+}
+
+fn type_name(root: &serde_json::Value, v: &serde_json::Value) -> String {
+    if let Some(r) = v["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap_or("");
+        return type_name(root, &root["$defs"][name]);
+    }
+    if let Some(alts) = v["anyOf"].as_array() {
+        let named: Vec<String> = alts
+            .iter()
+            .filter(|a| a["type"] != "null")
+            .map(|a| type_name(root, a))
+            .collect();
+        return named.join(" or ");
+    }
+    let types: Vec<&str> = match &v["type"] {
+        serde_json::Value::String(t) => vec![t.as_str()],
+        serde_json::Value::Array(ts) => ts
+            .iter()
+            .filter_map(|t| t.as_str())
+            .filter(|t| *t != "null")
+            .collect(),
+        _ => vec!["any"],
+    };
+    types
+        .iter()
+        .map(|t| match *t {
+            "array" => format!("list of {}", type_name(root, &v["items"])),
+            "object" if v.get("properties").is_some() => "map".to_string(),
+            "object" => "map of string".to_string(),
+            "string" if v["format"] == "date" => "date".to_string(),
+            "integer" => "integer".to_string(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
 pub fn parse(path: &Path, text: &str) -> Result<Inventory, ConfigError> {
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,

@@ -10,31 +10,65 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-pub type S<T> = Spanned<T>;
+/// A value with where it was written (file:line:column), as it reads in
+/// YAML (the JSON Schema shows `T`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct S<T>(pub Spanned<T>);
 
-#[derive(Debug, Deserialize)]
+impl<T> std::ops::Deref for S<T> {
+    type Target = Spanned<T>;
+    fn deref(&self) -> &Spanned<T> {
+        &self.0
+    }
+}
+
+impl<T: schemars::JsonSchema> schemars::JsonSchema for S<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// The agent itself: its id, where it listens and keeps its ledger.
     #[serde(default)]
     pub agent: RawAgent,
+    /// Settings every target inherits unless it sets its own.
     #[serde(default)]
     pub defaults: RawDefaults,
+    /// The member municipalities (stable ids; names, numbers and merges effective-dated).
     #[serde(default)]
     pub members: Vec<RawMember>,
+    /// Places (a data centre, a town hall), each belonging to a member.
     #[serde(default)]
     pub sites: Vec<RawSite>,
+    /// What to probe: links, switches, routers, firewalls, servers, services.
     #[serde(default)]
     pub targets: Vec<RawTarget>,
+    /// What members rely on, made of targets, with their service levels (SLA).
     #[serde(default)]
     pub services: Vec<RawService>,
+    /// Planned maintenance windows from the config (the API can declare more).
     #[serde(default)]
     pub maintenance: Vec<RawMaintenance>,
+    /// The monthly reports.
     #[serde(default)]
     pub reports: RawReports,
 }
 
 /// The monthly reports.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawReports {
     /// The inter-municipal company, named in each report's header.
@@ -42,48 +76,67 @@ pub struct RawReports {
 }
 
 /// A maintenance window; the keys of the API's JSON body, with positions.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMaintenance {
+    /// Stable id of the window (changing it withdraws the old window).
     pub id: S<String>,
+    /// Targets covered by the window.
     #[serde(default)]
     pub targets: Vec<S<String>>,
+    /// `planned_change`, `carrier_work`, `vendor_work`, `power_work` or `other`.
     pub category: Option<S<String>>,
+    /// Shown in the reports beside the window.
     pub note: Option<S<String>>,
     /// One-off: RFC 3339 instants with offset.
     pub start: Option<S<String>>,
+    /// End of a one-off window (RFC 3339 with offset).
     pub end: Option<S<String>>,
+    /// A window every week on the given days.
     pub weekly: Option<RawWeekly>,
+    /// A window every month on a day or a weekday of a week.
     pub monthly: Option<RawMonthly>,
+    /// First day a recurring window applies (Europe/Oslo).
     pub from: Option<S<NaiveDate>>,
+    /// Last day a recurring window applies (Europe/Oslo).
     pub until: Option<S<NaiveDate>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawWeekly {
+    /// Weekdays: `mon` … `sun`.
     #[serde(default)]
     pub days: Vec<S<String>>,
+    /// Start, local time `HH:MM` (Europe/Oslo).
     pub at: S<String>,
+    /// How long, e.g. `2h`.
     pub duration: S<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMonthly {
+    /// Day of the month, 1–31 (or use `weekday` and `week`).
     pub day: Option<S<u32>>,
+    /// `mon` … `sun`, with `week`.
     pub weekday: Option<S<String>>,
     /// 1–4, or `last`.
     pub week: Option<S<serde_json::Value>>,
+    /// Start, local time `HH:MM` (Europe/Oslo).
     pub at: S<String>,
+    /// How long, e.g. `2h`.
     pub duration: S<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawService {
+    /// Stable id (reports and the ledger key on it).
     pub id: S<String>,
+    /// Shown in reports and dashboards.
     pub name: S<String>,
+    /// Member ids that rely on the service.
     #[serde(default)]
     pub serves: Vec<S<String>>,
     /// Targets that must all be up.
@@ -97,14 +150,16 @@ pub struct RawService {
     pub sla: Vec<RawLevel>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLevel {
+    /// First day the level is in force (Europe/Oslo); a month is judged by the level of its first day.
     pub valid_from: S<NaiveDate>,
     /// Percent, e.g. 99.5.
     pub objective: S<f64>,
     /// `24x7` (default) or `business_hours`.
     pub schedule: Option<S<String>>,
+    /// With `schedule: business_hours`: the hours that count.
     pub business_hours: Option<RawBusinessHours>,
     /// How `degraded` counts: `up` (default) or `down`.
     pub degraded: Option<S<String>>,
@@ -112,114 +167,162 @@ pub struct RawLevel {
     pub unreachable: Option<S<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawBusinessHours {
+    /// Weekdays, default `mon`–`fri`.
     pub days: Option<Vec<S<String>>>,
+    /// Opening time `HH:MM`, default 07:00.
     pub from: Option<S<String>>,
+    /// Closing time `HH:MM`, default 17:00.
     pub to: Option<S<String>>,
+    /// Norwegian public holidays are closed (default true).
     pub public_holidays: Option<S<bool>>,
+    /// Further closed days (dates).
     #[serde(default)]
     pub closed: Vec<S<NaiveDate>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAgent {
+    /// Names this agent in metrics (`utkikk_build_info`) and the ledger; default `utkikk`.
     pub id: Option<S<String>>,
+    /// HTTP address for /metrics and the API; default `127.0.0.1:9474`.
     pub listen_address: Option<S<String>>,
+    /// Directory of the ledger (relative to this file); default `/var/lib/utkikk`.
     pub data_dir: Option<S<String>>,
+    /// ICMP cycles in flight at most; default 4096.
     pub max_concurrent_probes: Option<S<u32>>,
+    /// SNMP device polls in flight at most; default 64.
     pub max_concurrent_snmp_polls: Option<S<u32>>,
+    /// How often host names are resolved again; default `5m`.
     pub resolve_interval: Option<S<String>>,
+    /// How often this month's SLA metrics are computed and link figures saved; default `1m`.
     pub sla_interval: Option<S<String>>,
     /// Bearer token for the API's writes: `env:NAME` or `file:PATH`.
     pub api_token: Option<S<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDefaults {
+    /// ICMP defaults.
     #[serde(default)]
     pub icmp: RawIcmp,
+    /// State thresholds defaults.
     #[serde(default)]
     pub thresholds: RawThresholds,
+    /// SNMP defaults (a target is polled only with its own `snmp` block).
     #[serde(default)]
     pub snmp: RawSnmp,
 }
 
 /// Every field optional: the same type serves `defaults.icmp` and a target's
 /// own `icmp` block, which overrides the defaults key by key.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawIcmp {
+    /// Probe over ICMP (default true).
     pub enabled: Option<S<bool>>,
+    /// One cycle every …; default `10s`.
     pub interval: Option<S<String>>,
+    /// Echoes per cycle; default 5.
     pub count: Option<S<u32>>,
+    /// Time between a cycle's echoes; default `200ms`.
     pub spacing: Option<S<String>>,
+    /// How long to wait for each reply; default `1s`.
     pub timeout: Option<S<String>>,
+    /// Echo payload size; default 56.
     pub payload_bytes: Option<S<u32>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawThresholds {
+    /// Loss in a cycle above this (but below 1) is `degraded`; default 0.2.
     pub degraded_loss_ratio: Option<S<f64>>,
+    /// Mean RTT of a cycle above this is `degraded`; default `200ms`.
     pub degraded_rtt: Option<S<String>>,
+    /// Consecutive bad cycles before `down` or `degraded`; default 3.
     pub fail_after: Option<S<u32>>,
+    /// Consecutive good cycles before `up` again; default 2.
     pub recover_after: Option<S<u32>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMember {
+    /// Stable id (never reused: reports and merges key on it).
     pub id: S<String>,
+    /// The municipality's name, as in reports.
     pub name: S<String>,
+    /// The member's municipality numbers, each with the dates it was valid.
     #[serde(default)]
     pub kommunenummer: Vec<RawKommunenummer>,
+    /// The member merged into another on a date: later months are reported there.
     pub merged_into: Option<RawMerge>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawKommunenummer {
+    /// Four digits, quoted (e.g. `'3006'`).
     pub number: S<String>,
+    /// First day the number was valid.
     pub from: S<NaiveDate>,
+    /// Last day the number was valid (open if absent).
     pub until: Option<S<NaiveDate>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMerge {
+    /// The member it merged into.
     pub member: S<String>,
+    /// The day of the merge.
     pub date: S<NaiveDate>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSite {
+    /// Stable id.
     pub id: S<String>,
+    /// Shown in dashboards.
     pub name: S<String>,
+    /// The member the site belongs to (its targets' member).
     pub member: Option<S<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
+    /// Stable id (metrics, the ledger and reports key on it).
     pub id: S<String>,
+    /// Shown in reports and dashboards; default the id.
     pub name: Option<S<String>>,
+    /// `link`, `switch`, `router`, `firewall`, `server` or `service`.
     pub kind: S<String>,
+    /// IPv4, IPv6 or a host name (resolved every `agent.resolve_interval`).
     pub address: S<String>,
+    /// The site it is at (gives its member).
     pub site: Option<S<String>>,
+    /// Its member, when it has no site.
     pub member: Option<S<String>>,
+    /// Further members it serves (shared infrastructure).
     #[serde(default)]
     pub serves: Vec<S<String>>,
+    /// Targets it depends on: while a parent is down it is `unreachable`, not `down`.
     #[serde(default)]
     pub parents: Vec<S<String>>,
+    /// Extra labels (free-form key: value).
     #[serde(default)]
     pub labels: BTreeMap<String, S<String>>,
+    /// Overrides `defaults.icmp` key by key.
     #[serde(default)]
     pub icmp: RawIcmp,
+    /// Overrides `defaults.thresholds` key by key.
     #[serde(default)]
     pub thresholds: RawThresholds,
     /// Present (even empty) means: poll this target over SNMP.
@@ -229,41 +332,61 @@ pub struct RawTarget {
     pub ends: Vec<RawLinkEnd>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLinkEnd {
+    /// The SNMP-polled target the interface is on.
     pub device: S<String>,
+    /// Its ifName (or, failing that, ifAlias).
     pub interface: S<String>,
 }
 
 /// Every field optional, as for [`RawIcmp`]: `defaults.snmp` and a target's
 /// `snmp` block. Secrets are references (`env:NAME`, `file:PATH`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSnmp {
+    /// Poll over SNMP (default true where a block is present).
     pub enabled: Option<S<bool>>,
+    /// `2c` or `3`.
     pub version: Option<S<String>>,
+    /// v2c community: a reference `env:NAME` or `file:PATH`, never the secret itself.
     pub community: Option<S<String>>,
+    /// v3 user name.
     pub user: Option<S<String>>,
+    /// v3: `noAuthNoPriv`, `authNoPriv` or `authPriv`.
     pub security_level: Option<S<String>>,
+    /// v3: `SHA`, `SHA-224`, `SHA-256`, `SHA-384`, `SHA-512` (or `MD5` with allow_weak_crypto).
     pub auth_protocol: Option<S<String>>,
+    /// v3 authentication passphrase: `env:NAME` or `file:PATH`.
     pub auth_passphrase: Option<S<String>>,
+    /// v3: `AES` (`AES-128`), `AES-192`, `AES-256` (or `DES` with allow_weak_crypto).
     pub priv_protocol: Option<S<String>>,
+    /// v3 privacy passphrase: `env:NAME` or `file:PATH`.
     pub priv_passphrase: Option<S<String>>,
+    /// v3 context name.
     pub context: Option<S<String>>,
     /// Allow MD5 and DES, which are broken; off unless said.
     pub allow_weak_crypto: Option<S<bool>>,
+    /// UDP port; default 161.
     pub port: Option<S<u16>>,
+    /// Per request attempt; default `2s`.
     pub timeout: Option<S<String>>,
+    /// Attempts after the first; default 2.
     pub retries: Option<S<u32>>,
+    /// GETBULK max-repetitions; default 25.
     pub max_repetitions: Option<S<u32>>,
+    /// One poll every …; default `1m`.
     pub interval: Option<S<String>>,
+    /// What to walk: `system`, `interfaces` (IF-MIB), `host_resources` (default: `system` and `interfaces`).
     pub modules: Option<Vec<S<String>>>,
+    /// Only the interfaces matching all given filters (default all).
     pub interfaces: Option<RawInterfaceFilter>,
+    /// Further OIDs exported as metrics.
     pub custom: Option<Vec<RawCustomOid>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawInterfaceFilter {
     /// Regular expression matched against the whole ifName.
@@ -275,12 +398,16 @@ pub struct RawInterfaceFilter {
     pub types: Vec<S<u32>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCustomOid {
+    /// Numeric OID, e.g. `1.3.6.1.4.1.9.9.109.1.1.1.1.8.1`.
     pub oid: S<String>,
+    /// Metric name (Prometheus rules apply).
     pub name: S<String>,
+    /// `gauge` or `counter`.
     #[serde(rename = "type")]
     pub kind: S<String>,
+    /// Metric help text.
     pub help: Option<S<String>>,
 }
