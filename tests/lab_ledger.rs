@@ -518,7 +518,15 @@ lab_test!(service_levels_from_the_ledger, || {
             && m.contains("utkikk_monitoring_coverage_ratio{service=\"svc-a\"} ")
     });
     let m = agent.metrics();
-    assert!(!m.contains("service=\"svc-b\""), "no level, no series");
+    // No level in force: no SLA series and no up/down (utkikk_service_info,
+    // which members it serves, is there all the same).
+    assert!(
+        !m.lines().any(|l| (l.starts_with("utkikk_sla")
+            || l.starts_with("utkikk_service_up")
+            || l.starts_with("utkikk_monitoring_coverage"))
+            && l.contains("service=\"svc-b\"")),
+        "no level, no series"
+    );
     assert!(m.contains("utkikk_ledger_write_errors_total 0"));
     // promtool accepts the scrape.
     let file = agent.dir.path().join("scrape.prom");
