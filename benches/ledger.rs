@@ -10,8 +10,8 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use utkikk::health::{State, Transition};
 use utkikk::inventory::{Inventory, Member, Service, ServiceLevel};
 use utkikk::ledger::{Record, Store};
-use utkikk::sla::calendar::Month;
-use utkikk::sla::schedule::Schedule;
+use utkikk::time::calendar::Month;
+use utkikk::time::schedule::Schedule;
 
 const TARGETS: usize = 1000;
 const PER_DAY: i64 = 10;
@@ -24,7 +24,9 @@ fn transition(target: &str, from: State, to: State, at_ms: i64) -> Record {
         from,
         to,
         at: Utc.timestamp_millis_opt(at_ms).single().unwrap_or_default(),
-        reason: Some("no reply before the timeout".into()),
+        reason: Some(utkikk::model::Reason::Icmp(
+            utkikk::model::FailureReason::Timeout,
+        )),
         root_cause: None,
     })
 }
@@ -222,7 +224,7 @@ fn main() {
             .count()
     };
     let member_outages = |now: i64| {
-        let w = utkikk::sla::interval::Interval::new(window.start, window.end.min(now));
+        let w = utkikk::time::interval::Interval::new(window.start, window.end.min(now));
         utkikk::sla::outages::list(Some(&store), &inv, w, Some("m3"), None, now)
             .map(|l| l.len())
             .unwrap_or(0)
@@ -363,8 +365,7 @@ fn seed_link_days(path: &std::path::Path, inv: &Inventory, month: Month) {
                 })
                 .collect();
             let mut stats = LinkStats::default();
-            stats.record_probe(&utkikk::probe::ProbeOutcome {
-                probe: utkikk::probe::ProbeKind::Icmp,
+            stats.record_probe(&utkikk::probe::IcmpOutcome {
                 at: Utc::now(),
                 address: None,
                 sent: 25_920,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::config::secret::Secret;
+use crate::model::secret::Secret;
 
 /// Defaults used where neither `defaults` nor the target sets a value.
 /// One place, so the README and `check-config` agree with the code.
@@ -90,7 +90,7 @@ pub struct ServiceLevel {
     pub valid_from: NaiveDate,
     /// Ratio 0–1 (config: percent).
     pub objective: f64,
-    pub schedule: crate::sla::schedule::Schedule,
+    pub schedule: crate::time::schedule::Schedule,
     pub degraded_counts_as_up: bool,
     pub unreachable_counts_as_down: bool,
 }
@@ -189,7 +189,7 @@ pub struct AgentSettings {
     /// How often the SLA metrics are computed.
     pub sla_interval: Duration,
     /// Bearer token the API's writes need; without one they are refused.
-    pub api_token: Option<crate::config::secret::Secret>,
+    pub api_token: Option<crate::model::secret::Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -8,71 +8,18 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use serde::Serialize;
-
 use crate::inventory::LinkEnd;
-use crate::probe::snmp::{DeviceSnapshot, Interface};
-
-/// IF-MIB ifOperStatus / ifAdminStatus `up(1)`; `down(2)` for admin.
-const IF_UP: u64 = 1;
-const IF_ADMIN_DOWN: u64 = 2;
-
-/// What one end of a link says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "status", content = "reason", rename_all = "snake_case")]
-pub enum EndStatus {
-    Up,
-    /// Operationally down while administratively up: a failure.
-    Down(String),
-    /// Shut on purpose: not a failure of the link.
-    AdminDown(String),
-    /// The end could not be read (device not polled yet, poll failed,
-    /// interface not found).
-    Unknown(String),
-}
+use crate::model::EndStatus;
+use crate::probe::snmp::{self, DeviceSnapshot, Interface};
 
 /// Find an end's interface: by ifName first, then by ifAlias.
 pub fn find<'a>(snap: &'a DeviceSnapshot, name: &str) -> Option<&'a Interface> {
-    snap.interfaces
-        .iter()
-        .find(|i| i.name == name)
-        .or_else(|| snap.interfaces.iter().find(|i| i.alias == name))
+    snmp::find_interface(&snap.interfaces, name)
 }
 
 /// The verdict of `end` from its device's latest successful poll.
 pub fn end_status(end: &LinkEnd, snap: &DeviceSnapshot) -> EndStatus {
-    let Some(i) = find(snap, &end.interface) else {
-        return EndStatus::Unknown(format!(
-            "no interface {:?} (ifName or ifAlias) on {}",
-            end.interface, end.device
-        ));
-    };
-    let label = format!("{} on {} (ifIndex {})", end.interface, end.device, i.index);
-    match (i.oper_status(), i.admin_status()) {
-        (Some(IF_UP), _) => EndStatus::Up,
-        (_, Some(IF_ADMIN_DOWN)) => {
-            EndStatus::AdminDown(format!("{label} is administratively down"))
-        }
-        (Some(oper), _) => EndStatus::Down(format!(
-            "interface {label} is down (ifOperStatus {}) while administratively up",
-            oper_name(oper)
-        )),
-        (None, _) => EndStatus::Unknown(format!("{label} has no ifOperStatus")),
-    }
-}
-
-fn oper_name(s: u64) -> String {
-    let name = match s {
-        1 => "up",
-        2 => "down",
-        3 => "testing",
-        4 => "unknown",
-        5 => "dormant",
-        6 => "notPresent",
-        7 => "lowerLayerDown",
-        _ => return s.to_string(),
-    };
-    format!("{name}({s})")
+    snmp::end_status(&end.device, &end.interface, find(snap, &end.interface))
 }
 
 /// Bits per second in and out of one interface over the last interval.
@@ -166,19 +113,17 @@ mod tests {
         };
         assert_eq!(end_status(&end("ge-0/0/1"), &snap), EndStatus::Up);
         assert_eq!(end_status(&end("alias-ge-0/0/1"), &snap), EndStatus::Up);
-        assert!(
-            matches!(end_status(&end("ge-0/0/2"), &snap), EndStatus::Down(r) if r.contains("down(2)"))
-        );
+        let s = end_status(&end("ge-0/0/2"), &snap);
+        assert!(s.is_down() && s.to_string().contains("down(2)"), "{s}");
         assert!(matches!(
             end_status(&end("ge-0/0/3"), &snap),
-            EndStatus::AdminDown(_)
+            EndStatus::AdminDown { .. }
         ));
-        assert!(
-            matches!(end_status(&end("ge-0/0/4"), &snap), EndStatus::Down(r) if r.contains("lowerLayerDown(7)"))
-        );
+        let s = end_status(&end("ge-0/0/4"), &snap);
+        assert!(s.is_down() && s.to_string().contains("lowerLayerDown(7)"));
         assert!(matches!(
             end_status(&end("nope"), &snap),
-            EndStatus::Unknown(_)
+            EndStatus::Unknown { .. }
         ));
     }
 

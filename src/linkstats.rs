@@ -10,10 +10,13 @@
 //! significant digits), so the median and 95th percentile of a month are
 //! those of every echo, within 1 %, not an average of daily figures.
 
+use std::collections::HashMap;
+
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::probe::ProbeOutcome;
+use crate::probe::IcmpOutcome;
+use crate::time::oslo;
 
 /// Lowest and highest RTT the histogram tells apart, in microseconds
 /// (longer ones count as 60 s).
@@ -103,7 +106,7 @@ struct Kept {
 impl LinkStats {
     /// An ICMP cycle of the link. Cycles that could not run say nothing
     /// about the link and are left out.
-    pub fn record_probe(&mut self, outcome: &ProbeOutcome) {
+    pub fn record_probe(&mut self, outcome: &IcmpOutcome) {
         if outcome.failure.as_ref().is_some_and(|f| f.is_probe_error()) {
             return;
         }
@@ -196,14 +199,59 @@ impl LinkStats {
     }
 }
 
+/// The figures of today and yesterday (late cycles) of every link, by
+/// link and Oslo day start, as the agent collects them; queued for the
+/// ledger when changed.
+#[derive(Debug, Default)]
+pub struct LinkDays {
+    days: HashMap<(String, i64), (LinkStats, bool)>,
+}
+
+impl LinkDays {
+    /// Add to a link's figures of the Oslo day of `at_ms`; not for days
+    /// already written for good (before yesterday of `now_ms`).
+    pub fn add(&mut self, link: &str, at_ms: i64, now_ms: i64, add: impl FnOnce(&mut LinkStats)) {
+        let Some(day_ms) = oslo::date_of(at_ms).and_then(oslo::day_start) else {
+            return;
+        };
+        if day_ms < oldest_day(now_ms) {
+            return;
+        }
+        let day = self.days.entry((link.to_string(), day_ms)).or_default();
+        add(&mut day.0);
+        day.1 = true;
+    }
+
+    /// The changed figures, as (link, day start, JSON), marked saved; days
+    /// before yesterday are forgotten (written for good).
+    pub fn take_changed(&mut self, now_ms: i64) -> Vec<(String, i64, String)> {
+        let mut out = Vec::new();
+        for ((link, day_ms), (stats, dirty)) in self.days.iter_mut().filter(|(_, d)| d.1) {
+            *dirty = false;
+            out.push((link.clone(), *day_ms, stats.to_json()));
+        }
+        let oldest = oldest_day(now_ms);
+        self.days.retain(|(_, day_ms), _| *day_ms >= oldest);
+        out
+    }
+}
+
+/// The start of yesterday (Oslo): link figures of older days are final.
+fn oldest_day(now_ms: i64) -> i64 {
+    oslo::date_of(now_ms)
+        .and_then(|d| d.pred_opt())
+        .and_then(oslo::day_start)
+        .unwrap_or(i64::MIN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::probe::FailureReason;
     use std::time::Duration;
 
-    fn cycle(rtts_ms: &[u64], sent: u32) -> ProbeOutcome {
-        ProbeOutcome::echoes(sent, rtts_ms)
+    fn cycle(rtts_ms: &[u64], sent: u32) -> IcmpOutcome {
+        IcmpOutcome::echoes(sent, rtts_ms)
     }
 
     fn close(a: f64, b: f64) -> bool {
@@ -264,7 +312,7 @@ mod tests {
         assert_eq!(sum.median_rtt_seconds, None);
         // An RTT past the histogram's range counts as its highest value,
         // and a sub-microsecond one as 1 µs: never a panic.
-        s.record_probe(&ProbeOutcome {
+        s.record_probe(&IcmpOutcome {
             rtts: vec![Duration::from_secs(3600), Duration::ZERO],
             received: 2,
             ..cycle(&[1], 2)

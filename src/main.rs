@@ -196,7 +196,7 @@ fn report(
             return ExitCode::FAILURE;
         }
     };
-    let Some(m) = utkikk::sla::calendar::Month::parse(month) else {
+    let Some(m) = utkikk::time::calendar::Month::parse(month) else {
         eprintln!("utkikk: --month {month:?}: expected YYYY-MM");
         return ExitCode::from(2);
     };
@@ -302,6 +302,7 @@ fn run(
         let bound = listener.local_addr().context("listener has no address")?;
         let shutdown = CancellationToken::new();
         let agent = Agent::start(inventory, config, data_dir)
+            .await
             .context("cannot start the probe runtime or the ledger writer")?;
         tracing::info!(
             address = %bound,

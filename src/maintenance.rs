@@ -15,11 +15,10 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
-use chrono_tz::Europe::Oslo;
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::sla::interval::{Interval, IntervalSet};
+use crate::time::interval::{Interval, IntervalSet};
 
 /// What kind of work a window is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,22 +123,7 @@ pub struct Window {
     pub withdrawn_ms: Option<i64>,
 }
 
-/// The local instant of a wall-clock time in Oslo; a time skipped by the
-/// spring-forward change (02:00–03:00) is moved forward by the gap's
-/// length (02:30 becomes 03:30 CEST).
-fn oslo_ms(t: NaiveDateTime) -> Option<i64> {
-    Oslo.from_local_datetime(&t)
-        .earliest()
-        .or_else(|| {
-            Oslo.from_local_datetime(&(t + chrono::Duration::hours(1)))
-                .earliest()
-        })
-        .map(|x| x.timestamp_millis())
-}
-
-fn oslo_date(ms: i64) -> Option<NaiveDate> {
-    Some(Oslo.timestamp_millis_opt(ms).single()?.date_naive())
-}
+use crate::time::oslo::{date_of as oslo_date, local_ms as oslo_ms};
 
 fn last_day_of_month(y: i32, m: u32) -> Option<u32> {
     let next = if m == 12 {
@@ -295,6 +279,39 @@ pub fn active<'a>(windows: &'a [Window], target: &str, now_ms: i64) -> Option<&'
         .iter()
         .filter(|w| w.covers(target))
         .find(|w| w.active_at(now_ms).is_some())
+}
+
+/// Every target inside a window now, with the first such window's id (and
+/// the occurrence going on, for its end).
+pub fn in_force_at(windows: &[Window], now_ms: i64) -> Vec<(String, i64, Interval)> {
+    let mut out: Vec<(String, i64, Interval)> = Vec::new();
+    for w in windows {
+        if let Some(occ) = w.active_at(now_ms) {
+            for t in &w.spec.targets {
+                if !out.iter().any(|(x, _, _)| x == t) {
+                    out.push((t.clone(), w.id, occ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The next instant after `now_ms`, within `horizon_ms`, at which a
+/// window begins or ends; `None` when none does.
+pub fn next_change(windows: &[Window], now_ms: i64, horizon_ms: i64) -> Option<i64> {
+    let over = Interval::new(now_ms, now_ms.saturating_add(horizon_ms));
+    windows
+        .iter()
+        .flat_map(|w| {
+            w.effective(over)
+                .spans()
+                .iter()
+                .flat_map(|s| [s.start, s.end])
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| *t > now_ms && *t < over.end)
+        .min()
 }
 
 /// What bringing the ledger's config windows in line with the config takes:
@@ -618,7 +635,7 @@ impl SpecInput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sla::calendar::{oslo_rfc3339, Month};
+    use crate::time::calendar::{oslo_rfc3339, Month};
 
     fn window(schedule: Recurrence) -> Window {
         Window {
@@ -717,10 +734,7 @@ mod tests {
         let spec =
             input(r#"{"targets":["sw"],"weekly":{"days":["sat"],"at":"22:00","duration":"6h"}}"#)
                 .unwrap();
-        let sun = chrono_tz::Europe::Oslo
-            .with_ymd_and_hms(2026, 11, 22, 0, 0, 0)
-            .unwrap()
-            .timestamp_millis();
+        let sun = crate::time::calendar::oslo_ms(2026, 11, 22, 0, 0);
         let occ = window(spec.schedule).effective(Interval::new(sun, sun + 86_400_000));
         assert_eq!(occ.len(), 4 * 3_600_000);
     }

@@ -1,13 +1,16 @@
-//! Per-target timers. Each probed target has its own task with its own
-//! `tokio::time::interval`, first tick spread over the interval by a hash of
-//! the target id (stable across reloads and restarts), missed ticks skipped.
-//! A global semaphore bounds how many cycles run at once; a dead or slow
+//! Per-target timers and on-demand requests. Each probed target has a task
+//! per protocol ([`Prober`]) with its own `tokio::time::interval`, first
+//! tick spread over the interval by a hash of the target id (stable across
+//! reloads and restarts), missed ticks skipped; between ticks it takes
+//! requests on demand (a dependency check, a read of link ends). A global
+//! semaphore per protocol bounds how many run at once; a dead or slow
 //! target only ever holds its own permit, so it never delays another.
 //! Tasks are stopped by aborting them (a removed target, shutdown): no
 //! cancellation token is polled on the hot path.
 //!
 //! Owns: task lifecycles, name resolution, scheduling lag.
-//! Must not touch: states (outcomes go to an [`OutcomeSink`]).
+//! Must not touch: states (observations go to the live-state owner over a
+//! channel).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -17,30 +20,26 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::task::TaskTracker;
 
 use crate::inventory::{Address, Inventory, Target};
 use crate::metrics::Metrics;
-use crate::probe::icmp::IcmpProber;
-use crate::probe::snmp::{DevicePoller, SnmpPoll};
-use crate::probe::{FailureReason, ProbeKind, ProbeOutcome};
+use crate::probe::icmp::{IcmpProber, IcmpTargetProber};
+use crate::probe::snmp::SnmpProber;
+use crate::probe::{EndQuery, FailureReason, Observation, Outcome, Prober, Request};
 
 /// Longest a single name lookup may take before the cycle counts it failed.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Where finished cycles go.
-pub trait OutcomeSink: Send + Sync + 'static {
-    fn observe(&self, target: &Target, outcome: ProbeOutcome);
-    /// One SNMP poll; `requests` is how many requests it sent.
-    fn observe_snmp(&self, target: &Target, poll: SnmpPoll, requests: u32);
-}
+/// Requests on demand waiting per task; more are dropped (the owner asks
+/// again at the next failing cycle).
+const REQUEST_QUEUE: usize = 4;
 
 pub struct Scheduler {
-    prober: Arc<IcmpProber>,
-    sink: Arc<dyn OutcomeSink>,
+    sockets: Arc<IcmpProber>,
+    observations: mpsc::Sender<Observation>,
     metrics: Metrics,
     permits: Arc<Semaphore>,
     snmp_permits: Arc<Semaphore>,
@@ -56,12 +55,26 @@ pub struct Scheduler {
 struct Running {
     target: Target,
     abort: AbortHandle,
+    requests: mpsc::Sender<Request>,
+}
+
+/// What every probe task needs besides its prober.
+struct TaskSpec {
+    target: Target,
+    interval: Duration,
+    /// Salt for the first tick's offset, so a device's SNMP polls do not
+    /// start with its pings.
+    salt: &'static str,
+    observations: mpsc::Sender<Observation>,
+    metrics: Metrics,
+    permits: Arc<Semaphore>,
+    resolver: Resolver,
 }
 
 impl Scheduler {
     pub fn new(
-        prober: Arc<IcmpProber>,
-        sink: Arc<dyn OutcomeSink>,
+        sockets: Arc<IcmpProber>,
+        observations: mpsc::Sender<Observation>,
         metrics: Metrics,
         max_concurrent: u32,
         max_concurrent_snmp: u32,
@@ -69,8 +82,8 @@ impl Scheduler {
         snmp_runtime: Handle,
     ) -> Self {
         Scheduler {
-            prober,
-            sink,
+            sockets,
+            observations,
             metrics,
             permits: Arc::new(Semaphore::new(max_concurrent as usize)),
             snmp_permits: Arc::new(Semaphore::new(max_concurrent_snmp as usize)),
@@ -85,7 +98,7 @@ impl Scheduler {
 
     /// Make the running tasks match `inv`: stop removed or changed targets,
     /// start new or changed ones, leave unchanged ones alone (their timers
-    /// keep their phase). Tasks run on the runtime given to [`Scheduler::new`].
+    /// keep their phase).
     pub fn apply(&mut self, inv: &Inventory) {
         self.resolve_interval = inv.agent.resolve_interval;
         let wanted: HashMap<&str, &Target> = inv
@@ -99,29 +112,11 @@ impl Scheduler {
             if self.running.contains_key(&t.id) {
                 continue;
             }
-            let task = TargetTask {
-                target: t.clone(),
-                ident: self.prober.next_ident(),
-                prober: self.prober.clone(),
-                sink: self.sink.clone(),
-                metrics: self.metrics.clone(),
-                permits: self.permits.clone(),
-                resolver: Resolver::new(&t.address, self.resolve_interval),
-            };
-            let handle = self.tracker.spawn_on(task.run(), &self.runtime);
-            self.running.insert(
-                t.id.clone(),
-                Running {
-                    target: t.clone(),
-                    abort: handle.abort_handle(),
-                },
-            );
+            let prober = IcmpTargetProber::new(self.sockets.clone(), &t.id, t.icmp.clone());
+            let spec = self.spec(t, t.icmp.interval, "", self.permits.clone());
+            let r = self.spawn(spec, prober, &self.runtime.clone());
+            self.running.insert(t.id.clone(), r);
         }
-        self.apply_snmp(inv);
-    }
-
-    /// The SNMP side of [`Scheduler::apply`]: one polling task per device.
-    fn apply_snmp(&mut self, inv: &Inventory) {
         let wanted: HashMap<&str, &Target> = inv
             .targets
             .iter()
@@ -129,32 +124,69 @@ impl Scheduler {
             .map(|t| (t.id.as_str(), t))
             .collect();
         stop_unwanted(&mut self.running_snmp, &wanted);
-        for t in inv.targets.iter().filter(|t| t.snmp.is_some()) {
+        for t in inv.targets.iter() {
+            let Some(settings) = &t.snmp else { continue };
             if self.running_snmp.contains_key(&t.id) {
                 continue;
             }
             self.metrics.init_snmp_target(t);
-            let task = SnmpTask {
-                target: t.clone(),
-                sink: self.sink.clone(),
-                metrics: self.metrics.clone(),
-                permits: self.snmp_permits.clone(),
-                resolver: Resolver::new(&t.address, self.resolve_interval),
-            };
-            let handle = self.tracker.spawn_on(task.run(), &self.snmp_runtime);
-            self.running_snmp.insert(
-                t.id.clone(),
-                Running {
-                    target: t.clone(),
-                    abort: handle.abort_handle(),
-                },
-            );
+            let prober = SnmpProber::new(&t.id, settings.clone());
+            let spec = self.spec(t, settings.interval, "snmp/", self.snmp_permits.clone());
+            let r = self.spawn(spec, prober, &self.snmp_runtime.clone());
+            self.running_snmp.insert(t.id.clone(), r);
         }
     }
 
+    fn spec(
+        &self,
+        t: &Target,
+        interval: Duration,
+        salt: &'static str,
+        permits: Arc<Semaphore>,
+    ) -> TaskSpec {
+        TaskSpec {
+            target: t.clone(),
+            interval,
+            salt,
+            observations: self.observations.clone(),
+            metrics: self.metrics.clone(),
+            permits,
+            resolver: Resolver::new(&t.address, self.resolve_interval),
+        }
+    }
+
+    fn spawn<P: Prober>(&self, spec: TaskSpec, prober: P, on: &Handle) -> Running {
+        let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
+        let target = spec.target.clone();
+        let handle = self.tracker.spawn_on(run(spec, prober, rx), on);
+        Running {
+            target,
+            abort: handle.abort_handle(),
+            requests: tx,
+        }
+    }
+
+    /// Look at `target` now (a dependency check on demand): an echo cycle,
+    /// or for a target without ICMP one SNMP GET. False when it has no
+    /// probe or its queue is full.
+    pub fn check(&self, target: &str) -> bool {
+        let task = self
+            .running
+            .get(target)
+            .or_else(|| self.running_snmp.get(target));
+        task.is_some_and(|r| r.requests.try_send(Request::Check).is_ok())
+    }
+
+    /// Read link ends on `device` now. False when it is not polled over
+    /// SNMP or its queue is full.
+    pub fn read_ends(&self, device: &str, ends: Vec<EndQuery>) -> bool {
+        self.running_snmp
+            .get(device)
+            .is_some_and(|r| r.requests.try_send(Request::ReadEnds(ends)).is_ok())
+    }
+
     /// A future that cancels every task (in-flight probes are dropped) and
-    /// waits for them; it does not borrow the scheduler, so no lock is held
-    /// while it runs.
+    /// waits for them; it does not borrow the scheduler.
     pub fn stopper(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
         for (_, r) in self.running.drain().chain(self.running_snmp.drain()) {
             r.abort.abort();
@@ -185,59 +217,6 @@ pub fn spread_offset(id: &str, interval: Duration) -> Duration {
     id.hash(&mut h);
     let ms = interval.as_millis().max(1) as u64;
     Duration::from_millis(h.finish() % ms)
-}
-
-struct TargetTask {
-    target: Target,
-    ident: u16,
-    prober: Arc<IcmpProber>,
-    sink: Arc<dyn OutcomeSink>,
-    metrics: Metrics,
-    permits: Arc<Semaphore>,
-    resolver: Resolver,
-}
-
-/// Keeps `utkikk_probes_in_flight` right however the cycle ends.
-struct InFlight(Metrics);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.probes_in_flight.dec();
-    }
-}
-
-impl TargetTask {
-    async fn run(mut self) {
-        let interval = self.target.icmp.interval;
-        let first = Instant::now() + spread_offset(&self.target.id, interval);
-        let mut ticker = tokio::time::interval_at(first, interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let mut seq: u16 = 0;
-        loop {
-            let scheduled = ticker.tick().await;
-            let Ok(permit) = self.permits.clone().acquire_owned().await else {
-                return; // semaphore closed: shutting down
-            };
-            self.metrics.observe_lag(scheduled.elapsed().as_secs_f64());
-            self.metrics.probes_in_flight.inc();
-            let guard = InFlight(self.metrics.clone());
-            let outcome = self.cycle(&mut seq).await;
-            drop(guard);
-            drop(permit);
-            self.sink.observe(&self.target, outcome);
-        }
-    }
-
-    async fn cycle(&mut self, seq: &mut u16) -> ProbeOutcome {
-        match self.resolver.address().await {
-            Ok(ip) => {
-                self.prober
-                    .probe(ip, &self.target.icmp, self.ident, seq)
-                    .await
-            }
-            Err(reason) => ProbeOutcome::not_run(ProbeKind::Icmp, Utc::now(), reason),
-        }
-    }
 }
 
 /// A target's address: literal, or a name looked up again once the last
@@ -289,58 +268,53 @@ impl Resolver {
     }
 }
 
-struct SnmpTask {
-    target: Target,
-    sink: Arc<dyn OutcomeSink>,
-    metrics: Metrics,
-    permits: Arc<Semaphore>,
-    resolver: Resolver,
+/// Keeps `utkikk_probes_in_flight` right however the cycle ends.
+struct InFlight(Metrics);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.probes_in_flight.dec();
+    }
 }
 
-impl SnmpTask {
-    async fn run(mut self) {
-        let Some(settings) = self.target.snmp.clone() else {
-            return;
+/// One target's task for one protocol: its timer, requests on demand, and
+/// the observations sent to the live-state owner.
+async fn run<P: Prober>(mut spec: TaskSpec, mut prober: P, mut requests: mpsc::Receiver<Request>) {
+    let offset = spread_offset(&format!("{}{}", spec.salt, spec.target.id), spec.interval);
+    let mut ticker = tokio::time::interval_at(Instant::now() + offset, spec.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        let (request, scheduled) = tokio::select! {
+            biased;
+            Some(r) = requests.recv() => (r, None),
+            t = ticker.tick() => (Request::Cycle, Some(t)),
         };
-        let interval = settings.interval;
-        // Salted so a device's SNMP polls do not start with its pings.
-        let first = Instant::now() + spread_offset(&format!("snmp/{}", self.target.id), interval);
-        let mut ticker = tokio::time::interval_at(first, interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let mut poller: Option<(IpAddr, DevicePoller)> = None;
-        loop {
-            let scheduled = ticker.tick().await;
-            let Ok(permit) = self.permits.clone().acquire_owned().await else {
-                return;
-            };
-            self.metrics.observe_lag(scheduled.elapsed().as_secs_f64());
-            let ip = match self.resolver.address().await {
-                Ok(ip) => ip,
-                Err(reason) => {
-                    drop(permit);
-                    // Could not run: say so as a probe error on the ICMP
-                    // side's terms (the name does not resolve).
-                    let o = ProbeOutcome::not_run(ProbeKind::Icmp, Utc::now(), reason);
-                    if !self.target.icmp.enabled {
-                        self.sink.observe(&self.target, o);
-                    }
-                    continue;
-                }
-            };
-            if poller.as_ref().is_none_or(|(p, _)| *p != ip) {
-                let addr = std::net::SocketAddr::new(ip, settings.port);
-                poller = Some((ip, DevicePoller::new(addr, settings.clone())));
+        let Ok(permit) = spec.permits.clone().acquire_owned().await else {
+            return; // semaphore closed: shutting down
+        };
+        if let Some(t) = scheduled {
+            spec.metrics.observe_lag(t.elapsed().as_secs_f64());
+        }
+        spec.metrics.probes_in_flight.inc();
+        let guard = InFlight(spec.metrics.clone());
+        let observations = match spec.resolver.address().await {
+            Ok(ip) => prober.run(ip, request).await,
+            Err(reason) => vec![Observation {
+                target: spec.target.id.clone(),
+                on_demand: scheduled.is_none(),
+                outcome: Outcome::NotRun {
+                    probe: P::KIND,
+                    at: Utc::now(),
+                    reason,
+                },
+            }],
+        };
+        drop(guard);
+        drop(permit);
+        for o in observations {
+            if spec.observations.send(o).await.is_err() {
+                return; // the owner is gone: stopping
             }
-            let Some((_, device)) = poller.as_mut() else {
-                continue;
-            };
-            self.metrics.probes_in_flight.inc();
-            let guard = InFlight(self.metrics.clone());
-            let poll = device.poll().await;
-            let requests = device.requests_last_poll();
-            drop(guard);
-            drop(permit);
-            self.sink.observe_snmp(&self.target, poll, requests);
         }
     }
 }

@@ -576,7 +576,7 @@ lab_test!(closed_days_are_summed_up_and_answer_exactly, || {
             from: State::Unmonitored,
             to,
             at: chrono::DateTime::from_timestamp_millis(at).unwrap(),
-            reason: Some("seeded".into()),
+            reason: Some(utkikk::model::Reason::NotProbedYet),
             root_cause: cause.map(str::to_string),
         })
     };

@@ -32,7 +32,9 @@ fn tr(at: i64, to: State) -> Record {
         from: State::Unmonitored,
         to,
         at: chrono::DateTime::from_timestamp_millis(at).unwrap(),
-        reason: Some("no reply before the timeout".into()),
+        reason: Some(utkikk::model::Reason::Icmp(
+            utkikk::model::FailureReason::Timeout,
+        )),
         root_cause: None,
     })
 }

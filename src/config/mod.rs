@@ -8,7 +8,7 @@
 
 mod maintenance;
 mod raw;
-pub mod secret;
+
 mod services;
 mod snmp;
 mod validate;

@@ -8,7 +8,7 @@ use chrono::NaiveTime;
 use super::raw::{RawBusinessHours, RawConfig, RawLevel};
 use super::validate::Validator;
 use crate::inventory::{Service, ServiceLevel};
-use crate::sla::schedule::{BusinessHours, Schedule};
+use crate::time::schedule::{BusinessHours, Schedule};
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 

@@ -9,12 +9,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::raw::{RawSnmp, S};
-use super::secret::{Secret, SecretRef};
 use super::validate::{Origin, Validator};
 use crate::inventory::{
     defaults, CustomKind, CustomOid, InterfaceFilter, Pattern, SnmpAuthProtocol, SnmpCredentials,
     SnmpModules, SnmpPrivProtocol, SnmpSettings,
 };
+use crate::model::secret::{Secret, SecretRef};
 
 const MODULES: [&str; 3] = ["system", "interfaces", "host_resources"];
 /// Largest max-repetitions we send; bigger answers risk tooBig and IP fragments.

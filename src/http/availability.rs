@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{error, param_error, read_ledger};
 use crate::agent::Agent;
-use crate::sla::calendar::{oslo_rfc3339, Month};
-use crate::sla::interval::Interval;
 use crate::sla::timeline;
+use crate::time::calendar::{oslo_rfc3339, Month};
+use crate::time::interval::Interval;
 
 #[derive(Deserialize)]
 pub struct WindowQuery {
@@ -116,7 +116,7 @@ pub async fn target_availability(
         );
     }
     let w = Interval::new(requested.start, requested.end.min(now));
-    let known = agent.with_state(|inv, _| inv.target(&id).is_some());
+    let known = agent.inventory().target(&id).is_some();
     let target = id.clone();
     let found = read_ledger(&agent, move |store, current_run| {
         let Some(store) = store else {

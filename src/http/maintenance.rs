@@ -16,8 +16,8 @@ use super::{error, param_error};
 use crate::agent::Agent;
 use crate::ledger::{MaintenanceDone, MaintenanceOp};
 use crate::maintenance::{Category, MonthDay, Origin, Recurrence, SpecInput, Window};
-use crate::sla::calendar::oslo_rfc3339;
-use crate::sla::interval::Interval;
+use crate::time::calendar::oslo_rfc3339;
+use crate::time::interval::Interval;
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -229,7 +229,7 @@ pub async fn one(AxState(agent): AxState<Agent>, Path(id): Path<String>) -> Resp
 /// or a log line.
 /// `Some(answer)` refuses the request.
 pub(super) fn refused(agent: &Agent, headers: &HeaderMap) -> Option<Response> {
-    let Some(token) = agent.with_state(|inv, _| inv.agent.api_token.clone()) else {
+    let Some(token) = agent.inventory().agent.api_token.clone() else {
         return Some(error(
             StatusCode::FORBIDDEN,
             "writes are disabled: set agent.api_token in the config to allow them",
@@ -330,7 +330,8 @@ pub async fn create(AxState(agent): AxState<Agent>, headers: HeaderMap, body: By
         Ok(i) => i,
         Err(e) => return param_error("body", format!("not a maintenance window: {e}")),
     };
-    let spec = match agent.with_state(|inv, _| input.into_spec(|t| inv.target(t).is_some())) {
+    let inv = agent.inventory();
+    let spec = match input.into_spec(|t| inv.target(t).is_some()) {
         Ok(s) => s,
         Err(problems) => return invalid(problems),
     };
@@ -338,10 +339,7 @@ pub async fn create(AxState(agent): AxState<Agent>, headers: HeaderMap, body: By
     let over = match &spec.schedule {
         Recurrence::Once { end_ms, .. } => *end_ms <= now,
         Recurrence::Weekly { until, .. } | Recurrence::Monthly { until, .. } => {
-            until.is_some_and(|u| {
-                chrono::DateTime::from_timestamp_millis(now)
-                    .is_some_and(|t| u < t.with_timezone(&chrono_tz::Europe::Oslo).date_naive())
-            })
+            until.is_some_and(|u| crate::time::oslo::date_of(now).is_some_and(|today| u < today))
         }
     };
     if over {

@@ -4,7 +4,7 @@
 //! Owns: routing, JSON shapes, status codes. Must not touch: probing or
 //! state logic (it reads through [`Agent`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use axum::extract::{Path, State as AxState};
@@ -24,9 +24,10 @@ mod services;
 
 use crate::agent::Agent;
 use crate::health::SnmpStatus;
-use crate::health::{HealthBook, State};
-use crate::inventory::{Inventory, Target};
-use crate::probe::{ProbeKind, ProbeOutcome, RttStats};
+use crate::inventory::Target;
+use crate::live::Snapshot;
+use crate::model::State;
+use crate::probe::{IcmpOutcome, ProbeKind, RttStats};
 
 pub fn router(agent: Agent) -> Router {
     Router::new()
@@ -134,13 +135,18 @@ async fn read_ledger<T: Send + 'static>(
 fn month_param(
     month: Option<&str>,
     now_ms: i64,
-) -> Result<(crate::sla::calendar::Month, crate::sla::interval::Interval), availability::ParamError>
-{
+) -> Result<
+    (
+        crate::time::calendar::Month,
+        crate::time::interval::Interval,
+    ),
+    availability::ParamError,
+> {
     use availability::bad;
     let Some(m) = month else {
         return Err(bad("month", "missing: give month=YYYY-MM"));
     };
-    let Some(month) = crate::sla::calendar::Month::parse(m) else {
+    let Some(month) = crate::time::calendar::Month::parse(m) else {
         return Err(bad("month", format!("{m:?} is not a month: use YYYY-MM")));
     };
     let Some(window) = month.window() else {
@@ -274,6 +280,9 @@ pub struct TargetView {
     pub maintenance: Option<i64>,
     pub since: DateTime<Utc>,
     pub reason: Option<String>,
+    /// The reason as a stable code (e.g. `timeout`, `parent_down`,
+    /// `link_end_down`).
+    pub reason_code: Option<&'static str>,
     pub root_cause: Option<String>,
     pub last_probe: Option<ProbeView>,
     /// For targets polled over SNMP: the last poll's verdict.
@@ -288,7 +297,7 @@ pub struct EndView {
     pub device: String,
     pub interface: String,
     /// `null` until the end's device has been polled.
-    pub last: Option<crate::link::EndStatus>,
+    pub last: Option<crate::model::EndStatus>,
 }
 
 #[derive(Serialize)]
@@ -316,9 +325,9 @@ pub struct FailureView {
     pub message: String,
 }
 
-fn probe_view(o: &ProbeOutcome) -> ProbeView {
+fn probe_view(o: &IcmpOutcome) -> ProbeView {
     ProbeView {
-        probe: o.probe,
+        probe: ProbeKind::Icmp,
         at: o.at,
         address: o.address.map(|a| a.to_string()),
         success: o.success(),
@@ -333,9 +342,9 @@ fn probe_view(o: &ProbeOutcome) -> ProbeView {
     }
 }
 
-fn view(t: &Target, book: &HealthBook, maint: &HashMap<String, i64>) -> Option<TargetView> {
-    let h = book.get(&t.id)?;
-    let window = maint.get(&t.id).copied();
+fn view(t: &Target, snap: &Snapshot) -> Option<TargetView> {
+    let h = snap.target(&t.id)?;
+    let window = snap.in_maintenance.get(&t.id).copied();
     Some(TargetView {
         id: t.id.clone(),
         name: t.name.clone(),
@@ -346,13 +355,14 @@ fn view(t: &Target, book: &HealthBook, maint: &HashMap<String, i64>) -> Option<T
         serves: t.serves.clone(),
         parents: t.parents.clone(),
         labels: t.labels.clone(),
-        state: crate::agent::shown_state(maint, &t.id, h.state),
+        state: snap.shown_state(&t.id),
         observed_state: h.state,
         maintenance: window,
         since: h.since,
-        reason: h.reason.clone(),
+        reason: h.reason.as_ref().map(|r| r.to_string()),
+        reason_code: h.reason.as_ref().map(|r| r.code()),
         root_cause: h.root_cause.clone(),
-        last_probe: h.last_outcome.as_ref().map(probe_view),
+        last_probe: h.last_icmp.as_ref().map(probe_view),
         snmp: t.snmp.as_ref().map(|s| SnmpView {
             version: s.credentials.version(),
             last_poll: h.snmp.clone(),
@@ -376,19 +386,19 @@ struct TargetList {
 }
 
 async fn targets(AxState(agent): AxState<Agent>) -> Json<TargetList> {
-    let maint = agent.in_maintenance();
-    let targets = agent.with_state(|inv: &Inventory, book| {
-        inv.targets
-            .iter()
-            .filter_map(|t| view(t, book, &maint))
-            .collect()
-    });
+    let snap = agent.snapshot();
+    let targets = snap
+        .inventory
+        .targets
+        .iter()
+        .filter_map(|t| view(t, &snap))
+        .collect();
     Json(TargetList { targets })
 }
 
 async fn target(AxState(agent): AxState<Agent>, Path(id): Path<String>) -> Response {
-    let maint = agent.in_maintenance();
-    let found = agent.with_state(|inv, book| inv.target(&id).and_then(|t| view(t, book, &maint)));
+    let snap = agent.snapshot();
+    let found = snap.inventory.target(&id).and_then(|t| view(t, &snap));
     match found {
         Some(v) => Json(v).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("unknown target {id:?}")),

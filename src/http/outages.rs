@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::availability::{window, WindowQuery};
 use super::{error, param_error, read_ledger};
 use crate::agent::Agent;
-use crate::sla::calendar::oslo_rfc3339;
-use crate::sla::interval::Interval;
 use crate::sla::outages::{list, OutageView};
+use crate::time::calendar::oslo_rfc3339;
+use crate::time::interval::Interval;
 
 #[derive(Deserialize)]
 pub struct OutageQuery {
@@ -51,7 +51,7 @@ pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery
         );
     }
     let w = Interval::new(requested.start, requested.end.min(now));
-    let inv = agent.with_state(|inv, _| std::sync::Arc::new(inv.clone()));
+    let inv = agent.inventory();
     if let Some(m) = &q.member {
         if !inv.members.iter().any(|x| &x.id == m) {
             return param_error("member", format!("unknown member {m:?}"));
@@ -150,7 +150,7 @@ pub async fn note(AxState(agent): AxState<Agent>, headers: HeaderMap, body: Byte
     if start_ms >= now {
         return param_error("start", "is in the future");
     }
-    let inv = agent.with_state(|inv, _| std::sync::Arc::new(inv.clone()));
+    let inv = agent.inventory();
     if inv.target(&input.root_cause).is_none() {
         return param_error(
             "root_cause",

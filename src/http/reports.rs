@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{error, param_error, read_ledger};
 use crate::agent::Agent;
 use crate::report::{self, Lang, ReportError};
-use crate::sla::calendar::Month;
+use crate::time::calendar::Month;
 
 #[derive(Deserialize)]
 pub struct ReportQuery {
@@ -93,7 +93,7 @@ pub async fn member_report(
         },
     };
     let now = Utc::now().timestamp_millis();
-    let inv = agent.with_state(|inv, _| std::sync::Arc::new(inv.clone()));
+    let inv = agent.inventory();
     if member == "region" {
         return region(&agent, inv, month, form, lang, now).await;
     }

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::{error, month_param, param_error, read_ledger};
 use crate::agent::Agent;
 use crate::inventory::{Service, ServiceLevel};
-use crate::sla::calendar::oslo_rfc3339;
-use crate::sla::schedule::Schedule;
 use crate::sla::service::Figures;
+use crate::time::calendar::oslo_rfc3339;
+use crate::time::schedule::Schedule;
 
 #[derive(Serialize)]
 pub struct LevelView {
@@ -97,7 +97,12 @@ pub struct ServiceList {
 }
 
 pub async fn services(AxState(agent): AxState<Agent>) -> Json<ServiceList> {
-    let services = agent.with_state(|inv, _| inv.services.iter().map(service_view).collect());
+    let services = agent
+        .inventory()
+        .services
+        .iter()
+        .map(service_view)
+        .collect();
     Json(ServiceList { services })
 }
 
@@ -127,8 +132,8 @@ impl SlaView {
     /// A service's month as evaluated (`None`: no level was in force).
     fn new(
         svc: &Service,
-        month: crate::sla::calendar::Month,
-        window: crate::sla::interval::Interval,
+        month: crate::time::calendar::Month,
+        window: crate::time::interval::Interval,
         now: i64,
         (evaluated, frozen): (Option<crate::sla::ServiceMonth>, bool),
     ) -> SlaView {
@@ -160,8 +165,12 @@ pub async fn service_sla(
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let Some(service) =
-        agent.with_state(|inv, _| inv.services.iter().find(|s| s.id == id).cloned())
+    let Some(service) = agent
+        .inventory()
+        .services
+        .iter()
+        .find(|s| s.id == id)
+        .cloned()
     else {
         return error(StatusCode::NOT_FOUND, format!("unknown service {id:?}"));
     };
@@ -208,7 +217,7 @@ pub async fn member_sla(
     let Some(first_day) = month.start().map(|s| s.date_naive()) else {
         return param_error("month", "out of range");
     };
-    let inv = agent.with_state(|inv, _| std::sync::Arc::new(inv.clone()));
+    let inv = agent.inventory();
     let Some(on) = inv.member_on(&id, first_day) else {
         return error(StatusCode::NOT_FOUND, format!("unknown member {id:?}"));
     };

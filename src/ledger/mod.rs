@@ -72,7 +72,7 @@ pub enum Record {
     Day {
         kind: String,
         key: String,
-        day: crate::sla::interval::Interval,
+        day: crate::time::interval::Interval,
         fingerprint: String,
         through_id: i64,
         data: String,

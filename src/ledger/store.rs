@@ -354,7 +354,7 @@ impl Store {
                             t.from.as_str(),
                             t.to.as_str(),
                             t.at.timestamp_millis(),
-                            t.reason,
+                            t.reason.as_ref().map(|r| r.to_string()),
                             t.root_cause
                         ])
                         .map_err(db)?;

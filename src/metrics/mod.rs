@@ -16,9 +16,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::health::State;
 use crate::inventory::Target;
-use crate::probe::ProbeOutcome;
+use crate::model::State;
+use crate::probe::IcmpOutcome;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TargetLabels {
@@ -409,8 +409,26 @@ impl Metrics {
         )
     }
 
+    /// A probe that could not run (a name that does not resolve): the
+    /// protocol's `utkikk_probe_success` is 0.
+    pub fn record_not_run(&self, t: &Target, probe: crate::probe::ProbeKind) {
+        self.probe_success
+            .get_or_create(&probe_labels(&TargetLabels::of(t), probe.as_str()))
+            .set(0);
+    }
+
+    /// Record an SNMP check on demand: its requests (its answer shows in
+    /// the device's state, not in `utkikk_probe_success`, which is the
+    /// scheduled poll's).
+    pub fn record_snmp_check(&self, t: &Target, check: &crate::probe::snmp::SnmpCheck) {
+        self.snmp_requests
+            .get_or_create(&TargetLabels::of(t))
+            .inc_by(u64::from(check.requests));
+    }
+
     /// Record one SNMP poll: its own series, and the device's values.
-    pub fn record_snmp(&self, t: &Target, poll: &crate::probe::snmp::SnmpPoll, requests: u32) {
+    pub fn record_snmp(&self, t: &Target, poll: &crate::probe::snmp::SnmpPoll) {
+        let requests = poll.requests;
         let labels = TargetLabels::of(t);
         self.probe_success
             .get_or_create(&probe_labels(&labels, "snmp"))
@@ -634,10 +652,10 @@ impl Metrics {
             .inc();
     }
 
-    pub fn record_outcome(&self, t: &Target, o: &ProbeOutcome) {
+    pub fn record_outcome(&self, t: &Target, o: &IcmpOutcome) {
         let labels = TargetLabels::of(t);
         self.probe_success
-            .get_or_create(&probe_labels(&labels, o.probe.as_str()))
+            .get_or_create(&probe_labels(&labels, "icmp"))
             .set(i64::from(o.success()));
         if o.is_probe_error() {
             return;

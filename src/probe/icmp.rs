@@ -16,7 +16,7 @@ use chrono::Utc;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use surge_ping::{Client, Config, IcmpPacket, PingIdentifier, PingSequence, SurgeError, ICMP};
 
-use super::{FailureReason, ProbeKind, ProbeOutcome};
+use super::{FailureReason, IcmpOutcome, Observation, Outcome, ProbeKind, Prober, Request};
 use crate::inventory::IcmpSettings;
 
 const ICMPV4_ECHO_REPLY: u8 = 0;
@@ -69,12 +69,12 @@ impl IcmpProber {
         settings: &IcmpSettings,
         ident: u16,
         seq: &mut u16,
-    ) -> ProbeOutcome {
+    ) -> IcmpOutcome {
         let at = Utc::now();
         let client = match (&ip, &self.v4, &self.v6) {
             (IpAddr::V4(_), Ok(c), _) | (IpAddr::V6(_), _, Ok(c)) => c,
             (IpAddr::V4(_), Err(e), _) | (IpAddr::V6(_), _, Err(e)) => {
-                let mut o = ProbeOutcome::not_run(ProbeKind::Icmp, at, e.clone());
+                let mut o = IcmpOutcome::not_run(at, e.clone());
                 o.address = Some(ip);
                 return o;
             }
@@ -106,6 +106,49 @@ impl IcmpProber {
         // Back in send order, so jitter compares consecutive echoes.
         results.sort_unstable_by_key(|(i, _)| *i);
         summarize(at, ip, results.into_iter().map(|(_, e)| e).collect())
+    }
+}
+
+/// The ICMP prober of one target: an echo cycle on the shared sockets,
+/// scheduled or on demand (the same cycle: a check is an observation
+/// like any other).
+pub struct IcmpTargetProber {
+    sockets: std::sync::Arc<IcmpProber>,
+    target: String,
+    settings: IcmpSettings,
+    ident: u16,
+    seq: u16,
+}
+
+impl IcmpTargetProber {
+    pub fn new(sockets: std::sync::Arc<IcmpProber>, target: &str, settings: IcmpSettings) -> Self {
+        let ident = sockets.next_ident();
+        IcmpTargetProber {
+            sockets,
+            target: target.to_string(),
+            settings,
+            ident,
+            seq: 0,
+        }
+    }
+}
+
+impl Prober for IcmpTargetProber {
+    const KIND: ProbeKind = ProbeKind::Icmp;
+
+    async fn run(&mut self, ip: IpAddr, request: Request) -> Vec<Observation> {
+        if matches!(request, Request::ReadEnds(_)) {
+            return Vec::new();
+        }
+        let outcome = self
+            .sockets
+            .probe(ip, &self.settings, self.ident, &mut self.seq)
+            .await;
+        vec![Observation {
+            target: self.target.clone(),
+            on_demand: request != Request::Cycle,
+            outcome: Outcome::Icmp(outcome),
+        }]
     }
 }
 
@@ -197,7 +240,7 @@ fn classify(r: Result<(IcmpPacket, Duration), SurgeError>) -> Echo {
 /// Fold the echoes of one cycle into an outcome. With no reply, the reason
 /// is the most telling one seen: an ICMP error names a router, a missing
 /// route names our own side, a timeout says least.
-fn summarize(at: chrono::DateTime<Utc>, ip: IpAddr, echoes: Vec<Echo>) -> ProbeOutcome {
+fn summarize(at: chrono::DateTime<Utc>, ip: IpAddr, echoes: Vec<Echo>) -> IcmpOutcome {
     let sent = echoes.len() as u32;
     let mut rtts = Vec::with_capacity(echoes.len());
     let mut worst: Option<FailureReason> = None;
@@ -234,8 +277,7 @@ fn summarize(at: chrono::DateTime<Utc>, ip: IpAddr, echoes: Vec<Echo>) -> ProbeO
             .filter(|w| !matches!(w, FailureReason::SendError { .. }))
             .or(Some(FailureReason::Timeout))
     };
-    ProbeOutcome {
-        probe: ProbeKind::Icmp,
+    IcmpOutcome {
         at,
         address: Some(ip),
         sent,

@@ -1,117 +1,185 @@
-//! Probes: one per protocol, each turning a target into a [`ProbeOutcome`].
-//! Probes know nothing of states, SLAs or storage.
+//! Probes: one per protocol behind one shape, [`Prober`]: a prober is asked
+//! to run (its scheduled cycle, a check on demand, a read of link ends)
+//! and answers with typed [`Observation`]s — what it saw, per protocol,
+//! never a state. Probes know nothing of states, SLAs or storage; the
+//! grading of an observation against a target's thresholds is
+//! [`Outcome::verdict`], and the one place observations turn into states
+//! is [`crate::health::HealthBook::observe`].
 
 pub mod icmp;
 pub mod snmp;
 
 use std::fmt;
+use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use crate::model::FailureReason;
+use crate::model::{EndStatus, Reason};
+
+/// The protocols that probe targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProbeKind {
     Icmp,
+    Snmp,
 }
 
 impl ProbeKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProbeKind::Icmp => "icmp",
+            ProbeKind::Snmp => "snmp",
         }
     }
 }
 
-/// Why a cycle failed or could not run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureReason {
-    /// No reply within the timeout.
-    Timeout,
-    /// An ICMP error came back (destination unreachable, time exceeded…):
-    /// `from` is the router that sent it.
-    IcmpUnreachable {
-        from: IpAddr,
-        icmp_type: u8,
-        code: u8,
-    },
-    /// The kernel had no route, or the local link is down.
-    NoRoute,
-    /// No ICMP socket could be opened: missing CAP_NET_RAW and not allowed by
-    /// net.ipv4.ping_group_range. The probe could not run.
-    Permission,
-    /// The address family has no socket here (IPv6 disabled).
-    FamilyUnavailable,
-    /// The host name did not resolve. The probe could not run.
-    ResolveFailed,
-    /// Any other local error sending the echo.
-    SendError { message: String },
-}
-
-impl FailureReason {
-    /// True when the probe could not run at all: the target's state is then
-    /// `unmonitored`, never `down`.
-    pub fn is_probe_error(&self) -> bool {
-        matches!(
-            self,
-            FailureReason::Permission
-                | FailureReason::FamilyUnavailable
-                | FailureReason::ResolveFailed
-                | FailureReason::SendError { .. }
-        )
-    }
-
-    /// Short, stable code for metrics labels and the API.
-    pub fn code(&self) -> &'static str {
-        match self {
-            FailureReason::Timeout => "timeout",
-            FailureReason::IcmpUnreachable { .. } => "icmp_unreachable",
-            FailureReason::NoRoute => "no_route",
-            FailureReason::Permission => "permission",
-            FailureReason::FamilyUnavailable => "family_unavailable",
-            FailureReason::ResolveFailed => "resolve_failed",
-            FailureReason::SendError { .. } => "send_error",
-        }
-    }
-}
-
-impl fmt::Display for FailureReason {
+impl fmt::Display for ProbeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a prober is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// The scheduled cycle.
+    Cycle,
+    /// Look at the target now, because a child's failure needs to know
+    /// whether this target fails too (dependency check on demand).
+    /// ICMP: an echo cycle; SNMP: one GET of sysUpTime.
+    Check,
+    /// Read these link ends' interfaces now (one GET of ifOperStatus and
+    /// ifAdminStatus each, not a whole poll).
+    ReadEnds(Vec<EndQuery>),
+}
+
+/// A link end to read on the device that carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndQuery {
+    pub link: String,
+    pub end: usize,
+    /// ifName, or failing that ifAlias.
+    pub interface: String,
+}
+
+/// What one probe of one target found.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// The target observed (for a link end: the link).
+    pub target: String,
+    /// Asked for on demand, not the scheduled cycle.
+    pub on_demand: bool,
+    pub outcome: Outcome,
+}
+
+/// A probe's result, typed per protocol.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// An ICMP echo cycle.
+    Icmp(IcmpOutcome),
+    /// A whole SNMP poll of a device.
+    Snmp(snmp::SnmpPoll),
+    /// An SNMP check on demand (sysUpTime only).
+    SnmpCheck(snmp::SnmpCheck),
+    /// One end of a link, read on its device.
+    LinkEnd {
+        at: DateTime<Utc>,
+        end: usize,
+        status: EndStatus,
+    },
+    /// The probe could not run (a name that does not resolve): says
+    /// nothing about the target.
+    NotRun {
+        probe: ProbeKind,
+        at: DateTime<Utc>,
+        reason: FailureReason,
+    },
+}
+
+/// How one observation grades a target, before hysteresis.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Up(Reason),
+    Degraded(Reason),
+    Down(Reason),
+    /// The probe could not run: nothing is known.
+    NotRun(Reason),
+}
+
+/// A target's thresholds for grading its echo cycles.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Limits {
+    pub degraded_loss_ratio: f64,
+    pub degraded_rtt: Duration,
+}
+
+impl Outcome {
+    /// When the observation began.
+    pub fn at(&self) -> DateTime<Utc> {
         match self {
-            FailureReason::Timeout => f.write_str("no reply before the timeout"),
-            FailureReason::IcmpUnreachable {
-                from,
-                icmp_type,
-                code,
-            } => {
-                // ICMPv4 11 and ICMPv6 3 are "time exceeded" (a routing loop
-                // or TTL too small); the rest we send back are unreachables.
-                let what = match (from, icmp_type) {
-                    (IpAddr::V4(_), 11) | (IpAddr::V6(_), 3) => "time exceeded",
-                    _ => "destination unreachable",
-                };
-                write!(f, "ICMP {what} from {from} (type {icmp_type}, code {code})")
-            }
-            FailureReason::NoRoute => f.write_str("no route to the address (link down?)"),
-            FailureReason::Permission => f.write_str(
-                "no ICMP socket: needs CAP_NET_RAW or net.ipv4.ping_group_range covering the agent's group",
-            ),
-            FailureReason::FamilyUnavailable => {
-                f.write_str("no socket for this address family on this host")
-            }
-            FailureReason::ResolveFailed => f.write_str("host name does not resolve"),
-            FailureReason::SendError { message } => write!(f, "send failed: {message}"),
+            Outcome::Icmp(o) => o.at,
+            Outcome::Snmp(p) => p.at,
+            Outcome::SnmpCheck(c) => c.at,
+            Outcome::LinkEnd { at, .. } | Outcome::NotRun { at, .. } => *at,
         }
     }
+
+    pub fn kind(&self) -> ProbeKind {
+        match self {
+            Outcome::Icmp(_) => ProbeKind::Icmp,
+            Outcome::Snmp(_) | Outcome::SnmpCheck(_) | Outcome::LinkEnd { .. } => ProbeKind::Snmp,
+            Outcome::NotRun { probe, .. } => *probe,
+        }
+    }
+
+    /// The grade of a probe of the target itself (`None` for a link end:
+    /// the link weighs its ends with its echoes). An SNMP answer is up,
+    /// an authentication or agent error degraded (the device answers),
+    /// silence down.
+    pub fn verdict(&self, limits: &Limits) -> Option<Verdict> {
+        Some(match self {
+            Outcome::Icmp(o) => o.verdict(limits),
+            Outcome::Snmp(p) => snmp_verdict(p.result.as_ref().err()),
+            Outcome::SnmpCheck(c) => snmp_verdict(c.result.as_ref().err()),
+            Outcome::LinkEnd { .. } => return None,
+            Outcome::NotRun { probe, reason, .. } => Verdict::NotRun(match probe {
+                ProbeKind::Icmp => Reason::NotRun(reason.clone()),
+                ProbeKind::Snmp => Reason::SnmpNotRun(reason.clone()),
+            }),
+        })
+    }
+}
+
+fn snmp_verdict(err: Option<&crate::model::SnmpError>) -> Verdict {
+    match err {
+        None => Verdict::Up(Reason::SnmpAnswers),
+        Some(e) if e.is_silence() => Verdict::Down(Reason::Snmp(e.clone())),
+        Some(e) => Verdict::Degraded(Reason::Snmp(e.clone())),
+    }
+}
+
+/// A protocol's probe of one target, run by the scheduler: on its timer
+/// ([`Request::Cycle`]) and on demand. One prober per target, owned by
+/// that target's task: one request at a time by construction.
+pub trait Prober: Send + 'static {
+    /// The protocol (for metrics and for a probe that could not run).
+    const KIND: ProbeKind;
+
+    /// Run `request` against `ip` (resolved by the scheduler).
+    fn run(
+        &mut self,
+        ip: IpAddr,
+        request: Request,
+    ) -> impl Future<Output = Vec<Observation>> + Send;
 }
 
 /// The result of one probe cycle of one target.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProbeOutcome {
-    pub probe: ProbeKind,
+pub struct IcmpOutcome {
     /// When the cycle started.
     pub at: DateTime<Utc>,
     /// The address actually probed (after name resolution).
@@ -137,11 +205,10 @@ pub struct RttStats {
     pub jitter_seconds: f64,
 }
 
-impl ProbeOutcome {
+impl IcmpOutcome {
     /// A cycle that could not run (or failed before sending anything).
-    pub fn not_run(probe: ProbeKind, at: DateTime<Utc>, reason: FailureReason) -> Self {
-        ProbeOutcome {
-            probe,
+    pub fn not_run(at: DateTime<Utc>, reason: FailureReason) -> Self {
+        IcmpOutcome {
             at,
             address: None,
             sent: 0,
@@ -153,6 +220,43 @@ impl ProbeOutcome {
 
     pub fn success(&self) -> bool {
         self.received > 0
+    }
+
+    /// Some echoes answered and some lost: a failure that began (or
+    /// ended) inside the cycle looks like this.
+    pub fn partial(&self) -> bool {
+        self.received > 0 && self.received < self.sent
+    }
+
+    /// Graded against `limits`: no reply is down, loss or mean RTT above
+    /// the limits degraded.
+    pub fn verdict(&self, limits: &Limits) -> Verdict {
+        if self.is_probe_error() {
+            let r = self.failure.clone().unwrap_or(FailureReason::Timeout);
+            return Verdict::NotRun(Reason::NotRun(r));
+        }
+        if !self.success() {
+            return Verdict::Down(Reason::Icmp(
+                self.failure.clone().unwrap_or(FailureReason::Timeout),
+            ));
+        }
+        let loss = self.loss_ratio().unwrap_or(0.0);
+        if loss > limits.degraded_loss_ratio {
+            return Verdict::Degraded(Reason::Loss {
+                ratio: loss,
+                limit: limits.degraded_loss_ratio,
+            });
+        }
+        if let Some(stats) = self.rtt_stats() {
+            let limit = limits.degraded_rtt.as_secs_f64();
+            if stats.avg_seconds > limit {
+                return Verdict::Degraded(Reason::Rtt {
+                    mean_seconds: stats.avg_seconds,
+                    limit_seconds: limit,
+                });
+            }
+        }
+        Verdict::Up(Reason::Replies)
     }
 
     /// The probe could not run: the result says nothing about the target.
@@ -191,11 +295,10 @@ impl ProbeOutcome {
 }
 
 #[cfg(test)]
-impl ProbeOutcome {
+impl IcmpOutcome {
     /// A cycle of `sent` echoes, answered after `rtts_ms` (for tests).
-    pub(crate) fn echoes(sent: u32, rtts_ms: &[u64]) -> ProbeOutcome {
-        ProbeOutcome {
-            probe: ProbeKind::Icmp,
+    pub(crate) fn echoes(sent: u32, rtts_ms: &[u64]) -> IcmpOutcome {
+        IcmpOutcome {
             at: Utc::now(),
             address: None,
             sent,
@@ -210,8 +313,8 @@ impl ProbeOutcome {
 mod tests {
     use super::*;
 
-    fn outcome(sent: u32, rtts_ms: &[u64]) -> ProbeOutcome {
-        ProbeOutcome::echoes(sent, rtts_ms)
+    fn outcome(sent: u32, rtts_ms: &[u64]) -> IcmpOutcome {
+        IcmpOutcome::echoes(sent, rtts_ms)
     }
 
     #[test]
@@ -236,9 +339,9 @@ mod tests {
 
     #[test]
     fn permission_is_a_probe_error_not_a_failure_of_the_target() {
-        let o = ProbeOutcome::not_run(ProbeKind::Icmp, Utc::now(), FailureReason::Permission);
+        let o = IcmpOutcome::not_run(Utc::now(), FailureReason::Permission);
         assert!(o.is_probe_error());
-        let t = ProbeOutcome::not_run(ProbeKind::Icmp, Utc::now(), FailureReason::Timeout);
+        let t = IcmpOutcome::not_run(Utc::now(), FailureReason::Timeout);
         assert!(!t.is_probe_error());
     }
 }

@@ -24,9 +24,11 @@ use snmp2::v3::{Auth, AuthProtocol, Cipher, KeyExtension, Security};
 use snmp2::{AsyncSession, Oid, Value};
 use tokio::time::Instant;
 
+use super::{EndQuery, Observation, Outcome, ProbeKind, Prober, Request};
 use crate::inventory::{
     CustomKind, CustomOid, SnmpAuthProtocol, SnmpCredentials, SnmpPrivProtocol, SnmpSettings,
 };
+use crate::model::{EndName, EndStatus, EndUnknown};
 
 /// Numeric OID arcs; `Vec` ordering is OID (lexicographic) order.
 pub type Arcs = Vec<u64>;
@@ -153,37 +155,7 @@ fn arcs(o: &Oid<'_>) -> Arcs {
     o.iter().map(|i| i.collect()).unwrap_or_default()
 }
 
-/// Why a poll failed. Built from kinds only: never carries a secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[serde(tag = "code", content = "detail", rename_all = "snake_case")]
-pub enum SnmpError {
-    #[error("no answer after {attempts} attempt(s) of {timeout_ms} ms (agent down or filtered; or a wrong v2c community on an agent without SNMPv3)")]
-    Timeout { attempts: u32, timeout_ms: u64 },
-    #[error("authentication failed ({0})")]
-    Auth(String),
-    #[error("could not decode the answer ({0})")]
-    Decode(String),
-    #[error("the agent answered with error {0}")]
-    Agent(String),
-    #[error("socket error ({0}); an ICMP port unreachable means no SNMP agent listens")]
-    Io(String),
-}
-
-/// Every [`SnmpError::code`].
-pub const SNMP_ERROR_CODES: [&str; 5] = ["timeout", "auth", "decode", "agent_error", "io"];
-
-impl SnmpError {
-    /// Stable code for the `reason` label and the API.
-    pub fn code(&self) -> &'static str {
-        match self {
-            SnmpError::Timeout { .. } => "timeout",
-            SnmpError::Auth(_) => "auth",
-            SnmpError::Decode(_) => "decode",
-            SnmpError::Agent(_) => "agent_error",
-            SnmpError::Io(_) => "io",
-        }
-    }
-}
+pub use crate::model::reason::{SnmpError, SNMP_ERROR_CODES};
 
 /// error-status names of RFC 3416.
 fn error_status_name(s: u32) -> String {
@@ -472,8 +444,8 @@ impl Session {
 
 fn security(
     user: &str,
-    auth: &Option<(SnmpAuthProtocol, crate::config::secret::Secret)>,
-    privacy: &Option<(SnmpPrivProtocol, crate::config::secret::Secret)>,
+    auth: &Option<(SnmpAuthProtocol, crate::model::secret::Secret)>,
+    privacy: &Option<(SnmpPrivProtocol, crate::model::secret::Secret)>,
     context: &str,
 ) -> Security {
     let Some((proto, pass)) = auth else {
@@ -633,7 +605,57 @@ pub struct SnmpPoll {
     pub rebooted: bool,
     /// Walks cut short by a non-increasing OID in this poll.
     pub non_increasing: u32,
+    /// Requests sent, retries included.
+    pub requests: u32,
 }
+
+/// A check on demand: does the agent answer (one GET of sysUpTime)?
+#[derive(Debug, Clone)]
+pub struct SnmpCheck {
+    pub at: DateTime<Utc>,
+    pub result: Result<(), SnmpError>,
+    pub requests: u32,
+}
+
+/// The verdict of a link end from its interface as read (`None`: no
+/// interface of that name). IF-MIB: ifOperStatus up(1) is up; an
+/// interface shut (ifAdminStatus down(2)) is not a failure; any other
+/// operational status while administratively up is.
+pub fn end_status(device: &str, interface: &str, found: Option<&Interface>) -> EndStatus {
+    let name = |if_index| EndName {
+        device: device.to_string(),
+        interface: interface.to_string(),
+        if_index,
+    };
+    let Some(i) = found else {
+        return EndStatus::Unknown {
+            end: name(None),
+            why: EndUnknown::NoSuchInterface,
+        };
+    };
+    let end = name(Some(i.index));
+    match (i.oper_status(), i.admin_status()) {
+        (Some(IF_UP), _) => EndStatus::Up,
+        (_, Some(IF_ADMIN_DOWN)) => EndStatus::AdminDown { end },
+        (Some(oper_status), _) => EndStatus::Down { end, oper_status },
+        (None, _) => EndStatus::Unknown {
+            end,
+            why: EndUnknown::NoOperStatus,
+        },
+    }
+}
+
+/// Find an interface by ifName first, then by ifAlias.
+pub fn find_interface<'a>(interfaces: &'a [Interface], name: &str) -> Option<&'a Interface> {
+    interfaces
+        .iter()
+        .find(|i| i.name == name)
+        .or_else(|| interfaces.iter().find(|i| i.alias == name))
+}
+
+/// IF-MIB ifOperStatus / ifAdminStatus `up(1)`; `down(2)` for admin.
+const IF_UP: u64 = 1;
+const IF_ADMIN_DOWN: u64 = 2;
 
 struct NameCache {
     rows: BTreeMap<u64, Interface>,
@@ -661,11 +683,6 @@ impl DevicePoller {
         }
     }
 
-    /// Requests (retries included) the last poll sent.
-    pub fn requests_last_poll(&self) -> u32 {
-        self.session.stats.requests
-    }
-
     pub async fn poll(&mut self) -> SnmpPoll {
         let at = Utc::now();
         let start = Instant::now();
@@ -681,7 +698,85 @@ impl DevicePoller {
             result: result.map(|(s, _)| s),
             rebooted,
             non_increasing: self.session.stats.non_increasing,
+            requests: self.session.stats.requests,
         }
+    }
+
+    /// Whether the agent answers now: one GET of sysUpTime (retried as
+    /// any request), for a dependency check on demand.
+    pub async fn check(&mut self) -> SnmpCheck {
+        let at = Utc::now();
+        self.session.stats = WalkStats::default();
+        let result = self.session.get(&[SYS_UPTIME.to_vec()]).await.map(|_| ());
+        SnmpCheck {
+            at,
+            result,
+            requests: self.session.stats.requests,
+        }
+    }
+
+    /// Read link ends now: ifOperStatus and ifAdminStatus of each end's
+    /// interface, found by name in the interface table of the last poll
+    /// (one GET for them all, not a whole poll). Before any poll has
+    /// named the interfaces, an end is unknown.
+    pub async fn read_ends(&mut self, device: &str, ends: &[EndQuery]) -> Vec<(usize, EndStatus)> {
+        self.session.stats = WalkStats::default();
+        let rows: Vec<Option<Interface>> = ends
+            .iter()
+            .map(|q| {
+                let rows = &self.names.as_ref()?.rows;
+                rows.values()
+                    .find(|i| i.name == q.interface)
+                    .or_else(|| rows.values().find(|i| i.alias == q.interface))
+                    .cloned()
+            })
+            .collect();
+        let not_polled = self.names.is_none();
+        let mut oids: Vec<Arcs> = Vec::new();
+        for r in rows.iter().flatten() {
+            for col in [IF_OPER_STATUS, IF_ADMIN_STATUS] {
+                let mut o = col.to_vec();
+                o.push(r.index);
+                oids.push(o);
+            }
+        }
+        let got: Result<BTreeMap<Arcs, Val>, SnmpError> = if oids.is_empty() {
+            Ok(BTreeMap::new())
+        } else {
+            self.session
+                .get(&oids)
+                .await
+                .map(|v| v.into_iter().collect())
+        };
+        ends.iter()
+            .zip(rows)
+            .map(|(q, row)| {
+                let unknown = |why| EndStatus::Unknown {
+                    end: EndName {
+                        device: device.to_string(),
+                        interface: q.interface.clone(),
+                        if_index: None,
+                    },
+                    why,
+                };
+                let status = match (&got, row) {
+                    (_, None) if not_polled => unknown(EndUnknown::NotPolled),
+                    (_, None) => end_status(device, &q.interface, None),
+                    (Err(e), Some(_)) => unknown(EndUnknown::PollFailed(e.clone())),
+                    (Ok(vals), Some(mut r)) => {
+                        let v = |col: &[u64]| {
+                            let mut o = col.to_vec();
+                            o.push(r.index);
+                            vals.get(&o).and_then(Val::as_u64)
+                        };
+                        r.values[6] = v(IF_OPER_STATUS);
+                        r.values[7] = v(IF_ADMIN_STATUS);
+                        end_status(device, &q.interface, Some(&r))
+                    }
+                };
+                (q.end, status)
+            })
+            .collect()
     }
 
     async fn poll_inner(&mut self) -> Result<(DeviceSnapshot, bool), SnmpError> {
@@ -896,6 +991,62 @@ pub fn went_back(prev: u64, now: u64, elapsed: Duration) -> bool {
     let expected = prev + (elapsed.as_millis() as u64) / 10;
     // Allow a minute of clock slack around the wrap.
     expected + 6_000 < TICKS_WRAP
+}
+
+/// The SNMP prober of one device: its scheduled poll, a light check on
+/// demand, and reads of link ends on it. The session is rebuilt when the
+/// device's address changes.
+pub struct SnmpProber {
+    target: String,
+    settings: SnmpSettings,
+    poller: Option<(std::net::IpAddr, DevicePoller)>,
+}
+
+impl SnmpProber {
+    pub fn new(target: &str, settings: SnmpSettings) -> Self {
+        SnmpProber {
+            target: target.to_string(),
+            settings,
+            poller: None,
+        }
+    }
+}
+
+impl Prober for SnmpProber {
+    const KIND: ProbeKind = ProbeKind::Snmp;
+
+    async fn run(&mut self, ip: std::net::IpAddr, request: Request) -> Vec<Observation> {
+        if self.poller.as_ref().is_none_or(|(p, _)| *p != ip) {
+            let addr = SocketAddr::new(ip, self.settings.port);
+            self.poller = Some((ip, DevicePoller::new(addr, self.settings.clone())));
+        }
+        let Some((_, device)) = self.poller.as_mut() else {
+            return Vec::new();
+        };
+        let on_demand = request != Request::Cycle;
+        let observe = |target: &str, outcome| Observation {
+            target: target.to_string(),
+            on_demand,
+            outcome,
+        };
+        match request {
+            Request::Cycle => vec![observe(&self.target, Outcome::Snmp(device.poll().await))],
+            Request::Check => vec![observe(
+                &self.target,
+                Outcome::SnmpCheck(device.check().await),
+            )],
+            Request::ReadEnds(ends) => {
+                let at = Utc::now();
+                let read = device.read_ends(&self.target, &ends).await;
+                ends.iter()
+                    .zip(read)
+                    .map(|(q, (end, status))| {
+                        observe(&q.link, Outcome::LinkEnd { at, end, status })
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::locale::{Lang, Text};
 use super::MemberReport;
-use crate::sla::calendar::Month;
+use crate::time::calendar::Month;
 
 /// The templates: a base page, the member's report, the overview, and the
 /// outage table both show.

@@ -313,7 +313,7 @@ impl Text {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sla::calendar::oslo_ms;
+    use crate::time::calendar::oslo_ms;
 
     #[test]
     fn numbers_and_dates_in_each_language() {

@@ -23,10 +23,10 @@ use crate::inventory::Inventory;
 use crate::ledger::{LedgerError, Store};
 use crate::linkstats::LinkStats;
 use crate::maintenance::Window;
-use crate::sla::calendar::{oslo_rfc3339, Month};
-use crate::sla::interval::Interval;
 use crate::sla::outages::{self, OutageView};
 use crate::sla::{rollup, FROZEN_SERVICE};
+use crate::time::calendar::{oslo_rfc3339, Month};
+use crate::time::interval::Interval;
 pub use locale::Lang;
 
 #[derive(Debug, thiserror::Error)]
@@ -729,8 +729,8 @@ fn daily(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sla::calendar::oslo_ms as ms;
     use crate::sla::rollup::tests::ledger;
+    use crate::time::calendar::oslo_ms as ms;
 
     fn report(store: &Store, inv: &Inventory, member: &str, month: &str) -> MemberReport {
         let now = ms(2026, 11, 2, 12, 0);

@@ -21,7 +21,7 @@ use typst_pdf::{PdfOptions, PdfStandard, PdfStandards, Timestamp};
 use super::locale::{Lang, Text};
 use super::region::RegionReport;
 use super::MemberReport;
-use crate::sla::calendar::Month;
+use crate::time::calendar::Month;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot make the PDF: {0}")]
@@ -458,8 +458,8 @@ pub fn region(r: &RegionReport, lang: Lang) -> Result<Vec<u8>, PdfError> {
 pub(crate) mod tests {
     use super::*;
     use crate::report::{member_report, region::region_report};
-    use crate::sla::calendar::oslo_ms as ms;
     use crate::sla::rollup::tests::ledger;
+    use crate::time::calendar::oslo_ms as ms;
     use std::process::Command;
 
     /// Run a poppler tool on `pdf`; its standard output.

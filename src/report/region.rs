@@ -7,9 +7,9 @@ use serde::Serialize;
 use super::{ReportError, ServiceSummary};
 use crate::inventory::Inventory;
 use crate::ledger::Store;
-use crate::sla::calendar::{oslo_rfc3339, Month};
-use crate::sla::interval::Interval;
 use crate::sla::outages::{self, OutageView};
+use crate::time::calendar::{oslo_rfc3339, Month};
+use crate::time::interval::Interval;
 
 /// How many outages the overview lists.
 pub const WORST: usize = 10;

@@ -4,11 +4,8 @@
 //! Pure where it can be: the functions here take rows read from the
 //! ledger and a window, and never look at a clock.
 
-pub mod calendar;
-pub mod interval;
 pub mod outages;
 pub mod rollup;
-pub mod schedule;
 pub mod service;
 pub mod timeline;
 
@@ -16,8 +13,8 @@ use std::collections::HashMap;
 
 use crate::inventory::{Service, ServiceLevel};
 use crate::ledger::{LedgerError, Store};
-use calendar::Month;
-use interval::Interval;
+use crate::time::calendar::Month;
+use crate::time::interval::Interval;
 use timeline::Timeline;
 
 /// Timelines of `targets` over `window` from the ledger (the runs read once).
@@ -164,10 +161,10 @@ mod tests {
     use crate::health::State;
     use crate::inventory::ServiceLevel;
     use crate::ledger::store::{RunRow, TransitionRow};
-    use crate::sla::schedule::Schedule;
+    use crate::time::schedule::Schedule;
     use chrono::NaiveDate;
 
-    use crate::sla::calendar::oslo_ms as ms;
+    use crate::time::calendar::oslo_ms as ms;
 
     #[test]
     fn a_closed_month_once_frozen_does_not_follow_later_config_changes() {

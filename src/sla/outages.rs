@@ -7,14 +7,14 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::calendar::oslo_rfc3339;
-use super::interval::{Interval, IntervalSet};
-use super::schedule::Schedule;
 use super::{rollup, service, timeline};
 use crate::health::State;
 use crate::inventory::{Inventory, ServiceLevel};
 use crate::ledger::store::{RunRow, TransitionRow};
 use crate::ledger::{LedgerError, Store};
+use crate::time::calendar::oslo_rfc3339;
+use crate::time::interval::{Interval, IntervalSet};
+use crate::time::schedule::Schedule;
 
 /// One outage, clipped to the window asked about.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -416,8 +416,16 @@ pub fn pieces(
             )
         };
         let mut v: Vec<(Vec<&str>, IntervalSet)> = Vec::new();
-        // Out: down, behind a down parent, or in planned work.
-        let out = |c: &service::Classes| c.down.union(&c.excluded).union(&c.maintenance);
+        // Out: down, behind a down parent, or in planned work — inside the
+        // service's schedule: an outage at night does not affect a
+        // business-hours service.
+        let scheduled = level.schedule.within(w);
+        let out = |c: &service::Classes| {
+            c.down
+                .union(&c.excluded)
+                .union(&c.maintenance)
+                .intersection(&scheduled)
+        };
         for t in &s.targets {
             let c = classes(t);
             v.push((vec![t.as_str()], out(&c)));
@@ -665,5 +673,82 @@ mod tests {
             .collect();
         assert_eq!(got, [(100, 300, true, true), (300, 500, false, false)]);
         assert_eq!(split_planned(o, &IntervalSet::new()).len(), 1);
+    }
+
+    /// Seen in the lab: a link cut at 00:43 on a Monday listed the
+    /// business-hours service behind it as affected. Only services inside
+    /// their schedule during the outage are.
+    #[test]
+    fn a_business_hours_service_is_not_affected_at_night() {
+        use crate::ledger::{Record, Store};
+        use crate::model::{FailureReason, Reason, State, Transition};
+        use crate::time::calendar::oslo_ms as ms;
+        let inv = crate::config::parse(
+            std::path::Path::new("t.yaml"),
+            "
+members: [{ id: tinn, name: Tinn }]
+targets:
+  - { id: link, kind: link, address: 198.51.100.1, serves: [tinn] }
+  - { id: srv, kind: server, address: 198.51.100.2, parents: [link] }
+services:
+  - { id: always, name: Always, serves: [tinn], targets: [srv], sla: [{ valid_from: 2026-01-01, objective: 99.5 }] }
+  - id: office
+    name: Office
+    serves: [tinn]
+    targets: [srv]
+    sla: [{ valid_from: 2026-01-01, objective: 99.0, schedule: business_hours }]
+",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("ledger.db")).unwrap();
+        let start = ms(2026, 11, 2, 0, 0); // a Monday
+        let run = store.begin_run("t", start).unwrap();
+        let tr = |t: &str, at: i64, to: State, root: Option<&str>| {
+            Record::Transition(Transition {
+                target: t.into(),
+                from: State::Unmonitored,
+                to,
+                at: chrono::DateTime::from_timestamp_millis(at).unwrap(),
+                reason: Some(Reason::Icmp(FailureReason::Timeout)),
+                root_cause: root.map(String::from),
+            })
+        };
+        let recs = [
+            tr("link", start, State::Up, None),
+            tr("srv", start, State::Up, None),
+            // 00:43–00:50 at night, then 09:00–09:10 in office hours.
+            tr("link", ms(2026, 11, 2, 0, 43), State::Down, None),
+            tr(
+                "srv",
+                ms(2026, 11, 2, 0, 43),
+                State::Unreachable,
+                Some("link"),
+            ),
+            tr("link", ms(2026, 11, 2, 0, 50), State::Up, None),
+            tr("srv", ms(2026, 11, 2, 0, 50), State::Up, None),
+            tr("link", ms(2026, 11, 2, 9, 0), State::Down, None),
+            tr(
+                "srv",
+                ms(2026, 11, 2, 9, 0),
+                State::Unreachable,
+                Some("link"),
+            ),
+            tr("link", ms(2026, 11, 2, 9, 10), State::Up, None),
+            tr("srv", ms(2026, 11, 2, 9, 10), State::Up, None),
+        ];
+        let now = ms(2026, 11, 2, 12, 0);
+        store.write(run, &recs, now).unwrap();
+        let w = Interval::new(start, now);
+        let mut got = pieces(&store, &inv, w, None, None, now).unwrap();
+        got.sort_by_key(|p| p.start_ms);
+        let services: Vec<Vec<String>> = got.iter().map(|p| p.services.clone()).collect();
+        assert_eq!(
+            services,
+            [
+                vec!["always".to_string()],
+                vec!["always".into(), "office".into()]
+            ]
+        );
     }
 }

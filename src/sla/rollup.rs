@@ -24,16 +24,15 @@
 
 use std::collections::HashMap;
 
-use chrono::{NaiveDate, TimeZone};
-use chrono_tz::Europe::Oslo;
+use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
-use super::interval::Interval;
 use super::outages::{self, Kept};
 use super::service::Tally;
 use super::FREEZE_AFTER_MS;
 use crate::inventory::{Inventory, Service, ServiceLevel};
 use crate::ledger::{LedgerError, Record, Store};
+use crate::time::interval::Interval;
 
 /// A service's tally of a day, keyed by the service id.
 pub const KIND_SERVICE: &str = "service";
@@ -45,18 +44,7 @@ pub const ALL: &str = "*";
 /// computed when asked for).
 pub const BACKFILL_DAYS: i64 = 400;
 
-/// Midnight starting `day` in Europe/Oslo, in UTC milliseconds.
-pub fn day_start(day: NaiveDate) -> Option<i64> {
-    // Midnight always exists in Oslo (DST moves 02:00 and 03:00).
-    Oslo.from_local_datetime(&day.and_hms_opt(0, 0, 0)?)
-        .earliest()
-        .map(|t| t.timestamp_millis())
-}
-
-/// The Oslo calendar day holding `ms`.
-pub fn day_of(ms: i64) -> Option<NaiveDate> {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.with_timezone(&Oslo).date_naive())
-}
+pub use crate::time::oslo::{date_of as day_of, day_start};
 
 /// The whole Oslo days overlapping `window`, in order (23, 24 or 25 hours).
 pub fn days(window: Interval) -> Vec<(NaiveDate, Interval)> {
@@ -82,7 +70,7 @@ pub fn closed(day: Interval, now_ms: i64) -> bool {
 }
 
 /// The form of what is kept; part of every fingerprint.
-const FORMAT: &str = "day results 1";
+const FORMAT: &str = "day results 2";
 
 fn digest(parts: &str) -> String {
     let hash =
@@ -319,9 +307,9 @@ pub fn backfill(
 pub(crate) mod tests {
     use super::*;
     use crate::health::{State, Transition};
-    use crate::sla::calendar::Month;
+    use crate::time::calendar::Month;
 
-    use crate::sla::calendar::oslo_ms as ms;
+    use crate::time::calendar::oslo_ms as ms;
 
     fn tr(target: &str, at: i64, to: State) -> Record {
         Record::Transition(Transition {
@@ -329,7 +317,9 @@ pub(crate) mod tests {
             from: State::Unmonitored,
             to,
             at: chrono::DateTime::from_timestamp_millis(at).unwrap(),
-            reason: Some(format!("{target} {to:?}")),
+            reason: (to == State::Down).then_some(crate::model::Reason::Icmp(
+                crate::model::FailureReason::Timeout,
+            )),
             root_cause: None,
         })
     }
@@ -378,9 +368,9 @@ services:
     ) -> Record {
         let mut s = crate::linkstats::LinkStats::default();
         for rtt in rtts_ms {
-            s.record_probe(&crate::probe::ProbeOutcome::echoes(1, &[*rtt]));
+            s.record_probe(&crate::probe::IcmpOutcome::echoes(1, &[*rtt]));
         }
-        s.record_probe(&crate::probe::ProbeOutcome::echoes(lost, &[]));
+        s.record_probe(&crate::probe::IcmpOutcome::echoes(lost, &[]));
         let at_ms = ms(2026, m, d, 12, 0);
         let p = |r: f64| crate::linkstats::Peak {
             ratio: r,

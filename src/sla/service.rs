@@ -12,10 +12,10 @@
 
 use serde::Serialize;
 
-use super::interval::{Interval, IntervalSet};
 use super::timeline::Timeline;
 use crate::health::State;
 use crate::inventory::{Service, ServiceLevel};
+use crate::time::interval::{Interval, IntervalSet};
 
 /// A timeline sorted into what it means for a service level.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -304,8 +304,8 @@ impl Tally {
 mod tests {
     use super::*;
     use crate::ledger::store::{RunRow, TransitionRow};
-    use crate::sla::schedule::Schedule;
     use crate::sla::timeline::build;
+    use crate::time::schedule::Schedule;
     use chrono::NaiveDate;
     use std::collections::HashMap;
 
@@ -446,7 +446,7 @@ mod tests {
         let svc = service(&["a"], &[&["b", "c"]]);
         let lv = level(0.995);
         // Wednesday 21 October 2026, 12:00 Oslo.
-        let noon = crate::sla::calendar::oslo_ms(2026, 10, 21, 12, 0);
+        let noon = crate::time::calendar::oslo_ms(2026, 10, 21, 12, 0);
         let now = |a, b, c| {
             up_now(&svc, &lv, noon, |t| match t {
                 "a" => a,
@@ -483,11 +483,11 @@ mod tests {
         );
         // Outside business hours the service is not scheduled.
         let office = ServiceLevel {
-            schedule: Schedule::BusinessHours(crate::sla::schedule::BusinessHours::office()),
+            schedule: Schedule::BusinessHours(crate::time::schedule::BusinessHours::office()),
             ..lv
         };
         assert_eq!(up_now(&svc, &office, noon, |_| Down), Some(false));
-        let night = crate::sla::calendar::oslo_ms(2026, 10, 21, 23, 0);
+        let night = crate::time::calendar::oslo_ms(2026, 10, 21, 23, 0);
         assert_eq!(up_now(&svc, &office, night, |_| Down), None);
     }
 }

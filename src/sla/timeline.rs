@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::interval::{Interval, IntervalSet};
 use crate::health::State;
 use crate::ledger::store::{RunRow, TransitionRow};
+use crate::time::interval::{Interval, IntervalSet};
 
 /// Where a target was in each state during a window.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -80,6 +80,12 @@ impl fmt::Display for SecretRef {
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret from a literal (tests only: config secrets are references).
+    #[cfg(test)]
+    pub(crate) fn new(s: &str) -> Self {
+        Secret(s.to_string())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

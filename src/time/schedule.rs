@@ -4,8 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{Datelike, Days, NaiveDate, NaiveTime, TimeZone, Weekday};
-use chrono_tz::Europe::Oslo;
+use chrono::{Datelike, Days, NaiveDate, NaiveTime, Weekday};
 
 use super::interval::{Interval, IntervalSet};
 
@@ -92,10 +91,10 @@ impl Schedule {
             Schedule::Always => return IntervalSet::single(window),
             Schedule::BusinessHours(bh) => bh,
         };
-        let Some(first) = local_date(window.start) else {
+        let Some(first) = super::oslo::date_of(window.start) else {
             return IntervalSet::new();
         };
-        let Some(last) = local_date(window.end) else {
+        let Some(last) = super::oslo::date_of(window.end) else {
             return IntervalSet::new();
         };
         let mut holiday_days: BTreeSet<NaiveDate> = BTreeSet::new();
@@ -111,10 +110,10 @@ impl Schedule {
                 && !holiday_days.contains(&day)
                 && !bh.closed.contains(&day);
             if open {
-                let start = Oslo.from_local_datetime(&day.and_time(bh.from)).earliest();
-                let end = Oslo.from_local_datetime(&day.and_time(bh.to)).latest();
+                let start = super::oslo::local_ms(day.and_time(bh.from));
+                let end = super::oslo::local_ms(day.and_time(bh.to));
                 if let (Some(s), Some(e)) = (start, end) {
-                    spans.push(Interval::new(s.timestamp_millis(), e.timestamp_millis()));
+                    spans.push(Interval::new(s, e));
                 }
             }
             match day.succ_opt() {
@@ -126,14 +125,10 @@ impl Schedule {
     }
 }
 
-fn local_date(ms: i64) -> Option<NaiveDate> {
-    Some(Oslo.timestamp_millis_opt(ms).single()?.date_naive())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sla::calendar::Month;
+    use crate::time::calendar::Month;
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
@@ -195,13 +190,13 @@ mod tests {
         // 2 March 2026 (CET): 07:00 local = 06:00 UTC.
         let first = s.spans()[0];
         assert_eq!(
-            crate::sla::calendar::oslo_rfc3339(first.start),
+            crate::time::calendar::oslo_rfc3339(first.start),
             "2026-03-02T07:00:00.000+01:00"
         );
         // 30 March 2026 (CEST): 07:00 local = 05:00 UTC.
         let last = *s.spans().last().unwrap();
         assert_eq!(
-            crate::sla::calendar::oslo_rfc3339(last.start),
+            crate::time::calendar::oslo_rfc3339(last.start),
             "2026-03-31T07:00:00.000+02:00"
         );
         assert_eq!(hours(&s), 220.0);

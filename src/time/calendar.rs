@@ -59,9 +59,8 @@ impl Month {
     /// Midnight at the start of the month, Europe/Oslo.
     pub fn start(self) -> Option<DateTime<Tz>> {
         let day = NaiveDate::from_ymd_opt(self.year, self.month, 1)?;
-        // Midnight always exists in Oslo (DST moves 02:00 and 03:00).
-        Oslo.from_local_datetime(&day.and_hms_opt(0, 0, 0)?)
-            .earliest()
+        let ms = super::oslo::day_start(day)?;
+        Some(Utc.timestamp_millis_opt(ms).single()?.with_timezone(&Oslo))
     }
 
     /// `[start of month, start of next month)` in UTC milliseconds.
@@ -79,15 +78,7 @@ impl std::fmt::Display for Month {
     }
 }
 
-/// An instant as RFC 3339 in Europe/Oslo, with its offset.
-pub fn oslo_rfc3339(ms: i64) -> String {
-    match Utc.timestamp_millis_opt(ms).single() {
-        Some(t) => t
-            .with_timezone(&Oslo)
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
-        None => String::new(),
-    }
-}
+pub use super::oslo::rfc3339 as oslo_rfc3339;
 
 /// Local Oslo time as UTC milliseconds, for tests (the earlier of an hour
 /// that happens twice).

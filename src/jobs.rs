@@ -1,0 +1,153 @@
+//! Background jobs on deadlines: every `agent.sla_interval`, this
+//! month's SLA figures of every service for the metrics; last month's
+//! results and reports frozen once it closed; closed days summed up ahead
+//! of time (see [`crate::sla::rollup`]). Each round runs off the runtime's
+//! workers, and the next one is due an interval after this one began (no
+//! drift), or at once after a round that overran.
+//!
+//! Owns: the rounds' timing. Must not touch: live state (it reads the
+//! inventory from the live snapshot).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::inventory::Inventory;
+use crate::ledger::{Ledger, Record};
+use crate::live::Live;
+use crate::metrics::Metrics;
+
+/// Days summed up ahead of time per round.
+const BACKFILL_PER_ROUND: usize = 31;
+/// How long the first round waits for the writer to open the ledger.
+const LEDGER_OPEN_WAIT: Duration = Duration::from_secs(10);
+
+/// Run SLA rounds until `stop` is cancelled.
+pub async fn sla_rounds(live: Live, ledger: Ledger, metrics: Metrics, stop: CancellationToken) {
+    // Let the writer open and migrate the ledger first (a moment), so the
+    // first reading does not meet a file without its tables.
+    let opened = tokio::time::Instant::now() + LEDGER_OPEN_WAIT;
+    while ledger.current_run().is_none() && tokio::time::Instant::now() < opened {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    let mut known: Vec<String> = Vec::new();
+    let mut due = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep_until(due) => {}
+        }
+        let began = tokio::time::Instant::now();
+        let inv = live.snapshot().inventory.clone();
+        // Services removed by a reload lose their series.
+        for gone in known
+            .iter()
+            .filter(|k| !inv.services.iter().any(|s| &s.id == *k))
+        {
+            metrics.set_sla(gone, None, None, None, None);
+            metrics.set_service_up(gone, None);
+        }
+        known = inv.services.iter().map(|s| s.id.clone()).collect();
+        let interval = inv.agent.sla_interval;
+        let (l, m) = (ledger.clone(), metrics.clone());
+        let _ = tokio::task::spawn_blocking(move || round(&inv, &l, &m)).await;
+        due = (began + interval).max(tokio::time::Instant::now());
+    }
+}
+
+/// One round: freeze last month, sum up closed days, this month's figures.
+fn round(inv: &Inventory, ledger: &Ledger, metrics: &Metrics) {
+    let now = Utc::now();
+    let month = crate::time::calendar::Month::parse(&crate::time::oslo::month_of(now));
+    let store = if ledger.path().exists() {
+        match crate::ledger::Store::open_read_only(ledger.path()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("SLA metrics: cannot read the ledger: {e}");
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let Some(month) = month else { return };
+    // Last month's results, once closed, are frozen: kept as they
+    // are now, whatever the config says later.
+    if let Some(store) = store.as_ref() {
+        for svc in &inv.services {
+            match crate::sla::freeze_month(store, svc, month.prev(), now.timestamp_millis()) {
+                Ok(Some(result)) => {
+                    tracing::info!(service = %svc.id, month = %month.prev(), "month closed: results frozen");
+                    ledger.record(Record::Frozen {
+                        kind: crate::sla::FROZEN_SERVICE.to_string(),
+                        id: svc.id.clone(),
+                        month: month.prev().to_string(),
+                        result,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(service = %svc.id, "freezing last month: {e}"),
+            }
+        }
+    }
+    // Then every member's report and the regional overview of last
+    // month, as they are once its service results are frozen.
+    if let Some(store) = store.as_ref() {
+        match crate::report::freeze_reports(store, inv, month.prev(), now.timestamp_millis()) {
+            Ok(records) => {
+                if !records.is_empty() {
+                    tracing::info!(month = %month.prev(), reports = records.len(), "month closed: reports frozen");
+                }
+                for r in records {
+                    ledger.record(r);
+                }
+            }
+            Err(e) => tracing::warn!("freezing last month's reports: {e}"),
+        }
+    }
+    // Closed days summed up once, a month's worth per round, so
+    // queries read them instead of every transition. Not while the
+    // ledger cannot be written: they would only wait in memory.
+    if let Some(store) = store.as_ref().filter(|_| !ledger.is_failing()) {
+        match crate::sla::rollup::backfill(
+            store,
+            inv,
+            ledger.current_run(),
+            now.timestamp_millis(),
+            BACKFILL_PER_ROUND,
+        ) {
+            Ok(records) => {
+                if !records.is_empty() {
+                    tracing::debug!(records = records.len(), "closed days summed up");
+                }
+                for r in records {
+                    ledger.record(r);
+                }
+            }
+            Err(e) => tracing::warn!("summing up closed days: {e}"),
+        }
+    }
+    for svc in &inv.services {
+        match crate::sla::service_month(
+            store.as_ref(),
+            svc,
+            month,
+            ledger.current_run(),
+            now.timestamp_millis(),
+        ) {
+            Ok(Some((level, _, f))) => metrics.set_sla(
+                &svc.id,
+                Some(level.objective),
+                f.availability,
+                f.error_budget_remaining,
+                f.coverage,
+            ),
+            Ok(None) => metrics.set_sla(&svc.id, None, None, None, None),
+            Err(e) => tracing::warn!(service = %svc.id, "SLA metrics: {e}"),
+        }
+    }
+}
