@@ -575,6 +575,14 @@ impl HealthBook {
         let Some(h) = self.targets.get_mut(id) else {
             return;
         };
+        let silent = !cycle.success() && !cycle.is_probe_error();
+        if silent && down_ends.is_empty() && h.down_run_since.is_none() && !h.spec.ends.is_empty() {
+            // Echoes across a link just stopped: read its ends now, for
+            // the evidence (an interface down names the fault better than
+            // silence does) rather than at their devices' next polls.
+            let all: Vec<usize> = (0..h.spec.ends.len()).collect();
+            request_end_reads(id, h, &all, now, fx);
+        }
         if !down_ends.is_empty() {
             let asked = request_end_reads(id, h, &down_ends, now, fx);
             if asked && cycle.success() {
@@ -626,8 +634,18 @@ impl HealthBook {
             }
         }
         if h.spec.icmp {
-            let settled =
-                h.ends_awaited.is_empty() || !h.ends.iter().flatten().any(EndStatus::is_down);
+            let down: Vec<EndStatus> = h
+                .ends
+                .iter()
+                .flatten()
+                .filter(|e| e.is_down())
+                .cloned()
+                .collect();
+            // Down on its own with an end down: that end is the evidence.
+            if h.state == State::Down && h.root_cause.is_none() && !down.is_empty() {
+                h.reason = Some(Reason::EndsDown(down.clone()));
+            }
+            let settled = h.ends_awaited.is_empty() || down.is_empty();
             if settled {
                 if let Some(p) = h.parked.take() {
                     self.unpark(id, p, now, fx);
@@ -705,16 +723,6 @@ impl HealthBook {
         h.partial_cycle_at = seen.partial.then_some(at);
         if !clear {
             self.ask_parents(id, now, fx);
-            // A child's confirmed failure waits on this target: look again
-            // at once rather than at its next cycle (as a host in a soft
-            // state is retried sooner), until it is confirmed or clear.
-            if !h_failing(self, id) && self.waited_on(id) {
-                if let Some(h) = self.targets.get_mut(id) {
-                    if h.check_due.is_none_or(|d| d <= now) && h.ends_due.is_none_or(|d| d <= now) {
-                        request_check(id, h, now, fx);
-                    }
-                }
-            }
         }
         let Some(h) = self.targets.get_mut(id) else {
             return;
@@ -729,6 +737,10 @@ impl HealthBook {
             }
             Some(cur) if obs > cur => {
                 let s = &mut h.streak;
+                if s.better > 0 {
+                    s.lead_partial = false;
+                    s.rest_mildest = None;
+                }
                 s.better = 0;
                 s.better_worst = None;
                 s.better_since = None;
@@ -749,20 +761,38 @@ impl HealthBook {
                 } else {
                     mildest
                 };
-                ((s.worse >= h.spec.fail_after).then_some(goal), since)
+                // `fail_after` observations, spanning as long as that many
+                // cycles would: checks on demand add evidence, they do not
+                // make a short blip an outage.
+                let confirmed =
+                    s.worse >= h.spec.fail_after && lasted(since, at, &h.spec, h.spec.fail_after);
+                (confirmed.then_some(goal), since)
             }
             Some(_) => {
                 let s = &mut h.streak;
                 s.worse = 0;
                 s.worse_mildest = None;
                 s.worse_since = None;
-                s.lead_partial = false;
-                s.rest_mildest = None;
+                if s.better == 0 {
+                    s.lead_partial = seen.partial;
+                    s.rest_mildest = None;
+                } else {
+                    s.rest_mildest = Some(s.rest_mildest.map_or(obs, |m| m.max(obs)));
+                }
                 s.better += 1;
                 let since = *s.better_since.get_or_insert(at);
                 let worst = s.better_worst.map_or(obs, |w| w.max(obs));
                 s.better_worst = Some(worst);
-                ((s.better >= h.spec.recover_after).then_some(worst), since)
+                // Silence, then a cycle with some replies, then all back: a
+                // repair inside that cycle, not a lossy path.
+                let goal = if s.lead_partial && s.rest_mildest == Some(Grade::Up) {
+                    Grade::Up
+                } else {
+                    worst
+                };
+                let confirmed = s.better >= h.spec.recover_after
+                    && lasted(since, at, &h.spec, h.spec.recover_after);
+                (confirmed.then_some(goal), since)
             }
         };
         if h.streak.worse == 0 && h.held.take().is_some() {
@@ -889,17 +919,16 @@ impl HealthBook {
                     return;
                 };
                 let interval = h.spec.interval;
+                // Long enough for a parent to confirm a failure that began
+                // with this one: its `fail_after` cycles and one more.
                 let deadline = h.held.as_ref().map(|x| x.deadline).unwrap_or_else(|| {
                     let budget = parents
                         .iter()
                         .filter_map(|p| self.targets.get(p))
-                        .map(|p| {
-                            interval.max(p.spec.check_budget) * (p.spec.fail_after + 2)
-                                + p.spec.check_budget
-                        })
+                        .map(|p| p.spec.interval * (p.spec.fail_after + 1) + p.spec.check_budget)
                         .max()
                         .unwrap_or(interval);
-                    now + chrono::Duration::from_std(budget).unwrap_or_default()
+                    at + chrono::Duration::from_std(budget).unwrap_or_default()
                 });
                 if deadline <= now && !parents.iter().any(|p| self.is_held(p)) {
                     self.fail(id, State::Down, None, at, reason, now, fx);
@@ -916,13 +945,6 @@ impl HealthBook {
                 self.ask_parents(id, now, fx);
             }
         }
-    }
-
-    /// Whether a held child waits on `id`.
-    fn waited_on(&self, id: &str) -> bool {
-        self.children
-            .get(id)
-            .is_some_and(|cs| cs.iter().any(|c| self.is_held(c)))
     }
 
     fn is_held(&self, id: &str) -> bool {
@@ -1188,8 +1210,13 @@ impl HealthBook {
     }
 }
 
-fn h_failing(book: &HealthBook, id: &str) -> bool {
-    book.targets.get(id).is_some_and(|h| h.state.failing())
+/// Whether a streak begun at `since`, seen again at `at`, spans `n`
+/// cycles of the target (`n - 1` intervals, less half an interval for
+/// timer jitter).
+fn lasted(since: Time, at: Time, spec: &Spec, n: u32) -> bool {
+    let need = spec.interval * n.saturating_sub(1);
+    let need = need.saturating_sub(spec.interval / 2);
+    (at - since).to_std().unwrap_or_default() >= need
 }
 
 /// Ask for a check of `p` now, with its answer due by its budget.
@@ -1245,8 +1272,17 @@ fn request_end_reads(
 /// whatever the echoes say; SNMP failing degrades a device that answers
 /// pings.
 fn icmp_seen(h: &TargetHealth, cycle: &IcmpOutcome) -> Seen {
+    let down: Vec<EndStatus> = h
+        .ends
+        .iter()
+        .flatten()
+        .filter(|e| e.is_down())
+        .cloned()
+        .collect();
     let grade = match cycle.verdict(&h.spec.limits) {
         Verdict::NotRun(r) => Err(r),
+        // An interface down names the fault better than silence does.
+        Verdict::Down(_) if !down.is_empty() => Ok((Grade::Down, Reason::EndsDown(down))),
         Verdict::Down(r) => Ok((Grade::Down, r)),
         v => {
             let (g, r) = match v {
@@ -1254,13 +1290,6 @@ fn icmp_seen(h: &TargetHealth, cycle: &IcmpOutcome) -> Seen {
                 Verdict::Degraded(r) => (Grade::Degraded, r),
                 Verdict::Down(r) | Verdict::NotRun(r) => (Grade::Down, r),
             };
-            let down: Vec<EndStatus> = h
-                .ends
-                .iter()
-                .flatten()
-                .filter(|e| e.is_down())
-                .cloned()
-                .collect();
             let snmp_error = h.snmp.as_ref().and_then(|s| s.error.clone());
             if !down.is_empty() {
                 Ok((Grade::Down, Reason::EndsDown(down)))
@@ -1347,7 +1376,7 @@ mod tests {
             labels: Default::default(),
             icmp: IcmpSettings {
                 enabled: true,
-                interval: Duration::from_secs(10),
+                interval: Duration::from_secs(1),
                 count: 4,
                 spacing: Duration::from_millis(100),
                 timeout: Duration::from_secs(1),
@@ -1524,12 +1553,11 @@ mod tests {
         // Confirmed by hysteresis, but the parent is being judged: held.
         let mut all = feed(&mut b, "srv", lost(), s(30)).transitions;
         assert_eq!(state(&b, "srv"), State::Up, "held, not down");
-        // The switch is checked again while its child waits, and again
-        // at once after each failing answer, until it is confirmed.
-        let fx = answer(&mut b, "sw", lost(), s(31));
-        assert_eq!(fx.checks, vec!["sw".to_string()]);
-        all.extend(fx.transitions);
-        all.extend(answer(&mut b, "sw", lost(), s(33)).transitions);
+        // The switch is checked again while its child waits; its own
+        // cycles confirm it once they span its `fail_after` cycles.
+        all.extend(answer(&mut b, "sw", lost(), s(31)).transitions);
+        assert_eq!(state(&b, "sw"), State::Up, "two failing answers in 2 s");
+        all.extend(feed(&mut b, "sw", lost(), s(33)).transitions);
         assert_eq!(state(&b, "sw"), State::Down);
         assert_eq!(state(&b, "srv"), State::Unreachable);
         assert_eq!(b.get("srv").unwrap().root_cause.as_deref(), Some("sw"));
@@ -1566,6 +1594,32 @@ mod tests {
         );
         // A check is asked once per failure, not at every cycle.
         assert!(fx.checks.is_empty());
+    }
+
+    /// Checks on demand add evidence; they do not make a blip shorter
+    /// than `fail_after` cycles an outage.
+    #[test]
+    fn a_blip_shorter_than_detection_is_no_outage_whatever_the_checks() {
+        let mut b = book(vec![
+            target("link", &[]),
+            target("a", &["link"]),
+            target("b", &["link"]),
+        ]);
+        for id in ["link", "a", "b"] {
+            feed(&mut b, id, up(), s(0));
+        }
+        let mut all = Vec::new();
+        all.extend(feed(&mut b, "a", lost(), s(10)).transitions);
+        all.extend(answer(&mut b, "link", lost(), s(11)).transitions);
+        all.extend(feed(&mut b, "b", lost(), s(15)).transitions);
+        all.extend(answer(&mut b, "link", lost(), s(16)).transitions);
+        all.extend(feed(&mut b, "link", lost(), s(18)).transitions);
+        assert_eq!(b.get("link").unwrap().streak.worse, 3);
+        for id in ["link", "a", "b"] {
+            all.extend(feed(&mut b, id, up(), s(20)).transitions);
+        }
+        assert!(all.is_empty(), "{all:?}");
+        assert_eq!(state(&b, "link"), State::Up);
     }
 
     #[test]
@@ -1614,7 +1668,7 @@ mod tests {
         let mut b = chain_up(s(0));
         let mut all = Vec::new();
         let mut checks = Vec::new();
-        for n in [10, 20, 30] {
+        for n in (10..=80).step_by(10) {
             let fx = feed(&mut b, "srv", lost(), s(n));
             checks.extend(fx.checks);
             all.extend(fx.transitions);
@@ -1666,6 +1720,29 @@ mod tests {
         }
         assert_eq!(state(&b, "a"), State::Degraded);
         assert_eq!(reason(&b, "a"), "loss 50 % above 20 %");
+    }
+
+    #[test]
+    fn a_repair_inside_a_cycle_is_up_from_that_cycle_not_degraded() {
+        let mut b = book(vec![target("link", &[])]);
+        feed(&mut b, "link", up(), s(0));
+        for n in [10, 20, 30] {
+            feed(&mut b, "link", lost(), s(n));
+        }
+        assert_eq!(state(&b, "link"), State::Down);
+        feed(&mut b, "link", half(), s(40));
+        let fx = feed(&mut b, "link", up(), s(50));
+        assert_eq!(state(&b, "link"), State::Up, "{fx:?}");
+        assert_eq!(fx.transitions[0].at, s(40));
+        // A path that stays lossy, though, recovers to degraded.
+        let mut b = book(vec![target("a", &[])]);
+        feed(&mut b, "a", up(), s(0));
+        for n in [10, 20, 30] {
+            feed(&mut b, "a", lost(), s(n));
+        }
+        feed(&mut b, "a", half(), s(40));
+        feed(&mut b, "a", half(), s(50));
+        assert_eq!(state(&b, "a"), State::Degraded);
     }
 
     #[test]
@@ -1786,7 +1863,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             retries: 1,
             max_repetitions: 10,
-            interval: Duration::from_secs(60),
+            interval: Duration::from_secs(1),
             modules: Default::default(),
             interfaces: Default::default(),
             custom: vec![],
@@ -1937,11 +2014,20 @@ mod tests {
         // No answer (device dead): a reading is asked again next cycle.
         let fx = feed(&mut b, "link", lost(), s(110));
         assert_eq!(fx.end_reads.len(), 1);
-        // The reason names what holds it down now: no replies.
+        // The reason names what holds it down now: the interface.
         for n in [210, 310] {
             feed(&mut b, "link", lost(), s(n));
         }
-        assert_eq!(reason(&b, "link"), "no reply before the timeout");
+        assert_eq!(state(&b, "link"), State::Down);
+        assert!(reason(&b, "link").starts_with("interface ge-0/0/2 on b"));
+        // Echoes across a link stop: both its ends are read at once.
+        let mut b = book(link_target(true));
+        feed(&mut b, "link", up(), s(0));
+        let fx = feed(&mut b, "link", lost(), s(10));
+        let devices: Vec<&str> = fx.end_reads.iter().map(|(d, _)| d.as_str()).collect();
+        assert_eq!(devices, ["a", "b"]);
+        let fx = feed(&mut b, "link", lost(), s(110));
+        assert!(fx.end_reads.is_empty(), "once per failure");
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod lab;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use lab::{far_host_v4, wait_until, Agent, FarHost, FAST};
+use lab::{far_host_v4, restore, silence, wait_until, Agent, FAST};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -336,24 +336,8 @@ maintenance:
     }
 );
 
-/// Silence one address of the far host: its replies (ICMP and SNMP) are
-/// dropped by a policy route, as if the device behind it were gone.
-fn silence(far: &FarHost, addrs: &[&str]) {
-    for a in addrs {
-        far.sh(&format!("ip rule add from {a} lookup 100 pref 10"));
-    }
-}
-
-fn restore(far: &FarHost, addrs: &[&str]) {
-    for a in addrs {
-        far.sh(&format!("ip rule del from {a} lookup 100 pref 10"));
-    }
-}
-
 lab_test!(region_faults_at_recorded_times_match_the_api, || {
     let far = lab::region_far_host();
-    // Table 100 drops everything: `silence` sends an address's replies there.
-    far.sh("ip route add blackhole 0.0.0.0/0 table 100");
     let dir = tempfile::tempdir().unwrap();
     let _snmpd = lab::region_snmpd(&far, dir.path());
     // The template as shipped, with shorter intervals for the lab and an

@@ -721,6 +721,14 @@ impl DevicePoller {
     /// named the interfaces, an end is unknown.
     pub async fn read_ends(&mut self, device: &str, ends: &[EndQuery]) -> Vec<(usize, EndStatus)> {
         self.session.stats = WalkStats::default();
+        // Not polled yet: name the interfaces first (a walk of the names).
+        let mut failed = None;
+        if self.names.is_none() && self.settings.modules.interfaces {
+            match self.walk_names(None, None).await {
+                Ok(cache) => self.names = Some(cache),
+                Err(e) => failed = Some(e),
+            }
+        }
         let rows: Vec<Option<Interface>> = ends
             .iter()
             .map(|q| {
@@ -759,11 +767,12 @@ impl DevicePoller {
                     },
                     why,
                 };
-                let status = match (&got, row) {
-                    (_, None) if not_polled => unknown(EndUnknown::NotPolled),
-                    (_, None) => end_status(device, &q.interface, None),
-                    (Err(e), Some(_)) => unknown(EndUnknown::PollFailed(e.clone())),
-                    (Ok(vals), Some(mut r)) => {
+                let status = match (&got, row, &failed) {
+                    (_, None, Some(e)) => unknown(EndUnknown::PollFailed(e.clone())),
+                    (_, None, None) if not_polled => unknown(EndUnknown::NotPolled),
+                    (_, None, None) => end_status(device, &q.interface, None),
+                    (Err(e), Some(_), _) => unknown(EndUnknown::PollFailed(e.clone())),
+                    (Ok(vals), Some(mut r), _) => {
                         let v = |col: &[u64]| {
                             let mut o = col.to_vec();
                             o.push(r.index);

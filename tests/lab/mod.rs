@@ -632,3 +632,144 @@ impl SnmpRec {
         .expect("write snmprec");
     }
 }
+
+/// Silence addresses of a far host: their replies (ICMP and SNMP) are
+/// dropped by a policy route to a blackhole, as if the devices behind them
+/// were gone. The far host's other addresses answer on.
+pub fn silence(far: &FarHost, addrs: &[&str]) {
+    far.sh("ip route replace blackhole 0.0.0.0/0 table 100");
+    for a in addrs {
+        far.sh(&format!("ip rule add from {a} lookup 100 pref 10"));
+    }
+}
+
+pub fn restore(far: &FarHost, addrs: &[&str]) {
+    for a in addrs {
+        far.sh(&format!("ip rule del from {a} lookup 100 pref 10"));
+    }
+}
+
+/// One look at every target through `/api/v1/targets`.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub at: Instant,
+    pub id: String,
+    pub state: String,
+    pub root_cause: Option<String>,
+    pub reason: String,
+    /// The last echo cycle: (received, sent).
+    pub echoes: Option<(u64, u64)>,
+}
+
+/// Watches the live API from a thread of its own, as Grafana and alert
+/// rules do, every 50 ms, keeping every look.
+pub struct Watcher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<Seen>>>,
+}
+
+impl Watcher {
+    pub fn start() -> Watcher {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let http: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(5)))
+                .build()
+                .into();
+            let mut seen = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                let body = http
+                    .get(format!("{BASE}/api/v1/targets"))
+                    .call()
+                    .ok()
+                    .and_then(|mut r| r.body_mut().read_to_string().ok())
+                    .unwrap_or_default();
+                let at = Instant::now();
+                let v: Value = serde_json::from_str(&body).unwrap_or_default();
+                for t in v["targets"].as_array().into_iter().flatten() {
+                    let p = &t["last_probe"];
+                    seen.push(Seen {
+                        at,
+                        id: t["id"].as_str().unwrap_or_default().to_string(),
+                        state: t["state"].as_str().unwrap_or_default().to_string(),
+                        root_cause: t["root_cause"].as_str().map(String::from),
+                        reason: t["reason"].as_str().unwrap_or_default().to_string(),
+                        echoes: p["sent"]
+                            .as_u64()
+                            .map(|s| (p["received"].as_u64().unwrap_or(0), s)),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            seen
+        });
+        Watcher {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stop watching; every look taken.
+    pub fn stop(mut self) -> Vec<Seen> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Check what the live API showed while targets behind `root` failed:
+/// each of `behind` shown failing only as `unreachable` with `root` as its
+/// root cause (never `down`, never another root cause).
+pub fn assert_root_cause_shown(seen: &[Seen], root: &str, behind: &[&str]) {
+    for s in seen.iter().filter(|s| behind.contains(&s.id.as_str())) {
+        match s.state.as_str() {
+            "down" => panic!(
+                "{} shown down (reason {:?}); its failure is {root}'s",
+                s.id, s.reason
+            ),
+            "unreachable" => assert_eq!(
+                s.root_cause.as_deref(),
+                Some(root),
+                "{} shown unreachable behind {:?}, not {root}",
+                s.id,
+                s.root_cause
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// A target's transitions in the agent's ledger: (to, at_ms, root_cause).
+pub fn ledger_transitions(agent: &Agent, target: &str) -> Vec<(String, i64, Option<String>)> {
+    let db = rusqlite::Connection::open_with_flags(
+        agent.data_dir().join("ledger.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the ledger");
+    let mut q = db
+        .prepare(
+            "SELECT to_state, at_ms, root_cause FROM transitions WHERE target = ?1 ORDER BY id",
+        )
+        .expect("query");
+    q.query_map([target], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+/// Milliseconds since the epoch of an RFC 3339 value.
+pub fn epoch_ms(v: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default())
+        .map(|t| t.timestamp_millis())
+        .unwrap_or_else(|_| panic!("not RFC 3339: {v}"))
+}
