@@ -339,7 +339,7 @@ maintenance:
 lab_test!(region_faults_at_recorded_times_match_the_api, || {
     let far = lab::region_far_host();
     let dir = tempfile::tempdir().unwrap();
-    let _snmpd = lab::region_snmpd(&far, dir.path());
+    let snmpd = lab::region_snmpd(&far, dir.path());
     // The template as shipped, with shorter intervals for the lab and an
     // API token.
     const INTERVAL_MS: i64 = 2000;
@@ -410,6 +410,7 @@ lab_test!(region_faults_at_recorded_times_match_the_api, || {
         ),
         ("kdc-oko1", &["198.51.100.22"], &[], true),
     ];
+    let watch = lab::Watcher::start();
     let mut truth: Vec<(i64, i64)> = Vec::new();
     for (_, addrs, _, _) in &faults {
         let start = Utc::now().timestamp_millis();
@@ -438,6 +439,69 @@ lab_test!(region_faults_at_recorded_times_match_the_api, || {
                 && behind.iter().all(|b| agent.state(b) == "up")
         });
     }
+    // What the live API showed meanwhile: everything behind a root cause
+    // with that root cause, from the first moment it was shown failing.
+    let seen = watch.stop();
+    for (root, _, behind, _) in &faults {
+        lab::assert_root_cause_shown(&seen, root, behind);
+    }
+
+    // A link cut shorter than detection (three 2 s cycles): no outage,
+    // whatever the checks on demand of the targets behind it see.
+    let flesberg = ["203.0.113.49", "203.0.113.50", "203.0.113.51"];
+    silence(&far, &flesberg);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    restore(&far, &flesberg);
+    // The shared snmpd restarts: every device polled over SNMP reboots
+    // (sysUpTime goes back), and each reboot is counted once.
+    let snmp_devices: Vec<String> = {
+        let (_, v) = json(&agent, "/api/v1/targets");
+        v["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| !t["snmp"].is_null())
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(snmp_devices.len() >= 10, "{snmp_devices:?}");
+    snmpd.restart();
+    let reboots = |m: &str, id: &str| -> f64 {
+        m.lines()
+            .find(|l| {
+                l.starts_with("utkikk_device_reboots_total{")
+                    && l.contains(&format!("target=\"{id}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    wait_until("every device's reboot seen", DEADLINE, || {
+        let m = agent.metrics();
+        snmp_devices.iter().all(|d| reboots(&m, d) >= 1.0)
+    });
+    // Two more polls of each: still once.
+    std::thread::sleep(std::time::Duration::from_secs(9));
+    let m = agent.metrics();
+    for d in &snmp_devices {
+        assert_eq!(reboots(&m, d), 1.0, "{d}");
+    }
+    {
+        let db = rusqlite::Connection::open_with_flags(
+            agent.data_dir().join("ledger.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        for d in &snmp_devices {
+            let n: i64 = db
+                .query_row(
+                    "SELECT COUNT(*) FROM device_events WHERE target = ?1 AND kind = 'reboot'",
+                    [d],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 1, "{d}: reboots in the ledger");
+        }
+    }
 
     // The outage list against the truth: one outage per fault, starting and
     // ending within one probe interval of when it truly did (plus SLACK_MS
@@ -448,6 +512,14 @@ lab_test!(region_faults_at_recorded_times_match_the_api, || {
     let (status, o) = json(&agent, &format!("/api/v1/outages?{}", since(begin)));
     assert_eq!(status, 200, "{o}");
     let outages = o["outages"].as_array().unwrap();
+    // No false outage: the four faults, nothing else (not the short cut,
+    // not the reboots, not a target behind a root cause).
+    for x in outages {
+        assert!(
+            faults.iter().any(|(root, ..)| x["root_cause"] == *root),
+            "an outage that did not happen: {x:#}"
+        );
+    }
     for ((root, _, behind, planned), (start, end)) in faults.iter().zip(&truth) {
         let mine: Vec<&Value> = outages
             .iter()
