@@ -242,23 +242,60 @@ impl Serialize for SnmpStatus {
     }
 }
 
-/// Consecutive observations on one side of the current state.
+/// Consecutive observations on each side of the current state.
 #[derive(Debug, Clone, Copy, Default)]
 struct Streak {
-    worse: u32,
-    /// Mildest observation in the current worse streak.
-    worse_mildest: Option<Grade>,
-    /// The worse streak began with a cycle that lost only some replies;
-    /// and the mildest observation after that one.
+    worse: Side,
+    better: Side,
+}
+
+/// Consecutive observations worse (or better) than the current state.
+#[derive(Debug, Clone, Copy, Default)]
+struct Side {
+    n: u32,
+    /// The mildest of the worse (the worst of the better) observations.
+    extreme: Option<Grade>,
+    /// When the streak began: a confirmed change is dated there, not when
+    /// hysteresis was satisfied.
+    since: Option<Time>,
+    /// The streak began with a cycle that lost only some replies; and the
+    /// extreme of the observations after that one.
     lead_partial: bool,
-    rest_mildest: Option<Grade>,
-    better: u32,
-    /// Worst observation in the current better streak.
-    better_worst: Option<Grade>,
-    /// When the current worse / better streak began: a confirmed change is
-    /// dated there, not when hysteresis was satisfied.
-    worse_since: Option<Time>,
-    better_since: Option<Time>,
+    rest: Option<Grade>,
+}
+
+impl Side {
+    /// Add `obs`; `toward` picks the extreme (`min` on the worse side,
+    /// `max` on the better). Returns the streak's start and the state it
+    /// moves to once confirmed: its extreme, except that a first cycle
+    /// with some replies lost followed only by `clean` observations (down
+    /// on the worse side, up on the better) is a change inside that cycle,
+    /// not a lossy path: `clean`.
+    fn push(
+        &mut self,
+        obs: Grade,
+        partial: bool,
+        at: Time,
+        toward: fn(Grade, Grade) -> Grade,
+        clean: Grade,
+    ) -> (Time, Grade) {
+        if self.n == 0 {
+            self.lead_partial = partial;
+            self.rest = None;
+        } else {
+            self.rest = Some(self.rest.map_or(obs, |r| toward(r, obs)));
+        }
+        self.n += 1;
+        let since = *self.since.get_or_insert(at);
+        let extreme = self.extreme.map_or(obs, |e| toward(e, obs));
+        self.extreme = Some(extreme);
+        let goal = if self.lead_partial && self.rest == Some(clean) {
+            clean
+        } else {
+            extreme
+        };
+        (since, goal)
+    }
 }
 
 /// What the world must do after an observation: transitions to publish,
@@ -634,13 +671,7 @@ impl HealthBook {
             }
         }
         if h.spec.icmp {
-            let down: Vec<EndStatus> = h
-                .ends
-                .iter()
-                .flatten()
-                .filter(|e| e.is_down())
-                .cloned()
-                .collect();
+            let down = ends_down(&h.ends);
             // Down on its own with an end down: that end is the evidence.
             if h.state == State::Down && h.root_cause.is_none() && !down.is_empty() {
                 h.reason = Some(Reason::EndsDown(down.clone()));
@@ -654,13 +685,7 @@ impl HealthBook {
             }
             return;
         }
-        let down: Vec<EndStatus> = h
-            .ends
-            .iter()
-            .flatten()
-            .filter(|e| e.is_down())
-            .cloned()
-            .collect();
+        let down = ends_down(&h.ends);
         let grade = if !down.is_empty() {
             Ok((Grade::Down, Reason::EndsDown(down)))
         } else if h.ends.iter().any(|e| matches!(e, Some(EndStatus::Up))) {
@@ -736,66 +761,30 @@ impl HealthBook {
                 (None, at)
             }
             Some(cur) if obs > cur => {
-                let s = &mut h.streak;
-                if s.better > 0 {
-                    s.lead_partial = false;
-                    s.rest_mildest = None;
-                }
-                s.better = 0;
-                s.better_worst = None;
-                s.better_since = None;
-                if s.worse == 0 {
-                    s.lead_partial = seen.partial;
-                    s.rest_mildest = None;
-                } else {
-                    s.rest_mildest = Some(s.rest_mildest.map_or(obs, |m| m.min(obs)));
-                }
-                s.worse += 1;
-                let since = *s.worse_since.get_or_insert(at);
-                let mildest = s.worse_mildest.map_or(obs, |m| m.min(obs));
-                s.worse_mildest = Some(mildest);
-                // Some replies lost, then silence: a failure that began
-                // inside the first cycle, not a lossy path.
-                let goal = if s.lead_partial && s.rest_mildest == Some(Grade::Down) {
-                    Grade::Down
-                } else {
-                    mildest
-                };
+                h.streak.better = Side::default();
+                let (since, goal) =
+                    h.streak
+                        .worse
+                        .push(obs, seen.partial, at, Grade::min, Grade::Down);
                 // `fail_after` observations, spanning as long as that many
                 // cycles would: checks on demand add evidence, they do not
                 // make a short blip an outage.
-                let confirmed =
-                    s.worse >= h.spec.fail_after && lasted(since, at, &h.spec, h.spec.fail_after);
+                let confirmed = h.streak.worse.n >= h.spec.fail_after
+                    && lasted(since, at, &h.spec, h.spec.fail_after);
                 (confirmed.then_some(goal), since)
             }
             Some(_) => {
-                let s = &mut h.streak;
-                s.worse = 0;
-                s.worse_mildest = None;
-                s.worse_since = None;
-                if s.better == 0 {
-                    s.lead_partial = seen.partial;
-                    s.rest_mildest = None;
-                } else {
-                    s.rest_mildest = Some(s.rest_mildest.map_or(obs, |m| m.max(obs)));
-                }
-                s.better += 1;
-                let since = *s.better_since.get_or_insert(at);
-                let worst = s.better_worst.map_or(obs, |w| w.max(obs));
-                s.better_worst = Some(worst);
-                // Silence, then a cycle with some replies, then all back: a
-                // repair inside that cycle, not a lossy path.
-                let goal = if s.lead_partial && s.rest_mildest == Some(Grade::Up) {
-                    Grade::Up
-                } else {
-                    worst
-                };
-                let confirmed = s.better >= h.spec.recover_after
+                h.streak.worse = Side::default();
+                let (since, goal) =
+                    h.streak
+                        .better
+                        .push(obs, seen.partial, at, Grade::max, Grade::Up);
+                let confirmed = h.streak.better.n >= h.spec.recover_after
                     && lasted(since, at, &h.spec, h.spec.recover_after);
                 (confirmed.then_some(goal), since)
             }
         };
-        if h.streak.worse == 0 && h.held.take().is_some() {
+        if h.streak.worse.n == 0 && h.held.take().is_some() {
             self.refresh_waiting(id);
         }
         let Some(h) = self.targets.get_mut(id) else {
@@ -834,9 +823,9 @@ impl HealthBook {
                 // Same state: the reason names the evidence of now.
                 if Grade::of_state(h.state) == Some(obs) {
                     h.reason = Some(reason);
-                } else if h.state.failing() && h.streak.better > 0 {
+                } else if h.state.failing() && h.streak.better.n > 0 {
                     h.reason = Some(Reason::Recovering {
-                        good: h.streak.better,
+                        good: h.streak.better.n,
                         needed: h.spec.recover_after,
                     });
                 }
@@ -1272,13 +1261,7 @@ fn request_end_reads(
 /// whatever the echoes say; SNMP failing degrades a device that answers
 /// pings.
 fn icmp_seen(h: &TargetHealth, cycle: &IcmpOutcome) -> Seen {
-    let down: Vec<EndStatus> = h
-        .ends
-        .iter()
-        .flatten()
-        .filter(|e| e.is_down())
-        .cloned()
-        .collect();
+    let down = ends_down(&h.ends);
     let grade = match cycle.verdict(&h.spec.limits) {
         Verdict::NotRun(r) => Err(r),
         // An interface down names the fault better than silence does.
@@ -1347,6 +1330,15 @@ fn set(
         reason,
         root_cause,
     });
+}
+
+/// The ends read as down.
+fn ends_down(ends: &[Option<EndStatus>]) -> Vec<EndStatus> {
+    ends.iter()
+        .flatten()
+        .filter(|e| e.is_down())
+        .cloned()
+        .collect()
 }
 
 /// Address and kind are what a target *is*; other settings may change on
@@ -1614,7 +1606,7 @@ mod tests {
         all.extend(feed(&mut b, "b", lost(), s(15)).transitions);
         all.extend(answer(&mut b, "link", lost(), s(16)).transitions);
         all.extend(feed(&mut b, "link", lost(), s(18)).transitions);
-        assert_eq!(b.get("link").unwrap().streak.worse, 3);
+        assert_eq!(b.get("link").unwrap().streak.worse.n, 3);
         for id in ["link", "a", "b"] {
             all.extend(feed(&mut b, id, up(), s(20)).transitions);
         }
@@ -2039,7 +2031,7 @@ mod tests {
         let deadline = b.next_deadline().unwrap();
         b.expire(deadline);
         assert_eq!(b.next_deadline(), None);
-        assert_eq!(b.get("link").unwrap().streak.worse, 1);
+        assert_eq!(b.get("link").unwrap().streak.worse.n, 1);
     }
 
     #[test]

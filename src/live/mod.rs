@@ -148,6 +148,7 @@ impl Live {
         let owner = Owner {
             book: HealthBook::new(),
             inventory: parts.inventory,
+            index: HashMap::new(),
             installed: false,
             scheduler: parts.scheduler,
             metrics: parts.metrics,
@@ -210,6 +211,8 @@ impl Live {
 struct Owner {
     book: HealthBook,
     inventory: Arc<Inventory>,
+    /// Each target's position in the inventory, by id.
+    index: HashMap<String, usize>,
     installed: bool,
     scheduler: Scheduler,
     metrics: Metrics,
@@ -345,6 +348,12 @@ impl Owner {
             }
         }
         self.inventory = new.clone();
+        self.index = new
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.clone(), i))
+            .collect();
         self.installed = true;
         self.transitions(transitions);
         for t in &new.targets {
@@ -367,7 +376,8 @@ impl Owner {
     }
 
     fn observe(&mut self, o: Observation) {
-        let Some(target) = self.inventory.target(&o.target).cloned() else {
+        let inv = self.inventory.clone();
+        let Some(target) = self.index.get(&o.target).and_then(|&i| inv.targets.get(i)) else {
             return; // removed by a reload while it was probed
         };
         if self.book.get(&target.id).is_none() {
@@ -380,7 +390,7 @@ impl Owner {
         let fx = self.book.observe(&o, now);
         match &o.outcome {
             Outcome::Icmp(cycle) => {
-                self.metrics.record_outcome(&target, cycle);
+                self.metrics.record_outcome(target, cycle);
                 if target.kind == TargetKind::Link && !self.in_maintenance.contains_key(&target.id)
                 {
                     let at = cycle.at.timestamp_millis();
@@ -391,22 +401,22 @@ impl Owner {
                 }
             }
             Outcome::Snmp(poll) => {
-                self.log_snmp_change(&target, before_snmp.as_ref());
-                self.metrics.record_snmp(&target, poll);
-                self.update_utilisation(&target, poll);
+                self.log_snmp_change(target, before_snmp.as_ref());
+                self.metrics.record_snmp(target, poll);
+                self.update_utilisation(target, poll);
                 if poll.rebooted {
-                    self.reboot(&target, poll);
+                    self.reboot(target, poll);
                 }
                 if let Some(links) = self.links_on(&target.id) {
                     self.dirty.extend(links);
                 }
             }
             Outcome::SnmpCheck(check) => {
-                self.log_snmp_change(&target, before_snmp.as_ref());
-                self.metrics.record_snmp_check(&target, check);
+                self.log_snmp_change(target, before_snmp.as_ref());
+                self.metrics.record_snmp_check(target, check);
             }
             Outcome::LinkEnd { .. } => {}
-            Outcome::NotRun { probe, .. } => self.metrics.record_not_run(&target, *probe),
+            Outcome::NotRun { probe, .. } => self.metrics.record_not_run(target, *probe),
         }
         self.dirty.push(target.id.clone());
         self.effects(fx);

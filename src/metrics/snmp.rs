@@ -10,8 +10,10 @@
 //! OpenMetrics (which requires `_total` on counters) and `counter` in the
 //! 0.0.4 text format.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Mutex, PoisonError};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -23,11 +25,16 @@ use super::TargetLabels;
 use crate::inventory::CustomKind;
 use crate::probe::snmp::{DeviceSnapshot, IF_METRICS};
 
+/// Each device's last snapshot, by target id. Published whole (a
+/// persistent map: a copy is O(1)), so a scrape encodes a consistent set
+/// without a lock the live-state owner would wait on.
+type Devices = imbl::OrdMap<String, Arc<(TargetLabels, DeviceSnapshot)>>;
+
 #[derive(Debug, Default)]
 pub struct SnmpSeries {
-    devices: Mutex<BTreeMap<String, (TargetLabels, DeviceSnapshot)>>,
+    devices: ArcSwap<Devices>,
     /// Custom counter names seen, for the 0.0.4 type line.
-    custom_counters: Mutex<HashSet<String>>,
+    custom_counters: ArcSwap<HashSet<String>>,
 }
 
 /// utkikk's own labels of a device.
@@ -91,28 +98,37 @@ fn emit<L: EncodeLabelSet>(
 }
 
 impl SnmpSeries {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (TargetLabels, DeviceSnapshot)>> {
-        self.devices.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     pub fn set(&self, labels: &TargetLabels, snap: DeviceSnapshot) {
-        {
-            let mut names = self
-                .custom_counters
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            for (c, _) in &snap.custom {
-                if c.kind == CustomKind::Counter {
-                    names.insert(c.name.clone());
-                }
-            }
+        let known = self.custom_counters.load();
+        let new: Vec<&str> = snap
+            .custom
+            .iter()
+            .filter(|(c, _)| c.kind == CustomKind::Counter && !known.contains(&c.name))
+            .map(|(c, _)| c.name.as_str())
+            .collect();
+        if !new.is_empty() {
+            self.custom_counters.rcu(|names| {
+                let mut names = (**names).clone();
+                names.extend(new.iter().map(|n| n.to_string()));
+                names
+            });
         }
-        self.lock()
-            .insert(labels.target.clone(), (labels.clone(), snap));
+        let entry = Arc::new((labels.clone(), snap));
+        self.devices.rcu(|d| {
+            let mut d = (**d).clone();
+            d.insert(labels.target.clone(), entry.clone());
+            d
+        });
     }
 
     pub fn remove(&self, target: &str) {
-        self.lock().remove(target);
+        if self.devices.load().contains_key(target) {
+            self.devices.rcu(|d| {
+                let mut d = (**d).clone();
+                d.remove(target);
+                d
+            });
+        }
     }
 
     /// Names typed `counter` in the 0.0.4 text format.
@@ -122,21 +138,15 @@ impl SnmpSeries {
             .filter(|(_, counter, _)| *counter)
             .map(|(n, _, _)| (*n).to_string())
             .collect();
-        names.extend(
-            self.custom_counters
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .cloned(),
-        );
+        names.extend(self.custom_counters.load().iter().cloned());
         names
     }
 }
 
 impl Collector for SnmpSeries {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let devices = self.lock();
-        let devs = || devices.values();
+        let devices = self.devices.load_full();
+        let devs = || devices.values().map(|d| (&d.0, &d.1));
         emit(
             &mut encoder,
             "sysUpTime",

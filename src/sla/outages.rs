@@ -714,29 +714,18 @@ services:
                 root_cause: root.map(String::from),
             })
         };
-        let recs = [
+        let mut recs = vec![
             tr("link", start, State::Up, None),
             tr("srv", start, State::Up, None),
-            // 00:43–00:50 at night, then 09:00–09:10 in office hours.
-            tr("link", ms(2026, 11, 2, 0, 43), State::Down, None),
-            tr(
-                "srv",
-                ms(2026, 11, 2, 0, 43),
-                State::Unreachable,
-                Some("link"),
-            ),
-            tr("link", ms(2026, 11, 2, 0, 50), State::Up, None),
-            tr("srv", ms(2026, 11, 2, 0, 50), State::Up, None),
-            tr("link", ms(2026, 11, 2, 9, 0), State::Down, None),
-            tr(
-                "srv",
-                ms(2026, 11, 2, 9, 0),
-                State::Unreachable,
-                Some("link"),
-            ),
-            tr("link", ms(2026, 11, 2, 9, 10), State::Up, None),
-            tr("srv", ms(2026, 11, 2, 9, 10), State::Up, None),
         ];
+        // 00:43–00:50 at night, then 09:00–09:10 in office hours.
+        for ((h0, m0), (h1, m1)) in [((0, 43), (0, 50)), ((9, 0), (9, 10))] {
+            let (cut, repaired) = (ms(2026, 11, 2, h0, m0), ms(2026, 11, 2, h1, m1));
+            recs.push(tr("link", cut, State::Down, None));
+            recs.push(tr("srv", cut, State::Unreachable, Some("link")));
+            recs.push(tr("link", repaired, State::Up, None));
+            recs.push(tr("srv", repaired, State::Up, None));
+        }
         let now = ms(2026, 11, 2, 12, 0);
         store.write(run, &recs, now).unwrap();
         let w = Interval::new(start, now);
