@@ -92,12 +92,13 @@ impl Agent {
             metrics.clone(),
             inventory.agent.max_concurrent_probes,
             inventory.agent.max_concurrent_snmp_polls,
-            probe_runtime,
+            probe_runtime.clone(),
             tokio::runtime::Handle::current(),
         );
         let inventory = Arc::new(inventory);
         let live = Live::start(
             Parts {
+                runtime: probe_runtime,
                 inventory: inventory.clone(),
                 scheduler,
                 metrics: metrics.clone(),

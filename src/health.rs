@@ -52,6 +52,11 @@ type Time = DateTime<Utc>;
 /// Time allowed on top of a probe's own budget before its answer is
 /// given up on.
 const ANSWER_SLACK: Duration = Duration::from_millis(500);
+/// How long an agent may go on reporting an interface down after it came
+/// up (net-snmp caches its interface table for 1–3 s; devices similar):
+/// echoes back across a link this long before its end reads up date the
+/// repair.
+const END_STALENESS: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 /// How one observation graded a target, before hysteresis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,6 +138,12 @@ pub struct TargetHealth {
     ends_awaited: Vec<usize>,
     #[serde(skip)]
     ends_due: Option<Time>,
+    /// Echoes came back across the link (after failing) while an end
+    /// still read down: since when, and how many cycles.
+    #[serde(skip)]
+    echoes_back: Option<(Time, u32)>,
+    #[serde(skip)]
+    echoes_failed: bool,
 }
 
 /// What a target is and how it is probed, from the inventory.
@@ -401,6 +412,8 @@ impl HealthBook {
                         check_due: None,
                         ends_awaited: Vec::new(),
                         ends_due: None,
+                        echoes_back: None,
+                        echoes_failed: false,
                     }
                 }
             };
@@ -620,6 +633,14 @@ impl HealthBook {
             let all: Vec<usize> = (0..h.spec.ends.len()).collect();
             request_end_reads(id, h, &all, now, fx);
         }
+        h.echoes_back = match (cycle.success(), h.echoes_back) {
+            (false, _) => None,
+            (true, _) if down_ends.is_empty() => None,
+            (true, Some((since, n))) => Some((since, n + 1)),
+            (true, None) if h.echoes_failed => Some((cycle.at, 1)),
+            (true, None) => None,
+        };
+        h.echoes_failed = !cycle.success();
         if !down_ends.is_empty() {
             let asked = request_end_reads(id, h, &down_ends, now, fx);
             if asked && cycle.success() {
@@ -630,14 +651,16 @@ impl HealthBook {
             }
         }
         let seen = icmp_seen(h, &cycle);
+        seed_repair(h, &seen);
         self.apply(id, seen, now, fx);
     }
 
     fn unpark(&mut self, id: &str, p: Parked, now: Time, fx: &mut Effects) {
-        let Some(h) = self.targets.get(id) else {
+        let Some(h) = self.targets.get_mut(id) else {
             return;
         };
         let seen = icmp_seen(h, &p.cycle);
+        seed_repair(h, &seen);
         self.apply(id, seen, now, fx);
     }
 
@@ -1206,6 +1229,31 @@ fn lasted(since: Time, at: Time, spec: &Spec, n: u32) -> bool {
     let need = spec.interval * n.saturating_sub(1);
     let need = need.saturating_sub(spec.interval / 2);
     (at - since).to_std().unwrap_or_default() >= need
+}
+
+/// A link whose echoes came back while an end's reading lagged: once the
+/// end reads up (soon enough to be a lagging reading, not a real fault),
+/// the cycles since the echoes came back count as good, and the repair is
+/// dated at the first of them.
+fn seed_repair(h: &mut TargetHealth, seen: &Seen) {
+    let Some((since, n)) = h.echoes_back else {
+        return;
+    };
+    let good = matches!(seen.grade, Ok((Grade::Up | Grade::Degraded, _)));
+    if !good {
+        return;
+    }
+    h.echoes_back = None;
+    if h.state.failing() && h.streak.better.n == 0 && n > 1 && seen.at - since <= END_STALENESS {
+        h.streak.worse = Side::default();
+        h.streak.better = Side {
+            n: n - 1,
+            extreme: Some(Grade::Up),
+            since: Some(since),
+            lead_partial: false,
+            rest: None,
+        };
+    }
 }
 
 /// Ask for a check of `p` now, with its answer due by its budget.
@@ -2020,6 +2068,46 @@ mod tests {
         assert_eq!(devices, ["a", "b"]);
         let fx = feed(&mut b, "link", lost(), s(110));
         assert!(fx.end_reads.is_empty(), "once per failure");
+    }
+
+    /// An agent's interface table lags (net-snmp caches it for 1–3 s): the
+    /// fresh reading right after the repair still says down. Once it reads
+    /// up, the repair is dated at the first cycle that got echoes back.
+    #[test]
+    fn a_lagging_end_reading_does_not_delay_the_repair() {
+        let mut b = book(link_target(true));
+        feed(&mut b, "link", up(), s(0));
+        for n in [10, 20, 30] {
+            feed(&mut b, "link", lost(), s(n));
+        }
+        b.observe(&end_obs("link", 1, end_down("b"), false, s(35)), s(35));
+        feed(&mut b, "link", up(), s(40)); // parked
+        b.observe(&end_obs("link", 1, end_down("b"), true, s(41)), s(41));
+        assert_eq!(state(&b, "link"), State::Down);
+        feed(&mut b, "link", up(), s(50)); // parked again
+                                           // The end reads up: both cycles with echoes back count.
+        let fx = b.observe(&end_obs("link", 1, EndStatus::Up, true, s(51)), s(51));
+        assert_eq!(state(&b, "link"), State::Up);
+        assert_eq!(fx.transitions[0].at, s(40), "{fx:?}");
+        // Echoes through another path while the end is truly down for
+        // long: no earlier repair than the end's.
+        let mut b = book(link_target(true));
+        feed(&mut b, "link", up(), s(0));
+        for n in [10, 20, 30] {
+            feed(&mut b, "link", lost(), s(n));
+        }
+        b.observe(&end_obs("link", 1, end_down("b"), false, s(35)), s(35));
+        for n in (40..=200).step_by(10) {
+            feed(&mut b, "link", up(), s(n));
+            b.observe(&end_obs("link", 1, end_down("b"), true, s(n + 1)), s(n + 1));
+        }
+        feed(&mut b, "link", up(), s(210));
+        let mut all = b
+            .observe(&end_obs("link", 1, EndStatus::Up, true, s(211)), s(211))
+            .transitions;
+        all.extend(feed(&mut b, "link", up(), s(220)).transitions);
+        assert_eq!(state(&b, "link"), State::Up);
+        assert_eq!(all[0].at, s(210), "{all:?}");
     }
 
     #[test]

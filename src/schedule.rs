@@ -19,8 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, Semaphore};
+
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::task::TaskTracker;
@@ -33,9 +35,9 @@ use crate::probe::{EndQuery, FailureReason, Observation, Outcome, Prober, Reques
 
 /// Longest a single name lookup may take before the cycle counts it failed.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Requests on demand waiting per task; more are dropped (the owner asks
-/// again at the next failing cycle).
-const REQUEST_QUEUE: usize = 4;
+/// Link ends waiting to be read per device at most; more are dropped (the
+/// owner asks again at the next cycle).
+const MAX_WAITING_ENDS: usize = 64;
 
 pub struct Scheduler {
     sockets: Arc<IcmpProber>,
@@ -55,7 +57,61 @@ pub struct Scheduler {
 struct Running {
     target: Target,
     abort: AbortHandle,
-    requests: mpsc::Sender<Request>,
+    requests: Arc<Requests>,
+}
+
+/// Requests on demand for one task: a flag for a check, the link ends to
+/// read, and a `Notify` to wake the task. Small and allocated once (a
+/// channel per target cost a block of slots each).
+#[derive(Default)]
+struct Requests {
+    wake: Notify,
+    check: AtomicBool,
+    /// Held only to push or take, never across an await.
+    ends: std::sync::Mutex<Vec<EndQuery>>,
+}
+
+impl Requests {
+    fn check(&self) {
+        self.check.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    fn read_ends(&self, ends: Vec<EndQuery>) -> bool {
+        {
+            let mut waiting = self
+                .ends
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if waiting.len() + ends.len() > MAX_WAITING_ENDS {
+                return false;
+            }
+            for e in ends {
+                if !waiting.contains(&e) {
+                    waiting.push(e);
+                }
+            }
+        }
+        self.wake.notify_one();
+        true
+    }
+
+    /// The next request waiting, if any: link ends first (a parked link
+    /// cycle waits on them), then a check.
+    fn take(&self) -> Option<Request> {
+        let ends = std::mem::take(
+            &mut *self
+                .ends
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if !ends.is_empty() {
+            return Some(Request::ReadEnds(ends));
+        }
+        self.check
+            .swap(false, Ordering::AcqRel)
+            .then_some(Request::Check)
+    }
 }
 
 /// What every probe task needs besides its prober.
@@ -156,33 +212,35 @@ impl Scheduler {
     }
 
     fn spawn<P: Prober>(&self, spec: TaskSpec, prober: P, on: &Handle) -> Running {
-        let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
+        let requests = Arc::new(Requests::default());
         let target = spec.target.clone();
-        let handle = self.tracker.spawn_on(run(spec, prober, rx), on);
+        let handle = self
+            .tracker
+            .spawn_on(run(spec, prober, requests.clone()), on);
         Running {
             target,
             abort: handle.abort_handle(),
-            requests: tx,
+            requests,
         }
     }
 
     /// Look at `target` now (a dependency check on demand): an echo cycle,
     /// or for a target without ICMP one SNMP GET. False when it has no
-    /// probe or its queue is full.
+    /// probe. Asked twice before it ran, it runs once.
     pub fn check(&self, target: &str) -> bool {
         let task = self
             .running
             .get(target)
             .or_else(|| self.running_snmp.get(target));
-        task.is_some_and(|r| r.requests.try_send(Request::Check).is_ok())
+        task.map(|r| r.requests.check()).is_some()
     }
 
     /// Read link ends on `device` now. False when it is not polled over
-    /// SNMP or its queue is full.
+    /// SNMP or too many wait already.
     pub fn read_ends(&self, device: &str, ends: Vec<EndQuery>) -> bool {
         self.running_snmp
             .get(device)
-            .is_some_and(|r| r.requests.try_send(Request::ReadEnds(ends)).is_ok())
+            .is_some_and(|r| r.requests.read_ends(ends))
     }
 
     /// A future that cancels every task (in-flight probes are dropped) and
@@ -279,15 +337,18 @@ impl Drop for InFlight {
 
 /// One target's task for one protocol: its timer, requests on demand, and
 /// the observations sent to the live-state owner.
-async fn run<P: Prober>(mut spec: TaskSpec, mut prober: P, mut requests: mpsc::Receiver<Request>) {
+async fn run<P: Prober>(mut spec: TaskSpec, mut prober: P, requests: Arc<Requests>) {
     let offset = spread_offset(&format!("{}{}", spec.salt, spec.target.id), spec.interval);
     let mut ticker = tokio::time::interval_at(Instant::now() + offset, spec.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
-        let (request, scheduled) = tokio::select! {
-            biased;
-            Some(r) = requests.recv() => (r, None),
-            t = ticker.tick() => (Request::Cycle, Some(t)),
+        let (request, scheduled) = match requests.take() {
+            Some(r) => (r, None),
+            None => tokio::select! {
+                biased;
+                _ = requests.wake.notified() => continue,
+                t = ticker.tick() => (Request::Cycle, Some(t)),
+            },
         };
         let Ok(permit) = spec.permits.clone().acquire_owned().await else {
             return; // semaphore closed: shutting down

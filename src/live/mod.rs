@@ -130,6 +130,10 @@ pub struct Live {
 
 /// What the owner works with, besides its channels.
 pub struct Parts {
+    /// Where the owner runs: the probe runtime's thread, so an echo
+    /// cycle's observation reaches it without waking another thread (the
+    /// old design observed there too, under a lock).
+    pub runtime: tokio::runtime::Handle,
     pub inventory: Arc<Inventory>,
     pub scheduler: Scheduler,
     pub metrics: Metrics,
@@ -138,7 +142,7 @@ pub struct Parts {
 }
 
 impl Live {
-    /// Start the owner on the current runtime. `observations` is the
+    /// Start the owner on `parts.runtime`. `observations` is the
     /// receiving end of the channel the scheduler's probers send on.
     pub fn start(parts: Parts, observations: mpsc::Receiver<Observation>) -> Live {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -166,7 +170,7 @@ impl Live {
             services_at: None,
             link_days_at: None,
         };
-        tokio::spawn(owner.run(rx, observations));
+        parts.runtime.spawn(owner.run(rx, observations));
         Live {
             commands: tx,
             snapshot,
