@@ -326,12 +326,20 @@ impl Resolver {
     }
 }
 
-/// Keeps `utkikk_probes_in_flight` right however the cycle ends.
-struct InFlight(Metrics);
+/// Keeps `utkikk_probes_in_flight` right however the cycle ends. Holds
+/// the one gauge, not a clone of every metric handle.
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    fn new(gauge: &prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        InFlight(gauge.clone())
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.probes_in_flight.dec();
+        self.0.dec();
     }
 }
 
@@ -356,8 +364,7 @@ async fn run<P: Prober>(mut spec: TaskSpec, mut prober: P, requests: Arc<Request
         if let Some(t) = scheduled {
             spec.metrics.observe_lag(t.elapsed().as_secs_f64());
         }
-        spec.metrics.probes_in_flight.inc();
-        let guard = InFlight(spec.metrics.clone());
+        let guard = InFlight::new(&spec.metrics.probes_in_flight);
         let observations = match spec.resolver.address().await {
             Ok(ip) => prober.run(ip, request).await,
             Err(reason) => vec![Observation {

@@ -45,6 +45,9 @@ pub use services::next_boundary;
 pub const OBSERVATION_QUEUE: usize = 8192;
 /// Messages handled before a snapshot is published, at most.
 const BATCH: usize = 512;
+/// Snapshots published this often at most: a batch of observations, not
+/// each one, pays for copying the map's changed nodes.
+const PUBLISH_EVERY: Duration = Duration::from_millis(50);
 /// Without other deadlines, look at the clock at least this often.
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
@@ -78,7 +81,7 @@ pub struct TargetLive {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub inventory: Arc<Inventory>,
-    targets: imbl::HashMap<String, Arc<TargetLive>>,
+    targets: imbl::HashMap<Arc<str>, Arc<TargetLive>>,
     /// Targets inside a maintenance window now, with the window's id.
     pub in_maintenance: Arc<HashMap<String, i64>>,
 }
@@ -163,6 +166,8 @@ impl Live {
             link_days: LinkDays::default(),
             services: services::ServicesNow::default(),
             published: imbl::HashMap::new(),
+            published_at: tokio::time::Instant::now(),
+            publish_due: false,
             dirty: Vec::new(),
             snapshot: snapshot.clone(),
             services_due: true,
@@ -227,8 +232,12 @@ struct Owner {
     link_rates: CounterRates,
     link_days: LinkDays,
     services: services::ServicesNow,
-    /// The per-target part of the snapshot, updated in place.
-    published: imbl::HashMap<String, Arc<TargetLive>>,
+    /// The per-target part of the snapshot, updated in place (keys are
+    /// `Arc<str>`: copying a node clones no string).
+    published: imbl::HashMap<Arc<str>, Arc<TargetLive>>,
+    /// When the last snapshot went out, and whether one is waiting.
+    published_at: tokio::time::Instant,
+    publish_due: bool,
     /// Targets changed since the last snapshot.
     dirty: Vec<String>,
     snapshot: Arc<ArcSwap<Snapshot>>,
@@ -247,8 +256,11 @@ impl Owner {
     ) {
         loop {
             let deadline = self.next_deadline();
-            let wake =
+            let mut wake =
                 tokio::time::Instant::now() + (deadline - Utc::now()).to_std().unwrap_or_default();
+            if self.publish_due {
+                wake = wake.min(self.published_at + PUBLISH_EVERY);
+            }
             tokio::select! {
                 biased;
                 c = commands.recv() => match c {
@@ -282,7 +294,11 @@ impl Owner {
                 _ = tokio::time::sleep_until(wake) => {}
             }
             self.deadlines();
-            self.publish();
+            if tokio::time::Instant::now() >= self.published_at + PUBLISH_EVERY {
+                self.publish();
+            } else {
+                self.publish_due = true;
+            }
         }
     }
 
@@ -640,6 +656,8 @@ impl Owner {
     /// Publish what changed since the last snapshot, evaluating the
     /// services first when their inputs changed.
     fn publish(&mut self) {
+        self.publish_due = false;
+        self.published_at = tokio::time::Instant::now();
         if self.services_due {
             self.services_due = false;
             let now_ms = Utc::now().timestamp_millis();
@@ -675,7 +693,7 @@ impl Owner {
             match self.book.get(&id) {
                 Some(h) => {
                     self.published.insert(
-                        id,
+                        Arc::from(id.as_str()),
                         Arc::new(TargetLive {
                             state: h.state,
                             since: h.since,
@@ -688,7 +706,7 @@ impl Owner {
                     );
                 }
                 None => {
-                    self.published.remove(&id);
+                    self.published.remove(id.as_str());
                 }
             }
         }
