@@ -88,61 +88,47 @@ struct Seen {
     at: Time,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TargetHealth {
     pub state: State,
     pub since: Time,
     pub reason: Option<Reason>,
     pub root_cause: Option<String>,
-    /// The last ICMP echo cycle.
-    pub last_icmp: Option<IcmpOutcome>,
+    /// The last ICMP echo cycle (shared with the published snapshot).
+    pub last_icmp: Option<std::sync::Arc<IcmpOutcome>>,
     /// The last SNMP poll's (or check's) verdict, for targets polled over SNMP.
     pub snmp: Option<SnmpStatus>,
     /// For links: what each end's interface said at its last reading
     /// (`None` until then).
     pub ends: Vec<Option<EndStatus>>,
-    #[serde(skip)]
     streak: Streak,
     /// Since when every observation has been `down`, across transitions: a
     /// hard failure that began mid-cycle first looks like loss (degraded),
     /// and its outage began with the first cycle that got nothing back.
-    #[serde(skip)]
     down_run_since: Option<Time>,
     /// Start of the last cycle, if it lost some replies but not all.
-    #[serde(skip)]
     partial_cycle_at: Option<Time>,
     /// When the target last went down on its own (while it stays failing):
     /// if a root cause above it turns out to have failed first, that outage
     /// is re-attributed to it.
-    #[serde(skip)]
     own_down_at: Option<Time>,
-    #[serde(skip)]
     spec: Spec,
     /// Start of the latest observation that graded the target, and of the
     /// latest clear one (every reply back, or SNMP answering).
-    #[serde(skip)]
     seen_at: Option<Time>,
-    #[serde(skip)]
     clear_at: Option<Time>,
     /// A confirmed failure waiting for its parents to be judged.
-    #[serde(skip)]
     held: Option<Hold>,
     /// An echo cycle of a link waiting for its ends to be read again.
-    #[serde(skip)]
     parked: Option<Parked>,
     /// A check on demand was asked for; its answer is due by then.
-    #[serde(skip)]
     check_due: Option<Time>,
     /// Ends asked to be read again, and when their answers are due.
-    #[serde(skip)]
     ends_awaited: Vec<usize>,
-    #[serde(skip)]
     ends_due: Option<Time>,
     /// Echoes came back across the link (after failing) while an end
     /// still read down: since when, and how many cycles.
-    #[serde(skip)]
     echoes_back: Option<(Time, u32)>,
-    #[serde(skip)]
     echoes_failed: bool,
 }
 
@@ -465,7 +451,7 @@ impl HealthBook {
         }
         match &obs.outcome {
             Outcome::Icmp(cycle) => {
-                h.last_icmp = Some(cycle.clone());
+                h.last_icmp = Some(std::sync::Arc::new(cycle.clone()));
                 if h.spec.icmp {
                     self.observe_icmp(id, cycle.clone(), now, &mut fx);
                 }
@@ -524,7 +510,10 @@ impl HealthBook {
             Outcome::NotRun { probe, reason, .. } => {
                 if *probe == ProbeKind::Icmp {
                     // The API shows the cycle that could not run, and why.
-                    h.last_icmp = Some(IcmpOutcome::not_run(at, reason.clone()));
+                    h.last_icmp = Some(std::sync::Arc::new(IcmpOutcome::not_run(
+                        at,
+                        reason.clone(),
+                    )));
                 }
                 let grades = match probe {
                     ProbeKind::Icmp => h.spec.icmp,

@@ -114,15 +114,17 @@ impl Requests {
     }
 }
 
-/// What every probe task needs besides its prober.
+/// What every probe task needs besides its prober: only that (a task
+/// per target, so its size counts).
 struct TaskSpec {
-    target: Target,
+    id: String,
     interval: Duration,
     /// Salt for the first tick's offset, so a device's SNMP polls do not
     /// start with its pings.
     salt: &'static str,
     observations: mpsc::Sender<Observation>,
-    metrics: Metrics,
+    lag: prometheus_client::metrics::histogram::Histogram,
+    in_flight: prometheus_client::metrics::gauge::Gauge,
     permits: Arc<Semaphore>,
     resolver: Resolver,
 }
@@ -170,7 +172,7 @@ impl Scheduler {
             }
             let prober = IcmpTargetProber::new(self.sockets.clone(), &t.id, t.icmp.clone());
             let spec = self.spec(t, t.icmp.interval, "", self.permits.clone());
-            let r = self.spawn(spec, prober, &self.runtime.clone());
+            let r = self.spawn(t, spec, prober, &self.runtime.clone());
             self.running.insert(t.id.clone(), r);
         }
         let wanted: HashMap<&str, &Target> = inv
@@ -188,7 +190,7 @@ impl Scheduler {
             self.metrics.init_snmp_target(t);
             let prober = SnmpProber::new(&t.id, settings.clone());
             let spec = self.spec(t, settings.interval, "snmp/", self.snmp_permits.clone());
-            let r = self.spawn(spec, prober, &self.snmp_runtime.clone());
+            let r = self.spawn(t, spec, prober, &self.snmp_runtime.clone());
             self.running_snmp.insert(t.id.clone(), r);
         }
     }
@@ -201,19 +203,20 @@ impl Scheduler {
         permits: Arc<Semaphore>,
     ) -> TaskSpec {
         TaskSpec {
-            target: t.clone(),
+            id: t.id.clone(),
             interval,
             salt,
             observations: self.observations.clone(),
-            metrics: self.metrics.clone(),
+            lag: self.metrics.schedule_lag.clone(),
+            in_flight: self.metrics.probes_in_flight.clone(),
             permits,
             resolver: Resolver::new(&t.address, self.resolve_interval),
         }
     }
 
-    fn spawn<P: Prober>(&self, spec: TaskSpec, prober: P, on: &Handle) -> Running {
+    fn spawn<P: Prober>(&self, t: &Target, spec: TaskSpec, prober: P, on: &Handle) -> Running {
         let requests = Arc::new(Requests::default());
-        let target = spec.target.clone();
+        let target = t.clone();
         let handle = self
             .tracker
             .spawn_on(run(spec, prober, requests.clone()), on);
@@ -346,7 +349,7 @@ impl Drop for InFlight {
 /// One target's task for one protocol: its timer, requests on demand, and
 /// the observations sent to the live-state owner.
 async fn run<P: Prober>(mut spec: TaskSpec, mut prober: P, requests: Arc<Requests>) {
-    let offset = spread_offset(&format!("{}{}", spec.salt, spec.target.id), spec.interval);
+    let offset = spread_offset(&format!("{}{}", spec.salt, spec.id), spec.interval);
     let mut ticker = tokio::time::interval_at(Instant::now() + offset, spec.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
@@ -362,13 +365,13 @@ async fn run<P: Prober>(mut spec: TaskSpec, mut prober: P, requests: Arc<Request
             return; // semaphore closed: shutting down
         };
         if let Some(t) = scheduled {
-            spec.metrics.observe_lag(t.elapsed().as_secs_f64());
+            spec.lag.observe(t.elapsed().as_secs_f64());
         }
-        let guard = InFlight::new(&spec.metrics.probes_in_flight);
+        let guard = InFlight::new(&spec.in_flight);
         let observations = match spec.resolver.address().await {
             Ok(ip) => prober.run(ip, request).await,
             Err(reason) => vec![Observation {
-                target: spec.target.id.clone(),
+                target: spec.id.clone(),
                 on_demand: scheduled.is_none(),
                 outcome: Outcome::NotRun {
                     probe: P::KIND,

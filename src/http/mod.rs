@@ -362,7 +362,7 @@ fn view(t: &Target, snap: &Snapshot) -> Option<TargetView> {
         reason: h.reason.as_ref().map(|r| r.to_string()),
         reason_code: h.reason.as_ref().map(|r| r.code()),
         root_cause: h.root_cause.clone(),
-        last_probe: h.last_icmp.as_ref().map(probe_view),
+        last_probe: h.last_icmp.as_deref().map(probe_view),
         snmp: t.snmp.as_ref().map(|s| SnmpView {
             version: s.credentials.version(),
             last_poll: h.snmp.clone(),

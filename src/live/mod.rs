@@ -65,14 +65,14 @@ pub enum Event {
 }
 
 /// A target as it is now, for readers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct TargetLive {
     /// What the probes see (the ledger keeps this).
     pub state: State,
     pub since: DateTime<Utc>,
     pub reason: Option<Reason>,
     pub root_cause: Option<String>,
-    pub last_icmp: Option<IcmpOutcome>,
+    pub last_icmp: Option<Arc<IcmpOutcome>>,
     pub snmp: Option<SnmpStatus>,
     pub ends: Vec<Option<EndStatus>>,
 }

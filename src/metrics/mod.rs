@@ -88,7 +88,7 @@ pub struct Metrics {
     icmp_loss: Family<TargetLabels, FGauge>,
     icmp_jitter: Family<TargetLabels, FGauge>,
     transitions: Family<TransitionLabels, Counter>,
-    schedule_lag: Histogram,
+    pub schedule_lag: Histogram,
     pub probes_in_flight: Gauge,
     targets: Gauge,
     icmp_socket_up: Family<FamilyLabels, Gauge>,
