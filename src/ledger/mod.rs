@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::health::Transition;
 use crate::maintenance::{self, Origin, Spec, Window};
 use crate::metrics::Metrics;
+use crate::model::Transition;
 pub use store::Store;
 
 /// File name inside the data directory.

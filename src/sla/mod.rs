@@ -158,9 +158,9 @@ pub fn compute_service_month(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::State;
     use crate::inventory::ServiceLevel;
     use crate::ledger::store::{RunRow, TransitionRow};
+    use crate::model::State;
     use crate::time::schedule::Schedule;
     use chrono::NaiveDate;
 
@@ -168,8 +168,8 @@ mod tests {
 
     #[test]
     fn a_closed_month_once_frozen_does_not_follow_later_config_changes() {
-        use crate::health::Transition;
         use crate::ledger::Record;
+        use crate::model::Transition;
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("ledger.db")).unwrap();
         let run = store.begin_run("t", ms(2026, 10, 1, 0, 0)).unwrap();

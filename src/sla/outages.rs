@@ -8,10 +8,10 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::{rollup, service, timeline};
-use crate::health::State;
 use crate::inventory::{Inventory, ServiceLevel};
 use crate::ledger::store::{RunRow, TransitionRow};
 use crate::ledger::{LedgerError, Store};
+use crate::model::State;
 use crate::time::calendar::oslo_rfc3339;
 use crate::time::interval::{Interval, IntervalSet};
 use crate::time::schedule::Schedule;

@@ -306,7 +306,7 @@ pub fn backfill(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::health::{State, Transition};
+    use crate::model::{State, Transition};
     use crate::time::calendar::Month;
 
     use crate::time::calendar::oslo_ms as ms;

@@ -13,8 +13,8 @@
 use serde::Serialize;
 
 use super::timeline::Timeline;
-use crate::health::State;
 use crate::inventory::{Service, ServiceLevel};
+use crate::model::State;
 use crate::time::interval::{Interval, IntervalSet};
 
 /// A timeline sorted into what it means for a service level.

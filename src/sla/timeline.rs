@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::health::State;
 use crate::ledger::store::{RunRow, TransitionRow};
+use crate::model::State;
 use crate::time::interval::{Interval, IntervalSet};
 
 /// Where a target was in each state during a window.
