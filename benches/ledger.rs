@@ -143,6 +143,7 @@ fn main() {
     let level = ServiceLevel {
         valid_from: NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default(),
         objective: 0.995,
+        min_coverage: 0.9,
         schedule: Schedule::Always,
         degraded_counts_as_up: true,
         unreachable_counts_as_down: false,

@@ -90,6 +90,9 @@ pub struct ServiceLevel {
     pub valid_from: NaiveDate,
     /// Ratio 0–1 (config: percent).
     pub objective: f64,
+    /// Ratio 0–1 of the scheduled time that must have been observed for a
+    /// verdict (config: percent, default 90).
+    pub min_coverage: f64,
     pub schedule: crate::time::schedule::Schedule,
     pub degraded_counts_as_up: bool,
     pub unreachable_counts_as_down: bool,

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::inventory::Inventory;
 use crate::ledger::{Ledger, Record};
 use crate::live::Live;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SlaGauges};
 
 /// Days summed up ahead of time per round.
 const BACKFILL_PER_ROUND: usize = 31;
@@ -48,7 +48,7 @@ pub async fn sla_rounds(live: Live, ledger: Ledger, metrics: Metrics, stop: Canc
             .iter()
             .filter(|k| !inv.services.iter().any(|s| &s.id == *k))
         {
-            metrics.set_sla(gone, None, None, None, None);
+            metrics.set_sla(gone, None);
             metrics.set_service_up(gone, None);
         }
         known = inv.services.iter().map(|s| s.id.clone()).collect();
@@ -141,12 +141,17 @@ fn round(inv: &Inventory, ledger: &Ledger, metrics: &Metrics) {
         ) {
             Ok(Some((level, _, f))) => metrics.set_sla(
                 &svc.id,
-                Some(level.objective),
-                f.availability,
-                f.error_budget_remaining,
-                f.coverage,
+                Some(SlaGauges {
+                    objective: Some(level.objective),
+                    min_coverage: Some(level.min_coverage),
+                    // Only with a verdict: below the minimum coverage the
+                    // figure would read as one.
+                    availability: f.met.and(f.availability),
+                    budget: f.met.and(f.error_budget_remaining),
+                    coverage: f.coverage,
+                }),
             ),
-            Ok(None) => metrics.set_sla(&svc.id, None, None, None, None),
+            Ok(None) => metrics.set_sla(&svc.id, None),
             Err(e) => tracing::warn!(service = %svc.id, "SLA metrics: {e}"),
         }
     }

@@ -257,9 +257,9 @@ lab_test!(
              \x20 - {{ id: srv1, kind: server, address: 198.51.100.2, site: fl, parents: [link-a] }}\n\
              \x20 - {{ id: dead, kind: server, address: 198.51.100.99, site: fl }}\n\
              services:\n\
-             \x20 - {{ id: files, name: Filer, serves: [flesberg], targets: [srv1], sla: [{{ valid_from: 2020-01-01, objective: 99.5 }}] }}\n\
-             \x20 - {{ id: net, name: Nett, serves: [kongsberg, flesberg], targets: [link-a], sla: [{{ valid_from: 2020-01-01, objective: 99.9 }}] }}\n\
-             \x20 - {{ id: web, name: Web, serves: [flesberg], targets: [dead], sla: [{{ valid_from: 2020-01-01, objective: 99.0 }}] }}\n"
+             \x20 - {{ id: files, name: Filer, serves: [flesberg], targets: [srv1], sla: [{{ valid_from: 2020-01-01, objective: 99.5, min_coverage: 0 }}] }}\n\
+             \x20 - {{ id: net, name: Nett, serves: [kongsberg, flesberg], targets: [link-a], sla: [{{ valid_from: 2020-01-01, objective: 99.9, min_coverage: 0 }}] }}\n\
+             \x20 - {{ id: web, name: Web, serves: [flesberg], targets: [dead], sla: [{{ valid_from: 2020-01-01, objective: 99.0, min_coverage: 0 }}] }}\n"
         ),
         &[("LAB_COMMUNITY", "lab-dash-c0mm")],
     );

@@ -287,12 +287,13 @@ lab_test!(service_levels_from_the_ledger, || {
          \x20   serves: [kongsberg]\n\
          \x20   targets: [srv1]\n\
          \x20   redundancy: [[l1, l2]]\n\
-         \x20   sla: [ {{ valid_from: 2020-01-01, objective: 99.5 }} ]\n\
+         \x20   sla: [ {{ valid_from: 2020-01-01, objective: 99.5, min_coverage: 0 }} ]\n\
          \x20 - id: svc-b\n\
          \x20   name: Future\n\
          \x20   serves: [nedre-eiker]\n\
          \x20   targets: [sw1]\n\
-         \x20   sla: [ {{ valid_from: 2099-01-01, objective: 99, schedule: business_hours, business_hours: {{ days: [mon, tue, wed, thu, fri], from: \"08:00\", to: \"16:00\" }} }} ]\n"
+         \x20   sla: [ {{ valid_from: 2099-01-01, objective: 99, schedule: business_hours, business_hours: {{ days: [mon, tue, wed, thu, fri], from: \"08:00\", to: \"16:00\" }} }} ]\n\
+         \x20 - {{ id: svc-c, name: Arkiv, serves: [kongsberg], targets: [srv1], sla: [ {{ valid_from: 2020-01-01, objective: 99.9 }} ] }}\n"
     );
     let agent = Agent::start(&yaml);
     for id in ["sw1", "srv1", "l1", "l2"] {
@@ -305,7 +306,7 @@ lab_test!(service_levels_from_the_ledger, || {
     let (status, list) = json(&agent, "/api/v1/services");
     assert_eq!(status, 200);
     let services = list["services"].as_array().unwrap();
-    assert_eq!(services.len(), 2);
+    assert_eq!(services.len(), 3);
     assert_eq!(services[0]["redundancy"][0][1], "l2");
     assert_eq!(services[0]["levels"][0]["objective"], 0.995);
     assert_eq!(services[0]["levels"][0]["schedule"], "24x7");
@@ -327,6 +328,18 @@ lab_test!(service_levels_from_the_ledger, || {
         "the month began before this agent"
     );
     assert!(f["unmonitored_seconds"].as_f64().unwrap() > 0.0);
+
+    // The default minimum coverage (90 %) is far from met by an agent that
+    // began minutes ago: the fact (availability) without a verdict.
+    let (status, c) = json(&agent, &format!("/api/v1/services/svc-c/sla?month={month}"));
+    assert_eq!(status, 200, "{c}");
+    let f = &c["figures"];
+    assert_eq!(f["availability"], 1.0, "{c:#}");
+    assert!(f["met"].is_null(), "no verdict at low coverage: {c:#}");
+    assert_eq!(f["unknown"], "coverage_below_minimum", "{c:#}");
+    assert_eq!(f["min_coverage"], 0.9);
+    assert_eq!(f["objective"], 0.999, "exact, not 0.9990000000000001");
+    assert!(f["coverage"].as_f64().unwrap() < 0.9);
 
     // No level in force this month: said so, no figures, no 100 %.
     let (status, b) = json(&agent, &format!("/api/v1/services/svc-b/sla?month={month}"));
@@ -423,7 +436,7 @@ lab_test!(service_levels_from_the_ledger, || {
         .iter()
         .map(|s| s["service"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["svc-a", "svc-b"]);
+    assert_eq!(names, ["svc-a", "svc-b", "svc-c"]);
     // ... and the merged member's own month says where its figures went.
     let (status, ne) = json(
         &agent,
@@ -516,6 +529,7 @@ lab_test!(service_levels_from_the_ledger, || {
             && m.contains("utkikk_sla_availability_ratio{service=\"svc-a\",window=\"month\"} ")
             && m.contains("utkikk_sla_error_budget_remaining_ratio{service=\"svc-a\"} ")
             && m.contains("utkikk_monitoring_coverage_ratio{service=\"svc-a\"} ")
+            && m.contains("utkikk_sla_min_coverage_ratio{service=\"svc-c\"} 0.9\n")
     });
     let m = agent.metrics();
     // No level in force: no SLA series and no up/down (utkikk_service_info,
@@ -526,6 +540,15 @@ lab_test!(service_levels_from_the_ledger, || {
             || l.starts_with("utkikk_monitoring_coverage"))
             && l.contains("service=\"svc-b\"")),
         "no level, no series"
+    );
+    // Below the minimum coverage: the level and the coverage, no verdict.
+    assert!(m.contains("utkikk_sla_objective_ratio{service=\"svc-c\"} 0.999\n"));
+    assert!(m.contains("utkikk_monitoring_coverage_ratio{service=\"svc-c\"} "));
+    assert!(
+        !m.lines().any(|l| (l.starts_with("utkikk_sla_availability")
+            || l.starts_with("utkikk_sla_error_budget"))
+            && l.contains("service=\"svc-c\"")),
+        "no verdict's figures at low coverage"
     );
     assert!(m.contains("utkikk_ledger_write_errors_total 0"));
     // promtool accepts the scrape.

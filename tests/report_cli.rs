@@ -87,7 +87,7 @@ fn writes_csv_and_json_for_a_member() {
     assert!(services.starts_with('\u{feff}'), "UTF-8 with a BOM");
     // 3,600 s of 745 hours: 99.87 %, in bokmål with a decimal comma.
     assert!(
-        services.contains("a;files;2026-10;99,50;99,87;1,0000;0,0000;100,00;Oppfylt"),
+        services.contains("a;files;2026-10;99,50;99,87;1,0000;0,0000;0,0000;100,00;Oppfylt;1;1,0000;73,15"),
         "{services}"
     );
     let outages = std::fs::read_to_string(dir.path().join("out/a-2026-10-outages.csv")).unwrap();

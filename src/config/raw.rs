@@ -165,6 +165,9 @@ pub struct RawLevel {
     pub degraded: Option<S<String>>,
     /// How `unreachable` counts: `excluded` (default) or `down`.
     pub unreachable: Option<S<String>>,
+    /// Percent of the scheduled time that must have been observed for a
+    /// verdict (default 90); below it the month's verdict is unknown.
+    pub min_coverage: Option<S<f64>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

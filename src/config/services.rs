@@ -113,13 +113,47 @@ pub(super) fn services(
 fn level(v: &mut Validator<'_>, l: &RawLevel, p: &str) -> Option<ServiceLevel> {
     let mut ok = true;
     let objective = l.objective.value;
-    if !(objective > 0.0 && objective <= 100.0) {
+    if objective > 0.0 && objective <= 1.0 {
+        v.report(
+            &l.objective,
+            format!("{p}.objective"),
+            format!(
+                "is a percentage: did you mean {}?",
+                percent_text(objective * 100.0)
+            ),
+        );
+        ok = false;
+    } else if !(objective > 0.0 && objective <= 100.0) {
         v.report(
             &l.objective,
             format!("{p}.objective"),
             "must be a percentage above 0 and at most 100, e.g. 99.5",
         );
         ok = false;
+    }
+    let min_coverage = l
+        .min_coverage
+        .as_ref()
+        .map_or(DEFAULT_MIN_COVERAGE_PERCENT, |m| m.value);
+    if let Some(m) = &l.min_coverage {
+        if !(0.0..=100.0).contains(&m.value) {
+            v.report(
+                m,
+                format!("{p}.min_coverage"),
+                "must be a percentage from 0 to 100, e.g. 90",
+            );
+            ok = false;
+        } else if m.value > 0.0 && m.value <= 1.0 {
+            v.report(
+                m,
+                format!("{p}.min_coverage"),
+                format!(
+                    "is a percentage: did you mean {}?",
+                    percent_text(m.value * 100.0)
+                ),
+            );
+            ok = false;
+        }
     }
     let schedule = match l.schedule.as_ref().map(|s| s.value.as_str()) {
         None | Some("24x7") => {
@@ -186,11 +220,28 @@ fn level(v: &mut Validator<'_>, l: &RawLevel, p: &str) -> Option<ServiceLevel> {
     };
     ok.then_some(ServiceLevel {
         valid_from: l.valid_from.value,
-        objective: objective / 100.0,
+        objective: percent_ratio(objective),
+        min_coverage: percent_ratio(min_coverage),
         schedule,
         degraded_counts_as_up,
         unreachable_counts_as_down,
     })
+}
+
+/// The verdict's default minimum coverage, percent of scheduled time.
+pub const DEFAULT_MIN_COVERAGE_PERCENT: f64 = 90.0;
+
+/// A percentage as a ratio, exact to 1e-6: `99.9` gives `0.999`, not
+/// `0.9990000000000001` (the nearest double to the decimal, so it is
+/// written back as written).
+pub fn percent_ratio(percent: f64) -> f64 {
+    (percent * 1e4).round() / 1e6
+}
+
+/// A percentage as a person would write it (`99.5`, not `99.50000000000001`).
+fn percent_text(p: f64) -> String {
+    let r = (p * 1e4).round() / 1e4;
+    format!("{r}")
 }
 
 fn business_hours(

@@ -19,6 +19,8 @@ pub struct LevelView {
     pub valid_from: NaiveDate,
     /// Ratio 0–1.
     pub objective: f64,
+    /// Ratio 0–1 of the scheduled time that must be observed for a verdict.
+    pub min_coverage: f64,
     /// `24x7` or `business_hours`.
     pub schedule: &'static str,
     /// e.g. `mon-fri 07:00-17:00, public holidays closed`.
@@ -55,6 +57,7 @@ pub fn level_view(l: &ServiceLevel) -> LevelView {
     LevelView {
         valid_from: l.valid_from,
         objective: l.objective,
+        min_coverage: l.min_coverage,
         schedule,
         business_hours,
         degraded_counts_as: if l.degraded_counts_as_up {

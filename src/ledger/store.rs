@@ -96,6 +96,11 @@ const MIGRATIONS: &[&str] = &[
         written_ms INTEGER NOT NULL,
         PRIMARY KEY (target, start_ms)
     );",
+    // 7: the reason's stable code beside its (English) words, so reports
+    // can say it in their own language; the covering index carries it.
+    "ALTER TABLE transitions ADD COLUMN reason_code TEXT;
+    DROP INDEX transitions_timeline;
+    CREATE INDEX transitions_timeline ON transitions(target, at_ms, run_id, to_state, reason, reason_code);",
 ];
 
 /// Day results that a write dated at or before `from_ms` could change are
@@ -151,6 +156,9 @@ pub struct TransitionRow {
     pub to_state: String,
     pub at_ms: i64,
     pub reason: Option<String>,
+    /// [`crate::model::Reason::code`]; `None` in rows written before
+    /// schema 7.
+    pub reason_code: Option<String>,
     pub root_cause: Option<String>,
 }
 
@@ -303,8 +311,8 @@ impl Store {
         {
             let mut tr = tx
                 .prepare_cached(
-                    "INSERT INTO transitions (run_id, target, from_state, to_state, at_ms, reason, root_cause)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO transitions (run_id, target, from_state, to_state, at_ms, reason, root_cause, reason_code)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(db)?;
             let mut ev = tx
@@ -355,7 +363,8 @@ impl Store {
                             t.to.as_str(),
                             t.at.timestamp_millis(),
                             t.reason.as_ref().map(|r| r.to_string()),
-                            t.root_cause
+                            t.root_cause,
+                            t.reason.as_ref().map(|r| r.code())
                         ])
                         .map_err(db)?;
                     }
@@ -450,8 +459,8 @@ impl Store {
     /// Transitions of `target` in the given runs that matter for
     /// `[from, to)`: those inside it, and the last one before `from` (the
     /// state the window opens in). In time order; same-millisecond ones in
-    /// the order written. Only `run_id`, `to_state`, `at_ms` and
-    /// `reason` are filled.
+    /// the order written. Only `run_id`, `to_state`, `at_ms`, `reason`
+    /// and `reason_code` are filled.
     pub fn transitions(
         &self,
         target: &str,
@@ -471,13 +480,14 @@ impl Store {
                 to_state: r.get(1)?,
                 at_ms: r.get(2)?,
                 reason: r.get(3)?,
+                reason_code: r.get(4)?,
                 root_cause: None,
             })
         };
         let mut before = self
             .conn
             .prepare_cached(
-                "SELECT run_id, to_state, at_ms, reason FROM transitions
+                "SELECT run_id, to_state, at_ms, reason, reason_code FROM transitions
                  WHERE target = ?1 AND run_id BETWEEN ?2 AND ?3 AND at_ms < ?4 ORDER BY at_ms DESC, id DESC LIMIT 1",
             )
             .map_err(db)?;
@@ -489,7 +499,7 @@ impl Store {
         let mut inside = self
             .conn
             .prepare_cached(
-                "SELECT run_id, to_state, at_ms, reason FROM transitions
+                "SELECT run_id, to_state, at_ms, reason, reason_code FROM transitions
                  WHERE target = ?1 AND run_id BETWEEN ?2 AND ?3 AND at_ms >= ?4 AND at_ms < ?5 ORDER BY at_ms, id",
             )
             .map_err(db)?;

@@ -75,6 +75,17 @@ struct FamilyLabels {
 type FGauge = Gauge<f64, AtomicU64>;
 type HistogramFamily = Family<TargetLabels, Histogram, fn() -> Histogram>;
 
+/// A service's SLA gauges this month. The verdict's figures
+/// (availability, error budget) are `None` when no verdict can be given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SlaGauges {
+    pub objective: Option<f64>,
+    pub min_coverage: Option<f64>,
+    pub availability: Option<f64>,
+    pub budget: Option<f64>,
+    pub coverage: Option<f64>,
+}
+
 /// All of the agent's metrics. Clones share the same series.
 #[derive(Clone)]
 pub struct Metrics {
@@ -109,6 +120,7 @@ pub struct Metrics {
     sla_availability: Family<ServiceWindowLabels, FGauge>,
     sla_budget: Family<ServiceLabels, FGauge>,
     coverage: Family<ServiceLabels, FGauge>,
+    min_coverage: Family<ServiceLabels, FGauge>,
     service_up: Family<ServiceLabels, Gauge>,
     service_info: Family<ServiceInfoLabels, Gauge>,
     service_root_cause: Family<ServiceCauseLabels, Gauge>,
@@ -201,6 +213,7 @@ impl Metrics {
             sla_availability: Family::default(),
             sla_budget: Family::default(),
             coverage: Family::default(),
+            min_coverage: Family::default(),
             service_up: Family::default(),
             service_info: Family::default(),
             service_root_cause: Family::default(),
@@ -338,18 +351,23 @@ impl Metrics {
         );
         r.register(
             "utkikk_sla_availability_ratio",
-            "Availability of the service this calendar month (Europe/Oslo) so far; absent while nothing was observed",
+            "Availability of the service this calendar month (Europe/Oslo) so far; absent while no verdict can be given (nothing observed, or coverage below utkikk_sla_min_coverage_ratio)",
             m.sla_availability.clone(),
         );
         r.register(
             "utkikk_sla_error_budget_remaining_ratio",
-            "Share of this month's error budget left (1 untouched, 0 spent, negative overspent)",
+            "Share of this month's error budget left (1 untouched, 0 spent, negative overspent); absent while no verdict can be given",
             m.sla_budget.clone(),
         );
         r.register(
             "utkikk_monitoring_coverage_ratio",
             "Share of the service's scheduled time this month that was monitored",
             m.coverage.clone(),
+        );
+        r.register(
+            "utkikk_sla_min_coverage_ratio",
+            "Share of the scheduled time that must be monitored for a verdict under the level in force",
+            m.min_coverage.clone(),
         );
         r.register(
             "utkikk_service_up",
@@ -484,15 +502,10 @@ impl Metrics {
         }
     }
 
-    /// This month's figures of a service; `None` clears what cannot be said.
-    pub fn set_sla(
-        &self,
-        service: &str,
-        objective: Option<f64>,
-        availability: Option<f64>,
-        budget: Option<f64>,
-        coverage: Option<f64>,
-    ) {
+    /// This month's figures of a service; `None` clears what cannot be said
+    /// (`None` for all: the service has no level in force or is gone).
+    pub fn set_sla(&self, service: &str, g: Option<SlaGauges>) {
+        let g = g.unwrap_or_default();
         let l = ServiceLabels {
             service: service.to_string(),
         };
@@ -508,10 +521,11 @@ impl Metrics {
                 f.remove(&l);
             }
         };
-        set(&self.sla_objective, objective);
-        set(&self.sla_budget, budget);
-        set(&self.coverage, coverage);
-        match availability {
+        set(&self.sla_objective, g.objective);
+        set(&self.min_coverage, g.min_coverage);
+        set(&self.sla_budget, g.budget);
+        set(&self.coverage, g.coverage);
+        match g.availability {
             Some(v) => {
                 self.sla_availability.get_or_create(&lw).set(v);
             }

@@ -1,6 +1,7 @@
 //! The report as two CSV files for a spreadsheet: one row per service
 //! (member, service, month, objective, availability, downtime,
-//! maintenance, coverage, met) and one row per unplanned outage.
+//! maintenance, excluded, coverage, verdict, outages, mean time to
+//! restore, error budget left) and one row per unplanned outage.
 //!
 //! Form: UTF-8 with a byte-order mark (so spreadsheets read æøå right),
 //! header row in the report's language. In bokmål the separator is `;` and
@@ -43,17 +44,21 @@ pub fn services(reports: &[MemberReport], lang: Lang) -> Result<String, csv::Err
         &pct(Text::Availability),
         &hrs(Text::Downtime),
         &hrs(Text::Maintenance),
+        &hrs(Text::Excluded),
         &pct(Text::Coverage),
-        t(Text::Met),
+        t(Text::Verdict),
+        t(Text::OutageCount),
+        &hrs(Text::MeanTimeToRestore),
+        &pct(Text::ErrorBudget),
     ])?;
     let pct = |x: Option<f64>| x.map_or(String::new(), |r| lang.number(r * 100.0, 2));
     let hours = |s: f64| lang.number(s / 3600.0, 4);
     for r in reports {
         for s in &r.services {
-            let met = match s.met {
-                Some(true) => t(Text::Met),
-                Some(false) => t(Text::Missed),
-                None => "",
+            // Empty only when nothing was observed ("no data").
+            let met = match (s.met, s.unknown) {
+                (None, None | Some(crate::sla::service::Unknown::NoData)) => "",
+                _ => lang.verdict(s.met, s.unknown).0,
             };
             w.write_record([
                 r.member.as_str(),
@@ -63,8 +68,12 @@ pub fn services(reports: &[MemberReport], lang: Lang) -> Result<String, csv::Err
                 &pct(s.availability),
                 &hours(s.downtime_seconds),
                 &hours(s.maintenance_seconds),
+                &hours(s.excluded_seconds),
                 &pct(s.coverage),
                 met,
+                &s.outages.to_string(),
+                &s.mean_time_to_recover_seconds.map_or(String::new(), hours),
+                &pct(s.met.and(s.error_budget_remaining)),
             ])?;
         }
     }
@@ -81,6 +90,7 @@ pub fn outages(reports: &[MemberReport], lang: Lang) -> Result<String, csv::Erro
         t(Text::End),
         &format!("{} ({})", t(Text::Duration), t(Text::Hours)),
         t(Text::Services),
+        t(Text::ExcludedFor),
         t(Text::RootCause),
         t(Text::Reason),
         t(Text::Note),
@@ -93,8 +103,9 @@ pub fn outages(reports: &[MemberReport], lang: Lang) -> Result<String, csv::Erro
                 o.end.as_str(),
                 &lang.number(o.duration_seconds / 3600.0, 4),
                 &o.outage.services.join(" "),
+                &o.outage.excluded_services.join(" "),
                 o.outage.target.as_str(),
-                o.outage.reason.as_deref().unwrap_or(""),
+                &lang.reason(o.outage.reason_code.as_deref(), o.outage.reason.as_deref()),
                 o.note.as_deref().unwrap_or(""),
             ])?;
         }

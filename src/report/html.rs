@@ -36,26 +36,17 @@ struct View {
     version: String,
     merged_into: Option<String>,
     includes: String,
-    services: Vec<ServiceRow>,
+    /// The month in plain words.
+    summary: Vec<String>,
+    services: Vec<super::cells::ServiceCells>,
+    /// Why time was excluded, per service.
+    excluded: Vec<String>,
     charts: Vec<Chart>,
     outages: Vec<OutageRow>,
     more_outages: Option<String>,
     maintenance: Vec<MaintenanceRow>,
     /// Formatted cells: name, median, p95, loss, peak out, peak in.
     links: Vec<[String; 6]>,
-}
-
-#[derive(Serialize)]
-struct ServiceRow {
-    name: String,
-    objective: String,
-    availability: String,
-    nodata: bool,
-    verdict: &'static str,
-    verdict_class: &'static str,
-    downtime: String,
-    maintenance: String,
-    coverage: String,
 }
 
 #[derive(Serialize)]
@@ -67,6 +58,8 @@ struct OutageRow {
     root_cause: String,
     reason: String,
     note: String,
+    /// The members it hit (the regional overview only).
+    members: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -129,6 +122,14 @@ struct Labels {
     peak_out: &'static str,
     peak_in: &'static str,
     links_note: &'static str,
+    members: &'static str,
+    verdict: &'static str,
+    in_brief: &'static str,
+    budget: &'static str,
+    outage_count: &'static str,
+    mean_time_to_restore: &'static str,
+    error_budget: &'static str,
+    excluded: &'static str,
 }
 
 impl Labels {
@@ -176,6 +177,14 @@ impl Labels {
             peak_out: t(Text::PeakOut),
             peak_in: t(Text::PeakIn),
             links_note: t(Text::LinksNote),
+            members: t(Text::Members),
+            verdict: t(Text::Verdict),
+            in_brief: t(Text::InBrief),
+            budget: t(Text::Budget),
+            outage_count: t(Text::OutageCount),
+            mean_time_to_restore: t(Text::MeanTimeToRestore),
+            error_budget: t(Text::ErrorBudget),
+            excluded: t(Text::Excluded),
         }
     }
 }
@@ -186,31 +195,7 @@ fn ms_of(rfc3339: &str) -> i64 {
 
 /// The member's report as HTML.
 pub fn member(r: &MemberReport, lang: Lang) -> Result<String, RenderError> {
-    let pct = |x: Option<f64>, places| x.map_or("–".to_string(), |v| lang.percent(v, places));
-    let services = r
-        .services
-        .iter()
-        .map(|s| {
-            let (verdict, verdict_class) = match s.met {
-                Some(true) => (lang.text(Text::Met), "met"),
-                Some(false) => (lang.text(Text::Missed), "missed"),
-                None => (lang.text(Text::NoData), "nodata"),
-            };
-            ServiceRow {
-                name: s.name.clone(),
-                objective: pct(s.objective, 2),
-                availability: s
-                    .availability
-                    .map_or(lang.text(Text::NoData).to_string(), |a| lang.percent(a, 3)),
-                nodata: s.availability.is_none(),
-                verdict,
-                verdict_class,
-                downtime: lang.hours_minutes(s.downtime_seconds),
-                maintenance: lang.hours_minutes(s.maintenance_seconds),
-                coverage: pct(s.coverage, 1),
-            }
-        })
-        .collect();
+    let services = r.services.iter().map(|s| s.cells(lang)).collect();
     let (listed, left, left_seconds) = r.listed_outages();
     let outages = outage_rows(&listed, lang, |id| r.service_name(id));
     let more_outages = (left > 0).then(|| lang.more_outages(left, left_seconds));
@@ -220,18 +205,19 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<String, RenderError> {
         .map(|m| MaintenanceRow {
             start: lang.date_time(ms_of(&m.start)),
             end: lang.date_time(ms_of(&m.end)),
-            duration: lang.hours_minutes(m.duration_seconds),
+            duration: lang.duration(m.duration_seconds),
             category: lang.category(&m.category).to_string(),
             targets: m.targets.join(", "),
             note: m.note.clone().unwrap_or_default(),
         })
         .collect();
+    let floor = chart_floor(r);
     let charts = r
         .services
         .iter()
         .map(|s| Chart {
             name: s.name.clone(),
-            svg: chart(r, &s.service, s.objective, lang),
+            svg: chart(r, &s.service, s.objective, floor, lang),
         })
         .collect();
     let month = Month::parse(&r.month);
@@ -248,7 +234,9 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<String, RenderError> {
         version: r.version.clone(),
         merged_into: r.merged_into.clone(),
         includes: r.includes.join(", "),
+        summary: r.summary_sentences(lang),
         services,
+        excluded: r.excluded_notes(lang),
         charts,
         outages,
         more_outages,
@@ -276,20 +264,19 @@ fn outage_rows(
 ) -> Vec<OutageRow> {
     outages
         .iter()
-        .map(|o| OutageRow {
-            start: lang.date_time(o.outage.start_ms),
-            end: lang.date_time(o.outage.end_ms),
-            duration: lang.hours_minutes(o.duration_seconds),
-            services: o
-                .outage
-                .services
-                .iter()
-                .map(|s| service_name(s))
-                .collect::<Vec<_>>()
-                .join(", "),
-            root_cause: o.root_cause_name.clone(),
-            reason: o.outage.reason.clone().unwrap_or_default(),
-            note: o.note.clone().unwrap_or_default(),
+        .map(|o| {
+            let [start, end, duration, services, root_cause, reason, note] =
+                super::cells::outage_cells(o, lang, &service_name);
+            OutageRow {
+                start,
+                end,
+                duration,
+                services,
+                root_cause,
+                reason,
+                note,
+                members: None,
+            }
         })
         .collect()
 }
@@ -319,13 +306,7 @@ struct RegionColumn {
 struct RegionRow {
     name: String,
     kommunenummer: Option<String>,
-    cells: Vec<Cell>,
-}
-
-#[derive(Serialize)]
-struct Cell {
-    text: String,
-    class: &'static str,
+    cells: Vec<super::cells::RegionCell>,
 }
 
 /// The regional overview as HTML: the members × services matrix, each
@@ -357,26 +338,18 @@ pub fn region(r: &super::region::RegionReport, lang: Lang) -> Result<String, Ren
                 cells: m
                     .cells
                     .iter()
-                    .map(|c| match c {
-                        None => Cell {
-                            text: "·".into(),
-                            class: "none",
-                        },
-                        Some(s) => match (s.availability, s.met) {
-                            (Some(a), Some(met)) => Cell {
-                                text: lang.percent(a, 3),
-                                class: if met { "met" } else { "missed" },
-                            },
-                            _ => Cell {
-                                text: lang.text(Text::NoData).into(),
-                                class: "nodata",
-                            },
-                        },
-                    })
+                    .map(|c| super::cells::region_cell(c.as_ref(), lang))
                     .collect(),
             })
             .collect(),
-        outages: outage_rows(&r.worst_outages, lang, |id| r.service_name(id)),
+        outages: outage_rows(&r.worst_outages, lang, |id| r.service_name(id))
+            .into_iter()
+            .zip(&r.worst_outages)
+            .map(|(mut row, o)| {
+                row.members = Some(super::cells::members_hit(o, |m| r.member_name(m)));
+                row
+            })
+            .collect(),
     };
     render("region.html", &view)
 }
@@ -389,10 +362,30 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A bar per day: the day's availability on a scale from `floor` to 100 %,
-/// green when it meets the objective, red when not, a grey stub for a day
-/// with no data. A dashed line marks the objective.
-pub(crate) fn chart(r: &MemberReport, service: &str, objective: Option<f64>, lang: Lang) -> String {
+/// The lower end of every chart of a report: 90 %, or lower in steps of
+/// ten when a day or an objective of any service went lower. One scale
+/// for all charts, so bars of two services compare at a glance.
+pub(crate) fn chart_floor(r: &MemberReport) -> f64 {
+    let lowest = r
+        .daily
+        .iter()
+        .flat_map(|d| d.services.iter().filter_map(|f| f.availability))
+        .chain(r.services.iter().filter_map(|s| s.objective))
+        .fold(1.0_f64, f64::min);
+    ((lowest * 10.0).floor() / 10.0).clamp(0.0, 0.9)
+}
+
+/// A bar per day: the day's availability on a scale from `floor` (see
+/// [`chart_floor`]) to 100 %, green when it meets the objective, red when
+/// not; a day with no data is a pale full-height bar (not a stub that a
+/// row of would read as a line). A dashed line marks the objective.
+pub(crate) fn chart(
+    r: &MemberReport,
+    service: &str,
+    objective: Option<f64>,
+    floor: f64,
+    lang: Lang,
+) -> String {
     let days: Vec<(&str, Option<f64>)> = r
         .daily
         .iter()
@@ -405,13 +398,6 @@ pub(crate) fn chart(r: &MemberReport, service: &str, objective: Option<f64>, lan
             (d.date.as_str(), a)
         })
         .collect();
-    let lowest = days
-        .iter()
-        .filter_map(|(_, a)| *a)
-        .chain(objective)
-        .fold(1.0_f64, f64::min);
-    // 90 %, or lower in steps of ten when a day went lower.
-    let floor = ((lowest * 10.0).floor() / 10.0).clamp(0.0, 0.9);
     let (w, h, left, bottom, top) = (640.0, 150.0, 48.0, 22.0, 8.0);
     let plot_h = h - bottom - top;
     let n = days.len().max(1) as f64;
@@ -434,7 +420,7 @@ pub(crate) fn chart(r: &MemberReport, service: &str, objective: Option<f64>, lan
     for (i, (date, a)) in days.iter().enumerate() {
         let x = left + slot * i as f64 + slot * 0.15;
         let bw = slot * 0.7;
-        let (fill, top_y, label) = match a {
+        let (fill, top_y, label, stroke) = match a {
             Some(v) => (
                 if objective.is_some_and(|o| *v < o) {
                     "#c62828"
@@ -443,15 +429,17 @@ pub(crate) fn chart(r: &MemberReport, service: &str, objective: Option<f64>, lan
                 },
                 y(*v),
                 lang.percent(*v, 3),
+                "",
             ),
             None => (
-                "#9aa5b1",
-                h - bottom - 3.0,
+                "#eef1f4",
+                top,
                 lang.text(Text::NoData).to_string(),
+                " stroke=\"#c5ccd3\" stroke-width=\"0.5\"",
             ),
         };
         s += &format!(
-            "<rect x=\"{x:.1}\" y=\"{top_y:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{fill}\"><title>{}</title></rect>",
+            "<rect x=\"{x:.1}\" y=\"{top_y:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{fill}\"{stroke}><title>{}</title></rect>",
             (h - bottom - top_y).max(0.0),
             esc(&format!("{date}: {label}"))
         );

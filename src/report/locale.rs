@@ -58,10 +58,86 @@ impl Lang {
         }
     }
 
-    /// A duration as h:mm (rounded to the minute).
-    pub fn hours_minutes(self, seconds: f64) -> String {
-        let minutes = (seconds / 60.0).round() as i64;
-        format!("{}:{:02}", minutes / 60, minutes % 60)
+    /// An availability as a percentage, cut (not rounded) to `places`
+    /// decimals: 99.996 % with two is `99,99 %`, so only a whole month up
+    /// reads `100,00 %` and a missed objective never reads as met.
+    pub fn availability(self, ratio: f64, places: usize) -> String {
+        let f = 10f64.powi(places as i32);
+        // (The small term absorbs binary noise: 0.995 × 10⁴ is 9949.99…)
+        let cut = ((ratio * 100.0 * f) + 1e-6).floor() / f;
+        self.percent(cut / 100.0, places)
+    }
+
+    /// A duration to the second: `0:00:28`, `3:05:00`, `26:40:12` (hours
+    /// are not folded into days: a month's downtime adds up in hours).
+    pub fn duration(self, seconds: f64) -> String {
+        let s = seconds.max(0.0).round() as i64;
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    }
+
+    /// The verdict on a service's month, and a class for HTML.
+    pub fn verdict(
+        self,
+        met: Option<bool>,
+        unknown: Option<crate::sla::service::Unknown>,
+    ) -> (&'static str, &'static str) {
+        use crate::sla::service::Unknown;
+        match (met, unknown) {
+            (Some(true), _) => (self.text(Text::Met), "met"),
+            (Some(false), _) => (self.text(Text::Missed), "missed"),
+            (None, Some(Unknown::CoverageBelowMinimum)) => {
+                (self.text(Text::TooLittleObserved), "unknown")
+            }
+            (None, _) => (self.text(Text::NoData), "nodata"),
+        }
+    }
+
+    /// The hours a service level counts in: `hele døgnet` or
+    /// `hverdager 07–17, unntatt helligdager`.
+    pub fn schedule(self, s: &crate::time::schedule::Schedule) -> String {
+        use crate::time::schedule::Schedule;
+        let bh = match s {
+            Schedule::Always => return self.text(Text::AroundTheClock).to_string(),
+            Schedule::BusinessHours(bh) => bh,
+        };
+        const NB_DAYS: [&str; 7] = ["man.", "tir.", "ons.", "tor.", "fre.", "lør.", "søn."];
+        const EN_DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+        let days: Vec<u32> = bh.days.iter().copied().collect();
+        let names = match self {
+            Lang::Nb => NB_DAYS,
+            Lang::En => EN_DAYS,
+        };
+        let days = if days == [0, 1, 2, 3, 4] {
+            self.text(Text::Weekdays).to_string()
+        } else if days.len() == 7 {
+            self.text(Text::EveryDay).to_string()
+        } else {
+            days.iter()
+                .filter_map(|d| names.get(*d as usize).copied())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        // Bokmål writes whole hours as `07–17`.
+        let whole = bh.from.minute() == 0 && bh.to.minute() == 0 && self == Lang::Nb;
+        let time = |t: chrono::NaiveTime| {
+            if whole {
+                format!("{:02}", t.hour())
+            } else {
+                t.format("%H:%M").to_string()
+            }
+        };
+        let mut out = format!("{days} {}\u{2013}{}", time(bh.from), time(bh.to));
+        if bh.public_holidays {
+            out.push_str(self.text(Text::ExceptHolidays));
+        }
+        if !bh.closed.is_empty() {
+            out.push_str(
+                &self
+                    .text(Text::ExtraClosed)
+                    .replace("{n}", &bh.closed.len().to_string()),
+            );
+        }
+        out
     }
 
     /// An instant in Oslo: `3. okt. 2026 kl. 14:05` or `3 Oct 2026 14:05`.
@@ -136,8 +212,36 @@ impl Lang {
         format!(
             "{n} {}",
             self.text(Text::MoreOutages)
-                .replace("{time}", &self.hours_minutes(seconds))
+                .replace("{time}", &self.duration(seconds))
         )
+    }
+
+    /// Why an outage began, in this language: from its stable code, or
+    /// the ledger's (English) words for a code not known here or a row
+    /// written before codes were kept. English keeps the ledger's words,
+    /// which carry the details (addresses, figures).
+    pub fn reason(self, code: Option<&str>, text: Option<&str>) -> String {
+        let nb = match code {
+            Some("timeout") => "ikke svar innen tidsfristen",
+            Some("icmp_unreachable") => "ICMP-melding fra en ruter: adressen kan ikke nås",
+            Some("no_route") => "ingen rute til adressen (samband nede?)",
+            Some("loss") => "for stort pakketap",
+            Some("rtt") => "for lang svartid",
+            Some("snmp_unreachable") => "enheten svarer ikke på SNMP",
+            Some("snmp_auth") => "SNMP-autentisering feilet",
+            Some("snmp_error") => "enheten svarte med SNMP-feil",
+            Some("link_end_down") => "grensesnittet i en ende av sambandet er nede",
+            Some("link_ends_unknown") => "endene av sambandet kunne ikke leses",
+            Some("parent_down") => "bak en feil lenger oppe i nettet",
+            Some("probe_not_run") => "målingen kunne ikke kjøres",
+            _ => "",
+        };
+        match (self, text) {
+            (Lang::Nb, _) if !nb.is_empty() => nb.to_string(),
+            (_, Some(t)) => t.to_string(),
+            (Lang::En, None) => code.unwrap_or_default().replace('_', " "),
+            (Lang::Nb, None) => String::new(),
+        }
     }
 
     /// A text of the report in this language.
@@ -236,6 +340,39 @@ pub enum Text {
     PeakOut,
     PeakIn,
     LinksNote,
+    TooLittleObserved,
+    AroundTheClock,
+    Weekdays,
+    EveryDay,
+    ExceptHolidays,
+    ExtraClosed,
+    Excluded,
+    Schedule,
+    ErrorBudget,
+    MeanTimeToRestore,
+    AtLeast,
+    ExcludedShort,
+    And,
+    InMonth,
+    SoFarInMonth,
+    Against,
+    AllMet,
+    AllJudgedMet,
+    NoneMet,
+    AllMetExcept,
+    UnknownCoverage,
+    UnknownNoData,
+    OutagesTotal,
+    ExcludedBecause,
+    ExcludedBecauseParent,
+    ExcludedNote,
+    Verdict,
+    InBrief,
+    Budget,
+    OutageCount,
+    CoverageShort,
+    Members,
+    ExcludedFor,
 }
 
 impl Text {
@@ -298,9 +435,69 @@ impl Text {
                 "Svartid (median og 95-persentil) og pakketap fra ICMP-ekko gjennom måneden, utenom planlagt vedlikehold; pakketapet tar med avvik. Topp: høyeste utnyttelse av sambandet, fra SNMP-tellerne i første ende, snitt over én avlesning; «ut» er mot andre ende.",
                 "RTT (median and 95th percentile) and loss from ICMP echoes over the month, outside planned maintenance; loss includes outages. Peak: the link's highest utilisation, from the SNMP counters at its first end, averaged over one poll; \u{201c}out\u{201d} is towards the far end.",
             ),
+            Text::TooLittleObserved => ("Ukjent – for lite observert", "Unknown – too little observed"),
+            Text::AroundTheClock => ("hele døgnet, alle dager", "around the clock, every day"),
+            Text::Weekdays => ("hverdager", "weekdays"),
+            Text::EveryDay => ("alle dager", "every day"),
+            Text::ExceptHolidays => (", unntatt helligdager", ", public holidays excepted"),
+            Text::ExtraClosed => (" og {n} andre stengte dager", " and {n} other closed days"),
+            Text::Excluded => ("Utelatt", "Excluded"),
+            Text::AtLeast => ("krav", "needs"),
+            Text::ExcludedShort => ("utelatt", "excluded"),
+            Text::And => ("og", "and"),
+            Text::InMonth => ("i {month}", "in {month}"),
+            Text::SoFarInMonth => ("så langt i {month}", "so far in {month}"),
+            Text::Against => ("mot", "against"),
+            Text::AllMet => (
+                "Alle tjenester nådde tjenestenivået {when}.",
+                "Every service met its objective {when}.",
+            ),
+            Text::AllJudgedMet => (
+                "De {n} tjenestene som kunne vurderes, nådde tjenestenivået {when}.",
+                "The {n} services that could be judged met their objective {when}.",
+            ),
+            Text::NoneMet => (
+                "Ingen tjenester nådde tjenestenivået {when}: {missed}.",
+                "No service met its objective {when}: {missed}.",
+            ),
+            Text::AllMetExcept => (
+                "Alle tjenester nådde tjenestenivået {when}, unntatt {missed}.",
+                "Every service met its objective {when}, except {missed}.",
+            ),
+            Text::UnknownCoverage => (
+                "{service} kan ikke vurderes: bare {coverage} av tiden ble overvåket, og minst {min} trengs.",
+                "{service} cannot be judged: only {coverage} of its time was monitored, and {min} is needed.",
+            ),
+            Text::UnknownNoData => (
+                "{service} kan ikke vurderes: ingenting ble observert.",
+                "{service} cannot be judged: nothing was observed.",
+            ),
+            Text::OutagesTotal => (
+                "Uplanlagte avvik: {n}, til sammen {time}.",
+                "Unplanned outages: {n}, together {time}.",
+            ),
+            Text::ExcludedBecause => ("fordi {roots} var nede", "because {roots} went down"),
+            Text::ExcludedBecauseParent => (
+                "fordi noe den er avhengig av, var nede",
+                "because something it depends on was down",
+            ),
+            Text::ExcludedNote => (
+                "{service}: {time} er holdt utenfor tilgjengeligheten. Tjenesten kunne ikke observeres {because}; tjenestenivået sier at slik tid ikke telles (unreachable: excluded).",
+                "{service}: {time} was left out of the availability. The service could not be observed {because}; its service level does not count such time (unreachable: excluded).",
+            ),
+            Text::Verdict => ("Vurdering", "Verdict"),
+            Text::OutageCount => ("Antall avvik", "Outages"),
+            Text::CoverageShort => ("dekning", "coverage"),
+            Text::ExcludedFor => ("Utelatt for", "Excluded for"),
+            Text::Members => ("Berørte medlemmer", "Members hit"),
+            Text::InBrief => ("Kort fortalt", "In brief"),
+            Text::Budget => ("Nedetid og feilbudsjett", "Downtime and error budget"),
+            Text::Schedule => ("Gjelder", "Counts"),
+            Text::ErrorBudget => ("Feilbudsjett igjen", "Error budget left"),
+            Text::MeanTimeToRestore => ("Snitt gjenoppretting", "Mean time to restore"),
             Text::ChartLegend => (
-                "Grønn: tjenestenivået nådd den dagen, rød: ikke nådd, grå: ingen data. Stiplet linje: tjenestenivået.",
-                "Green: the objective met that day, red: missed, grey: no data. Dashed line: the objective.",
+                "Grønn: tjenestenivået nådd den dagen, rød: ikke nådd, lys grå søyle: ingen data. Stiplet linje: tjenestenivået. Samme skala i alle diagrammene.",
+                "Green: the objective met that day, red: missed, pale grey bar: no data. Dashed line: the objective. One scale for all charts.",
             ),
             Text::Footnote => (
                 "Tilgjengelighet = oppetid ÷ (planlagt driftstid − planlagt vedlikehold − tid uten overvåking). Tid utenfor overvåking regnes aldri som oppe. Tider i norsk tid (Europe/Oslo).",
@@ -329,10 +526,43 @@ mod tests {
         assert_eq!(Lang::Nb.month(2026, 10), "oktober 2026");
         assert_eq!(Lang::En.month(2026, 10), "October 2026");
         assert_eq!(
-            Lang::Nb.hours_minutes(3.0 * 3600.0 + 5.0 * 60.0 + 29.0),
-            "3:05"
+            Lang::Nb.duration(3.0 * 3600.0 + 5.0 * 60.0 + 29.0),
+            "3:05:29"
         );
-        assert_eq!(Lang::En.hours_minutes(59.0), "0:01");
+        assert_eq!(Lang::En.duration(28.4), "0:00:28", "seconds, not 0:00");
+        assert_eq!(Lang::En.duration(0.16), "0:00:00");
+        assert_eq!(Lang::Nb.duration(100.0 * 3600.0), "100:00:00");
+        // Availability is cut, never rounded up to a met objective.
+        assert_eq!(Lang::Nb.availability(0.99996, 2), "99,99\u{a0}%");
+        assert_eq!(Lang::Nb.availability(1.0, 2), "100,00\u{a0}%");
+        assert_eq!(Lang::En.availability(0.995, 2), "99.50%");
+        assert_eq!(Lang::En.availability(0.99499, 2), "99.49%");
         assert_eq!(Lang::parse("nn"), None);
+    }
+
+    #[test]
+    fn schedules_in_words() {
+        use crate::time::schedule::{BusinessHours, Schedule};
+        let office = Schedule::BusinessHours(BusinessHours::office());
+        assert_eq!(
+            Lang::Nb.schedule(&office),
+            "hverdager 07\u{2013}17, unntatt helligdager"
+        );
+        assert_eq!(
+            Lang::En.schedule(&office),
+            "weekdays 07:00\u{2013}17:00, public holidays excepted"
+        );
+        assert_eq!(
+            Lang::Nb.schedule(&Schedule::Always),
+            "hele døgnet, alle dager"
+        );
+        let mut bh = BusinessHours::office();
+        bh.days = [0, 2].into_iter().collect();
+        bh.public_holidays = false;
+        bh.to = chrono::NaiveTime::from_hms_opt(15, 30, 0).unwrap();
+        assert_eq!(
+            Lang::Nb.schedule(&Schedule::BusinessHours(bh)),
+            "man., ons. 07:00\u{2013}15:30"
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! report is dated when its results were frozen, not when it was asked
 //! for).
 
+pub mod cells;
 pub mod csv;
 pub mod html;
 pub mod locale;
@@ -340,10 +341,28 @@ pub struct ServiceSummary {
     /// `None`: no data (nothing observed), never 100 %.
     pub availability: Option<f64>,
     pub met: Option<bool>,
+    /// Why `met` is `None`: `no_data` or `coverage_below_minimum`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<crate::sla::service::Unknown>,
     pub downtime_seconds: f64,
     pub maintenance_seconds: f64,
+    /// Scheduled time not counted because the service could not be
+    /// observed behind a failed parent (`unreachable: excluded`).
+    #[serde(default)]
+    pub excluded_seconds: f64,
     pub coverage: Option<f64>,
+    /// The coverage a verdict needs (ratio 0–1).
+    #[serde(default)]
+    pub min_coverage: Option<f64>,
     pub outages: usize,
+    /// 1 − downtime ÷ allowed downtime; negative once overspent.
+    #[serde(default)]
+    pub error_budget_remaining: Option<f64>,
+    #[serde(default)]
+    pub mean_time_to_recover_seconds: Option<f64>,
+    /// The hours the objective counts in.
+    #[serde(default)]
+    pub schedule: Option<crate::time::schedule::Schedule>,
     /// The figures are the month's frozen results.
     pub frozen: bool,
 }
@@ -628,10 +647,16 @@ pub fn service_summary(
             objective: f.map(|f| f.objective),
             availability: f.and_then(|f| f.availability),
             met: f.and_then(|f| f.met),
+            unknown: f.and_then(|f| f.unknown),
             downtime_seconds: f.map_or(0.0, |f| f.downtime_seconds),
             maintenance_seconds: f.map_or(0.0, |f| f.maintenance_seconds),
+            excluded_seconds: f.map_or(0.0, |f| f.excluded_seconds),
             coverage: f.and_then(|f| f.coverage),
+            min_coverage: f.and_then(|f| f.min_coverage),
             outages: f.map_or(0, |f| f.outages),
+            error_budget_remaining: f.and_then(|f| f.error_budget_remaining),
+            mean_time_to_recover_seconds: f.and_then(|f| f.mean_time_to_recover_seconds),
+            schedule: r.as_ref().map(|(level, _, _)| level.schedule.clone()),
             frozen,
         },
         frozen_at,
@@ -860,7 +885,7 @@ mod tests {
         let text = pdf::tests::poppler("pdftotext", &["-layout"], &printed);
         for want in [
             "Tilgjengelighetsrapport: Aby kommune",
-            "99,963",
+            "99,96",
             "Oppfylt",
             "25. okt. 2026",
             "Planlagt vedlikehold",
@@ -893,10 +918,10 @@ mod tests {
         assert!(nb.contains("<html lang=\"nb\">"));
         assert!(nb.contains("Tilgjengelighetsrapport: Aby kommune"));
         assert!(nb.contains("oktober 2026"));
-        assert!(nb.contains("99,963\u{a0}%"), "availability in bokmål");
+        assert!(nb.contains("99,96\u{a0}%"), "availability in bokmål");
         assert!(nb.contains("25. okt. 2026 kl. 02:40"));
         assert!(nb.contains("Planlagt endring") && nb.contains("OS-oppgradering"));
-        assert!(en.contains("99.963%") && en.contains("25 Oct 2026 02:40"));
+        assert!(en.contains("99.96%") && en.contains("25 Oct 2026 02:40"));
         // Text from the ledger and config is escaped.
         let mut odd = oct.clone();
         odd.name = "<b>Aby</b> & co".into();

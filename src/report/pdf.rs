@@ -122,6 +122,15 @@ fn preamble(lang: Lang, title: &str, organisation: Option<&str>, version: &str) 
 
 /// A table with a header row repeated on every page.
 fn table(columns: &[(&str, bool)], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| cell(c)).collect())
+        .collect();
+    table_of_cells(columns, &rows)
+}
+
+/// [`table`] of cells already in Typst markup (`[…]`).
+fn table_of_cells(columns: &[(&str, bool)], rows: &[Vec<String>]) -> String {
     let cols = columns
         .iter()
         .map(|_| "auto")
@@ -139,7 +148,7 @@ fn table(columns: &[(&str, bool)], rows: &[Vec<String>]) -> String {
         .join(", ");
     let body = rows
         .iter()
-        .map(|r| r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(", "))
+        .map(|r| r.join(", "))
         .collect::<Vec<_>>()
         .join(",\n  ");
     format!(
@@ -209,22 +218,7 @@ fn outage_table(
     let t = |x| lang.text(x);
     let rows: Vec<Vec<String>> = outages
         .iter()
-        .map(|o| {
-            vec![
-                lang.date_time(o.outage.start_ms),
-                lang.date_time(o.outage.end_ms),
-                lang.hours_minutes(o.duration_seconds),
-                o.outage
-                    .services
-                    .iter()
-                    .map(|s| service_name(s))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                o.root_cause_name.clone(),
-                o.outage.reason.clone().unwrap_or_default(),
-                o.note.clone().unwrap_or_default(),
-            ]
-        })
+        .map(|o| super::cells::outage_cells(o, lang, &service_name).to_vec())
         .collect();
     table(
         &[
@@ -275,51 +269,102 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<Vec<u8>, PdfError> {
     }
     m += ")\n#line(length: 100%, stroke: 0.8pt)\n";
 
+    let brief = r.summary_sentences(lang);
+    if !brief.is_empty() {
+        m += &format!("== #{}\n", lit(t(Text::InBrief)));
+        for line in &brief {
+            m += &format!("#text(size: 11pt, {})\n\n", lit(line));
+        }
+    }
     m += &format!("== #{}\n", lit(t(Text::Summary)));
     if r.services.is_empty() {
         m += &format!("#emph({})\n", lit(t(Text::NoServices)));
     } else {
-        let pct = |x: Option<f64>, p| x.map_or("–".to_string(), |v| lang.percent(v, p));
-        let rows: Vec<Vec<String>> = r
-            .services
+        let cells: Vec<_> = r.services.iter().map(|s| s.cells(lang)).collect();
+        let rows: Vec<Vec<String>> = cells
             .iter()
-            .map(|s| {
+            .map(|c| {
+                let name = if c.schedule.is_empty() {
+                    cell(&c.name)
+                } else {
+                    format!(
+                        "[#{} \\ #text(size: 7.5pt, fill: luma(90), {})]",
+                        lit(&c.name),
+                        lit(&c.schedule)
+                    )
+                };
+                let verdict = match c.verdict_class {
+                    "met" => format!(
+                        "[#text(fill: rgb(\"#2e7d32\"), weight: \"bold\", {})]",
+                        lit(c.verdict)
+                    ),
+                    "missed" => format!(
+                        "[#text(fill: rgb(\"#c62828\"), weight: \"bold\", {})]",
+                        lit(c.verdict)
+                    ),
+                    "unknown" => format!(
+                        "[#text(fill: rgb(\"#8a5a00\"), weight: \"bold\", {})]",
+                        lit(c.verdict)
+                    ),
+                    _ => format!("[#emph({})]", lit(c.verdict)),
+                };
                 vec![
-                    s.name.clone(),
-                    pct(s.objective, 2),
-                    s.availability
-                        .map_or(t(Text::NoData).to_string(), |a| lang.percent(a, 3)),
-                    match s.met {
-                        Some(true) => t(Text::Met),
-                        Some(false) => t(Text::Missed),
-                        None => t(Text::NoData),
-                    }
-                    .to_string(),
-                    lang.hours_minutes(s.downtime_seconds),
-                    lang.hours_minutes(s.maintenance_seconds),
-                    pct(s.coverage, 1),
+                    name,
+                    cell(&c.objective),
+                    cell(&c.availability),
+                    verdict,
+                    cell(&c.coverage),
+                ]
+            })
+            .collect();
+        m += &table_of_cells(
+            &[
+                (t(Text::Service), false),
+                (t(Text::Objective), true),
+                (t(Text::Availability), true),
+                (t(Text::Verdict), false),
+                (t(Text::Coverage), true),
+            ],
+            &rows,
+        );
+        m += &format!("=== #{}\n", lit(t(Text::Budget)));
+        let rows: Vec<Vec<String>> = cells
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.clone(),
+                    c.downtime.clone(),
+                    c.outages.clone(),
+                    c.mean_time_to_restore.clone(),
+                    c.error_budget.clone(),
+                    c.excluded.clone(),
+                    c.maintenance.clone(),
                 ]
             })
             .collect();
         m += &table(
             &[
                 (t(Text::Service), false),
-                (t(Text::Objective), true),
-                (t(Text::Availability), true),
-                (t(Text::Met), false),
                 (t(Text::Downtime), true),
+                (t(Text::OutageCount), true),
+                (t(Text::MeanTimeToRestore), true),
+                (t(Text::ErrorBudget), true),
+                (t(Text::Excluded), true),
                 (t(Text::Maintenance), true),
-                (t(Text::Coverage), true),
             ],
             &rows,
         );
+        for note in r.excluded_notes(lang) {
+            m += &format!("#text(size: 8.5pt, fill: luma(90), {})\n\n", lit(&note));
+        }
+        let floor = super::html::chart_floor(r);
         m += &format!("== #{}\n", lit(t(Text::Daily)));
         m += &format!(
             "#text(size: 8.5pt, fill: luma(90), {})\n",
             lit(t(Text::ChartLegend))
         );
         for s in &r.services {
-            let svg = super::html::chart(r, &s.service, s.objective, lang);
+            let svg = super::html::chart(r, &s.service, s.objective, floor, lang);
             m += &format!(
                 "#block(breakable: false)[#text(weight: \"bold\", {})\n#image(bytes({}), format: \"svg\", width: 100%)]\n",
                 lit(&s.name),
@@ -348,7 +393,7 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<Vec<u8>, PdfError> {
                 vec![
                     date(lang, &w.start),
                     date(lang, &w.end),
-                    lang.hours_minutes(w.duration_seconds),
+                    lang.duration(w.duration_seconds),
                     lang.category(&w.category).to_string(),
                     w.targets.join(", "),
                     w.note.clone().unwrap_or_default(),
@@ -424,28 +469,53 @@ pub fn region(r: &RegionReport, lang: Lang) -> Result<Vec<u8>, PdfError> {
         .members
         .iter()
         .map(|row| {
-            let mut v = vec![match &row.kommunenummer {
+            let mut v = vec![cell(&match &row.kommunenummer {
                 Some(k) => format!("{} ({k})", row.name),
                 None => row.name.clone(),
-            }];
-            v.extend(row.cells.iter().map(|c| match c {
-                None => "·".to_string(),
-                Some(s) => match (s.availability, s.met) {
-                    (Some(a), Some(true)) => lang.percent(a, 3),
-                    (Some(a), Some(false)) => format!("{} ✗", lang.percent(a, 3)),
-                    _ => t(Text::NoData).to_string(),
-                },
+            })];
+            v.extend(row.cells.iter().map(|c| {
+                let c = super::cells::region_cell(c.as_ref(), lang);
+                if c.coverage.is_empty() {
+                    cell(&c.text)
+                } else {
+                    format!(
+                        "[#{} \\ #text(size: 7pt, fill: luma(90), {})]",
+                        lit(&c.text),
+                        lit(&c.coverage)
+                    )
+                }
             }));
             v
         })
         .collect();
     let cols: Vec<(&str, bool)> = columns.iter().map(|(s, r)| (s.as_str(), *r)).collect();
-    m += &table(&cols, &rows);
+    m += &table_of_cells(&cols, &rows);
     m += &format!("== #{}\n", lit(t(Text::Worst)));
     if r.worst_outages.is_empty() {
         m += &format!("#emph({})\n", lit(t(Text::NoOutages)));
     } else {
-        m += &outage_table(lang, &r.worst_outages, |id| r.service_name(id));
+        let rows: Vec<Vec<String>> = r
+            .worst_outages
+            .iter()
+            .map(|o| {
+                let mut v = super::cells::outage_cells(o, lang, |id| r.service_name(id)).to_vec();
+                v.insert(4, super::cells::members_hit(o, |m| r.member_name(m)));
+                v
+            })
+            .collect();
+        m += &table(
+            &[
+                (t(Text::Start), false),
+                (t(Text::End), false),
+                (t(Text::Duration), true),
+                (t(Text::Services), false),
+                (t(Text::Members), false),
+                (t(Text::RootCause), false),
+                (t(Text::Reason), false),
+                (t(Text::Note), false),
+            ],
+            &rows,
+        );
     }
     m += &format!(
         "#v(1em)\n#text(size: 8.5pt, fill: luma(90), {})\n",
@@ -528,7 +598,7 @@ pub(crate) mod tests {
         for want in [
             "Tilgjengelighetsrapport: Aby kommune",
             "3301",
-            "99,963",
+            "99,96",
             "Oppfylt",
             "25. okt. 2026 kl. 02:40",
             "OS-oppgradering",
@@ -538,16 +608,62 @@ pub(crate) mod tests {
             "40 ms",
             "5,000 %",
             "63,4 % (634 Mbit/s)",
+            // The month in plain words, and the level's hours.
+            "Kort fortalt",
+            "Alle tjenester nådde tjenestenivået i oktober 2026.",
+            "Uplanlagte avvik: 3, til sammen 1:45:00.",
+            "hele døgnet, alle dager",
+            // Seconds in durations, the budget and time to restore.
+            "0:07:30",
+            "93 %",
+            // Excluded time, said why; reasons in bokmål.
+            "Files (utelatt)",
+            "fordi core var nede",
+            "ikke svar innen",
         ] {
             assert!(text.contains(want), "{want:?} not in:\n{text}");
         }
+        assert!(!text.contains("no reply"), "English in bokmål:\n{text}");
         // The same ledger, month and version: the same bytes.
         assert_eq!(pdf, member(&r, Lang::Nb).unwrap());
         let en = poppler("pdftotext", &[], &member(&r, Lang::En).unwrap());
         assert!(
-            en.contains("Availability report") && en.contains("99.963%") && en.contains("RTT, p95"),
+            en.contains("Availability report") && en.contains("99.96%") && en.contains("RTT, p95"),
             "{en}"
         );
+        assert!(
+            en.contains("Every service met its objective in October 2026.")
+                && en.contains("around the clock, every day"),
+            "{en}"
+        );
+    }
+
+    /// Observed for a sliver of the month: no verdict, said so in words,
+    /// with the coverage and what a verdict needs.
+    #[test]
+    fn a_service_seen_too_little_has_no_verdict() {
+        use crate::sla::service::Unknown;
+        let dir = tempfile::tempdir().unwrap();
+        let (store, inv, _) = ledger(dir.path());
+        let oct = Month::parse("2026-10").unwrap();
+        let mut r =
+            member_report(Some(&store), &inv, "a", oct, None, ms(2026, 11, 2, 12, 0)).unwrap();
+        let s = &mut r.services[0];
+        s.met = None;
+        s.unknown = Some(Unknown::CoverageBelowMinimum);
+        s.coverage = Some(0.2);
+        s.min_coverage = Some(0.9);
+        let text = poppler("pdftotext", &["-layout"], &member(&r, Lang::Nb).unwrap());
+        for want in [
+            "Ukjent – for lite observert",
+            "20,0 % (krav 90 %)",
+            "Files kan ikke vurderes: bare 20,0 % av tiden ble overvåket, og minst 90 % trengs.",
+        ] {
+            assert!(text.contains(want), "{want:?} not in:\n{text}");
+        }
+        assert!(!text.contains("Oppfylt"), "{text}");
+        let html = crate::report::html::member(&r, Lang::En).unwrap();
+        assert!(html.contains("Unknown – too little observed"), "{html}");
     }
 
     #[test]
@@ -562,6 +678,7 @@ pub(crate) mod tests {
             .map(|i| {
                 let mut o = one.clone();
                 o.outage.reason = Some(format!("avvik nr. {i}"));
+                o.outage.reason_code = None;
                 o
             })
             .collect();
@@ -581,7 +698,7 @@ pub(crate) mod tests {
         r.outages = (0..250).map(|_| one.clone()).collect();
         let text = poppler("pdftotext", &[], &member(&r, Lang::Nb).unwrap());
         assert!(
-            text.contains("150 kortere avvik er ikke listet her (til sammen 225:00)"),
+            text.contains("150 kortere avvik er ikke listet her (til sammen 225:00:00)"),
             "{text}"
         );
         let overview = region_report(Some(&store), &inv, oct, None, now).unwrap();

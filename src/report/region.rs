@@ -55,6 +55,14 @@ impl RegionReport {
             .find(|c| c.service == id)
             .map_or(id.to_string(), |c| c.name.clone())
     }
+
+    /// A member's name as the overview shows it.
+    pub fn member_name(&self, id: &str) -> String {
+        self.members
+            .iter()
+            .find(|m| m.member == id)
+            .map_or(id.to_string(), |m| m.name.clone())
+    }
 }
 
 /// The overview of `month`, as of `now_ms` (as it was frozen, for a closed

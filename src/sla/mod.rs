@@ -194,6 +194,7 @@ mod tests {
         let level = ServiceLevel {
             valid_from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
             objective: 0.999,
+            min_coverage: 0.9,
             schedule: Schedule::Always,
             degraded_counts_as_up: true,
             unreachable_counts_as_down: false,
@@ -255,6 +256,7 @@ mod tests {
             to_state: s.as_str().into(),
             at_ms: at,
             reason: Some("link cut".into()),
+            reason_code: None,
             root_cause: None,
         };
         let trs = [
@@ -273,6 +275,7 @@ mod tests {
         let level = ServiceLevel {
             valid_from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
             objective: 0.999,
+            min_coverage: 0.9,
             schedule: Schedule::Always,
             degraded_counts_as_up: true,
             unreachable_counts_as_down: false,

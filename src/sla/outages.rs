@@ -24,6 +24,8 @@ pub struct Outage {
     pub end_ms: i64,
     /// Why it went down (the transition's reason).
     pub reason: Option<String>,
+    /// Its stable code ([`crate::model::Reason::code`]).
+    pub reason_code: Option<String>,
     /// It began before the window.
     pub continues_before: bool,
     /// It lasted past the window (or lasts still).
@@ -43,8 +45,9 @@ pub fn down_spans(
 ) -> Vec<Outage> {
     let mut out = Vec::new();
     for (run, Interval { start, end }) in timeline::run_spans(runs, current_run, now_ms) {
-        let mut open: Option<(i64, Option<String>)> = None;
-        let close = |from: i64, to: i64, reason: Option<String>, out: &mut Vec<Outage>| {
+        type Why = (Option<String>, Option<String>);
+        let mut open: Option<(i64, Why)> = None;
+        let close = |from: i64, to: i64, (reason, reason_code): Why, out: &mut Vec<Outage>| {
             let clipped = Interval::new(from, to).intersect(&window);
             if !clipped.is_empty() {
                 out.push(Outage {
@@ -52,6 +55,7 @@ pub fn down_spans(
                     start_ms: clipped.start,
                     end_ms: clipped.end,
                     reason,
+                    reason_code,
                     continues_before: from < window.start,
                     continues_after: to > window.end
                         || (Some(run.id) == current_run && to >= now_ms),
@@ -62,7 +66,7 @@ pub fn down_spans(
             let at = tr.at_ms.clamp(start, end);
             let down = tr.to_state == State::Down.as_str();
             match (&open, down) {
-                (None, true) => open = Some((at, tr.reason.clone())),
+                (None, true) => open = Some((at, (tr.reason.clone(), tr.reason_code.clone()))),
                 (Some((from, reason)), false) => {
                     close(*from, at, reason.clone(), &mut out);
                     open = None;
@@ -102,6 +106,7 @@ pub fn split_planned(o: Outage, planned: &IntervalSet) -> Vec<(Outage, bool)> {
                     start_ms: i.start,
                     end_ms: i.end,
                     reason: o.reason.clone(),
+                    reason_code: o.reason_code.clone(),
                     continues_before: o.continues_before && i.start == o.start_ms,
                     continues_after: o.continues_after && i.end == o.end_ms,
                 },
@@ -134,6 +139,10 @@ pub struct Piece {
     pub end_ms: i64,
     /// Why it went down (the transition's reason).
     pub reason: Option<String>,
+    /// Its stable code ([`crate::model::Reason::code`]); `None` for
+    /// transitions written before the ledger kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
     /// Began before the window asked about.
     pub continues_before: bool,
     /// Lasted past the window, or is still going on.
@@ -142,6 +151,11 @@ pub struct Piece {
     pub planned: bool,
     /// Services that were down during it, in config order.
     pub services: Vec<String>,
+    /// Of `services`, those whose time during it was excluded from their
+    /// figures rather than counted as downtime: they could not be observed
+    /// behind the failed root cause (`unreachable: excluded`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_services: Vec<String>,
     /// Members served by those services, and by the target itself; sorted.
     pub members: Vec<String>,
 }
@@ -164,18 +178,19 @@ impl Piece {
 #[derive(Debug, Default, Serialize, serde::Deserialize)]
 pub struct Kept {
     names: Vec<String>,
-    reasons: Vec<Option<String>>,
+    /// (reason, its code)
+    reasons: Vec<(Option<String>, Option<String>)>,
     /// (target, start_ms, end_ms, reason, flags: 1 continues before,
-    /// 2 continues after, 4 planned; services, members)
+    /// 2 continues after, 4 planned; services, members, excluded services)
     #[allow(clippy::type_complexity)]
-    pieces: Vec<(u32, i64, i64, u32, u8, Vec<u32>, Vec<u32>)>,
+    pieces: Vec<(u32, i64, i64, u32, u8, Vec<u32>, Vec<u32>, Vec<u32>)>,
 }
 
 impl Kept {
     pub fn pack<'a>(pieces: impl IntoIterator<Item = &'a Piece>) -> Kept {
         let mut k = Kept::default();
         let mut names: HashMap<String, u32> = HashMap::new();
-        let mut reasons: HashMap<Option<String>, u32> = HashMap::new();
+        let mut reasons: HashMap<(Option<String>, Option<String>), u32> = HashMap::new();
         let mut name = |k: &mut Kept, s: &str| -> u32 {
             *names.entry(s.to_string()).or_insert_with(|| {
                 k.names.push(s.to_string());
@@ -183,8 +198,9 @@ impl Kept {
             })
         };
         for p in pieces {
-            let reason = *reasons.entry(p.reason.clone()).or_insert_with(|| {
-                k.reasons.push(p.reason.clone());
+            let why = (p.reason.clone(), p.reason_code.clone());
+            let reason = *reasons.entry(why.clone()).or_insert_with(|| {
+                k.reasons.push(why);
                 (k.reasons.len() - 1) as u32
             });
             let flags = u8::from(p.continues_before)
@@ -193,8 +209,13 @@ impl Kept {
             let target = name(&mut k, &p.target);
             let services = p.services.iter().map(|s| name(&mut k, s)).collect();
             let members = p.members.iter().map(|s| name(&mut k, s)).collect();
+            let excluded = p
+                .excluded_services
+                .iter()
+                .map(|s| name(&mut k, s))
+                .collect();
             k.pieces.push((
-                target, p.start_ms, p.end_ms, reason, flags, services, members,
+                target, p.start_ms, p.end_ms, reason, flags, services, members, excluded,
             ));
         }
         k
@@ -205,19 +226,24 @@ impl Kept {
         let name = |i: &u32| self.names.get(*i as usize).cloned();
         self.pieces
             .iter()
-            .map(|(t, start_ms, end_ms, r, flags, services, members)| {
-                Some(Piece {
-                    target: name(t)?,
-                    start_ms: *start_ms,
-                    end_ms: *end_ms,
-                    reason: self.reasons.get(*r as usize)?.clone(),
-                    continues_before: flags & 1 != 0,
-                    continues_after: flags & 2 != 0,
-                    planned: flags & 4 != 0,
-                    services: services.iter().map(name).collect::<Option<_>>()?,
-                    members: members.iter().map(name).collect::<Option<_>>()?,
-                })
-            })
+            .map(
+                |(t, start_ms, end_ms, r, flags, services, members, excluded)| {
+                    let (reason, reason_code) = self.reasons.get(*r as usize)?.clone();
+                    Some(Piece {
+                        target: name(t)?,
+                        start_ms: *start_ms,
+                        end_ms: *end_ms,
+                        reason,
+                        reason_code,
+                        continues_before: flags & 1 != 0,
+                        continues_after: flags & 2 != 0,
+                        planned: flags & 4 != 0,
+                        services: services.iter().map(name).collect::<Option<_>>()?,
+                        excluded_services: excluded.iter().map(name).collect::<Option<_>>()?,
+                        members: members.iter().map(name).collect::<Option<_>>()?,
+                    })
+                },
+            )
             .collect()
     }
 }
@@ -280,6 +306,7 @@ fn default_level() -> ServiceLevel {
     ServiceLevel {
         valid_from: NaiveDate::MIN,
         objective: 1.0,
+        min_coverage: 0.9,
         schedule: Schedule::Always,
         degraded_counts_as_up: true,
         unreachable_counts_as_down: false,
@@ -398,7 +425,9 @@ pub fn pieces(
     // For each service, its parts (a required target, or a redundancy
     // group) with the time each was out (down, or unreachable behind a
     // down parent; a group only when no member was up).
-    let mut parts: HashMap<&str, Vec<(Vec<&str>, IntervalSet)>> = HashMap::new();
+    // Each part: its targets, the time it was out, and of that the time
+    // excluded from the figures (behind a down parent, not counted).
+    let mut parts: HashMap<&str, Vec<Part>> = HashMap::new();
     for (i, s) in inv.services.iter().enumerate() {
         if !service_ok(i) {
             parts.insert(s.id.as_str(), Vec::new());
@@ -415,25 +444,28 @@ pub fn pieces(
                 &level,
             )
         };
-        let mut v: Vec<(Vec<&str>, IntervalSet)> = Vec::new();
+        let mut v: Vec<Part> = Vec::new();
         // Out: down, behind a down parent, or in planned work — inside the
         // service's schedule: an outage at night does not affect a
         // business-hours service.
         let scheduled = level.schedule.within(w);
         let out = |c: &service::Classes| {
-            c.down
-                .union(&c.excluded)
-                .union(&c.maintenance)
-                .intersection(&scheduled)
+            (
+                c.down
+                    .union(&c.excluded)
+                    .union(&c.maintenance)
+                    .intersection(&scheduled),
+                c.excluded.intersection(&scheduled),
+            )
         };
         for t in &s.targets {
-            let c = classes(t);
-            v.push((vec![t.as_str()], out(&c)));
+            let (o, x) = out(&classes(t));
+            v.push((vec![t.as_str()], o, x));
         }
         for g in &s.redundancy {
             let members: Vec<service::Classes> = g.iter().map(|t| classes(t)).collect();
-            let c = service::Classes::any(w, &members);
-            v.push((g.iter().map(String::as_str).collect(), out(&c)));
+            let (o, x) = out(&service::Classes::any(w, &members));
+            v.push((g.iter().map(String::as_str).collect(), o, x));
         }
         parts.insert(s.id.as_str(), v);
     }
@@ -450,10 +482,10 @@ pub fn pieces(
     };
     // Which service parts each target belongs to.
     let mut part_of: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
-    let service_parts: Vec<&Vec<(Vec<&str>, IntervalSet)>> =
+    let service_parts: Vec<&Vec<Part>> =
         inv.services.iter().map(|s| &parts[s.id.as_str()]).collect();
     for (si, ps) in service_parts.iter().enumerate() {
-        for (pi, (targets, _)) in ps.iter().enumerate() {
+        for (pi, (targets, ..)) in ps.iter().enumerate() {
             for t in targets {
                 part_of.entry(t).or_default().push((si, pi));
             }
@@ -485,6 +517,21 @@ pub fn pieces(
                 .collect();
             hit.dedup();
             let services: Vec<String> = hit.iter().map(|si| inv.services[*si].id.clone()).collect();
+            // Excluded: out during it only as time not counted (no part
+            // that depends on the root cause counted it).
+            let excluded_services: Vec<String> = hit
+                .iter()
+                .filter(|si| {
+                    let mine = cands.iter().filter(|(s, _)| s == *si);
+                    mine.clone().all(|(s, pi)| {
+                        let (_, o, x) = &service_parts[*s][*pi];
+                        !overlaps(&o.difference(x), span)
+                    }) && mine
+                        .clone()
+                        .any(|(s, pi)| overlaps(&service_parts[*s][*pi].2, span))
+                })
+                .map(|si| inv.services[*si].id.clone())
+                .collect();
             let target = by_id.get(o.target.as_str()).copied();
             let mut members: BTreeSet<String> = hit
                 .iter()
@@ -499,15 +546,22 @@ pub fn pieces(
                 start_ms: o.start_ms,
                 end_ms: o.end_ms,
                 reason: o.reason,
+                reason_code: o.reason_code,
                 continues_before: o.continues_before,
                 continues_after: o.continues_after,
                 planned,
                 services,
+                excluded_services,
                 members: members.into_iter().collect(),
             }
         })
         .collect())
 }
+
+/// A service's part (a required target or a redundancy group): its
+/// targets, the scheduled time it was out, and of that the time excluded
+/// from the figures.
+type Part<'a> = (Vec<&'a str>, IntervalSet, IntervalSet);
 
 /// Join pieces of one outage cut at the seam of two computed windows (a
 /// day's end): same target, one ending where the next begins, the first
@@ -530,9 +584,16 @@ pub fn merge(pieces: Vec<Piece>) -> Vec<Piece> {
             {
                 last.end_ms = p.end_ms;
                 last.continues_after = p.continues_after;
+                // Excluded stays excluded only if no piece counted it.
                 for s in p.services {
+                    let excluded = p.excluded_services.contains(&s);
                     if !last.services.contains(&s) {
+                        if excluded {
+                            last.excluded_services.push(s.clone());
+                        }
                         last.services.push(s);
+                    } else if !excluded {
+                        last.excluded_services.retain(|x| *x != s);
                     }
                 }
                 last.members.extend(p.members);
@@ -627,6 +688,7 @@ mod tests {
             to_state: to.into(),
             at_ms: at,
             reason: Some(reason.into()),
+            reason_code: None,
             root_cause: None,
         }
     }
@@ -662,6 +724,7 @@ mod tests {
             start_ms: 100,
             end_ms: 500,
             reason: None,
+            reason_code: None,
             continues_before: true,
             continues_after: false,
         };
@@ -697,6 +760,7 @@ services:
     serves: [tinn]
     targets: [srv]
     sla: [{ valid_from: 2026-01-01, objective: 99.0, schedule: business_hours }]
+  - { id: strict, name: Strict, serves: [tinn], targets: [srv], sla: [{ valid_from: 2026-01-01, objective: 99.5, unreachable: down }] }
 ",
         )
         .unwrap();
@@ -735,9 +799,34 @@ services:
         assert_eq!(
             services,
             [
+                vec!["always".to_string(), "strict".into()],
+                vec!["always".into(), "office".into(), "strict".into()]
+            ]
+        );
+        // The server behind the link could not be observed: with
+        // `unreachable: excluded` (the default) the time is excluded, not
+        // counted; `strict` counts it as down.
+        let excluded: Vec<Vec<String>> = got.iter().map(|p| p.excluded_services.clone()).collect();
+        assert_eq!(
+            excluded,
+            [
                 vec!["always".to_string()],
                 vec!["always".into(), "office".into()]
             ]
         );
+        // Kept days carry it.
+        let back = Kept::pack(&got).unpack().unwrap();
+        assert_eq!(back[1].excluded_services, got[1].excluded_services);
+        // Joining two pieces: excluded only if no piece counted it.
+        let mut a = got[1].clone();
+        let mut b = got[1].clone();
+        a.continues_after = true;
+        b.continues_before = true;
+        b.start_ms = a.end_ms;
+        b.end_ms = a.end_ms + 1000;
+        b.excluded_services = vec!["office".into()];
+        let joined = merge(vec![a, b]);
+        assert_eq!(joined.len(), 1);
+        assert_eq!(joined[0].excluded_services, ["office"]);
     }
 }

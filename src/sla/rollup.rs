@@ -70,7 +70,7 @@ pub fn closed(day: Interval, now_ms: i64) -> bool {
 }
 
 /// The form of what is kept; part of every fingerprint.
-const FORMAT: &str = "day results 2";
+const FORMAT: &str = "day results 3";
 
 fn digest(parts: &str) -> String {
     let hash =

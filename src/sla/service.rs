@@ -140,7 +140,35 @@ pub struct Figures {
     pub mean_time_to_recover_seconds: Option<f64>,
     /// 1 − downtime ÷ allowed downtime; negative once overspent.
     pub error_budget_remaining: Option<f64>,
+    /// `None` when no verdict can be given: `unknown` says why.
     pub met: Option<bool>,
+    /// The coverage a verdict needs (ratio 0–1). `None` in figures frozen
+    /// before it existed.
+    #[serde(default)]
+    pub min_coverage: Option<f64>,
+    /// Why `met` is `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<Unknown>,
+}
+
+/// Why a window has no verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unknown {
+    /// Nothing in scheduled time was observed as up or down.
+    NoData,
+    /// Less of the scheduled time was observed than the level's
+    /// `min_coverage`.
+    CoverageBelowMinimum,
+}
+
+impl Unknown {
+    pub fn code(self) -> &'static str {
+        match self {
+            Unknown::NoData => "no_data",
+            Unknown::CoverageBelowMinimum => "coverage_below_minimum",
+        }
+    }
 }
 
 /// The service's own classes over `window` (all of the day, before the
@@ -272,6 +300,15 @@ impl Tally {
         let availability = (counted > 0.0).then(|| up / counted);
         let outages = self.down.len();
         let allowed = (1.0 - level.objective) * counted;
+        let coverage = (self.scheduled_ms > 0)
+            .then(|| (self.scheduled_ms - self.unmonitored_ms) as f64 / self.scheduled_ms as f64);
+        let (met, unknown) = match (availability, coverage) {
+            (None, _) | (_, None) => (None, Some(Unknown::NoData)),
+            (Some(_), Some(c)) if c < level.min_coverage => {
+                (None, Some(Unknown::CoverageBelowMinimum))
+            }
+            (Some(a), Some(_)) => (Some(a >= level.objective), None),
+        };
         Figures {
             objective: level.objective,
             scheduled_seconds: s(self.scheduled_ms),
@@ -281,9 +318,7 @@ impl Tally {
             unmonitored_seconds: s(self.unmonitored_ms),
             excluded_seconds: s(self.excluded_ms),
             availability,
-            coverage: (self.scheduled_ms > 0).then(|| {
-                (self.scheduled_ms - self.unmonitored_ms) as f64 / self.scheduled_ms as f64
-            }),
+            coverage,
             outages,
             mean_time_to_recover_seconds: (outages > 0).then(|| down / outages as f64),
             error_budget_remaining: (counted > 0.0).then(|| {
@@ -295,7 +330,9 @@ impl Tally {
                     1.0
                 }
             }),
-            met: availability.map(|a| a >= level.objective),
+            met,
+            min_coverage: Some(level.min_coverage),
+            unknown,
         }
     }
 }
@@ -313,6 +350,7 @@ mod tests {
         ServiceLevel {
             valid_from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
             objective,
+            min_coverage: 0.9,
             schedule: Schedule::Always,
             degraded_counts_as_up: true,
             unreachable_counts_as_down: false,
@@ -338,6 +376,7 @@ mod tests {
                         to_state: s.as_str().into(),
                         at_ms: *at,
                         reason: None,
+                        reason_code: None,
                         root_cause: None,
                     })
                     .collect();
@@ -421,8 +460,45 @@ mod tests {
         );
         assert_eq!(f.availability, None);
         assert_eq!(f.met, None);
+        assert_eq!(f.unknown, Some(Unknown::NoData));
         assert_eq!(f.coverage, Some(0.0));
         assert_eq!(f.error_budget_remaining, None);
+    }
+
+    #[test]
+    fn no_verdict_below_the_minimum_coverage() {
+        use State::*;
+        // Observed (all up) for the last 2 % of the window only.
+        let tl = timelines(&[("a", &[(980, Up)])]);
+        let f = figures(
+            &service(&["a"], &[]),
+            &level(0.995),
+            Interval::new(0, 1000),
+            |t| tl[t].clone(),
+        );
+        assert_eq!(f.availability, Some(1.0), "the fact stays");
+        assert_eq!(f.coverage, Some(0.02));
+        assert_eq!(f.met, None, "no verdict at 2 % coverage");
+        assert_eq!(f.unknown, Some(Unknown::CoverageBelowMinimum));
+        assert_eq!(f.min_coverage, Some(0.9));
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["unknown"], "coverage_below_minimum");
+        // Exactly at the minimum there is one.
+        let tl = timelines(&[("a", &[(100, Up)])]);
+        let f = figures(
+            &service(&["a"], &[]),
+            &level(0.995),
+            Interval::new(0, 1000),
+            |t| tl[t].clone(),
+        );
+        assert_eq!((f.met, f.unknown), (Some(true), None));
+        let mut lax = level(0.995);
+        lax.min_coverage = 0.0;
+        let tl = timelines(&[("a", &[(980, Up)])]);
+        let f = figures(&service(&["a"], &[]), &lax, Interval::new(0, 1000), |t| {
+            tl[t].clone()
+        });
+        assert_eq!(f.met, Some(true), "min_coverage 0: any observation judges");
     }
 
     #[test]

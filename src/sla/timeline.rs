@@ -223,6 +223,7 @@ mod tests {
             to_state: to.as_str().into(),
             at_ms: at,
             reason: None,
+            reason_code: None,
             root_cause: None,
         }
     }
