@@ -49,9 +49,17 @@ enum Command {
         log_format: LogFormat,
     },
     /// Validate a configuration file and report every problem with file:line:column.
+    ///
+    /// Secret references (env:NAME, file:PATH) are read as the agent would
+    /// read them; those it could not read are listed on their own.
     CheckConfig {
         /// The YAML configuration file.
         file: PathBuf,
+        /// Read environment variables from this file first (systemd
+        /// EnvironmentFile syntax, e.g. /etc/default/utkikk): check exactly
+        /// what the service will see.
+        #[arg(long = "env-file", value_name = "FILE")]
+        env_file: Option<PathBuf>,
     },
     /// Print the JSON Schema of the config file (for editor completion).
     ConfigSchema {
@@ -67,7 +75,8 @@ enum Command {
         /// Directory of the ledger; overrides agent.data_dir.
         #[arg(long = "data-dir", value_name = "DIR")]
         data_dir: Option<PathBuf>,
-        /// The month, YYYY-MM (Europe/Oslo).
+        /// The month: YYYY-MM, `previous` (the last closed month) or
+        /// `current` (so far), in Europe/Oslo.
         #[arg(long)]
         month: String,
         /// One member's report.
@@ -111,7 +120,7 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { file } => check_config(&file),
+        Command::CheckConfig { file, env_file } => check_config(&file, env_file.as_deref()),
         Command::ConfigSchema { markdown } => {
             if markdown {
                 print!("{}", utkikk::config::reference_markdown());
@@ -152,9 +161,52 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_config(file: &Path) -> ExitCode {
-    match utkikk::config::load(file) {
-        Ok(inv) => {
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn check_config(file: &Path, env_file: Option<&Path>) -> ExitCode {
+    use utkikk::config::{load_with, Secrets};
+    let vars = match env_file.map(utkikk::config::env_file::read).transpose() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // First the config itself, reading no secret; then its secrets as the
+    // agent would read them. What only the second finds is a secret that
+    // is not set, reported on its own.
+    let structural = load_with(file, &Secrets::Skip);
+    let full = load_with(file, &vars.map_or(Secrets::Resolve, Secrets::ResolveWith));
+    let problems = structural
+        .as_ref()
+        .err()
+        .map_or(&[][..], |e| &e.problems[..]);
+    let unset: Vec<_> = full
+        .as_ref()
+        .err()
+        .map_or(&[][..], |e| &e.problems[..])
+        .iter()
+        .filter(|p| !problems.contains(p))
+        .collect();
+    for p in problems {
+        eprintln!("{p}");
+    }
+    if !unset.is_empty() {
+        eprintln!(
+            "secrets, read as the agent would read them{}:",
+            env_file.map_or(String::new(), |f| format!(
+                " (with {} and this environment)",
+                f.display()
+            ))
+        );
+        for p in &unset {
+            eprintln!("  {p}");
+        }
+    }
+    match (&structural, unset.is_empty()) {
+        (Ok(inv), true) => {
             let snmp = inv.targets.iter().filter(|t| t.snmp.is_some()).count();
             println!(
                 "{}: OK ({} members, {} sites, {} targets, {} polled over SNMP)",
@@ -166,13 +218,20 @@ fn check_config(file: &Path) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("{e}");
+        (Ok(_), false) => {
             eprintln!(
-                "{}: {} problem{} found",
+                "{}: the config is valid, but {} not usable: the agent would not start (set {} in the environment or the service's EnvironmentFile; --env-file FILE checks one)",
                 file.display(),
-                e.problems.len(),
-                if e.problems.len() == 1 { "" } else { "s" }
+                plural(unset.len(), "secret is", "secrets are"),
+                if unset.len() == 1 { "it" } else { "them" }
+            );
+            ExitCode::FAILURE
+        }
+        (Err(_), _) => {
+            eprintln!(
+                "{}: {} found",
+                file.display(),
+                plural(problems.len() + unset.len(), "problem", "problems")
             );
             ExitCode::FAILURE
         }
@@ -188,22 +247,39 @@ fn report(
     lang: ReportLang,
     out: &Path,
 ) -> ExitCode {
-    use utkikk::report::{Format, Lang, Who};
-    let inv = match utkikk::config::load(config) {
+    use utkikk::report::{Format, Lang, ReportError, Who};
+    // A report reads no secret: the config's references are not resolved
+    // (they live in the service's environment, not the operator's shell).
+    let inv = match utkikk::config::load_with(config, &utkikk::config::Secrets::Skip) {
         Ok(inv) => inv,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let Some(m) = utkikk::time::calendar::Month::parse(month) else {
-        eprintln!("utkikk: --month {month:?}: expected YYYY-MM");
+    let now = chrono::Utc::now();
+    let Some(m) = month_arg(month, now) else {
+        eprintln!("utkikk: --month {month:?}: expected YYYY-MM, previous or current");
         return ExitCode::from(2);
     };
     let ledger = data_dir
         .unwrap_or_else(|| inv.agent.data_dir.clone())
         .join(utkikk::ledger::FILE_NAME);
-    let result = if ledger.exists() {
+    // Whether it is there and readable, told apart: a data directory the
+    // operator may not enter is not a missing ledger.
+    let found = match std::fs::File::open(&ledger) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(ReportError::NoLedger(ledger.clone()))
+        }
+        Err(e) => Err(ReportError::LedgerUnreadable {
+            path: ledger.clone(),
+            reason: e.kind().to_string(),
+        }),
+    };
+    let result = if let Err(e) = found {
+        Err(e)
+    } else {
         utkikk::ledger::Store::open_when_current(&ledger)
             .map_err(utkikk::report::ReportError::from)
             .and_then(|store| {
@@ -224,11 +300,9 @@ fn report(
                     },
                     out,
                     None,
-                    chrono::Utc::now().timestamp_millis(),
+                    now.timestamp_millis(),
                 )
             })
-    } else {
-        Err(utkikk::report::ReportError::NoLedger(ledger))
     };
     match result {
         Ok(files) => {
@@ -241,6 +315,21 @@ fn report(
             eprintln!("utkikk: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--month`: `YYYY-MM`, or `previous` / `current` in Europe/Oslo.
+fn month_arg(s: &str, now: chrono::DateTime<chrono::Utc>) -> Option<utkikk::time::calendar::Month> {
+    use chrono::Datelike;
+    let today = utkikk::time::oslo::date_of(now.timestamp_millis())?;
+    let this = utkikk::time::calendar::Month {
+        year: today.year(),
+        month: today.month(),
+    };
+    match s {
+        "current" => Some(this),
+        "previous" => Some(this.prev()),
+        other => utkikk::time::calendar::Month::parse(other),
     }
 }
 

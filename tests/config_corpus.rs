@@ -55,6 +55,66 @@ fn every_invalid_config_gives_its_exact_message() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The region template names SNMPv3 passphrases as env:NAME. Without them
+/// the config is still valid, and check-config says which secrets are not
+/// set, on their own; with its example env file it passes.
+#[test]
+fn secrets_not_set_are_their_own_finding_and_an_env_file_supplies_them() {
+    let region = Path::new("config/kongsbergregionen.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_utkikk"))
+        .arg("check-config")
+        .arg(region)
+        .env_remove("UTKIKK_SNMP_AUTH_PASSPHRASE")
+        .env_remove("UTKIKK_SNMP_PRIV_PASSPHRASE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("secrets, read as the agent would read them:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("defaults.snmp.auth_passphrase: environment variable UTKIKK_SNMP_AUTH_PASSPHRASE is not set"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the config is valid, but 2 secrets are not usable"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_utkikk"))
+        .args(["check-config", "--env-file", "config/kongsbergregionen.env"])
+        .arg(region)
+        .env_remove("UTKIKK_SNMP_AUTH_PASSPHRASE")
+        .env_remove("UTKIKK_SNMP_PRIV_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A broken env file is located, and its values are not echoed.
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("env");
+    std::fs::write(&env, "UTKIKK_SNMP_AUTH_PASSPHRASE=\"hunter2\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_utkikk"))
+        .arg("check-config")
+        .arg("--env-file")
+        .arg(&env)
+        .arg(region)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(":1:1: UTKIKK_SNMP_AUTH_PASSPHRASE: the value's quote is not closed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
 #[test]
 fn shipped_configs_are_valid() {
     // The region template reads its SNMPv3 passphrases from the environment.

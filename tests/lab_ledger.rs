@@ -411,12 +411,21 @@ lab_test!(service_levels_from_the_ledger, || {
     for (query, parameter) in [
         ("month=2026-10&member=nobody", "member"),
         ("month=2026-10&service=nothing", "service"),
-        ("", "from"),
+        ("from=2026-10-01T00:00:00Z", "to"),
     ] {
         let (status, e) = json(&agent, &format!("/api/v1/outages?{query}"));
         assert_eq!(status, 400, "{query}: {e}");
         assert_eq!(e["parameter"], parameter);
     }
+    // No window: this month so far, as with month=.
+    let (status, now) = json(&agent, "/api/v1/outages");
+    assert_eq!(status, 200, "{now}");
+    let oslo_month = Utc::now()
+        .with_timezone(&chrono_tz::Europe::Oslo)
+        .format("%Y-%m")
+        .to_string();
+    let (_, this) = json(&agent, &format!("/api/v1/outages?month={oslo_month}"));
+    assert_eq!(now["from"], this["from"], "{now}");
     // The member's month: its services, as the member was defined then.
     let (status, ms) = json(
         &agent,

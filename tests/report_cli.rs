@@ -9,7 +9,7 @@ use utkikk::health::{State, Transition};
 use utkikk::ledger::{Record, Store};
 
 const CONFIG: &str = "
-agent: { id: t }
+agent: { id: t, api_token: env:UTKIKK_TEST_TOKEN_NEVER_SET }
 reports: { organisation: Testregionen IKT }
 members:
   - { id: a, name: Aby kommune, kommunenummer: [{ number: '3301', from: 2020-01-01 }] }
@@ -56,7 +56,11 @@ fn setup() -> tempfile::TempDir {
 }
 
 fn report(dir: &tempfile::TempDir, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_utkikk"))
+    report_as(dir, args, Command::new(env!("CARGO_BIN_EXE_utkikk")))
+}
+
+fn report_as(dir: &tempfile::TempDir, args: &[&str], mut cmd: Command) -> (i32, String, String) {
+    let out = cmd
         .arg("report")
         .arg("--config")
         .arg(dir.path().join("utkikk.yaml"))
@@ -76,6 +80,8 @@ fn report(dir: &tempfile::TempDir, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn writes_csv_and_json_for_a_member() {
+    // (The config names an API token in a variable that is not set: a
+    // report reads no secret, so it runs all the same.)
     let dir = setup();
     let (code, stdout, stderr) = report(
         &dir,
@@ -87,7 +93,9 @@ fn writes_csv_and_json_for_a_member() {
     assert!(services.starts_with('\u{feff}'), "UTF-8 with a BOM");
     // 3,600 s of 745 hours: 99.87 %, in bokmål with a decimal comma.
     assert!(
-        services.contains("a;files;2026-10;99,50;99,87;1,0000;0,0000;0,0000;100,00;Oppfylt;1;1,0000;73,15"),
+        services.contains(
+            "a;files;2026-10;99,50;99,87;1,0000;0,0000;0,0000;100,00;Oppfylt;1;1,0000;73,15"
+        ),
         "{services}"
     );
     let outages = std::fs::read_to_string(dir.path().join("out/a-2026-10-outages.csv")).unwrap();
@@ -160,4 +168,62 @@ fn refuses_what_it_cannot_report_with_a_clear_error() {
     );
     assert_eq!(got, 1);
     assert!(stderr.contains("no ledger at"), "{stderr}");
+}
+
+/// `--month previous`: the last closed month in Europe/Oslo.
+#[test]
+fn previous_is_the_last_closed_month() {
+    use chrono::Datelike;
+    let dir = setup();
+    let (code, stdout, stderr) = report(
+        &dir,
+        &["--month", "previous", "--member", "a", "--format", "json"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let today = chrono::Utc::now().with_timezone(&Oslo).date_naive();
+    let (y, m) = if today.month() == 1 {
+        (today.year() - 1, 12)
+    } else {
+        (today.year(), today.month() - 1)
+    };
+    let want = format!("a-{y}-{m:02}.json");
+    assert!(stdout.contains(&want), "{want} in {stdout}");
+}
+
+/// A ledger in a directory the user may not enter is not "missing":
+/// the error says permission denied.
+#[test]
+fn a_ledger_it_may_not_read_is_not_called_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = setup();
+    let perms = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    perms(dir.path(), 0o755);
+    perms(&dir.path().join("utkikk.yaml"), 0o644);
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap();
+    let cmd = if root {
+        // Root reads anything: run as nobody instead (util-linux setpriv).
+        perms(&dir.path().join("data"), 0o750);
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_utkikk"));
+        c
+    } else {
+        perms(&dir.path().join("data"), 0o000);
+        Command::new(env!("CARGO_BIN_EXE_utkikk"))
+    };
+    let (code, _, stderr) = report_as(
+        &dir,
+        &["--month", "2026-10", "--member", "a", "--format", "json"],
+        cmd,
+    );
+    perms(&dir.path().join("data"), 0o755);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    assert!(!stderr.contains("no ledger"), "{stderr}");
 }

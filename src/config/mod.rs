@@ -6,6 +6,7 @@
 //! Owns: parsing, defaults, validation, secret references.
 //! Must not touch: sockets, the scheduler, anything that runs.
 
+pub mod env_file;
 mod maintenance;
 mod raw;
 
@@ -67,8 +68,28 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Read, decode and validate `path`.
+/// How loading a config treats its secret references (`env:NAME`,
+/// `file:PATH`).
+#[derive(Debug, Clone, Default)]
+pub enum Secrets {
+    /// Read them now (the agent): one that cannot be read is a problem.
+    #[default]
+    Resolve,
+    /// Read them with these variables before the process environment
+    /// (`check-config --env-file`: what the service will see).
+    ResolveWith(std::collections::HashMap<String, String>),
+    /// Check their form only and read nothing (commands that use none,
+    /// such as `report`).
+    Skip,
+}
+
+/// Read, decode and validate `path`, reading its secrets.
 pub fn load(path: &Path) -> Result<Inventory, ConfigError> {
+    load_with(path, &Secrets::Resolve)
+}
+
+/// [`load`], with secrets treated as `secrets` says.
+pub fn load_with(path: &Path, secrets: &Secrets) -> Result<Inventory, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         problems: vec![Problem {
             file: path.to_path_buf(),
@@ -78,7 +99,7 @@ pub fn load(path: &Path) -> Result<Inventory, ConfigError> {
             message: format!("cannot read config file: {e}"),
         }],
     })?;
-    parse(path, &text)
+    parse_with(path, &text, secrets)
 }
 
 /// Decode and validate config text; `path` is used for messages and to
@@ -197,6 +218,11 @@ fn type_name(root: &serde_json::Value, v: &serde_json::Value) -> String {
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Inventory, ConfigError> {
+    parse_with(path, text, &Secrets::Resolve)
+}
+
+/// [`parse`], with secrets treated as `secrets` says.
+pub fn parse_with(path: &Path, text: &str, secrets: &Secrets) -> Result<Inventory, ConfigError> {
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
         with_snippet: false,
@@ -216,7 +242,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Inventory, ConfigError> {
             }],
         }
     })?;
-    validate::validate(path, raw)
+    validate::validate(path, raw, secrets)
 }
 
 /// serde-saphyr's message without its own location suffix (we print the

@@ -143,7 +143,20 @@ pub(super) fn secret(
 ) -> Option<Secret> {
     let raw = raw.as_ref()?;
     // Never echo the value: it may be the secret itself, written inline.
-    match SecretRef::parse(raw.value.trim(), config_dir).and_then(|r| r.resolve()) {
+    let r = match SecretRef::parse(raw.value.trim(), config_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            v.report(raw, path, e.to_string());
+            return None;
+        }
+    };
+    let resolved = match v.secrets {
+        // The form is checked; nothing is read (`utkikk report`).
+        super::Secrets::Skip => return Some(Secret::unresolved()),
+        super::Secrets::Resolve => r.resolve(),
+        super::Secrets::ResolveWith(vars) => r.resolve_with(|name| vars.get(name).cloned()),
+    };
+    match resolved {
         Ok(s) => Some(s),
         Err(e) => {
             v.report(raw, path, e.to_string());
@@ -506,7 +519,8 @@ fn passphrase(
     value: Option<Secret>,
 ) -> Option<Secret> {
     match value {
-        Some(s) if s.expose().len() >= 8 => Some(s),
+        // (An unresolved stand-in says nothing about the real length.)
+        Some(s) if s.expose().len() >= 8 || s.is_unresolved() => Some(s),
         Some(_) => {
             fail(v, field, "must be at least 8 characters (RFC 3414)".into());
             None

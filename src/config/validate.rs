@@ -23,6 +23,7 @@ const RESERVED_LABELS: [&str; 7] = [
 pub(super) struct Validator<'a> {
     file: &'a Path,
     problems: Vec<Problem>,
+    pub(super) secrets: &'a super::Secrets,
 }
 
 impl Validator<'_> {
@@ -123,10 +124,15 @@ impl<T> From<&S<T>> for Origin {
     }
 }
 
-pub(super) fn validate(file: &Path, raw: RawConfig) -> Result<Inventory, ConfigError> {
+pub(super) fn validate(
+    file: &Path,
+    raw: RawConfig,
+    secrets: &super::Secrets,
+) -> Result<Inventory, ConfigError> {
     let mut v = Validator {
         file,
         problems: Vec::new(),
+        secrets,
     };
     let config_dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
 

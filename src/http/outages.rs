@@ -34,10 +34,13 @@ pub struct OutageList {
 }
 
 pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery>) -> Response {
+    // No window at all: this month so far (Europe/Oslo).
+    let this_month = (q.from.is_none() && q.to.is_none() && q.month.is_none())
+        .then(|| crate::time::oslo::month_of(Utc::now()));
     let wq = WindowQuery {
         from: q.from.clone(),
         to: q.to.clone(),
-        month: q.month.clone(),
+        month: q.month.clone().or(this_month),
     };
     let (requested, _) = match window(&wq) {
         Ok(w) => w,

@@ -47,10 +47,19 @@ impl SecretRef {
 
     /// Read the secret now. Trailing newlines of files are dropped.
     pub fn resolve(&self) -> Result<Secret, SecretError> {
+        self.resolve_with(|_| None)
+    }
+
+    /// [`SecretRef::resolve`], with `env` consulted before the process
+    /// environment (an EnvironmentFile the service will be started with).
+    pub fn resolve_with(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Secret, SecretError> {
         let value = match self {
-            SecretRef::Env(name) => {
-                std::env::var(name).map_err(|_| SecretError::EnvMissing(name.clone()))?
-            }
+            SecretRef::Env(name) => env(name)
+                .or_else(|| std::env::var(name).ok())
+                .ok_or_else(|| SecretError::EnvMissing(name.clone()))?,
             SecretRef::File(path) => std::fs::read_to_string(path)
                 .map_err(|e| SecretError::File {
                     path: path.clone(),
@@ -84,6 +93,18 @@ impl Secret {
     #[cfg(test)]
     pub(crate) fn new(s: &str) -> Self {
         Secret(s.to_string())
+    }
+
+    /// A stand-in for a secret that was deliberately not read (commands
+    /// that need none, such as `utkikk report`). Empty.
+    pub fn unresolved() -> Self {
+        Secret(String::new())
+    }
+
+    /// The stand-in of [`Secret::unresolved`] (a secret read is never
+    /// empty: that is refused).
+    pub fn is_unresolved(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub fn expose(&self) -> &str {

@@ -40,6 +40,11 @@ pub enum ReportError {
     BadMonth(String),
     #[error("no ledger at {0}: give --data-dir, or run the agent first")]
     NoLedger(std::path::PathBuf),
+    #[error("cannot read the ledger at {path}: {reason} (run as the agent's user, e.g. sudo -u utkikk, or as a member of its group)")]
+    LedgerUnreadable {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("cannot write {path}: {reason}")]
     Write {
         path: std::path::PathBuf,
