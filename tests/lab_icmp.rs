@@ -273,7 +273,7 @@ lab_test!(bad_reload_keeps_the_old_config_running, || {
     let file = agent.config_path().display().to_string();
     assert!(
         body.contains(&format!("{file}:"))
-            && body.contains(": targets[0].parents[0]: unknown parent target \"ghost\""),
+            && body.contains(": targets[sw1].parents[0]: unknown parent target \"ghost\""),
         "{body}"
     );
     assert!(agent

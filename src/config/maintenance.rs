@@ -15,8 +15,12 @@ pub(super) fn windows(
 ) -> Vec<(String, Spec)> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
+    let paths = super::validate::item_paths(
+        "maintenance",
+        raw.maintenance.iter().map(|x| x.id.value.as_str()),
+    );
     for (i, m) in raw.maintenance.iter().enumerate() {
-        let p = format!("maintenance[{i}]");
+        let p = paths[i].clone();
         let id = v.id(&m.id, &format!("{p}.id")).to_string();
         if !seen.insert(id.clone()) {
             v.report(

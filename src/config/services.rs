@@ -20,8 +20,10 @@ pub(super) fn services(
 ) -> Vec<Service> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
+    let paths =
+        super::validate::item_paths("services", raw.services.iter().map(|x| x.id.value.as_str()));
     for (i, s) in raw.services.iter().enumerate() {
-        let p = format!("services[{i}]");
+        let p = paths[i].clone();
         let id = v.id(&s.id, &format!("{p}.id")).to_string();
         if !seen.insert(id.clone()) {
             v.report(

@@ -20,6 +20,32 @@ const RESERVED_LABELS: [&str; 7] = [
     "target", "member", "site", "kind", "state", "probe", "agent",
 ];
 
+/// How problems name the items of a list: by id (`targets[kdc-sw1]`),
+/// clearer than a position in a long file, or by index (`targets[5]`)
+/// where the id is empty, unusual or not unique. One path per item.
+pub(super) fn item_paths<'a>(list: &str, ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let ids: Vec<&str> = ids.into_iter().collect();
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for id in &ids {
+        *count.entry(id).or_default() += 1;
+    }
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let plain = !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && count.get(id) == Some(&1);
+            if plain {
+                format!("{list}[{id}]")
+            } else {
+                format!("{list}[{i}]")
+            }
+        })
+        .collect()
+}
+
 pub(super) struct Validator<'a> {
     file: &'a Path,
     problems: Vec<Problem>,
@@ -161,8 +187,9 @@ pub(super) fn validate(
     let target_ids: HashSet<&str> = raw.targets.iter().map(|t| t.id.value.as_str()).collect();
     let mut seen_targets: HashSet<String> = HashSet::new();
     let mut targets = Vec::with_capacity(raw.targets.len());
+    let target_paths = item_paths("targets", raw.targets.iter().map(|t| t.id.value.as_str()));
     for (i, t) in raw.targets.iter().enumerate() {
-        let p = format!("targets[{i}]");
+        let p = target_paths[i].clone();
         let id = v.id(&t.id, &format!("{p}.id")).to_string();
         if !seen_targets.insert(id.clone()) {
             v.report(
@@ -360,7 +387,7 @@ pub(super) fn validate(
             if !polled && !has_block {
                 v.report(
                     &e.device,
-                    format!("targets[{i}].ends[{j}].device"),
+                    format!("{}.ends[{j}].device", target_paths[i]),
                     format!(
                         "{:?} is not polled over SNMP with the interfaces module: give it an snmp block",
                         e.device.value
@@ -369,7 +396,7 @@ pub(super) fn validate(
             } else if !polled && dev.snmp.as_ref().is_some_and(|s| !s.modules.interfaces) {
                 v.report(
                     &e.device,
-                    format!("targets[{i}].ends[{j}].device"),
+                    format!("{}.ends[{j}].device", target_paths[i]),
                     format!("{:?} does not poll the interfaces module", e.device.value),
                 );
             }
@@ -599,8 +626,9 @@ fn members(v: &mut Validator<'_>, raw: &RawConfig) -> Vec<Member> {
     let ids: HashSet<&str> = raw.members.iter().map(|m| m.id.value.as_str()).collect();
     let mut seen = HashSet::new();
     let mut out = Vec::new();
+    let paths = item_paths("members", raw.members.iter().map(|m| m.id.value.as_str()));
     for (i, m) in raw.members.iter().enumerate() {
-        let p = format!("members[{i}]");
+        let p = paths[i].clone();
         let id = v.id(&m.id, &format!("{p}.id")).to_string();
         if !seen.insert(id.clone()) {
             v.report(
@@ -690,8 +718,9 @@ fn overlaps(a: &KommunenummerPeriod, b: &KommunenummerPeriod) -> bool {
 fn sites(v: &mut Validator<'_>, raw: &RawConfig, member_ids: &HashSet<&str>) -> Vec<Site> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
+    let paths = item_paths("sites", raw.sites.iter().map(|s| s.id.value.as_str()));
     for (i, s) in raw.sites.iter().enumerate() {
-        let p = format!("sites[{i}]");
+        let p = paths[i].clone();
         let id = v.id(&s.id, &format!("{p}.id")).to_string();
         if !seen.insert(id.clone()) {
             v.report(
@@ -726,6 +755,7 @@ fn check_cycles(v: &mut Validator<'_>, raw: &RawConfig) {
         .enumerate()
         .map(|(i, t)| (t.id.value.as_str(), i))
         .collect();
+    let target_paths = item_paths("targets", raw.targets.iter().map(|t| t.id.value.as_str()));
     // 0 = unvisited, 1 = on the current path, 2 = done.
     let mut mark = vec![0u8; raw.targets.len()];
     for start in 0..raw.targets.len() {
@@ -764,7 +794,7 @@ fn check_cycles(v: &mut Validator<'_>, raw: &RawConfig) {
                     names.push(raw.targets[parent].id.value.as_str());
                     v.report(
                         &parents[j],
-                        format!("targets[{node}].parents[{j}]"),
+                        format!("{}.parents[{j}]", target_paths[node]),
                         format!(
                             "dependency cycle (each target depends on the next): {}",
                             names.join(" -> ")
