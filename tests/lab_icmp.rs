@@ -343,6 +343,94 @@ lab_test!(example_config_runs_and_shows_targets_up, || {
     ] {
         agent.wait_state(id, "up", DEADLINE);
     }
+    // Then, as the README goes on: this month's report for every member.
+    // Each member's PDF has a service with its level, figures in bokmål's
+    // form and the hours its objective counts in.
+    let out = agent.dir.path().join("reports");
+    let month = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Oslo)
+        .format("%Y-%m")
+        .to_string();
+    let texts = || -> Vec<(String, String)> {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_utkikk"))
+            .args(["report", "--config"])
+            .arg(agent.config_path())
+            .arg("--data-dir")
+            .arg(agent.data_dir())
+            .args(["--month", &month, "--all", "--format", "pdf", "--out"])
+            .arg(&out)
+            .output()
+            .expect("utkikk report");
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        ["kongsberg", "flesberg"]
+            .iter()
+            .map(|m| {
+                let pdf = out.join(format!("{m}-{month}.pdf"));
+                let text = std::process::Command::new("pdftotext")
+                    .args(["-layout"])
+                    .arg(&pdf)
+                    .arg("-")
+                    .output()
+                    .expect("pdftotext (poppler-utils)");
+                (
+                    m.to_string(),
+                    String::from_utf8_lossy(&text.stdout).into_owned(),
+                )
+            })
+            .collect()
+    };
+    // The ledger has the targets' first transitions once the writer has
+    // committed them: until then a service has no data.
+    let last = std::cell::RefCell::new(Vec::new());
+    let shown = || {
+        let t = texts();
+        let ok = t
+            .iter()
+            .all(|(_, t)| t.contains("Sak/arkiv") && t.contains("100,00"));
+        *last.borrow_mut() = t;
+        ok
+    };
+    let start = std::time::Instant::now();
+    while !shown() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no figures in every member's report: {:#?}",
+            last.borrow()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for (member, text) in texts() {
+        assert!(
+            text.contains("Tjenestenivå") && text.contains("99,50"),
+            "{member}:\n{text}"
+        );
+        assert!(
+            text.contains("hele døgnet, alle dager"),
+            "{member}:\n{text}"
+        );
+        // Minutes of a month observed: figures, and no verdict yet.
+        assert!(
+            text.contains("Ukjent – for lite observert"),
+            "{member}:\n{text}"
+        );
+        assert!(!text.contains("Oppfylt"), "{member}:\n{text}");
+        assert!(text.contains("kan ikke vurderes"), "said in words:\n{text}");
+        if member == "flesberg" {
+            assert!(
+                text.contains("3334"),
+                "Flesberg's kommunenummer since 2024:\n{text}"
+            );
+            assert!(text.contains("Nett og samband, Flesberg"), "{text}");
+            assert!(
+                text.contains("hverdager 07–17, unntatt helligdager"),
+                "{text}"
+            );
+        }
+    }
 });
 
 lab_test!(region_template_runs_in_the_lab, || {

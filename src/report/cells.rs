@@ -211,22 +211,35 @@ impl MemberReport {
             judged.iter().copied().filter(|s| s.met.is_none()).collect();
         let met = judged.iter().filter(|s| s.met == Some(true)).count();
         let mut out = Vec::new();
-        let first = if missed.is_empty() && unknown.is_empty() {
-            t(Text::AllMet).replace("{when}", &when)
+        let first = if met == 0 && missed.is_empty() {
+            // Nothing could be judged: the lines below say why.
+            None
+        } else if missed.is_empty() && unknown.is_empty() {
+            Some(t(Text::AllMet).replace("{when}", &when))
         } else if missed.is_empty() {
-            t(Text::AllJudgedMet)
+            Some(
+                t(if met == 1 {
+                    Text::OneJudgedMet
+                } else {
+                    Text::AllJudgedMet
+                })
                 .replace("{n}", &met.to_string())
-                .replace("{when}", &when)
+                .replace("{when}", &when),
+            )
         } else if met == 0 {
-            t(Text::NoneMet)
-                .replace("{when}", &when)
-                .replace("{missed}", &list(lang, &missed))
+            Some(
+                t(Text::NoneMet)
+                    .replace("{when}", &when)
+                    .replace("{missed}", &list(lang, &missed)),
+            )
         } else {
-            t(Text::AllMetExcept)
-                .replace("{when}", &when)
-                .replace("{missed}", &list(lang, &missed))
+            Some(
+                t(Text::AllMetExcept)
+                    .replace("{when}", &when)
+                    .replace("{missed}", &list(lang, &missed)),
+            )
         };
-        out.push(first);
+        out.extend(first);
         for s in unknown {
             out.push(match (s.unknown, s.coverage, s.min_coverage) {
                 (Some(Unknown::CoverageBelowMinimum), Some(c), Some(min)) => {

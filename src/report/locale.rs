@@ -358,6 +358,7 @@ pub enum Text {
     Against,
     AllMet,
     AllJudgedMet,
+    OneJudgedMet,
     NoneMet,
     AllMetExcept,
     UnknownCoverage,
@@ -451,6 +452,10 @@ impl Text {
             Text::AllMet => (
                 "Alle tjenester nådde tjenestenivået {when}.",
                 "Every service met its objective {when}.",
+            ),
+            Text::OneJudgedMet => (
+                "Den ene tjenesten som kunne vurderes, nådde tjenestenivået {when}.",
+                "The one service that could be judged met its objective {when}.",
             ),
             Text::AllJudgedMet => (
                 "De {n} tjenestene som kunne vurderes, nådde tjenestenivået {when}.",

@@ -664,6 +664,24 @@ pub(crate) mod tests {
         assert!(!text.contains("Oppfylt"), "{text}");
         let html = crate::report::html::member(&r, Lang::En).unwrap();
         assert!(html.contains("Unknown – too little observed"), "{html}");
+        // Missed, in words, by how much.
+        let s = &mut r.services[0];
+        s.met = Some(false);
+        s.unknown = None;
+        s.availability = Some(0.99416);
+        s.coverage = Some(0.95);
+        assert_eq!(
+            r.summary_sentences(Lang::Nb)[0],
+            "Ingen tjenester nådde tjenestenivået i oktober 2026: Files (99,41\u{a0}% mot 99,50\u{a0}%)."
+        );
+        let mut two = r.services[0].clone();
+        two.name = "Sak".into();
+        two.met = Some(true);
+        r.services.push(two);
+        assert_eq!(
+            r.summary_sentences(Lang::En)[0],
+            "Every service met its objective in October 2026, except Files (99.41% against 99.50%)."
+        );
     }
 
     #[test]
