@@ -67,6 +67,11 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Back up the ledger while the agent runs, or check a ledger file.
+    Ledger {
+        #[command(subcommand)]
+        action: LedgerCommand,
+    },
     /// Write monthly uptime reports from the ledger (also while the agent runs).
     Report {
         /// The YAML configuration file.
@@ -97,6 +102,29 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Copy the ledger to FILE, consistent while the agent writes (SQLite's
+    /// online backup API; a plain copy of ledger.db misses what is still in
+    /// ledger.db-wal). FILE must not exist; it is checked before it is kept.
+    Backup {
+        /// The YAML configuration file (for agent.data_dir).
+        #[arg(long, required_unless_present = "data_dir")]
+        config: Option<PathBuf>,
+        /// Directory of the ledger; overrides agent.data_dir.
+        #[arg(long = "data-dir", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Where to write the copy.
+        file: PathBuf,
+    },
+    /// Check a ledger file (a backup or the live one): its integrity and
+    /// what it holds.
+    Check {
+        /// The ledger file.
+        file: PathBuf,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ReportFormat {
     Json,
@@ -121,6 +149,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file, env_file } => check_config(&file, env_file.as_deref()),
+        Command::Ledger { action } => ledger(action),
         Command::ConfigSchema { markdown } => {
             if markdown {
                 print!("{}", utkikk::config::reference_markdown());
@@ -309,6 +338,65 @@ fn report(
             for f in files {
                 println!("{}", f.display());
             }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("utkikk: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ledger(action: LedgerCommand) -> ExitCode {
+    use utkikk::ledger::backup;
+    let show = |file: &Path, s: &backup::Summary| {
+        let when = |ms: Option<i64>| ms.map_or("–".to_string(), utkikk::time::oslo::rfc3339);
+        println!(
+            "{}: OK: schema {}, {} runs from {} to {}, {} transitions, {} device events, {} frozen results, {:.1} MB",
+            file.display(),
+            s.schema,
+            s.runs,
+            when(s.first_ms),
+            when(s.last_ms),
+            s.transitions,
+            s.device_events,
+            s.frozen_months,
+            s.bytes as f64 / 1e6
+        );
+    };
+    let (file, result) = match action {
+        LedgerCommand::Check { file } => {
+            let r = backup::check(&file);
+            (file, r)
+        }
+        LedgerCommand::Backup {
+            config,
+            data_dir,
+            file,
+        } => {
+            let dir = match (data_dir, config) {
+                (Some(d), _) => d,
+                (None, Some(c)) => {
+                    match utkikk::config::load_with(&c, &utkikk::config::Secrets::Skip) {
+                        Ok(inv) => inv.agent.data_dir,
+                        Err(e) => {
+                            eprintln!("{e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+                (None, None) => {
+                    eprintln!("utkikk: give --config or --data-dir");
+                    return ExitCode::from(2);
+                }
+            };
+            let r = backup::backup(&dir.join(utkikk::ledger::FILE_NAME), &file);
+            (file, r)
+        }
+    };
+    match result {
+        Ok(s) => {
+            show(&file, &s);
             ExitCode::SUCCESS
         }
         Err(e) => {

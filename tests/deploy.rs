@@ -423,6 +423,49 @@ fn the_systemd_unit_verifies_and_is_hardened() {
     );
 }
 
+/// The monthly report job: a timer on the 1st (Oslo time) and a oneshot
+/// that writes last month's reports for every member, without network or
+/// capabilities.
+#[test]
+fn the_monthly_report_timer_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let service = std::fs::read_to_string(root().join("deploy/systemd/utkikk-report.service"))
+        .unwrap()
+        .replace("/usr/bin/utkikk", env!("CARGO_BIN_EXE_utkikk"));
+    let timer = std::fs::read_to_string(root().join("deploy/systemd/utkikk-report.timer")).unwrap();
+    for want in [
+        "--month previous --all --format pdf --out ${UTKIKK_REPORT_DIR}",
+        "User=utkikk",
+        "PrivateNetwork=yes",
+        "CapabilityBoundingSet=",
+    ] {
+        assert!(service.contains(want), "{want} missing");
+    }
+    assert!(timer.contains("OnCalendar=*-*-01 06:00:00 Europe/Oslo"));
+    assert!(timer.contains("Persistent=true"));
+    std::fs::write(tmp.path().join("utkikk-report.service"), &service).unwrap();
+    std::fs::write(tmp.path().join("utkikk-report.timer"), &timer).unwrap();
+    let s = tmp
+        .path()
+        .join("utkikk-report.service")
+        .display()
+        .to_string();
+    let t = tmp.path().join("utkikk-report.timer").display().to_string();
+    run("systemd-analyze", &["verify", &s, &t], tmp.path());
+    run(
+        "systemd-analyze",
+        &["security", "--offline=true", "--threshold=20", &s],
+        tmp.path(),
+    );
+    // The schedule is what it says: the next run is on a 1st.
+    let next = run(
+        "systemd-analyze",
+        &["calendar", "*-*-01 06:00:00 Europe/Oslo"],
+        tmp.path(),
+    );
+    assert!(next.contains("-01 06:00:00"), "{next}");
+}
+
 /// Purges the package when the test ends, whatever happened.
 struct Purge;
 
@@ -474,6 +517,8 @@ fn the_debian_package_installs_and_its_config_checks() {
         "./usr/bin/utkikk",
         "./etc/utkikk/utkikk.yaml",
         "./usr/lib/systemd/system/utkikk.service",
+        "./usr/lib/systemd/system/utkikk-report.service",
+        "./usr/lib/systemd/system/utkikk-report.timer",
         "./usr/share/utkikk/prometheus/rules/utkikk-alerts.yml",
     ] {
         assert!(
@@ -506,6 +551,27 @@ fn the_debian_package_installs_and_its_config_checks() {
         .or_else(|_| std::fs::read_to_string("/lib/systemd/system/utkikk.service"))
         .unwrap();
     assert!(unit.contains("AmbientCapabilities=CAP_NET_RAW"));
+    // Purging keeps a ledger (the record), and says so.
+    std::fs::write("/var/lib/utkikk/ledger.db", b"").unwrap();
+    let out = Command::new("dpkg")
+        .args(["--purge", "utkikk"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the ledger in /var/lib/utkikk is kept"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::path::Path::new("/var/lib/utkikk/ledger.db").exists());
+    std::fs::remove_dir_all("/var/lib/utkikk").unwrap();
+    let _ = Command::new("deluser")
+        .args(["--quiet", "--system", "utkikk"])
+        .output();
 }
 
 fn yaml(path: &Path) -> serde_json::Value {

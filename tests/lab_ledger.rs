@@ -744,3 +744,101 @@ lab_test!(closed_days_are_summed_up_and_answer_exactly, || {
     }
     assert_eq!(agent.stop(), Some(0));
 });
+
+// `utkikk ledger backup` of a running agent's ledger: checked, and put in
+// place of the ledger it gives the same outages and the same figures.
+lab_test!(
+    a_backup_of_the_running_ledger_restores_to_the_same_figures,
+    || {
+        let far = far_host_v4(&["198.51.100.1/24", "198.51.100.2/24"]);
+        let from = Utc::now();
+        let mut agent = Agent::start(&config());
+        agent.wait_state("srv1", "up", DEADLINE);
+        // An outage of srv1, over and written.
+        far.sh("ip addr del 198.51.100.2/24 dev far0");
+        agent.wait_state("srv1", "down", DEADLINE);
+        far.sh("ip addr add 198.51.100.2/24 dev far0");
+        agent.wait_state("srv1", "up", DEADLINE);
+        // The window: from before the start to the outage's end, all of it
+        // written (the time after the last write is unknown to a copy).
+        let mut window = String::new();
+        wait_until("the outage in the ledger", DEADLINE, || {
+            let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+            let (_, o) = json(
+                &agent,
+                &format!(
+                    "/api/v1/outages?from={}&to={now}",
+                    from.to_rfc3339_opts(SecondsFormat::Millis, true)
+                ),
+            );
+            let end = o["outages"].as_array().and_then(|o| {
+                o.iter()
+                    .find(|x| x["root_cause"] == "srv1" && x["continues_after"] == false)
+                    .and_then(|x| x["end"].as_str().map(String::from))
+            });
+            if let Some(end) = end {
+                window = format!(
+                    "from={}&to={}",
+                    from.to_rfc3339_opts(SecondsFormat::Millis, true),
+                    end.replace('+', "%2B")
+                );
+            }
+            !window.is_empty()
+        });
+        let figures = |agent: &Agent| {
+            let (s1, o) = json(agent, &format!("/api/v1/outages?{window}"));
+            let (s2, a) = json(
+                agent,
+                &format!("/api/v1/targets/srv1/availability?{window}"),
+            );
+            assert_eq!((s1, s2), (200, 200), "{o} {a}");
+            (o["outages"].clone(), a["seconds"].clone())
+        };
+        let live = figures(&agent);
+
+        // The copy, taken while the agent writes.
+        let copy = agent.dir.path().join("ledger-backup.db");
+        let run = |args: &[&std::ffi::OsStr]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_utkikk"))
+                .args(args)
+                .output()
+                .expect("utkikk");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let (code, stdout, stderr) = run(&[
+            "ledger".as_ref(),
+            "backup".as_ref(),
+            "--data-dir".as_ref(),
+            agent.data_dir().as_os_str(),
+            copy.as_os_str(),
+        ]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stdout.contains(": OK: schema "), "{stdout}");
+        let (code, stdout, stderr) = run(&["ledger".as_ref(), "check".as_ref(), copy.as_os_str()]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stdout.contains(" transitions"), "{stdout}");
+        // Never over an existing file.
+        let (code, _, stderr) = run(&[
+            "ledger".as_ref(),
+            "backup".as_ref(),
+            "--data-dir".as_ref(),
+            agent.data_dir().as_os_str(),
+            copy.as_os_str(),
+        ]);
+        assert_eq!(code, Some(1));
+        assert!(stderr.contains("exists already"), "{stderr}");
+        assert_eq!(agent.stop(), Some(0));
+
+        // Restored: a new agent on the copy answers the same.
+        let mut restored = Agent::prepare(&config());
+        std::fs::create_dir_all(restored.data_dir()).unwrap();
+        std::fs::copy(&copy, restored.data_dir().join("ledger.db")).unwrap();
+        restored.spawn();
+        assert_eq!(figures(&restored), live, "{window}");
+        assert_eq!(restored.stop(), Some(0));
+    }
+);

@@ -14,6 +14,7 @@
 //!
 //! Owns: the database file. Must not touch: HTTP, probes, states.
 
+pub mod backup;
 pub mod store;
 
 use std::path::{Path, PathBuf};

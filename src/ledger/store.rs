@@ -13,7 +13,7 @@ use crate::maintenance::{self, Origin, Spec, Window};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts how
 /// many have run. Never edit one that has shipped: add a new one.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: runs, transitions, device events.
     "CREATE TABLE runs (
         id INTEGER PRIMARY KEY,
@@ -199,7 +199,7 @@ impl Store {
             });
         }
         let mut store = Store { conn };
-        store.migrate()?;
+        store.migrate(path)?;
         Ok(store)
     }
 
@@ -235,7 +235,10 @@ impl Store {
         ))
     }
 
-    fn migrate(&mut self) -> Result<(), LedgerError> {
+    /// Bring the schema up to date. A ledger that has data is copied first
+    /// (next to it, see [`super::backup::before_migration`]): a migration
+    /// cannot be undone, and the older utkikk refuses the newer schema.
+    fn migrate(&mut self, path: &Path) -> Result<(), LedgerError> {
         let have: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -246,6 +249,9 @@ impl Store {
                 "ledger schema version {have} is newer than this utkikk knows ({}); upgrade utkikk",
                 MIGRATIONS.len()
             )));
+        }
+        if have > 0 && have < MIGRATIONS.len() {
+            super::backup::before_migration(&self.conn, path, have, MIGRATIONS.len())?;
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(have) {
             let tx = self.conn.transaction().map_err(db)?;
