@@ -2,7 +2,7 @@
 //! a service's row, an outage's row, the summary in plain words at the
 //! top, and why time was excluded.
 
-use super::locale::{Lang, Text};
+use super::locale::{cut, Lang, Text};
 use super::{MemberReport, ServiceSummary};
 use crate::sla::outages::OutageView;
 use crate::sla::service::Unknown;
@@ -161,6 +161,67 @@ pub fn members_hit(o: &OutageView, name: impl Fn(&str) -> String) -> String {
         .map(|m| name(m))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The trend table: a header of month names and, per service, a cell per
+/// month (the [`super::HISTORY_MONTHS`] before and the report's own) with a
+/// class for HTML. `None` when no past month has figures (a new install):
+/// a row of dashes says nothing.
+pub fn history_table(
+    r: &MemberReport,
+    lang: Lang,
+) -> Option<(Vec<String>, Vec<(String, Vec<RegionCell>)>)> {
+    let any = r
+        .services
+        .iter()
+        .any(|s| s.history.iter().any(|m| m.availability.is_some()));
+    if !any {
+        return None;
+    }
+    let month_of = |m: &str| {
+        super::Month::parse(m).map_or(m.to_string(), |m| lang.month_short(m.year, m.month))
+    };
+    let mut header: Vec<String> = r
+        .services
+        .iter()
+        .find(|s| !s.history.is_empty())
+        .map(|s| s.history.iter().map(|m| month_of(&m.month)).collect())
+        .unwrap_or_default();
+    header.push(month_of(&r.month));
+    let cell =
+        |a: Option<f64>, met: Option<bool>, unknown: Option<Unknown>, objective: Option<f64>| {
+            let p = places(objective);
+            let (text, class) = match (a, met, unknown) {
+                (None, ..) => ("–".to_string(), "nodata"),
+                (Some(a), Some(true), _) => (lang.number(cut(a, p) * 100.0, p), "met"),
+                (Some(a), Some(false), _) => {
+                    (format!("{} ✗", lang.number(cut(a, p) * 100.0, p)), "missed")
+                }
+                (Some(a), None, _) => (
+                    format!("{} ?", lang.number(cut(a, p) * 100.0, p)),
+                    "unknown",
+                ),
+            };
+            RegionCell {
+                text,
+                coverage: String::new(),
+                class,
+            }
+        };
+    let rows = r
+        .services
+        .iter()
+        .map(|s| {
+            let mut cells: Vec<RegionCell> = s
+                .history
+                .iter()
+                .map(|m| cell(m.availability, m.met, m.unknown, m.objective))
+                .collect();
+            cells.push(cell(s.availability, s.met, s.unknown, s.objective));
+            (s.name.clone(), cells)
+        })
+        .collect();
+    Some((header, rows))
 }
 
 fn list(lang: Lang, items: &[String]) -> String {

@@ -62,10 +62,7 @@ impl Lang {
     /// decimals: 99.996 % with two is `99,99 %`, so only a whole month up
     /// reads `100,00 %` and a missed objective never reads as met.
     pub fn availability(self, ratio: f64, places: usize) -> String {
-        let f = 10f64.powi(places as i32);
-        // (The small term absorbs binary noise: 0.995 × 10⁴ is 9949.99…)
-        let cut = ((ratio * 100.0 * f) + 1e-6).floor() / f;
-        self.percent(cut / 100.0, places)
+        self.percent(cut(ratio, places), places)
     }
 
     /// A duration to the second: `0:00:28`, `3:05:00`, `26:40:12` (hours
@@ -160,6 +157,16 @@ impl Lang {
             Lang::Nb => format!("{} {year}", NB_LONG[i]),
             Lang::En => format!("{} {year}", EN_LONG[i]),
         }
+    }
+
+    /// A month in a table header: `okt. 26` or `Oct 26`.
+    pub fn month_short(self, year: i32, month: u32) -> String {
+        let i = (month.clamp(1, 12) - 1) as usize;
+        let name = match self {
+            Lang::Nb => NB_SHORT[i],
+            Lang::En => EN_SHORT[i],
+        };
+        format!("{name} {:02}", year.rem_euclid(100))
     }
 
     /// A maintenance category's name.
@@ -290,6 +297,13 @@ const EN_LONG: [&str; 12] = [
     "December",
 ];
 
+/// A ratio cut (not rounded) to `places` decimals of its percentage.
+pub fn cut(ratio: f64, places: usize) -> f64 {
+    let f = 10f64.powi(places as i32);
+    // (The small term absorbs binary noise: 0.995 × 10⁴ is 9949.99…)
+    ((ratio * 100.0 * f) + 1e-6).floor() / f / 100.0
+}
+
 /// The report's texts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Text {
@@ -374,6 +388,8 @@ pub enum Text {
     CoverageShort,
     Members,
     ExcludedFor,
+    History,
+    HistoryNote,
 }
 
 impl Text {
@@ -494,6 +510,11 @@ impl Text {
             Text::OutageCount => ("Antall avvik", "Outages"),
             Text::CoverageShort => ("dekning", "coverage"),
             Text::ExcludedFor => ("Utelatt for", "Excluded for"),
+            Text::History => ("Siste 12 måneder", "The last 12 months"),
+            Text::HistoryNote => (
+                "Tilgjengelighet per måned (%), slik månedene ble låst da de var over; siste kolonne er denne rapportens måned. –: ingen tall for den måneden. ✗: tjenestenivået ikke nådd, ?: for lite observert.",
+                "Availability per month (%), as each month was fixed when it closed; the last column is this report's month. –: no figures for that month. ✗: objective missed, ?: too little observed.",
+            ),
             Text::Members => ("Berørte medlemmer", "Members hit"),
             Text::InBrief => ("Kort fortalt", "In brief"),
             Text::Budget => ("Nedetid og feilbudsjett", "Downtime and error budget"),

@@ -368,8 +368,52 @@ pub struct ServiceSummary {
     /// The hours the objective counts in.
     #[serde(default)]
     pub schedule: Option<crate::time::schedule::Schedule>,
+    /// The twelve months before this one, oldest first, from their frozen
+    /// results (a month with none has no figures). Member reports only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<MonthFigure>,
     /// The figures are the month's frozen results.
     pub frozen: bool,
+}
+
+/// A past month of a service, as frozen when it closed.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct MonthFigure {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// `None`: no frozen result, or nothing observed.
+    pub availability: Option<f64>,
+    pub met: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<crate::sla::service::Unknown>,
+    pub objective: Option<f64>,
+}
+
+/// How many past months a report shows beside its own.
+pub const HISTORY_MONTHS: usize = 12;
+
+/// The [`HISTORY_MONTHS`] before `month` of `svc`, oldest first.
+fn history(
+    store: &Store,
+    svc: &crate::inventory::Service,
+    month: Month,
+) -> Result<Vec<MonthFigure>, ReportError> {
+    let mut out = Vec::with_capacity(HISTORY_MONTHS);
+    let mut m = month;
+    for _ in 0..HISTORY_MONTHS {
+        m = m.prev();
+        let r = crate::sla::frozen_month(store, svc, m)?;
+        let f = r.as_ref().map(|(_, _, f)| f);
+        out.push(MonthFigure {
+            month: m.to_string(),
+            availability: f.and_then(|f| f.availability),
+            met: f.and_then(|f| f.met),
+            unknown: f.and_then(|f| f.unknown),
+            objective: f.map(|f| f.objective),
+        });
+    }
+    out.reverse();
+    Ok(out)
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -527,7 +571,10 @@ pub fn member_report(
     let mut services = Vec::new();
     let mut frozen = Vec::new();
     for svc in &on.services {
-        let (summary, frozen_at) = service_summary(store, svc, month, current_run, now_ms)?;
+        let (mut summary, frozen_at) = service_summary(store, svc, month, current_run, now_ms)?;
+        if let Some(store) = store {
+            summary.history = history(store, svc, month)?;
+        }
         services.push(summary);
         frozen.push(frozen_at);
     }
@@ -662,6 +709,7 @@ pub fn service_summary(
             error_budget_remaining: f.and_then(|f| f.error_budget_remaining),
             mean_time_to_recover_seconds: f.and_then(|f| f.mean_time_to_recover_seconds),
             schedule: r.as_ref().map(|(level, _, _)| level.schedule.clone()),
+            history: Vec::new(),
             frozen,
         },
         frozen_at,

@@ -357,6 +357,34 @@ pub fn member(r: &MemberReport, lang: Lang) -> Result<Vec<u8>, PdfError> {
         for note in r.excluded_notes(lang) {
             m += &format!("#text(size: 8.5pt, fill: luma(90), {})\n\n", lit(&note));
         }
+        if let Some((months, rows)) = super::cells::history_table(r, lang) {
+            m += &format!("== #{}\n", lit(t(Text::History)));
+            let mut cols: Vec<(&str, bool)> = vec![(t(Text::Service), false)];
+            cols.extend(months.iter().map(|x| (x.as_str(), true)));
+            let rows: Vec<Vec<String>> = rows
+                .iter()
+                .map(|(name, cells)| {
+                    let mut v = vec![cell(name)];
+                    v.extend(cells.iter().map(|c| {
+                        let colour = match c.class {
+                            "met" => "rgb(\"#2e7d32\")",
+                            "missed" => "rgb(\"#c62828\")",
+                            "unknown" => "rgb(\"#8a5a00\")",
+                            _ => "luma(120)",
+                        };
+                        format!("[#text(fill: {colour}, {})]", lit(&c.text))
+                    }));
+                    v
+                })
+                .collect();
+            m += "#[#set text(size: 7pt)\n";
+            m += &table_of_cells(&cols, &rows);
+            m += "]\n";
+            m += &format!(
+                "#text(size: 8.5pt, fill: luma(90), {})\n\n",
+                lit(t(Text::HistoryNote))
+            );
+        }
         let floor = super::html::chart_floor(r);
         m += &format!("== #{}\n", lit(t(Text::Daily)));
         m += &format!(
@@ -728,5 +756,61 @@ pub(crate) mod tests {
     fn text_reaches_typst_only_as_a_string() {
         assert_eq!(lit(r#"a "b" \c #d [e] $f$"#), r#""a \"b\" \\c #d [e] $f$""#);
         assert_eq!(lit("x\ny"), r#""x\ny""#);
+    }
+
+    /// The last twelve months beside this one, from the frozen results:
+    /// months without one are dashes, a missed month is marked.
+    #[test]
+    fn the_last_twelve_months_from_the_frozen_results() {
+        use crate::ledger::Record;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, inv, _) = ledger(dir.path());
+        let now = ms(2026, 11, 2, 12, 0);
+        let oct = Month::parse("2026-10").unwrap();
+        let svc = &inv.services[0];
+        let (level, window, figures) =
+            crate::sla::compute_service_month(Some(&store), svc, oct, None, now)
+                .unwrap()
+                .unwrap();
+        let mut missed = figures.clone();
+        missed.availability = Some(0.9912);
+        missed.met = Some(false);
+        let run = store.begin_run("t", now).unwrap();
+        let frozen = |month: &str, f: &crate::sla::service::Figures| Record::Frozen {
+            kind: crate::sla::FROZEN_SERVICE.into(),
+            id: svc.id.clone(),
+            month: month.into(),
+            result: serde_json::to_string(&(level.clone(), window, f.clone())).unwrap(),
+        };
+        store
+            .write(
+                run,
+                &[frozen("2026-09", &figures), frozen("2026-08", &missed)],
+                now,
+            )
+            .unwrap();
+        let r = member_report(Some(&store), &inv, "a", oct, None, now).unwrap();
+        let h = &r.services[0].history;
+        assert_eq!(h.len(), 12);
+        assert_eq!(h[0].month, "2025-10");
+        assert_eq!(h[11].month, "2026-09");
+        assert_eq!(h[10].met, Some(false));
+        assert!(h[..10].iter().all(|m| m.availability.is_none()));
+        let text = poppler("pdftotext", &["-layout"], &member(&r, Lang::Nb).unwrap());
+        for want in [
+            "Siste 12 måneder",
+            "okt. 25",
+            "sep. 26",
+            "okt. 26",
+            "99,12 ✗",
+            "99,96",
+        ] {
+            assert!(text.contains(want), "{want:?} not in:\n{text}");
+        }
+        let html = crate::report::html::member(&r, Lang::En).unwrap();
+        assert!(
+            html.contains("The last 12 months") && html.contains("Sep 26"),
+            "{html}"
+        );
     }
 }

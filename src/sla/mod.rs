@@ -66,6 +66,18 @@ pub fn service_month(
     service_month_frozen(store, service, month, current_run, now_ms).map(|(r, _)| r)
 }
 
+/// The month's frozen result only (none for a month not yet closed and
+/// frozen, or unreadable): cheap, for a report's trend of past months.
+pub fn frozen_month(
+    store: &Store,
+    service: &Service,
+    month: Month,
+) -> Result<Option<ServiceMonth>, LedgerError> {
+    Ok(store
+        .frozen(FROZEN_SERVICE, &service.id, &month.to_string())?
+        .and_then(|json| serde_json::from_str::<ServiceMonth>(&json).ok()))
+}
+
 /// [`service_month`], and whether it was answered from a frozen result.
 pub fn service_month_frozen(
     store: Option<&Store>,
