@@ -163,14 +163,14 @@ pub fn members_hit(o: &OutageView, name: impl Fn(&str) -> String) -> String {
         .join(", ")
 }
 
+/// The trend table: month names, and per service its name and cells.
+pub type History = (Vec<String>, Vec<(String, Vec<RegionCell>)>);
+
 /// The trend table: a header of month names and, per service, a cell per
 /// month (the [`super::HISTORY_MONTHS`] before and the report's own) with a
 /// class for HTML. `None` when no past month has figures (a new install):
 /// a row of dashes says nothing.
-pub fn history_table(
-    r: &MemberReport,
-    lang: Lang,
-) -> Option<(Vec<String>, Vec<(String, Vec<RegionCell>)>)> {
+pub fn history_table(r: &MemberReport, lang: Lang) -> Option<History> {
     let any = r
         .services
         .iter()

@@ -42,7 +42,7 @@ struct View {
     /// Why time was excluded, per service.
     excluded: Vec<String>,
     /// The last twelve months: month names, and per service its cells.
-    history: Option<(Vec<String>, Vec<(String, Vec<super::cells::RegionCell>)>)>,
+    history: Option<super::cells::History>,
     charts: Vec<Chart>,
     outages: Vec<OutageRow>,
     more_outages: Option<String>,
