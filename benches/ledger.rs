@@ -242,6 +242,7 @@ fn main() {
     };
     if warm {
         report("closed days kept");
+        freeze_past_months(&path, &store, &inv, month, closed_now);
         bench_reports(&store, &inv, month, closed_now);
         return;
     }
@@ -274,6 +275,7 @@ fn main() {
         written
     );
     report("closed days kept");
+    freeze_past_months(&path, &store, &inv, month, closed_now);
     bench_reports(&store, &inv, month, closed_now);
     let now = closed_now;
 
@@ -410,6 +412,45 @@ fn seed_link_days(path: &std::path::Path, inv: &Inventory, month: Month) {
         bytes as f64 / 1e6,
         t0.elapsed().as_secs_f64()
     );
+}
+
+/// Freeze the services' results of the eleven months before `month` that
+/// the synthetic year covers (as the agent does when each closes), so the
+/// reports' twelve-month trend has figures to read. Once per kept ledger.
+fn freeze_past_months(
+    path: &std::path::Path,
+    store: &Store,
+    inv: &Inventory,
+    month: Month,
+    now: i64,
+) {
+    let t0 = Instant::now();
+    let mut frozen = Vec::new();
+    let mut m = month;
+    for _ in 0..11 {
+        m = m.prev();
+        for s in &inv.services {
+            if let Some(result) = utkikk::sla::freeze_month(store, s, m, now).ok().flatten() {
+                frozen.push(Record::Frozen {
+                    kind: utkikk::sla::FROZEN_SERVICE.to_string(),
+                    id: s.id.clone(),
+                    month: m.to_string(),
+                    result,
+                });
+            }
+        }
+    }
+    if !frozen.is_empty() {
+        let n = frozen.len();
+        let mut w = Store::open(path).expect("open for writing");
+        let run = w.begin_run("bench-freeze-past", now).expect("run");
+        w.write(run, &frozen, now).expect("freeze");
+        w.end_run(run, now).expect("end run");
+        println!(
+            "froze {n} service months before {month} (for the reports' trend) in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+    }
 }
 
 fn bench_reports(store: &Store, inv: &Inventory, month: Month, now: i64) {

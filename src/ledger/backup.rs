@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use super::LedgerError;
 
@@ -45,22 +45,8 @@ pub struct Summary {
 /// Open `path` read-only, check its integrity and sum up what it holds.
 pub fn check(path: &Path) -> Result<Summary, LedgerError> {
     let meta = std::fs::metadata(path).map_err(|e| unreadable(path, e))?;
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(db)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(db)?;
-    let verdict: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .map_err(db)?;
-    if verdict != "ok" {
-        return Err(LedgerError::Corrupt {
-            path: path.to_path_buf(),
-            detail: verdict,
-        });
-    }
+    let conn = super::store::read_only(path)?;
+    super::store::integrity(&conn, path)?;
     let schema: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(db)?;
@@ -108,14 +94,7 @@ pub fn backup(src: &Path, dest: &Path) -> Result<Summary, LedgerError> {
         });
     }
     std::fs::metadata(src).map_err(|e| unreadable(src, e))?;
-    let from = Connection::open_with_flags(
-        src,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(db)?;
-    from.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(db)?;
-    copy(&from, dest)
+    copy(&super::store::read_only(src)?, dest)
 }
 
 /// The copy taken before migrating the schema from `from` to `to`, next to

@@ -166,6 +166,32 @@ fn db(e: rusqlite::Error) -> LedgerError {
     LedgerError::Db(e.to_string())
 }
 
+/// A read-only connection that waits up to 5 s for a writer's lock.
+pub(super) fn read_only(path: &Path) -> Result<Connection, LedgerError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(db)?;
+    Ok(conn)
+}
+
+/// `PRAGMA integrity_check`: anything but "ok" is corruption.
+pub(super) fn integrity(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(db)?;
+    if check != "ok" {
+        return Err(LedgerError::Corrupt {
+            path: path.to_path_buf(),
+            detail: check,
+        });
+    }
+    Ok(())
+}
+
 impl Store {
     /// Open (creating if needed) for writing: pragmas, integrity check,
     /// migrations.
@@ -189,15 +215,7 @@ impl Store {
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
             .map_err(db)?;
-        let check: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .map_err(db)?;
-        if check != "ok" {
-            return Err(LedgerError::Corrupt {
-                path: path.to_path_buf(),
-                detail: check,
-            });
-        }
+        integrity(&conn, path)?;
         let mut store = Store { conn };
         store.migrate(path)?;
         Ok(store)
@@ -205,13 +223,7 @@ impl Store {
 
     /// Open an existing ledger for reading only (queries, reports).
     pub fn open_read_only(path: &Path) -> Result<Store, LedgerError> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(db)?;
+        let conn = read_only(path)?;
         // Queries read a month of many targets: a larger page cache.
         conn.execute_batch("PRAGMA cache_size=-65536;")
             .map_err(db)?;
