@@ -457,7 +457,7 @@ lab_test!(region_template_runs_in_the_lab, || {
         let (_, body) = agent.get("/api/v1/targets");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         let ts = v["targets"].as_array().cloned().unwrap_or_default();
-        assert_eq!(ts.len(), 37);
+        assert_eq!(ts.len(), 37, "{}", &body[..body.len().min(600)]);
         ts.iter()
             .filter(|t| t["state"] != "up")
             .map(|t| format!("{}={}", t["id"], t["state"]))

@@ -337,6 +337,10 @@ impl Owner {
         match c {
             Command::Install(inv, done) => {
                 self.install(inv);
+                // Published before the caller goes on: once the agent says
+                // it is ready (or a reload returns), the API lists the
+                // configured targets, not the snapshot before them.
+                self.publish();
                 let _ = done.send(());
             }
             Command::MaintenanceChanged => self.sync_maintenance(),
