@@ -350,5 +350,38 @@ lab_test!(
         let services = outage["services"].to_string();
         assert!(services.contains("fagsystem"), "{outage:#}");
         assert!(!services.contains("oppvekst"), "{outage:#}");
+        // The server could not be observed behind the cut link: with the
+        // default `unreachable: excluded` that time is left out of
+        // fagsystem's figures, and the API says why.
+        assert_eq!(
+            list[0]["excluded_services"],
+            serde_json::json!(["fagsystem"]),
+            "{list:#?}"
+        );
+        let (status, body) = agent.get(&format!("/api/v1/services/fagsystem/sla?month={month}"));
+        assert_eq!(status, 200, "{body}");
+        let sla: Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            sla["figures"]["excluded_seconds"].as_f64().unwrap() > 0.0,
+            "{sla:#}"
+        );
+        assert_eq!(
+            sla["excluded"]["because"],
+            serde_json::json!(["link"]),
+            "{sla:#}"
+        );
+        assert!(
+            sla["excluded"]["explanation"]
+                .as_str()
+                .unwrap()
+                .contains("could not be observed because link went down"),
+            "{sla:#}"
+        );
+        let (_, body) = agent.get(&format!("/api/v1/services/oppvekst/sla?month={month}"));
+        let sla: Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            sla["excluded"].is_null(),
+            "nothing excluded outside its hours: {sla:#}"
+        );
     }
 );

@@ -129,6 +129,35 @@ struct SlaView {
     /// The level in force at the start of the month; `null` if none was.
     level: Option<LevelView>,
     figures: Option<Figures>,
+    /// Present when scheduled time was excluded: why, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    excluded: Option<ExcludedView>,
+}
+
+/// Why a service's time was left out of its figures.
+#[derive(Serialize)]
+struct ExcludedView {
+    seconds: f64,
+    /// The root causes behind which the service could not be observed.
+    because: Vec<String>,
+    explanation: String,
+}
+
+impl ExcludedView {
+    fn new(seconds: f64, because: Vec<String>) -> ExcludedView {
+        let who = match because.as_slice() {
+            [] => "something it depends on".to_string(),
+            [one] => one.clone(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        };
+        ExcludedView {
+            explanation: format!(
+                "{seconds} s of scheduled time were left out of the figures: the service could not be observed because {who} went down, and its level does not count such time (unreachable: excluded)"
+            ),
+            seconds,
+            because,
+        }
+    }
 }
 
 impl SlaView {
@@ -154,6 +183,7 @@ impl SlaView {
             frozen,
             level,
             figures,
+            excluded: None,
         }
     }
 }
@@ -178,15 +208,45 @@ pub async fn service_sla(
         return error(StatusCode::NOT_FOUND, format!("unknown service {id:?}"));
     };
     let svc = service.clone();
-    let evaluated = match read_ledger(&agent, move |store, current_run| {
-        crate::sla::service_month_frozen(store, &svc, month, current_run, now)
+    let inv = agent.inventory();
+    let answer = match read_ledger(&agent, move |store, current_run| {
+        let evaluated = crate::sla::service_month_frozen(store, &svc, month, current_run, now)?;
+        // Only a service with excluded time pays for the outage list that
+        // says why.
+        let excluded = evaluated
+            .0
+            .as_ref()
+            .map(|(_, _, f)| f.excluded_seconds)
+            .filter(|s| *s > 0.0);
+        let because = match excluded {
+            Some(_) => {
+                let w = crate::time::interval::Interval::new(window.start, window.end.min(now));
+                let mut roots: Vec<String> = Vec::new();
+                for o in crate::sla::outages::list(store, &inv, w, None, current_run, now)? {
+                    if o.outage.excluded_services.contains(&svc.id)
+                        && !roots.contains(&o.outage.target)
+                    {
+                        roots.push(o.outage.target);
+                    }
+                }
+                roots
+            }
+            None => Vec::new(),
+        };
+        Ok::<_, crate::ledger::LedgerError>((
+            evaluated,
+            excluded.map(|s| ExcludedView::new(s, because)),
+        ))
     })
     .await
     {
         Ok(x) => x,
         Err(r) => return r,
     };
-    Json(SlaView::new(&service, month, window, now, evaluated)).into_response()
+    let (evaluated, excluded) = answer;
+    let mut view = SlaView::new(&service, month, window, now, evaluated);
+    view.excluded = excluded;
+    Json(view).into_response()
 }
 
 #[derive(Serialize)]
