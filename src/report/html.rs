@@ -473,3 +473,74 @@ pub(crate) fn chart(
     }
     s + "</svg>"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Day, DayFigure};
+    use crate::sla::rollup::tests::ledger;
+    use crate::time::calendar::{oslo_ms, Month};
+
+    /// One scale for every chart of a report (the lowest day of any
+    /// service sets it), and a day without data is a pale bar of full
+    /// height, not a grey stub at the bottom that a row of would read as
+    /// the dashed objective line.
+    #[test]
+    fn every_chart_has_one_scale_and_no_data_is_a_full_pale_bar() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, inv, _) = ledger(dir.path());
+        let oct = Month::parse("2026-10").unwrap();
+        let mut r = crate::report::member_report(
+            Some(&store),
+            &inv,
+            "a",
+            oct,
+            None,
+            oslo_ms(2026, 11, 2, 12, 0),
+        )
+        .unwrap();
+        let mut other = r.services[0].clone();
+        other.service = "other".into();
+        r.services.push(other);
+        r.daily = vec![
+            Day {
+                date: "2026-10-01".into(),
+                services: vec![
+                    DayFigure {
+                        service: r.services[0].service.clone(),
+                        availability: Some(0.75),
+                    },
+                    DayFigure {
+                        service: "other".into(),
+                        availability: None,
+                    },
+                ],
+            },
+            Day {
+                date: "2026-10-02".into(),
+                services: vec![DayFigure {
+                    service: "other".into(),
+                    availability: Some(1.0),
+                }],
+            },
+        ];
+        // 75 % on one service's day puts both charts' floor at 70 %.
+        let floor = chart_floor(&r);
+        assert!((floor - 0.7).abs() < 1e-9, "{floor}");
+        let first = chart(&r, &r.services[0].service, Some(0.995), floor, Lang::Nb);
+        let second = chart(&r, "other", Some(0.995), floor, Lang::Nb);
+        for svg in [&first, &second] {
+            assert!(svg.contains(">70\u{a0}%<"), "{svg}");
+        }
+        // The no-data day: full height from the top of the plot, pale, outlined.
+        let nodata = second
+            .split("<rect")
+            .find(|r| r.contains("Ingen data"))
+            .unwrap();
+        assert!(
+            nodata.contains("fill=\"#eef1f4\"") && nodata.contains("stroke="),
+            "{nodata}"
+        );
+        assert!(nodata.contains("y=\"8.0\""), "from the top: {nodata}");
+    }
+}
