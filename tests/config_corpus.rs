@@ -221,3 +221,39 @@ fn the_readme_config_reference_is_the_codes() {
         "README's config reference is stale: replace it with `utkikk config-schema --markdown`"
     );
 }
+
+/// A secret file that never ends (/dev/zero), one that blocks (a FIFO) and
+/// one too big are refused with the reason, not read. (`timeout` turns a
+/// hang, which is what a FIFO did, into a failure instead of a stuck test.)
+#[test]
+fn secret_files_that_are_not_small_regular_files_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'x'; 65 * 1024]).unwrap();
+    for (file, says) in [
+        ("/dev/zero".to_string(), "not a regular file"),
+        (fifo.display().to_string(), "not a regular file"),
+        (big.display().to_string(), "larger than 64 KiB"),
+    ] {
+        let config = dir.path().join("utkikk.yaml");
+        std::fs::write(
+            &config,
+            format!("agent: {{ id: t, api_token: \"file:{file}\" }}\ntargets:\n  - {{ id: a, kind: server, address: 198.51.100.1 }}\n"),
+        )
+        .unwrap();
+        let out = Command::new("timeout")
+            .arg("30")
+            .arg(env!("CARGO_BIN_EXE_utkikk"))
+            .arg("check-config")
+            .arg(&config)
+            .output()
+            .expect("timeout (coreutils)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(124), "{file}: hung");
+        assert_eq!(out.status.code(), Some(1), "{file}: {stderr}");
+        assert!(stderr.contains(says), "{file}: {stderr}");
+    }
+}

@@ -60,11 +60,7 @@ impl SecretRef {
             SecretRef::Env(name) => env(name)
                 .or_else(|| std::env::var(name).ok())
                 .ok_or_else(|| SecretError::EnvMissing(name.clone()))?,
-            SecretRef::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| SecretError::File {
-                    path: path.clone(),
-                    reason: e.kind().to_string(),
-                })?
+            SecretRef::File(path) => read_secret_file(path)?
                 .trim_end_matches(['\r', '\n'])
                 .to_string(),
         };
@@ -73,6 +69,37 @@ impl SecretRef {
         }
         Ok(Secret(value))
     }
+}
+
+/// The largest secret file read.
+pub const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// A secret file's text: a regular file (not a FIFO, which would block a
+/// reload, nor a device such as /dev/zero, which never ends) of at most
+/// [`MAX_SECRET_FILE`] bytes, in UTF-8.
+fn read_secret_file(path: &Path) -> Result<String, SecretError> {
+    use std::io::Read;
+    let err = |reason: String| SecretError::File {
+        path: path.to_path_buf(),
+        reason,
+    };
+    // (metadata follows symlinks: what would be opened.)
+    let meta = std::fs::metadata(path).map_err(|e| err(e.kind().to_string()))?;
+    if !meta.is_file() {
+        return Err(err("not a regular file".into()));
+    }
+    if meta.len() > MAX_SECRET_FILE {
+        return Err(err(format!("larger than {} KiB", MAX_SECRET_FILE / 1024)));
+    }
+    let file = std::fs::File::open(path).map_err(|e| err(e.kind().to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(e.kind().to_string()))?;
+    if bytes.len() as u64 > MAX_SECRET_FILE {
+        return Err(err(format!("larger than {} KiB", MAX_SECRET_FILE / 1024)));
+    }
+    String::from_utf8(bytes).map_err(|_| err("not UTF-8 text".into()))
 }
 
 impl fmt::Display for SecretRef {
