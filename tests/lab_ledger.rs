@@ -842,3 +842,49 @@ lab_test!(
         assert_eq!(restored.stop(), Some(0));
     }
 );
+
+// A second agent on a data directory in use is refused, naming the first
+// one's PID; the first goes on, and readers (report) need no lock.
+lab_test!(a_second_agent_on_the_same_data_dir_is_refused, || {
+    let _far = far_host_v4(&["198.51.100.1/24", "198.51.100.2/24"]);
+    let agent = Agent::start(&config());
+    agent.wait_state("sw1", "up", DEADLINE);
+    let lock = std::fs::read_to_string(agent.data_dir().join("utkikk.lock")).unwrap();
+    let pid = lock.trim().to_string();
+    assert!(pid.parse::<u32>().is_ok(), "{lock:?}");
+    let out = std::process::Command::new("timeout")
+        .arg("30")
+        .arg(env!("CARGO_BIN_EXE_utkikk"))
+        .args(["run", "--config"])
+        .arg(agent.config_path())
+        .arg("--data-dir")
+        .arg(agent.data_dir())
+        .args(["--web.listen-address", "127.0.0.1:9475"])
+        .output()
+        .expect("a second utkikk");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(
+        out.status.code(),
+        Some(124),
+        "the second agent ran on: {stderr}"
+    );
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "another utkikk (PID {pid}) is running on the data directory"
+        )),
+        "{stderr}"
+    );
+    // The first one still writes.
+    let before = written(&agent);
+    agent.wait_state("sw1", "up", DEADLINE);
+    wait_until("the first agent still writes", DEADLINE, || {
+        let (_, b) = agent.get("/-/healthy");
+        !b.is_empty() && written(&agent) >= before
+    });
+    // Only one run in the ledger: the second never began one.
+    let runs: i64 = open(&agent)
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 1);
+});

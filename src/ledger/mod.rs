@@ -150,6 +150,65 @@ pub struct Ledger {
     windows: Arc<RwLock<Windows>>,
     /// The last write failed (records are queued, retried).
     failing: Arc<AtomicBool>,
+    /// The data directory's lock, held while the process lives.
+    _lock: Option<Arc<std::fs::File>>,
+}
+
+/// The lock file in the data directory: one agent per ledger.
+pub const LOCK_NAME: &str = "utkikk.lock";
+
+/// Take the data directory's exclusive lock (`flock`), writing our PID in
+/// the file. Another agent holding it is an error naming its PID; a
+/// directory that cannot be created or a lock file that cannot be opened
+/// is left to the writer to report (it retries), so `None`.
+fn lock_data_dir(data_dir: &Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::io::{Read, Seek, Write};
+    if let Err(e) = std::fs::create_dir_all(data_dir) {
+        tracing::warn!(dir = %data_dir.display(), "cannot create the data directory ({e}); not locked");
+        return Ok(None);
+    }
+    let path = data_dir.join(LOCK_NAME);
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), "cannot open the lock file ({e}); not locked");
+            return Ok(None);
+        }
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0)?;
+            file.rewind()?;
+            writeln!(file, "{}", std::process::id())?;
+            file.sync_all()?;
+            Ok(Some(file))
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            Err(std::io::Error::other(format!(
+                "another utkikk{} is running on the data directory {} (it holds {}); two agents on one ledger would corrupt the record",
+                if pid.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (PID {pid})")
+                },
+                data_dir.display(),
+                path.display()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::warn!(file = %path.display(), "cannot lock ({e}); not locked");
+            Ok(None)
+        }
+    }
 }
 
 impl Ledger {
@@ -163,6 +222,7 @@ impl Ledger {
         metrics: Metrics,
         config_windows: Vec<(String, Spec)>,
     ) -> std::io::Result<Ledger> {
+        let lock = lock_data_dir(data_dir)?;
         let path = data_dir.join(FILE_NAME);
         let (tx, rx) = mpsc::channel();
         let run_id = Arc::new(AtomicI64::new(0));
@@ -198,6 +258,7 @@ impl Ledger {
             thread: Arc::new(Mutex::new(Some(thread))),
             windows,
             failing,
+            _lock: lock.map(Arc::new),
         })
     }
 
