@@ -181,7 +181,8 @@ fn lock_data_dir(data_dir: &Path) -> std::io::Result<Option<std::fs::File>> {
             return Ok(None);
         }
     };
-    match file.try_lock() {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {
             file.set_len(0)?;
             file.rewind()?;
@@ -189,7 +190,7 @@ fn lock_data_dir(data_dir: &Path) -> std::io::Result<Option<std::fs::File>> {
             file.sync_all()?;
             Ok(Some(file))
         }
-        Err(std::fs::TryLockError::WouldBlock) => {
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
             let mut pid = String::new();
             let _ = file.read_to_string(&mut pid);
             let pid = pid.trim();
@@ -204,7 +205,7 @@ fn lock_data_dir(data_dir: &Path) -> std::io::Result<Option<std::fs::File>> {
                 path.display()
             )))
         }
-        Err(std::fs::TryLockError::Error(e)) => {
+        Err(e) => {
             tracing::warn!(file = %path.display(), "cannot lock ({e}); not locked");
             Ok(None)
         }
