@@ -52,6 +52,8 @@ struct Shared {
     /// last file read is the one that runs. Nothing on the probe path
     /// takes it.
     reloading: Mutex<()>,
+    /// When the last reload over HTTP began (ms): they are rate-limited.
+    http_reload_at: std::sync::atomic::AtomicI64,
     jobs: CancellationToken,
 }
 
@@ -125,6 +127,7 @@ impl Agent {
             ledger,
             data_dir_override: data_dir,
             reloading: Mutex::new(()),
+            http_reload_at: std::sync::atomic::AtomicI64::new(i64::MIN),
             jobs,
         });
         shared.metrics.reload_successful.set(1);
@@ -185,6 +188,17 @@ impl Agent {
                 Err(e)
             }
         }
+    }
+
+    /// Whether a reload over HTTP may begin now (at most one per
+    /// `min_gap_ms`); takes the slot when it may.
+    pub fn http_reload_slot(&self, now_ms: i64, min_gap_ms: i64) -> bool {
+        let last = &self.shared.http_reload_at;
+        let prev = last.load(Ordering::SeqCst);
+        now_ms.saturating_sub(prev) >= min_gap_ms
+            && last
+                .compare_exchange(prev, now_ms, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
     }
 
     pub fn is_ready(&self) -> bool {

@@ -261,14 +261,28 @@ lab_test!(
 
 lab_test!(bad_reload_keeps_the_old_config_running, || {
     let _far = far_host_v4(&["198.51.100.1/24"]);
-    let agent = Agent::start(&config(
-        "  - { id: sw1, kind: switch, address: 198.51.100.1 }\n",
-    ));
+    const TOKEN: &str = "lab-reload-token-0123456789";
+    let with_token = |targets: &str| {
+        config(targets).replace(
+            "agent: { id: lab }",
+            "agent: { id: lab, api_token: env:UTKIKK_LAB_TOKEN }",
+        )
+    };
+    let agent = Agent::start_env(
+        &with_token("  - { id: sw1, kind: switch, address: 198.51.100.1 }\n"),
+        &[("UTKIKK_LAB_TOKEN", TOKEN)],
+    );
     agent.wait_state("sw1", "up", DEADLINE);
-    agent.rewrite_config(&config(
+    agent.rewrite_config(&with_token(
         "  - { id: sw1, kind: switch, address: 198.51.100.1, parents: [ghost] }\n",
     ));
+    // A reload over HTTP is a write: no token, no reload (SIGHUP needs none).
     let (status, body) = agent.post("/-/reload");
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains(TOKEN));
+    let (status, _) = agent.post_token("/-/reload", Some("wrong"));
+    assert_eq!(status, 401);
+    let (status, body) = agent.post_token("/-/reload", Some(TOKEN));
     assert_eq!(status, 500);
     let file = agent.config_path().display().to_string();
     assert!(
@@ -285,11 +299,25 @@ lab_test!(bad_reload_keeps_the_old_config_running, || {
         agent.target("sw1")["last_probe"]["at"] != before
     });
     assert_eq!(agent.state("sw1"), "up");
-    // And a good config reloads over HTTP.
-    agent.rewrite_config(&config(
+    // And a good config reloads over HTTP, at most once a second.
+    agent.rewrite_config(&with_token(
         "  - { id: sw1, kind: switch, address: 198.51.100.1 }\n",
     ));
-    assert_eq!(agent.post("/-/reload").0, 200);
+    let started = std::time::Instant::now();
+    let mut sent = std::time::Instant::now();
+    let (mut status, mut body) = agent.post_token("/-/reload", Some(TOKEN));
+    while status == 429 {
+        assert!(started.elapsed() < DEADLINE, "{body}");
+        std::thread::sleep(Duration::from_millis(200));
+        sent = std::time::Instant::now();
+        (status, body) = agent.post_token("/-/reload", Some(TOKEN));
+    }
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = agent.post_token("/-/reload", Some(TOKEN));
+    // (Unless the machine was so slow that a second has passed.)
+    if sent.elapsed() < Duration::from_millis(900) {
+        assert_eq!(status, 429, "right after one: {body}");
+    }
     assert!(agent
         .metrics()
         .contains("utkikk_config_last_reload_successful 1"));

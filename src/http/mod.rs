@@ -245,7 +245,26 @@ async fn ready(AxState(agent): AxState<Agent>) -> Response {
     }
 }
 
-async fn reload(AxState(agent): AxState<Agent>) -> Response {
+/// Reloads over HTTP: at most one a second.
+const RELOAD_MIN_GAP_MS: i64 = 1000;
+
+async fn reload(AxState(agent): AxState<Agent>, headers: axum::http::HeaderMap) -> Response {
+    // Like every write, it needs the bearer token (SIGHUP needs none: it
+    // takes a local user allowed to signal the agent).
+    if let Some(refused) = maintenance::refused(&agent, &headers) {
+        return refused;
+    }
+    if !agent.http_reload_slot(chrono::Utc::now().timestamp_millis(), RELOAD_MIN_GAP_MS) {
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "a reload began less than a second ago; try again",
+        );
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return r;
+    }
     // Reading and validating a file is blocking work.
     let result = tokio::task::spawn_blocking(move || agent.reload()).await;
     match result {

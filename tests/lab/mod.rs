@@ -268,7 +268,16 @@ impl Agent {
     }
 
     pub fn post(&self, path: &str) -> (u16, String) {
-        match self.http.post(format!("{BASE}{path}")).send_empty() {
+        self.post_token(path, None)
+    }
+
+    /// POST with no body, with a bearer token when given; the body as text.
+    pub fn post_token(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut req = self.http.post(format!("{BASE}{path}"));
+        if let Some(t) = token {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        match req.send_empty() {
             Ok(mut r) => (
                 r.status().as_u16(),
                 r.body_mut().read_to_string().unwrap_or_default(),
