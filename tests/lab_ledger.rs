@@ -412,6 +412,14 @@ lab_test!(service_levels_from_the_ledger, || {
         ("month=2026-10&member=nobody", "member"),
         ("month=2026-10&service=nothing", "service"),
         ("from=2026-10-01T00:00:00Z", "to"),
+        // Unbounded or insane windows (57 s of work, or a wrong empty list).
+        ("from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59Z", "from"),
+        ("from=1893-01-01T00:00:00Z&to=1893-02-01T00:00:00Z", "from"),
+        ("from=2026-01-01T00:00:00Z&to=2027-06-01T00:00:00Z", "to"),
+        ("month=+999-01", "month"),
+        ("month=0000-01", "month"),
+        // Before the ledger's first run: nothing was watched.
+        ("month=2001-01", "month"),
     ] {
         let (status, e) = json(&agent, &format!("/api/v1/outages?{query}"));
         assert_eq!(status, 400, "{query}: {e}");

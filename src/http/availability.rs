@@ -77,6 +77,14 @@ pub fn window(q: &WindowQuery) -> Result<(Interval, Option<Month>), ParamError> 
             if to <= from {
                 return Err(bad("to", "must be later than from"));
             }
+            if to - from > MAX_WINDOW_MS {
+                return Err(bad(
+                    "to",
+                    format!(
+                        "a window is at most {MAX_WINDOW_DAYS} days (as long as closed days are kept); ask for several"
+                    ),
+                ));
+            }
             Ok((Interval::new(from, to), None))
         }
         (Some(_), _, _) => Err(bad("month", "give either month or from and to, not both")),
@@ -88,15 +96,30 @@ pub fn window(q: &WindowQuery) -> Result<(Interval, Option<Month>), ParamError> 
     }
 }
 
+/// The longest window a query may ask for.
+pub const MAX_WINDOW_DAYS: i64 = 400;
+const MAX_WINDOW_MS: i64 = MAX_WINDOW_DAYS * 86_400_000;
+
 fn instant(name: &'static str, v: &str) -> Result<i64, ParamError> {
-    DateTime::parse_from_rfc3339(v)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            bad(
-                name,
-                format!("{v:?} is not an RFC 3339 time, e.g. 2026-10-01T00:00:00+02:00"),
-            )
-        })
+    let t = DateTime::parse_from_rfc3339(v).map_err(|_| {
+        bad(
+            name,
+            format!("{v:?} is not an RFC 3339 time, e.g. 2026-10-01T00:00:00+02:00"),
+        )
+    })?;
+    use chrono::Datelike;
+    let years = crate::time::calendar::YEARS;
+    if !years.contains(&t.year()) {
+        return Err(bad(
+            name,
+            format!(
+                "{v:?} is outside the years {}–{} this record can hold",
+                years.start(),
+                years.end()
+            ),
+        ));
+    }
+    Ok(t.timestamp_millis())
 }
 
 pub async fn target_availability(

@@ -66,12 +66,37 @@ pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery
         }
     }
     let member = q.member.clone();
+    // A window the ledger had not begun by is refused: "no outages" would
+    // claim that what was never watched was up.
     let all = match read_ledger(&agent, move |store, current_run| {
-        list(store, &inv, w, member.as_deref(), current_run, now)
+        let first = match store {
+            Some(s) => s.first_run_start()?,
+            None => None,
+        };
+        if first.is_some_and(|f| w.end <= f) {
+            return Ok(Err(first.unwrap_or_default()));
+        }
+        Ok(Ok(list(
+            store,
+            &inv,
+            w,
+            member.as_deref(),
+            current_run,
+            now,
+        )?))
     })
     .await
     {
-        Ok(v) => v,
+        Ok(Ok(v)) => v,
+        Ok(Err(first)) => {
+            return param_error(
+                if q.month.is_some() { "month" } else { "to" },
+                format!(
+                    "the window ends before the ledger's first run ({}): nothing was watched then",
+                    oslo_rfc3339(first)
+                ),
+            )
+        }
         Err(r) => return r,
     };
     let outages = all

@@ -14,18 +14,24 @@ pub struct Month {
     pub month: u32,
 }
 
+/// The years utkikk answers for: before 2000 there was no such record,
+/// and before 1895 Oslo was not even on CET (local mean time).
+pub const YEARS: std::ops::RangeInclusive<i32> = 2000..=2199;
+
 impl Month {
-    /// Parse `YYYY-MM`.
+    /// Parse `YYYY-MM`: digits only (`+999-01` is not a month), a year in
+    /// [`YEARS`].
     pub fn parse(s: &str) -> Option<Month> {
         let (y, m) = s.split_once('-')?;
-        if y.len() != 4 || m.len() != 2 {
+        let digits = |x: &str| x.bytes().all(|b| b.is_ascii_digit());
+        if y.len() != 4 || m.len() != 2 || !digits(y) || !digits(m) {
             return None;
         }
         let month = Month {
             year: y.parse().ok()?,
             month: m.parse().ok()?,
         };
-        (1..=12).contains(&month.month).then_some(month)
+        ((1..=12).contains(&month.month) && YEARS.contains(&month.year)).then_some(month)
     }
 
     pub fn next(self) -> Month {
