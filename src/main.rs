@@ -16,6 +16,12 @@ use utkikk::agent::Agent;
 
 /// How long in-flight probes get to end after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long open HTTP requests get to finish after SIGTERM; then their
+/// connections are dropped (a client holding a half-sent request kept the
+/// agent running indefinitely).
+const HTTP_GRACE: Duration = Duration::from_secs(3);
+/// How long blocking work (a ledger query) may hold up the exit.
+const BLOCKING_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Parser)]
 #[command(
@@ -472,7 +478,7 @@ fn run(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -488,9 +494,18 @@ fn run(
             "listening"
         );
         spawn_signal_handler(agent.clone(), shutdown.clone())?;
-        utkikk::http::serve(listener, agent.clone(), shutdown.clone().cancelled_owned())
-            .await
-            .context("HTTP server failed")?;
+        let server = utkikk::http::serve(listener, agent.clone(), shutdown.clone().cancelled_owned());
+        tokio::pin!(server);
+        let deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(HTTP_GRACE).await;
+        };
+        tokio::select! {
+            r = &mut server => r.context("HTTP server failed")?,
+            _ = deadline => tracing::warn!(
+                "HTTP requests still open {HTTP_GRACE:?} after the stop signal: their connections are dropped"
+            ),
+        }
         if tokio::time::timeout(STOP_GRACE, agent.stop())
             .await
             .is_err()
@@ -499,7 +514,11 @@ fn run(
         }
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Connection tasks and blocking queries still running are dropped
+    // here; the ledger was closed by agent.stop() above.
+    runtime.shutdown_timeout(BLOCKING_GRACE);
+    result
 }
 
 /// SIGHUP reloads; SIGTERM and SIGINT stop.

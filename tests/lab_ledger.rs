@@ -896,3 +896,33 @@ lab_test!(a_second_agent_on_the_same_data_dir_is_refused, || {
         .unwrap();
     assert_eq!(runs, 1);
 });
+
+// SIGTERM while a client holds a half-sent request (and another an idle
+// connection): the agent still exits, within its deadline, and the run is
+// closed cleanly in the ledger. Before, it ran on indefinitely.
+lab_test!(
+    sigterm_with_a_half_sent_request_exits_and_closes_the_run,
+    || {
+        use std::io::Write;
+        let _far = far_host_v4(&["198.51.100.1/24", "198.51.100.2/24"]);
+        let mut agent = Agent::start(&config());
+        agent.wait_state("sw1", "up", DEADLINE);
+        let mut half = std::net::TcpStream::connect("127.0.0.1:9474").unwrap();
+        half.write_all(b"GET /api/v1/targets HTTP/1.1\r\nHost: lab\r\nX-Slow: ")
+            .unwrap();
+        let _idle = std::net::TcpStream::connect("127.0.0.1:9474").unwrap();
+        // (stop() fails the test if the agent is not gone 15 s after SIGTERM.)
+        assert_eq!(agent.stop(), Some(0));
+        let clean: i64 = open(&agent)
+            .query_row("SELECT clean FROM runs ORDER BY id DESC LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(clean, 1, "the run is closed as a clean stop");
+        assert!(
+            agent.log().contains("connections are dropped"),
+            "{}",
+            agent.log()
+        );
+    }
+);
