@@ -53,6 +53,9 @@ enum Command {
         /// Log format.
         #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
         log_format: LogFormat,
+        /// Start even with no targets (the agent would watch nothing).
+        #[arg(long = "allow-empty")]
+        allow_empty: bool,
     },
     /// Validate a configuration file and report every problem with file:line:column.
     ///
@@ -66,6 +69,9 @@ enum Command {
         /// what the service will see.
         #[arg(long = "env-file", value_name = "FILE")]
         env_file: Option<PathBuf>,
+        /// Accept a config with no targets.
+        #[arg(long = "allow-empty")]
+        allow_empty: bool,
     },
     /// Print the JSON Schema of the config file (for editor completion).
     ConfigSchema {
@@ -154,7 +160,11 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { file, env_file } => check_config(&file, env_file.as_deref()),
+        Command::CheckConfig {
+            file,
+            env_file,
+            allow_empty,
+        } => check_config(&file, env_file.as_deref(), allow_empty),
         Command::Ledger { action } => ledger(action),
         Command::ConfigSchema { markdown } => {
             if markdown {
@@ -180,12 +190,13 @@ fn main() -> ExitCode {
             data_dir,
             log_level,
             log_format,
+            allow_empty,
         } => {
             if let Err(e) = init_logging(&log_level, log_format) {
                 eprintln!("utkikk: {e:#}");
                 return ExitCode::from(2);
             }
-            match run(&config, listen_address.as_deref(), data_dir) {
+            match run(&config, listen_address.as_deref(), data_dir, allow_empty) {
                 Ok(code) => code,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -200,7 +211,10 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn check_config(file: &Path, env_file: Option<&Path>) -> ExitCode {
+/// What an empty config is told (it passes only with --allow-empty).
+const EMPTY: &str = "no targets: utkikk would watch nothing (give --allow-empty to accept that)";
+
+fn check_config(file: &Path, env_file: Option<&Path>, allow_empty: bool) -> ExitCode {
     use utkikk::config::{load_with, Secrets};
     let vars = match env_file.map(utkikk::config::env_file::read).transpose() {
         Ok(v) => v,
@@ -241,6 +255,10 @@ fn check_config(file: &Path, env_file: Option<&Path>) -> ExitCode {
         }
     }
     match (&structural, unset.is_empty()) {
+        (Ok(inv), true) if inv.targets.is_empty() && !allow_empty => {
+            eprintln!("{}: {EMPTY}", file.display());
+            ExitCode::FAILURE
+        }
         (Ok(inv), true) => {
             let snmp = inv.targets.iter().filter(|t| t.snmp.is_some()).count();
             println!(
@@ -454,6 +472,7 @@ fn run(
     config: &Path,
     listen_flag: Option<&str>,
     data_dir: Option<PathBuf>,
+    allow_empty: bool,
 ) -> anyhow::Result<ExitCode> {
     let inventory = match utkikk::config::load(config) {
         Ok(inv) => inv,
@@ -468,6 +487,10 @@ fn run(
             return Ok(ExitCode::FAILURE);
         }
     };
+    if inventory.targets.is_empty() && !allow_empty {
+        tracing::error!("{}: {EMPTY}; not starting", config.display());
+        return Ok(ExitCode::FAILURE);
+    }
     let listen = match listen_flag {
         Some(a) => a
             .parse()

@@ -436,6 +436,8 @@ pub struct MonthlyInput {
 
 /// Longest note kept.
 pub const NOTE_MAX: usize = 2000;
+/// Most targets one window may name.
+pub const MAX_TARGETS: usize = 10_000;
 
 impl SpecInput {
     /// Check and convert; every problem is listed. `known` says whether a
@@ -445,12 +447,26 @@ impl SpecInput {
         if self.targets.is_empty() {
             errs.push(field_error("targets", "name at least one target"));
         }
-        for (i, t) in self.targets.iter().enumerate() {
-            if !known(t) {
-                errs.push(field_error(
-                    &format!("targets[{i}]"),
-                    format!("unknown target {t:?}"),
-                ));
+        if self.targets.len() > MAX_TARGETS {
+            // (Not one error per entry: the answer stays small.)
+            errs.push(field_error(
+                "targets",
+                format!("at most {MAX_TARGETS} targets in one window"),
+            ));
+        } else {
+            let mut seen = std::collections::HashSet::new();
+            for (i, t) in self.targets.iter().enumerate() {
+                if !known(t) {
+                    errs.push(field_error(
+                        &format!("targets[{i}]"),
+                        format!("unknown target {t:?}"),
+                    ));
+                } else if !seen.insert(t.as_str()) {
+                    errs.push(field_error(
+                        &format!("targets[{i}]"),
+                        format!("{t:?} is named twice"),
+                    ));
+                }
             }
         }
         let category = match self.category.as_deref() {
@@ -745,6 +761,15 @@ mod tests {
             .unwrap_err();
         let fields: Vec<&str> = e.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["targets[0]", "category", "start"]);
+        // Duplicates are refused, and a huge list is one error.
+        let e = input(r#"{"targets":["sw","sw"],"start":"2026-11-24T22:00:00+01:00","end":"2026-11-24T23:00:00+01:00"}"#)
+            .unwrap_err();
+        assert_eq!(e[0].field, "targets[1]");
+        assert!(e[0].message.contains("named twice"));
+        let many = vec!["\"sw\""; MAX_TARGETS + 1].join(",");
+        let e = input(&format!(r#"{{"targets":[{many}],"start":"2026-11-24T22:00:00+01:00","end":"2026-11-24T23:00:00+01:00"}}"#))
+            .unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
         let e = input(r#"{"targets":["sw"],"start":"2026-11-24T22:00:00+01:00","end":"2026-11-24T21:00:00+01:00"}"#)
             .unwrap_err();
         assert_eq!(e[0].field, "end");

@@ -257,3 +257,40 @@ fn secret_files_that_are_not_small_regular_files_are_refused_at_once() {
         assert!(stderr.contains(says), "{file}: {stderr}");
     }
 }
+
+/// A config with no targets would have the agent watch nothing: said, and
+/// refused unless asked for.
+#[test]
+fn an_empty_config_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("utkikk.yaml");
+    std::fs::write(&config, "agent: { id: t }\n").unwrap();
+    let (code, _, stderr) = check_config(&config);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no targets: utkikk would watch nothing"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_utkikk"))
+        .args(["check-config", "--allow-empty"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `run` refuses it too, before listening.
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg(env!("CARGO_BIN_EXE_utkikk"))
+        .args(["run", "--web.listen-address", "127.0.0.1:1", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("would watch nothing"));
+}
