@@ -54,8 +54,14 @@ struct Shared {
     reloading: Mutex<()>,
     /// When the last reload over HTTP began (ms): they are rate-limited.
     http_reload_at: std::sync::atomic::AtomicI64,
+    /// Ledger queries for the API run at most this many at once.
+    ledger_queries: Arc<tokio::sync::Semaphore>,
     jobs: CancellationToken,
 }
+
+/// API ledger queries that may run at once: one per core of the small
+/// box the agent is meant for, so probing keeps its share.
+pub const MAX_LEDGER_QUERIES: usize = 2;
 
 impl Agent {
     /// Start the probe runtime, open the ICMP sockets and start probing
@@ -128,6 +134,7 @@ impl Agent {
             data_dir_override: data_dir,
             reloading: Mutex::new(()),
             http_reload_at: std::sync::atomic::AtomicI64::new(i64::MIN),
+            ledger_queries: Arc::new(tokio::sync::Semaphore::new(MAX_LEDGER_QUERIES)),
             jobs,
         });
         shared.metrics.reload_successful.set(1);
@@ -199,6 +206,11 @@ impl Agent {
             && last
                 .compare_exchange(prev, now_ms, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
+    }
+
+    /// The slots of [`MAX_LEDGER_QUERIES`].
+    pub fn ledger_queries(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.shared.ledger_queries
     }
 
     pub fn is_ready(&self) -> bool {

@@ -1310,7 +1310,13 @@ fn icmp_seen(h: &TargetHealth, cycle: &IcmpOutcome) -> Seen {
                 Verdict::Degraded(r) => (Grade::Degraded, r),
                 Verdict::Down(r) | Verdict::NotRun(r) => (Grade::Down, r),
             };
-            let snmp_error = h.snmp.as_ref().and_then(|s| s.error.clone());
+            // An SNMP poll that did not run (no socket here) says nothing
+            // of the device: the echoes' grade stands.
+            let snmp_error = h
+                .snmp
+                .as_ref()
+                .and_then(|s| s.error.clone())
+                .filter(|e| !e.is_local());
             if !down.is_empty() {
                 Ok((Grade::Down, Reason::EndsDown(down)))
             } else if let (Grade::Up, Some(e)) = (g, snmp_error) {

@@ -56,6 +56,11 @@ enum Command {
         /// Start even with no targets (the agent would watch nothing).
         #[arg(long = "allow-empty")]
         allow_empty: bool,
+        /// HTTP connections served at once; more wait to be accepted.
+        /// Lowered when the open-file limit would not leave enough for
+        /// probing.
+        #[arg(long = "web.max-connections", value_name = "N", default_value_t = 256)]
+        max_connections: usize,
     },
     /// Validate a configuration file and report every problem with file:line:column.
     ///
@@ -191,12 +196,17 @@ fn main() -> ExitCode {
             log_level,
             log_format,
             allow_empty,
+            max_connections,
         } => {
             if let Err(e) = init_logging(&log_level, log_format) {
                 eprintln!("utkikk: {e:#}");
                 return ExitCode::from(2);
             }
-            match run(&config, listen_address.as_deref(), data_dir, allow_empty) {
+            let web = Web {
+                listen: listen_address,
+                max_connections,
+            };
+            match run(&config, &web, data_dir, allow_empty) {
                 Ok(code) => code,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -468,9 +478,15 @@ fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `--web.*` flags.
+struct Web {
+    listen: Option<String>,
+    max_connections: usize,
+}
+
 fn run(
     config: &Path,
-    listen_flag: Option<&str>,
+    web: &Web,
     data_dir: Option<PathBuf>,
     allow_empty: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -491,7 +507,28 @@ fn run(
         tracing::error!("{}: {EMPTY}; not starting", config.display());
         return Ok(ExitCode::FAILURE);
     }
-    let listen = match listen_flag {
+    let snmp_devices = inventory
+        .targets
+        .iter()
+        .filter(|t| t.snmp.is_some())
+        .count();
+    let fds = utkikk::http::serve::fd_budget(web.max_connections, snmp_devices);
+    if fds.limit < fds.reserve + web.max_connections as u64 {
+        tracing::warn!(
+            open_file_limit = fds.limit,
+            kept_for_probing = fds.reserve,
+            http_connections = fds.connections,
+            "the open-file limit leaves room for {} HTTP connections of the {} wanted (--web.max-connections); raise LimitNOFILE{}",
+            fds.connections,
+            web.max_connections,
+            if fds.limit < fds.reserve {
+                ": it is below what probing needs, and SNMP polls that cannot open a socket are recorded as not run"
+            } else {
+                ""
+            }
+        );
+    }
+    let listen = match web.listen.as_deref() {
         Some(a) => a
             .parse()
             .with_context(|| format!("invalid --web.listen-address {a:?}: expected IP:PORT"))?,
@@ -517,7 +554,12 @@ fn run(
             "listening"
         );
         spawn_signal_handler(agent.clone(), shutdown.clone())?;
-        let server = utkikk::http::serve(listener, agent.clone(), shutdown.clone().cancelled_owned());
+        let server = utkikk::http::serve(
+            listener,
+            agent.clone(),
+            fds.connections,
+            shutdown.clone().cancelled_owned(),
+        );
         tokio::pin!(server);
         let deadline = async {
             shutdown.cancelled().await;

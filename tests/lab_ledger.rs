@@ -928,3 +928,104 @@ lab_test!(
         );
     }
 );
+
+/// Read from `s` until the server closes the connection (EOF or reset),
+/// or `within` passes: whether it closed, and what it sent.
+fn closed_by_server(s: &mut std::net::TcpStream, within: Duration) -> (bool, String) {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    while start.elapsed() < within {
+        match s.read(&mut buf) {
+            Ok(0) => return (true, String::from_utf8_lossy(&got).into_owned()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return (true, String::from_utf8_lossy(&got).into_owned()),
+        }
+    }
+    (false, String::from_utf8_lossy(&got).into_owned())
+}
+
+// Idle connections, a head sent a byte a second (slowloris) and a body
+// that never ends are closed by the agent; more connections than allowed
+// wait to be accepted and say so in the log; the API answers again once
+// they are gone. Before, all of them stayed open indefinitely.
+lab_test!(idle_slow_and_excess_connections_are_closed_or_wait, || {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let _far = far_host_v4(&["198.51.100.1/24", "198.51.100.2/24"]);
+    let token = "lab-api-token-5c1e";
+    let yaml = config().replacen(
+        "agent: { id: lab }",
+        "agent: { id: lab, api_token: \"env:UTKIKK_API_TOKEN\" }",
+        1,
+    );
+    let mut agent = Agent::prepare(&yaml);
+    agent.env = vec![("UTKIKK_API_TOKEN".into(), token.into())];
+    agent.args = vec!["--web.max-connections".into(), "6".into()];
+    agent.spawn();
+    agent.wait_state("sw1", "up", DEADLINE);
+    assert!(agent.metrics().contains("utkikk_http_connections_max 6"));
+
+    // A body promised and never sent, on a write that reads it.
+    let mut body = TcpStream::connect("127.0.0.1:9474").unwrap();
+    write!(
+        body,
+        "POST /api/v1/maintenance HTTP/1.1\r\nHost: lab\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"targets\":"
+    )
+    .unwrap();
+    // A head that never ends, a byte at a time.
+    let mut slow = TcpStream::connect("127.0.0.1:9474").unwrap();
+    slow.write_all(b"GET /api/v1/targets HTTP/1.1\r\nHost: lab\r\n")
+        .unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..40 {
+            if slow.write_all(b"X").is_err() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let (closed, _) = closed_by_server(&mut slow, Duration::from_secs(1));
+        closed
+    });
+    // Idle ones, filling the rest of the six.
+    let mut idle: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect("127.0.0.1:9474").unwrap())
+        .collect();
+    // A seventh waits to be accepted: its request is answered once others
+    // have closed.
+    let mut waiting = TcpStream::connect("127.0.0.1:9474").unwrap();
+    waiting
+        .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n")
+        .unwrap();
+
+    for (i, s) in idle.iter_mut().enumerate() {
+        let (closed, _) = closed_by_server(s, Duration::from_secs(60));
+        assert!(closed, "idle connection {i} still open after 60 s");
+    }
+    let (closed, answer) = closed_by_server(&mut waiting, Duration::from_secs(60));
+    assert!(closed && answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(
+        trickle.join().unwrap(),
+        "a head sent a byte a second was never cut off"
+    );
+    let (closed, answer) = closed_by_server(&mut body, Duration::from_secs(90));
+    assert!(closed, "a never-ending body kept its connection");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(answer.contains("not answered within"), "{answer:?}");
+
+    let log = agent.log();
+    assert!(log.contains("all HTTP connections are in use"), "{log}");
+    assert!(log.contains("not answered within"), "{log}");
+    // All gone: the API answers and counts what happened.
+    let m = agent.metrics();
+    assert!(m.contains("utkikk_http_request_timeouts_total 1"), "{m}");
+    agent.wait_state("sw1", "up", DEADLINE);
+});

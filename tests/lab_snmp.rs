@@ -551,3 +551,102 @@ lab_test!(snmpsim_big_and_odd_devices, || {
     assert!(nonincr >= 1.0, "non-increasing walks counted");
     assert!(!series(&m, "ifOperStatus", "broken").is_empty());
 });
+
+// An agent out of file descriptors (a limit below what its devices need):
+// polls that cannot open a socket did not run. An SNMP-only device stays
+// unmonitored and a pinged one keeps its echoes' grade; none is written
+// to the ledger as down or degraded, as they were when a socket error was
+// taken for the device's silence. The agent says why at start and in its
+// log, and still stops cleanly.
+lab_test!(out_of_file_descriptors_is_not_run_never_down, || {
+    let dir = tempfile::tempdir().unwrap();
+    let (_far, _snmpd) = switch(dir.path());
+    let mut targets = String::new();
+    for i in 0..30 {
+        targets.push_str(&format!(
+            "  - {{ id: ip{i}, kind: switch, address: 198.51.100.1, site: dc, snmp: {{ version: 2c, community: env:LAB_COMMUNITY }} }}\n\
+             \x20 - {{ id: only{i}, kind: switch, address: 198.51.100.1, site: dc, icmp: {{ enabled: false }}, snmp: {{ version: 2c, community: env:LAB_COMMUNITY }} }}\n"
+        ));
+    }
+    let mut agent = Agent::prepare(&config(&targets));
+    agent.env = ENV
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    agent.wrapper = ["prlimit", "--nofile=48:48", "--"]
+        .map(String::from)
+        .to_vec();
+    agent.launch();
+    wait_until("polls out of file descriptors", DEADLINE, || {
+        agent.log().contains("Too many open files")
+    });
+    let log = agent.log();
+    assert!(
+        log.contains("the open-file limit leaves room for")
+            && log.contains("below what probing needs"),
+        "{log}"
+    );
+    let ids: Vec<String> = (0..30)
+        .flat_map(|i| [format!("ip{i}"), format!("only{i}")])
+        .collect();
+    wait_until("some devices polled and up", DEADLINE, || {
+        ids.iter().any(|id| {
+            lab::ledger_transitions(&agent, id)
+                .iter()
+                .any(|t| t.0 == "up")
+        })
+    });
+    // Long enough for the starved polls to have failed many times over
+    // (fail_after is 2 polls of 2 s): the ledger's heartbeat shows the
+    // agent ran on for 12 s more.
+    let since = chrono::Utc::now().timestamp_millis() + 12_000;
+    wait_until("the agent to run on 12 s", DEADLINE, || {
+        rusqlite::Connection::open_with_flags(
+            agent.data_dir().join("ledger.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .and_then(|db| {
+            db.query_row("SELECT max(last_seen_ms) FROM runs", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .is_ok_and(|seen| seen >= since)
+    });
+    let log = agent.log();
+    for id in &ids {
+        let trs = lab::ledger_transitions(&agent, id);
+        assert!(
+            trs.iter().all(|t| t.0 == "up" || t.0 == "unmonitored"),
+            "{id}: {trs:?}\n{log}"
+        );
+    }
+    let starved: Vec<&String> = ids
+        .iter()
+        .filter(|id| {
+            log.lines().any(|l| {
+                l.contains(&format!("target_id={id} ")) && l.contains("could not open a socket")
+            })
+        })
+        .collect();
+    assert!(!starved.is_empty(), "{log}");
+    assert!(
+        starved.iter().any(|id| id.starts_with("only")),
+        "{starved:?}"
+    );
+    for id in starved.iter().filter(|id| id.starts_with("only")) {
+        assert!(
+            !lab::ledger_transitions(&agent, id)
+                .iter()
+                .any(|t| t.0 == "up"),
+            "{id} was never polled, yet recorded up"
+        );
+    }
+    eprintln!(
+        "{} of {} devices could not open a socket",
+        starved.len(),
+        ids.len()
+    );
+    // No secret in what was logged about it.
+    assert!(!log.contains(COMMUNITY));
+    assert_eq!(agent.stop(), Some(0), "{}", agent.log());
+});

@@ -20,6 +20,7 @@ mod availability;
 mod maintenance;
 mod outages;
 mod reports;
+pub mod serve;
 mod services;
 
 use crate::agent::Agent;
@@ -61,18 +62,23 @@ pub fn router(agent: Agent) -> Router {
             get(reports::member_report),
         )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            agent.clone(),
+            deadline,
+        ))
         .with_state(agent)
 }
 
 /// Serve until `shutdown` completes; in-flight requests are finished.
+/// At most `max_connections` at once (see [`serve::serve`] for the limits).
 pub async fn serve(
     listener: TcpListener,
     agent: Agent,
+    max_connections: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(agent))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let metrics = agent.metrics().http.clone();
+    serve::serve(listener, router(agent), metrics, max_connections, shutdown).await
 }
 
 #[derive(Serialize)]
@@ -96,25 +102,81 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// How long a request waits for one of the agent's
+/// [`crate::agent::MAX_LEDGER_QUERIES`] before it is refused.
+const QUERY_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Every request is answered or stopped within this (a 503 then), its
+/// body included; work it started off the runtime is told to stop.
+pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// One of the slots for heavy work (ledger queries, PDF layout): waits
+/// up to [`QUERY_QUEUE_WAIT`], then 503 with Retry-After.
+async fn heavy_slot(agent: &Agent) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    let slots = agent.ledger_queries().clone();
+    if let Ok(p) = slots.clone().try_acquire_owned() {
+        return Ok(p);
+    }
+    match tokio::time::timeout(QUERY_QUEUE_WAIT, slots.acquire_owned()).await {
+        Ok(Ok(p)) => Ok(p),
+        _ => {
+            agent.metrics().http.queries_refused.inc();
+            tracing::warn!(
+                "a ledger query waited {QUERY_QUEUE_WAIT:?} for one of the {} that may run at once: refused",
+                crate::agent::MAX_LEDGER_QUERIES
+            );
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "busy: {} ledger queries are running and this one waited {} s; try again shortly",
+                    crate::agent::MAX_LEDGER_QUERIES,
+                    QUERY_QUEUE_WAIT.as_secs()
+                ),
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+            Err(r)
+        }
+    }
+}
+
+/// Tells blocking work to stop when the request that started it is
+/// dropped (the client went away, or [`REQUEST_DEADLINE`] passed).
+struct StopWhenDropped {
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    interrupt: std::sync::Arc<std::sync::OnceLock<rusqlite::InterruptHandle>>,
+    done: bool,
+}
+
+impl Drop for StopWhenDropped {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.interrupt.get() {
+            h.interrupt();
+        }
+    }
+}
+
 /// Run a ledger query off the runtime: `f` gets a read-only store (`None`
-/// while no ledger file exists yet) and this run's id. Errors become 503
-/// (the ledger cannot be read) or 500.
+/// while no ledger file exists yet) and this run's id. At most
+/// [`crate::agent::MAX_LEDGER_QUERIES`] run at once; one whose request is
+/// dropped is interrupted. Errors become 503 (the ledger cannot be read,
+/// or too busy) or 500.
 async fn read_ledger<T: Send + 'static>(
     agent: &Agent,
     f: impl FnOnce(Option<&crate::ledger::Store>, Option<i64>) -> Result<T, crate::ledger::LedgerError>
         + Send
         + 'static,
 ) -> Result<T, Response> {
-    let ledger = agent.ledger().clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let store = if ledger.path().exists() {
-            Some(crate::ledger::Store::open_when_current(ledger.path())?)
-        } else {
-            None
-        };
-        f(store.as_ref(), ledger.current_run())
-    })
-    .await;
+    let permit = heavy_slot(agent).await?;
+    let ledger = agent.ledger();
+    let result =
+        query_off_runtime(permit, ledger.path().to_path_buf(), ledger.current_run(), f).await;
     match result {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
@@ -128,6 +190,75 @@ async fn read_ledger<T: Send + 'static>(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("query failed: {e}"),
         )),
+    }
+}
+
+/// `f` on a blocking thread with a read-only store of the ledger at
+/// `path` (`None` while there is none), holding `permit` until it has
+/// really ended. Dropping the returned future (the client went away, or
+/// the deadline passed) interrupts its SQL and cancels its store.
+async fn query_off_runtime<T: Send + 'static>(
+    permit: tokio::sync::OwnedSemaphorePermit,
+    path: std::path::PathBuf,
+    current_run: Option<i64>,
+    f: impl FnOnce(Option<&crate::ledger::Store>, Option<i64>) -> Result<T, crate::ledger::LedgerError>
+        + Send
+        + 'static,
+) -> Result<Result<T, crate::ledger::LedgerError>, tokio::task::JoinError> {
+    let mut stop = StopWhenDropped {
+        flag: Default::default(),
+        interrupt: Default::default(),
+        done: false,
+    };
+    let (flag, interrupt) = (stop.flag.clone(), stop.interrupt.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let store = if path.exists() {
+            let mut store = crate::ledger::Store::open_when_current(&path)?;
+            let _ = interrupt.set(store.interrupt_handle());
+            store.cancel_on(flag);
+            // Cancelled before the handle was set: stop now.
+            store.check_cancelled()?;
+            Some(store)
+        } else {
+            None
+        };
+        f(store.as_ref(), current_run)
+    })
+    .await;
+    stop.done = true;
+    result
+}
+
+/// Stops a request at [`REQUEST_DEADLINE`] with a 503 (and closes its
+/// connection: its body may be half read).
+async fn deadline(
+    AxState(agent): AxState<Agent>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let what = format!("{} {}", req.method(), req.uri().path());
+    match tokio::time::timeout(REQUEST_DEADLINE, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            agent.metrics().http.request_timeouts.inc();
+            tracing::warn!(
+                request = %what,
+                "request not answered within {REQUEST_DEADLINE:?}: stopped"
+            );
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the request was not answered within {} s and was stopped; ask for less (a shorter window), or try again later",
+                    REQUEST_DEADLINE.as_secs()
+                ),
+            );
+            r.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            r
+        }
     }
 }
 
@@ -421,5 +552,31 @@ async fn target(AxState(agent): AxState<Agent>, Path(id): Path<String>) -> Respo
     match found {
         Some(v) => Json(v).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("unknown target {id:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A client that gives up stops the work it started: the slot comes
+    /// back although the query would otherwise run for ever.
+    #[tokio::test]
+    async fn a_query_whose_client_is_gone_stops_and_frees_its_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        drop(crate::ledger::Store::open(&path).unwrap());
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        let permit = slots.clone().try_acquire_owned().unwrap();
+        let query = query_off_runtime(permit, path, None, |store, _| loop {
+            store.expect("a ledger").check_cancelled()?;
+            std::thread::sleep(Duration::from_millis(5));
+        });
+        let gave_up: Result<Result<Result<(), _>, _>, _> =
+            tokio::time::timeout(Duration::from_millis(200), query).await;
+        assert!(gave_up.is_err());
+        let freed = tokio::time::timeout(Duration::from_secs(20), slots.acquire()).await;
+        assert!(freed.is_ok(), "the query ran on after its client left");
     }
 }

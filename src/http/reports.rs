@@ -64,14 +64,20 @@ async fn build<T: Send + 'static>(
     })
 }
 
-/// A PDF laid out by Typst, off the runtime's workers.
+/// A PDF laid out by Typst, off the runtime's workers, in one of the
+/// slots ledger queries take (layout is as heavy).
 async fn pdf_off_runtime(
+    agent: &Agent,
     f: impl FnOnce() -> Result<Vec<u8>, String> + Send + 'static,
-) -> Result<Vec<u8>, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|x| x)
+) -> Result<Result<Vec<u8>, String>, Response> {
+    let permit = super::heavy_slot(agent).await?;
+    Ok(tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        f()
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|x| x))
 }
 
 pub async fn member_report(
@@ -118,7 +124,14 @@ pub async fn member_report(
             "text/html; charset=utf-8",
         ),
         Form::Pdf => (
-            pdf_off_runtime(move || report::pdf::member(&r, lang).map_err(|e| e.to_string())).await,
+            match pdf_off_runtime(&agent, move || {
+                report::pdf::member(&r, lang).map_err(|e| e.to_string())
+            })
+            .await
+            {
+                Ok(pdf) => pdf,
+                Err(busy) => return busy,
+            },
             "application/pdf",
         ),
         Form::ServicesCsv => (
@@ -177,8 +190,14 @@ async fn region(
             "text/html; charset=utf-8",
         ),
         Form::Pdf => (
-            pdf_off_runtime(move || report::pdf::region(&r, lang).map_err(|e| e.to_string()))
-                .await,
+            match pdf_off_runtime(agent, move || {
+                report::pdf::region(&r, lang).map_err(|e| e.to_string())
+            })
+            .await
+            {
+                Ok(pdf) => pdf,
+                Err(busy) => return busy,
+            },
             "application/pdf",
         ),
         Form::ServicesCsv | Form::OutagesCsv => {

@@ -49,6 +49,8 @@ pub enum LedgerError {
     Corrupt { path: PathBuf, detail: String },
     #[error("the ledger writer has stopped")]
     Stopped,
+    #[error("the query was stopped: no one waits for its answer any more")]
+    Cancelled,
 }
 
 /// What the ledger stores.

@@ -135,6 +135,8 @@ fn declare(
 
 pub struct Store {
     conn: Connection,
+    /// Set when whoever asked no longer waits (see [`Store::cancel_on`]).
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// One run of the agent as recorded: from its start to its clean stop, or
@@ -216,7 +218,7 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
             .map_err(db)?;
         integrity(&conn, path)?;
-        let mut store = Store { conn };
+        let mut store = Store { conn, cancel: None };
         store.migrate(path)?;
         Ok(store)
     }
@@ -227,7 +229,28 @@ impl Store {
         // Queries read a month of many targets: a larger page cache.
         conn.execute_batch("PRAGMA cache_size=-65536;")
             .map_err(db)?;
-        Ok(Store { conn })
+        Ok(Store { conn, cancel: None })
+    }
+
+    /// Let `flag` stop this store's queries: once it is set, long
+    /// computations end at their next [`Store::check_cancelled`].
+    /// [`Store::interrupt_handle`] stops SQL already running.
+    pub fn cancel_on(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        self.cancel = Some(flag);
+    }
+
+    /// `Err(Cancelled)` once the flag given to [`Store::cancel_on`] is set.
+    pub fn check_cancelled(&self) -> Result<(), LedgerError> {
+        match &self.cancel {
+            Some(f) if f.load(std::sync::atomic::Ordering::Relaxed) => Err(LedgerError::Cancelled),
+            _ => Ok(()),
+        }
+    }
+
+    /// Interrupts the SQL statement running on this store (from any
+    /// thread); it then fails.
+    pub fn interrupt_handle(&self) -> rusqlite::InterruptHandle {
+        self.conn.get_interrupt_handle()
     }
 
     /// [`Store::open_read_only`] once the writer has created or migrated
@@ -838,5 +861,35 @@ impl Store {
             )
             .optional()
             .map_err(db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupt_stops_sql_that_would_run_for_ever() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("l.db")).unwrap();
+        let handle = store.interrupt_handle();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = done.clone();
+        // An interrupt before the statement starts does nothing: repeat
+        // until it ended.
+        let interrupter = std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                handle.interrupt();
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        let r: Result<i64, _> = store.conn.query_row(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+            [],
+            |r| r.get(0),
+        );
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        interrupter.join().unwrap();
+        assert!(r.is_err(), "{r:?}");
     }
 }

@@ -126,6 +126,17 @@ pub struct Metrics {
     service_root_cause: Family<ServiceCauseLabels, Gauge>,
     degraded_rtt: Family<TargetLabels, FGauge>,
     degraded_loss: Family<TargetLabels, FGauge>,
+    pub http: HttpMetrics,
+}
+
+/// The HTTP server's own figures (src/http/serve.rs).
+#[derive(Clone, Default)]
+pub struct HttpMetrics {
+    pub connections_open: Gauge,
+    pub connections_max: Gauge,
+    pub accept_errors: Counter,
+    pub request_timeouts: Counter,
+    pub queries_refused: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -219,6 +230,7 @@ impl Metrics {
             service_root_cause: Family::default(),
             degraded_rtt: Family::default(),
             degraded_loss: Family::default(),
+            http: HttpMetrics::default(),
         };
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
@@ -393,6 +405,31 @@ impl Metrics {
             "utkikk_target_degraded_loss_ratio",
             "The target's threshold (config): loss above it makes a reachable target degraded",
             m.degraded_loss.clone(),
+        );
+        r.register(
+            "utkikk_http_connections_open",
+            "HTTP connections open now",
+            m.http.connections_open.clone(),
+        );
+        r.register(
+            "utkikk_http_connections_max",
+            "HTTP connections served at once at most (--web.max-connections, lowered to fit the open-file limit); more wait to be accepted",
+            m.http.connections_max.clone(),
+        );
+        r.register(
+            "utkikk_http_accept_errors",
+            "Connections that could not be accepted (e.g. out of file descriptors)",
+            m.http.accept_errors.clone(),
+        );
+        r.register(
+            "utkikk_http_request_timeouts",
+            "Requests stopped at their deadline (answered 503)",
+            m.http.request_timeouts.clone(),
+        );
+        r.register(
+            "utkikk_api_queries_refused",
+            "Ledger queries refused because as many as allowed were running (answered 503)",
+            m.http.queries_refused.clone(),
         );
         r.register_collector(Box::new(m.snmp_devices.clone()));
         r.register(

@@ -31,6 +31,9 @@ pub enum FailureReason {
     ResolveFailed,
     /// Any other local error sending the echo.
     SendError { message: String },
+    /// The agent could not open a socket (out of file descriptors or
+    /// memory): says nothing about the target.
+    NoSocket { message: String },
 }
 
 impl FailureReason {
@@ -43,6 +46,7 @@ impl FailureReason {
                 | FailureReason::FamilyUnavailable
                 | FailureReason::ResolveFailed
                 | FailureReason::SendError { .. }
+                | FailureReason::NoSocket { .. }
         )
     }
 
@@ -56,6 +60,7 @@ impl FailureReason {
             FailureReason::FamilyUnavailable => "family_unavailable",
             FailureReason::ResolveFailed => "resolve_failed",
             FailureReason::SendError { .. } => "send_error",
+            FailureReason::NoSocket { .. } => "no_socket",
         }
     }
 }
@@ -86,6 +91,10 @@ impl fmt::Display for FailureReason {
             }
             FailureReason::ResolveFailed => f.write_str("host name does not resolve"),
             FailureReason::SendError { message } => write!(f, "send failed: {message}"),
+            FailureReason::NoSocket { message } => write!(
+                f,
+                "the agent could not open a socket ({message}); nothing is known of the target"
+            ),
         }
     }
 }
@@ -104,10 +113,14 @@ pub enum SnmpError {
     Agent(String),
     #[error("socket error ({0}); an ICMP port unreachable means no SNMP agent listens")]
     Io(String),
+    /// The poll did not run: the agent could not open its socket (out of
+    /// file descriptors, buffers or memory). Not a fault of the device.
+    #[error("the agent could not open a socket ({0}); the poll did not run")]
+    Local(String),
 }
 
 /// Every [`SnmpError::code`].
-pub const SNMP_ERROR_CODES: [&str; 5] = ["timeout", "auth", "decode", "agent_error", "io"];
+pub const SNMP_ERROR_CODES: [&str; 6] = ["timeout", "auth", "decode", "agent_error", "io", "local"];
 
 impl SnmpError {
     /// Stable code for the `reason` label of `utkikk_snmp_errors_total`.
@@ -118,18 +131,26 @@ impl SnmpError {
             SnmpError::Decode(_) => "decode",
             SnmpError::Agent(_) => "agent_error",
             SnmpError::Io(_) => "io",
+            SnmpError::Local(_) => "local",
         }
     }
 
     /// The device's verdict: no answer at all (`snmp_unreachable`), an
-    /// authentication failure (`snmp_auth`), or another error
-    /// (`snmp_error`, the device answered).
+    /// authentication failure (`snmp_auth`), another error (`snmp_error`,
+    /// the device answered), or none (`probe_not_run`).
     pub fn verdict_code(&self) -> &'static str {
         match self {
             SnmpError::Timeout { .. } | SnmpError::Io(_) => "snmp_unreachable",
             SnmpError::Auth(_) => "snmp_auth",
             SnmpError::Decode(_) | SnmpError::Agent(_) => "snmp_error",
+            SnmpError::Local(_) => "probe_not_run",
         }
+    }
+
+    /// The poll did not run (a local failure): nothing is known of the
+    /// device.
+    pub fn is_local(&self) -> bool {
+        matches!(self, SnmpError::Local(_))
     }
 
     /// Nothing answered: the device may be gone (otherwise it answers,

@@ -157,6 +157,11 @@ impl Outcome {
 fn snmp_verdict(err: Option<&crate::model::SnmpError>) -> Verdict {
     match err {
         None => Verdict::Up(Reason::SnmpAnswers),
+        Some(crate::model::SnmpError::Local(message)) => {
+            Verdict::NotRun(Reason::SnmpNotRun(crate::model::FailureReason::NoSocket {
+                message: message.clone(),
+            }))
+        }
         Some(e) if e.is_silence() => Verdict::Down(Reason::Snmp(e.clone())),
         Some(e) => Verdict::Degraded(Reason::Snmp(e.clone())),
     }
@@ -343,5 +348,29 @@ mod tests {
         assert!(o.is_probe_error());
         let t = IcmpOutcome::not_run(Utc::now(), FailureReason::Timeout);
         assert!(!t.is_probe_error());
+    }
+
+    #[test]
+    fn an_snmp_poll_without_a_socket_did_not_run() {
+        use crate::model::SnmpError;
+        let check = |result| {
+            Outcome::SnmpCheck(snmp::SnmpCheck {
+                at: Utc::now(),
+                result,
+                requests: 0,
+            })
+            .verdict(&Limits::default())
+        };
+        let Some(Verdict::NotRun(r)) = check(Err(SnmpError::Local(
+            "Too many open files (os error 24)".into(),
+        ))) else {
+            panic!("a poll that could not open its socket is not run");
+        };
+        assert_eq!(r.code(), "probe_not_run");
+        assert!(r.to_string().contains("could not open a socket"), "{r}");
+        assert!(matches!(
+            check(Err(SnmpError::Io("connection refused".into()))),
+            Some(Verdict::Down(_))
+        ));
     }
 }

@@ -263,7 +263,7 @@ impl Session {
                     .await
                 }
             };
-            let mut s = s.map_err(|e| Attempt::Fail(SnmpError::Io(e.kind().to_string())))?;
+            let mut s = s.map_err(|e| Attempt::Fail(socket_error(&e)))?;
             if matches!(self.settings.credentials, SnmpCredentials::V3 { .. }) {
                 self.stats.requests += 1;
                 match tokio::time::timeout(self.settings.timeout, s.init()).await {
@@ -337,6 +337,9 @@ impl Session {
                     tries += 1;
                     last_io = None;
                 }
+                // No socket here: the poll cannot run; trying again at
+                // once would not help.
+                Attempt::Fail(e @ SnmpError::Local(_)) => return Err(e),
                 // Socket errors (an ICMP port unreachable: nothing listens)
                 // may pass; retried like a timeout.
                 Attempt::Fail(e @ SnmpError::Io(_)) => {
@@ -487,6 +490,26 @@ fn security(
         }
     };
     sec
+}
+
+/// A socket that could not be made: local when the agent lacks the
+/// resources (descriptors, buffers, memory) or the right; otherwise (no
+/// route to the address, say) as any socket error.
+fn socket_error(e: &std::io::Error) -> SnmpError {
+    use rustix::io::Errno;
+    let local = [
+        Errno::MFILE,
+        Errno::NFILE,
+        Errno::NOBUFS,
+        Errno::NOMEM,
+        Errno::ACCESS,
+        Errno::PERM,
+        Errno::AFNOSUPPORT,
+    ];
+    match Errno::from_io_error(e) {
+        Some(n) if local.contains(&n) => SnmpError::Local(e.to_string()),
+        _ => SnmpError::Io(e.to_string()),
+    }
 }
 
 fn classify(e: snmp2::Error) -> Attempt {
@@ -1060,6 +1083,15 @@ impl Prober for SnmpProber {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn no_socket_here_is_local_not_the_device() {
+        let emfile = std::io::Error::from_raw_os_error(24);
+        assert!(matches!(socket_error(&emfile), SnmpError::Local(_)));
+        let unreachable = std::io::Error::from_raw_os_error(101);
+        assert!(matches!(socket_error(&unreachable), SnmpError::Io(_)));
+    }
+
     use super::*;
 
     #[test]

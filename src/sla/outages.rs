@@ -372,6 +372,7 @@ pub fn pieces(
     current_run: Option<i64>,
     now: i64,
 ) -> Result<Vec<Piece>, LedgerError> {
+    store.check_cancelled()?;
     let scope = member.map(|m| scope(inv, m));
     let root_ok = |t: &str| scope.as_ref().is_none_or(|(roots, _)| roots.contains(t));
     let service_ok = |i: usize| scope.as_ref().is_none_or(|(_, svcs)| svcs.contains(&i));

@@ -167,7 +167,10 @@ pub fn service_tally(
         now_ms,
         &kept,
         |s| serde_json::from_str::<Tally>(s).ok(),
-        |piece| compute_tally(store, service, level, piece, current_run, now_ms),
+        |piece| {
+            store.check_cancelled()?;
+            compute_tally(store, service, level, piece, current_run, now_ms)
+        },
     )?;
     let mut total = Tally::default();
     for t in parts {

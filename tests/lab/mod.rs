@@ -154,8 +154,10 @@ pub struct Agent {
     pub config: PathBuf,
     log: PathBuf,
     http: ureq::Agent,
-    wrapper: Vec<String>,
-    env: Vec<(String, String)>,
+    pub wrapper: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// More arguments after `run …` (flags such as --web.max-connections).
+    pub args: Vec<String>,
 }
 
 pub const BASE: &str = "http://127.0.0.1:9474";
@@ -205,6 +207,7 @@ impl Agent {
             log,
             http,
             wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
+            args: Vec::new(),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -221,6 +224,15 @@ impl Agent {
     /// Start the binary (again) with the same config, data directory and
     /// log file, and wait until it is ready.
     pub fn spawn(&mut self) {
+        self.launch();
+        wait_until("utkikk to be ready", Duration::from_secs(20), || {
+            self.get("/-/ready").0 == 200
+        });
+    }
+
+    /// Start the binary without waiting for its HTTP API (which a starved
+    /// agent may not serve).
+    pub fn launch(&mut self) {
         let logfile = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -243,10 +255,8 @@ impl Agent {
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(logfile);
+        cmd.args(&self.args);
         self.child = Some(cmd.spawn().expect("start utkikk"));
-        wait_until("utkikk to be ready", Duration::from_secs(20), || {
-            self.get("/-/ready").0 == 200
-        });
     }
 
     /// SIGKILL: no chance to flush or stop cleanly.
