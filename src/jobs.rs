@@ -54,7 +54,11 @@ pub async fn sla_rounds(live: Live, ledger: Ledger, metrics: Metrics, stop: Canc
         known = inv.services.iter().map(|s| s.id.clone()).collect();
         let interval = inv.agent.sla_interval;
         let (l, m) = (ledger.clone(), metrics.clone());
-        let _ = tokio::task::spawn_blocking(move || round(&inv, &l, &m)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            round(&inv, &l, &m);
+            crate::memory::release_freed();
+        })
+        .await;
         due = (began + interval).max(tokio::time::Instant::now());
     }
 }

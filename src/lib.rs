@@ -23,6 +23,7 @@ pub mod link;
 pub mod linkstats;
 pub mod live;
 pub mod maintenance;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod probe;

@@ -194,6 +194,22 @@ lab_test!(availability_api_answers_and_refuses_bad_parameters, || {
         &format!("/api/v1/targets/nope/availability?month={month}"),
     );
     assert_eq!(status, 404);
+
+    // axum's own refusals answer in the API's JSON shape too.
+    let (status, e) = json(&agent, "/api/v1/outages?month=2026-10&month=2026-11");
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["parameter"], "month", "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("duplicate field"),
+        "{e}"
+    );
+    let (status, e) = json(&agent, "/api/v1/targets/%FF%FE");
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("UTF-8"), "{e}");
+    assert_eq!(e["status"], 400);
+    let (status, e) = agent.write("DELETE", "/api/v1/targets", None, "");
+    assert_eq!(status, 405, "{e}");
+    assert_eq!(e["status"], 405, "{e}");
 });
 
 fn metric(agent: &Agent, name: &str) -> f64 {
@@ -238,6 +254,25 @@ lab_test!(full_disk_keeps_probing_and_loses_nothing, || {
         "{}",
         agent.log()
     );
+    // Outage lists say they lack what waits, and show it.
+    let (status, headers, body) = agent.get_full("/api/v1/outages");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        headers.get("x-utkikk-incomplete").map(String::as_str),
+        Some("ledger-not-writable")
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let unwritten = v["incomplete"]["unwritten_transitions"].as_array().unwrap();
+    assert!(
+        unwritten
+            .iter()
+            .any(|t| t["target"] == "sw1" && t["to"] == "down" && t["reason_code"] == "timeout"),
+        "{v:#}"
+    );
+    assert!(v["incomplete"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("cannot be written"));
     far.sh("sysctl -qw net.ipv4.icmp_echo_ignore_all=0");
     agent.wait_state("sw1", "up", DEADLINE);
     // Space again: the queued records are written, none lost.
@@ -264,6 +299,9 @@ lab_test!(full_disk_keeps_probing_and_loses_nothing, || {
     assert!(agent
         .log()
         .contains("ledger: writing again; nothing was lost"));
+    let (_, headers, body) = agent.get_full("/api/v1/outages");
+    assert!(!headers.contains_key("x-utkikk-incomplete"), "{headers:?}");
+    assert!(!body.contains("incomplete"), "{body}");
     assert_eq!(agent.stop(), Some(0));
 });
 
@@ -1024,6 +1062,17 @@ lab_test!(idle_slow_and_excess_connections_are_closed_or_wait, || {
     let log = agent.log();
     assert!(log.contains("all HTTP connections are in use"), "{log}");
     assert!(log.contains("not answered within"), "{log}");
+    // A body over the limit is refused at once, in the API's JSON shape.
+    let mut big = TcpStream::connect("127.0.0.1:9474").unwrap();
+    write!(
+        big,
+        "POST /api/v1/maintenance HTTP/1.1\r\nHost: lab\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"targets\":",
+        8 << 20
+    )
+    .unwrap();
+    let (_, answer) = closed_by_server(&mut big, Duration::from_secs(20));
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:?}");
+    assert!(answer.contains("\"status\":413"), "{answer:?}");
     // All gone: the API answers and counts what happened.
     let m = agent.metrics();
     assert!(m.contains("utkikk_http_request_timeouts_total 1"), "{m}");

@@ -66,6 +66,8 @@ pub fn router(agent: Agent) -> Router {
             agent.clone(),
             deadline,
         ))
+        .layer(axum::middleware::from_fn(refuse_large_bodies))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(agent)
 }
 
@@ -223,11 +225,94 @@ async fn query_off_runtime<T: Send + 'static>(
         } else {
             None
         };
-        f(store.as_ref(), current_run)
+        let r = f(store.as_ref(), current_run);
+        drop(store);
+        crate::memory::release_freed();
+        r
     })
     .await;
     stop.done = true;
     result
+}
+
+/// The largest request body read (axum's default limit, which applies
+/// as a body is read; a declared length above it is refused at once).
+pub const MAX_BODY_BYTES: u64 = 2 << 20;
+
+/// 413 at once for a request that declares a body over
+/// [`MAX_BODY_BYTES`], rather than reading it up to the limit.
+async fn refuse_large_bodies(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        let mut r = error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body may be at most {MAX_BODY_BYTES} bytes"),
+        );
+        r.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return r;
+    }
+    next.run(req).await
+}
+
+/// Every error under `/api/` in the API's JSON shape. axum's own
+/// rejections (a path that is not UTF-8, a query field given twice, a
+/// body too large, a method not allowed) are plain text otherwise; their
+/// words are kept, their headers (Allow, Retry-After) too.
+async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+    } else {
+        text
+    };
+    // "Failed to deserialize query string: duplicate field `month`".
+    let parameter = message
+        .strip_prefix("Failed to deserialize query string: ")
+        .and_then(|m| m.split('`').nth(1))
+        .map(str::to_string);
+    let mut r = (
+        status,
+        Json(ErrorBody {
+            status: status.as_u16(),
+            error: message,
+            parameter,
+        }),
+    )
+        .into_response();
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            r.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    r
 }
 
 /// Stops a request at [`REQUEST_DEADLINE`] with a 503 (and closes its

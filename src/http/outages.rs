@@ -31,6 +31,66 @@ pub struct OutageList {
     pub from: String,
     pub to: String,
     pub outages: Vec<OutageView>,
+    /// Present only while the ledger cannot be written: what the answer
+    /// lacks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<Incomplete>,
+}
+
+/// The answer is read from the ledger file, which lacks what waits in
+/// memory while it cannot be written (disk full, …).
+#[derive(Serialize)]
+pub struct Incomplete {
+    pub reason: String,
+    /// The state changes in the window (of the member's, if one was
+    /// asked for) not yet written: outages they begin or end are missing
+    /// from `outages` or shown as going on.
+    pub unwritten_transitions: Vec<UnwrittenTransition>,
+}
+
+#[derive(Serialize)]
+pub struct UnwrittenTransition {
+    pub target: String,
+    pub from: crate::model::State,
+    pub to: crate::model::State,
+    pub at: String,
+    pub reason: Option<String>,
+    pub reason_code: Option<&'static str>,
+    pub root_cause: Option<String>,
+}
+
+/// Header on answers that lack records the ledger could not write yet.
+pub const INCOMPLETE_HEADER: &str = "x-utkikk-incomplete";
+
+/// What the answer lacks while the ledger cannot be written, if it does.
+fn incomplete(agent: &Agent, w: Interval, member: Option<&str>) -> Option<Incomplete> {
+    let ledger = agent.ledger();
+    if !ledger.is_failing() {
+        return None;
+    }
+    let inv = agent.inventory();
+    let scope = member.map(|m| crate::sla::outages::scope(&inv, m).0);
+    let unwritten = ledger.unwritten();
+    Some(Incomplete {
+        reason: format!(
+            "the ledger cannot be written now: {} record(s) wait in memory and are written once it can be; this answer is read from the file",
+            unwritten.len()
+        ),
+        unwritten_transitions: unwritten
+            .iter()
+            .filter(|t| (w.start..=w.end).contains(&t.at.timestamp_millis()))
+            .filter(|t| scope.as_ref().is_none_or(|s| s.contains(t.target.as_str())))
+            .map(|t| UnwrittenTransition {
+                target: t.target.clone(),
+                from: t.from,
+                to: t.to,
+                at: oslo_rfc3339(t.at.timestamp_millis()),
+                reason: t.reason.as_ref().map(|r| r.to_string()),
+                reason_code: t.reason.as_ref().map(|r| r.code()),
+                root_cause: t.root_cause.clone(),
+            })
+            .collect(),
+    })
 }
 
 pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery>) -> Response {
@@ -107,12 +167,23 @@ pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery
                 .is_none_or(|s| o.outage.services.contains(s))
         })
         .collect();
-    Json(OutageList {
-        from: oslo_rfc3339(w.start),
-        to: oslo_rfc3339(w.end),
-        outages,
-    })
-    .into_response()
+    let incomplete = incomplete(&agent, w, q.member.as_deref());
+    let header = incomplete.as_ref().map(|_| {
+        [(
+            axum::http::HeaderName::from_static(INCOMPLETE_HEADER),
+            axum::http::HeaderValue::from_static("ledger-not-writable"),
+        )]
+    });
+    (
+        header,
+        Json(OutageList {
+            from: oslo_rfc3339(w.start),
+            to: oslo_rfc3339(w.end),
+            outages,
+            incomplete,
+        }),
+    )
+        .into_response()
 }
 
 /// The longest note kept, in characters.

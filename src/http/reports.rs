@@ -73,7 +73,9 @@ async fn pdf_off_runtime(
     let permit = super::heavy_slot(agent).await?;
     Ok(tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        f()
+        let pdf = f();
+        crate::memory::release_freed();
+        pdf
     })
     .await
     .map_err(|e| e.to_string())

@@ -45,7 +45,7 @@ pub enum LedgerError {
     Db(String),
     #[error("cannot create {path}: {reason}")]
     Io { path: PathBuf, reason: String },
-    #[error("ledger {path} fails its integrity check ({detail}); move it aside (keep it for recovery) and restart to begin a new one")]
+    #[error("ledger {path} is damaged ({detail}); move it aside (keep it for recovery: `utkikk ledger check` and sqlite3's .recover read what is left) and restart to begin a new one")]
     Corrupt { path: PathBuf, detail: String },
     #[error("the ledger writer has stopped")]
     Stopped,
@@ -152,6 +152,8 @@ pub struct Ledger {
     windows: Arc<RwLock<Windows>>,
     /// The last write failed (records are queued, retried).
     failing: Arc<AtomicBool>,
+    /// The transitions queued while writes fail (empty otherwise).
+    unwritten: Arc<arc_swap::ArcSwap<Vec<Transition>>>,
     /// The data directory's lock, held while the process lives.
     _lock: Option<Arc<std::fs::File>>,
 }
@@ -234,8 +236,10 @@ impl Ledger {
         apply_config_in_memory(&mut initial, &config_windows, started.timestamp_millis());
         let windows = Arc::new(RwLock::new(Arc::new(initial)));
         let failing = Arc::new(AtomicBool::new(false));
+        let unwritten: Arc<arc_swap::ArcSwap<Vec<Transition>>> = Arc::default();
         let mut writer = Writer {
             failing_shared: failing.clone(),
+            unwritten_shared: unwritten.clone(),
             windows: windows.clone(),
             config_windows,
             windows_dirty: true,
@@ -261,6 +265,7 @@ impl Ledger {
             thread: Arc::new(Mutex::new(Some(thread))),
             windows,
             failing,
+            unwritten,
             _lock: lock.map(Arc::new),
         })
     }
@@ -311,6 +316,12 @@ impl Ledger {
     /// records wait in memory, so optional ones are better not queued.
     pub fn is_failing(&self) -> bool {
         self.failing.load(Ordering::SeqCst)
+    }
+
+    /// The transitions waiting in memory because the ledger cannot be
+    /// written now (empty while it can): answers from the file lack them.
+    pub fn unwritten(&self) -> Arc<Vec<Transition>> {
+        self.unwritten.load_full()
     }
 
     /// Queue a record. Never blocks; never fails while the writer runs.
@@ -385,6 +396,7 @@ struct Writer {
     /// The error of the failing state, to log a change only once.
     failing: Option<LedgerError>,
     failing_shared: Arc<AtomicBool>,
+    unwritten_shared: Arc<arc_swap::ArcSwap<Vec<Transition>>>,
     retry_at: Option<Instant>,
     backoff: Duration,
 }
@@ -568,9 +580,21 @@ impl Writer {
                 self.backoff = RETRY_MIN;
                 self.metrics.set_ledger_pending(0);
                 self.failing_shared.store(false, Ordering::SeqCst);
+                if !self.unwritten_shared.load().is_empty() {
+                    self.unwritten_shared.store(Arc::default());
+                }
             }
             Err(e) => {
                 self.metrics.ledger_write_error();
+                self.unwritten_shared.store(Arc::new(
+                    self.pending
+                        .iter()
+                        .filter_map(|r| match r {
+                            Record::Transition(t) => Some(t.clone()),
+                            _ => None,
+                        })
+                        .collect(),
+                ));
                 self.failing_shared.store(true, Ordering::SeqCst);
                 if self.failing.as_ref() != Some(e) {
                     tracing::error!(

@@ -168,13 +168,27 @@ fn db(e: rusqlite::Error) -> LedgerError {
     LedgerError::Db(e.to_string())
 }
 
+/// As [`db`], but a file that is not a database or is damaged (truncated,
+/// overwritten) is [`LedgerError::Corrupt`]: retrying will not help.
+fn db_at(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
+    move |e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            LedgerError::Corrupt {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            }
+        }
+        _ => db(e),
+    }
+}
+
 /// A read-only connection that waits up to 5 s for a writer's lock.
 pub(super) fn read_only(path: &Path) -> Result<Connection, LedgerError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(db)?;
+    .map_err(db_at(path))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(db)?;
     Ok(conn)
@@ -184,7 +198,7 @@ pub(super) fn read_only(path: &Path) -> Result<Connection, LedgerError> {
 pub(super) fn integrity(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .map_err(db)?;
+        .map_err(db_at(path))?;
     if check != "ok" {
         return Err(LedgerError::Corrupt {
             path: path.to_path_buf(),
@@ -204,19 +218,19 @@ impl Store {
                 reason: e.to_string(),
             })?;
         }
-        let conn = Connection::open(path).map_err(db)?;
+        let conn = Connection::open(path).map_err(db_at(path))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(db)?;
+            .map_err(db_at(path))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(LedgerError::Db(format!(
                 "cannot use WAL (journal_mode is {mode})"
             )));
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
-            .map_err(db)?;
+            .map_err(db_at(path))?;
         integrity(&conn, path)?;
         let mut store = Store { conn, cancel: None };
         store.migrate(path)?;
@@ -867,6 +881,31 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_truncated_ledger_says_to_move_it_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        {
+            let mut store = Store::open(&path).unwrap();
+            store.begin_run("lab", 0).unwrap();
+        }
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len / 3).unwrap();
+        drop(f);
+        let _ = std::fs::remove_file(dir.path().join("ledger.db-wal"));
+        let _ = std::fs::remove_file(dir.path().join("ledger.db-shm"));
+        let e = Store::open(&path)
+            .err()
+            .expect("a truncated ledger is refused");
+        assert!(matches!(e, LedgerError::Corrupt { .. }), "{e:?}");
+        assert!(e.to_string().contains("move it aside"), "{e}");
+        // Half a page header: not a database at all.
+        std::fs::write(&path, b"SQLite format 3\0 truncated").unwrap();
+        let e = Store::open(&path).err().expect("not a database");
+        assert!(e.to_string().contains("move it aside"), "{e}");
+    }
 
     #[test]
     fn an_interrupt_stops_sql_that_would_run_for_ever() {

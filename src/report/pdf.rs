@@ -191,7 +191,7 @@ fn compile(markup: String, generated: &str, ident: &str) -> Result<Vec<u8>, PdfE
         standards,
         ..PdfOptions::default()
     };
-    typst_pdf::pdf(&document, &options).map_err(|errors| {
+    let pdf = typst_pdf::pdf(&document, &options).map_err(|errors| {
         PdfError(
             errors
                 .iter()
@@ -199,7 +199,14 @@ fn compile(markup: String, generated: &str, ident: &str) -> Result<Vec<u8>, PdfE
                 .collect::<Vec<_>>()
                 .join("; "),
         )
-    })
+    });
+    drop(document);
+    // Typst memoizes in a process-wide cache that only grows unless told
+    // otherwise (typst-cli evicts after each compile too): without this,
+    // every report laid out by a long-running agent stayed in memory.
+    // Results unused over the last two layouts go.
+    comemo::evict(2);
+    pdf
 }
 
 fn period(lang: Lang, month: &str) -> String {

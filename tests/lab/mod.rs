@@ -277,6 +277,29 @@ impl Agent {
         }
     }
 
+    /// GET with the answer's headers (names in lower case).
+    pub fn get_full(
+        &self,
+        path: &str,
+    ) -> (u16, std::collections::BTreeMap<String, String>, String) {
+        match self.http.get(format!("{BASE}{path}")).call() {
+            Ok(mut r) => (
+                r.status().as_u16(),
+                r.headers()
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_ascii_lowercase(),
+                            v.to_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
+                r.body_mut().read_to_string().unwrap_or_default(),
+            ),
+            Err(e) => panic!("GET {path}: {e}"),
+        }
+    }
+
     pub fn post(&self, path: &str) -> (u16, String) {
         self.post_token(path, None)
     }
