@@ -321,6 +321,23 @@ lab_test!(bad_reload_keeps_the_old_config_running, || {
     assert!(agent
         .metrics()
         .contains("utkikk_config_last_reload_successful 1"));
+    // Write access follows the config in force: a reload that drops the
+    // token disables writes at once.
+    agent.rewrite_config(&config(
+        "  - { id: sw1, kind: switch, address: 198.51.100.1 }\n",
+    ));
+    let (mut status, mut body) = agent.post_token("/-/reload", Some(TOKEN));
+    while status == 429 {
+        assert!(started.elapsed() < DEADLINE, "{body}");
+        std::thread::sleep(Duration::from_millis(200));
+        (status, body) = agent.post_token("/-/reload", Some(TOKEN));
+    }
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = agent.post_token("/-/reload", Some(TOKEN));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("writes are disabled"), "{body}");
+    let (status, e) = agent.write("DELETE", "/api/v1/maintenance/1", Some(TOKEN), "");
+    assert_eq!(status, 403, "{e}");
 });
 
 lab_test!(no_icmp_permission_is_unmonitored_never_down, || {

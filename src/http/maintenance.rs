@@ -5,12 +5,11 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 use super::{error, param_error};
 use crate::agent::Agent;
@@ -225,38 +224,6 @@ pub async fn one(AxState(agent): AxState<Agent>, Path(id): Path<String>) -> Resp
     }
 }
 
-/// Check the bearer token. The token itself never appears in an answer
-/// or a log line.
-/// `Some(answer)` refuses the request.
-pub(super) fn refused(agent: &Agent, headers: &HeaderMap) -> Option<Response> {
-    let Some(token) = agent.inventory().agent.api_token.clone() else {
-        return Some(error(
-            StatusCode::FORBIDDEN,
-            "writes are disabled: set agent.api_token in the config to allow them",
-        ));
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    match given {
-        Some(t) if bool::from(t.as_bytes().ct_eq(token.expose().as_bytes())) => None,
-        _ => {
-            let mut r = error(
-                StatusCode::UNAUTHORIZED,
-                "a valid bearer token is needed: Authorization: Bearer <agent.api_token>",
-            );
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"utkikk\""),
-            );
-            Some(r)
-        }
-    }
-}
-
 #[derive(Serialize)]
 struct ProblemView {
     field: String,
@@ -322,10 +289,7 @@ async fn change(agent: &Agent, op: MaintenanceOp) -> Result<MaintenanceDone, Box
 }
 
 /// `POST /api/v1/maintenance`: declare a window (JSON, the config's keys).
-pub async fn create(AxState(agent): AxState<Agent>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(r) = refused(&agent, &headers) {
-        return r;
-    }
+pub async fn create(AxState(agent): AxState<Agent>, body: Bytes) -> Response {
     let input: SpecInput = match serde_json::from_slice(&body) {
         Ok(i) => i,
         Err(e) => return param_error("body", format!("not a maintenance window: {e}")),
@@ -378,14 +342,7 @@ pub async fn create(AxState(agent): AxState<Agent>, headers: HeaderMap, body: By
 
 /// `DELETE /api/v1/maintenance/{id}`: withdraw a window now. What already
 /// took place of it stays maintenance.
-pub async fn withdraw(
-    AxState(agent): AxState<Agent>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = refused(&agent, &headers) {
-        return r;
-    }
+pub async fn withdraw(AxState(agent): AxState<Agent>, Path(id): Path<String>) -> Response {
     let Ok(n) = id.parse::<i64>() else {
         return error(
             StatusCode::NOT_FOUND,

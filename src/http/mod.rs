@@ -10,7 +10,7 @@ use std::future::Future;
 use axum::extract::{Path, State as AxState};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -31,12 +31,22 @@ use crate::model::State;
 use crate::probe::{IcmpOutcome, ProbeKind, RttStats};
 
 pub fn router(agent: Agent) -> Router {
+    // Every write, and only writes, needs the bearer token: one check,
+    // on these routes.
+    let writes = Router::new()
+        .route("/-/reload", post(reload))
+        .route("/api/v1/outages/notes", post(outages::note))
+        .route("/api/v1/maintenance", post(maintenance::create))
+        .route("/api/v1/maintenance/{id}", delete(maintenance::withdraw))
+        .route_layer(axum::middleware::from_fn_with_state(
+            agent.clone(),
+            require_token,
+        ));
     Router::new()
         .route("/", get(landing))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
-        .route("/-/reload", post(reload))
         .route("/api/v1/targets", get(targets))
         .route("/api/v1/targets/{id}", get(target))
         .route(
@@ -45,15 +55,8 @@ pub fn router(agent: Agent) -> Router {
         )
         .route("/api/v1/services", get(services::services))
         .route("/api/v1/outages", get(outages::outages))
-        .route("/api/v1/outages/notes", post(outages::note))
-        .route(
-            "/api/v1/maintenance",
-            get(maintenance::list).post(maintenance::create),
-        )
-        .route(
-            "/api/v1/maintenance/{id}",
-            get(maintenance::one).delete(maintenance::withdraw),
-        )
+        .route("/api/v1/maintenance", get(maintenance::list))
+        .route("/api/v1/maintenance/{id}", get(maintenance::one))
         .route("/api/openapi.json", get(openapi))
         .route("/api/v1/members/{id}/sla", get(services::member_sla))
         .route("/api/v1/services/{id}/sla", get(services::service_sla))
@@ -61,6 +64,7 @@ pub fn router(agent: Agent) -> Router {
             "/api/v1/reports/{member}/{file}",
             get(reports::member_report),
         )
+        .merge(writes)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             agent.clone(),
@@ -69,6 +73,45 @@ pub fn router(agent: Agent) -> Router {
         .layer(axum::middleware::from_fn(refuse_large_bodies))
         .layer(axum::middleware::from_fn(json_errors))
         .with_state(agent)
+}
+
+/// Write access: the bearer token of the config in force (read at each
+/// request, so a reload's new token applies at once), compared in
+/// constant time. The token never appears in an answer or a log line.
+/// Without `agent.api_token` writes are disabled (403).
+async fn require_token(
+    AxState(agent): AxState<Agent>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use subtle::ConstantTimeEq;
+    let Some(token) = agent.inventory().agent.api_token.clone() else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "writes are disabled: set agent.api_token in the config to allow them",
+        );
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    match given {
+        Some(t) if bool::from(t.as_bytes().ct_eq(token.expose().as_bytes())) => next.run(req).await,
+        _ => {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "a valid bearer token is needed: Authorization: Bearer <agent.api_token>",
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"utkikk\""),
+            );
+            r
+        }
+    }
 }
 
 /// Serve until `shutdown` completes; in-flight requests are finished.
@@ -464,12 +507,9 @@ async fn ready(AxState(agent): AxState<Agent>) -> Response {
 /// Reloads over HTTP: at most one a second.
 const RELOAD_MIN_GAP_MS: i64 = 1000;
 
-async fn reload(AxState(agent): AxState<Agent>, headers: axum::http::HeaderMap) -> Response {
-    // Like every write, it needs the bearer token (SIGHUP needs none: it
-    // takes a local user allowed to signal the agent).
-    if let Some(refused) = maintenance::refused(&agent, &headers) {
-        return refused;
-    }
+/// Like every write, it needs the bearer token (SIGHUP needs none: it
+/// takes a local user allowed to signal the agent).
+async fn reload(AxState(agent): AxState<Agent>) -> Response {
     if !agent.http_reload_slot(chrono::Utc::now().timestamp_millis(), RELOAD_MIN_GAP_MS) {
         let mut r = error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -644,6 +684,36 @@ async fn target(AxState(agent): AxState<Agent>, Path(id): Path<String>) -> Respo
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// Every operation of the document has an id and a tag, and every
+    /// error answer says its shape.
+    #[test]
+    fn every_operation_is_named_tagged_and_its_errors_described() {
+        let d: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let shared = &d["components"]["responses"];
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, item) in d["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let what = format!("{method} {path}");
+                let id = op["operationId"].as_str().expect(&what);
+                assert!(ids.insert(id.to_string()), "{what}: {id} twice");
+                assert!(
+                    op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+                    "{what}"
+                );
+                for (code, r) in op["responses"].as_object().unwrap() {
+                    if !(code.starts_with('4') || code.starts_with('5')) {
+                        continue;
+                    }
+                    let r = match r["$ref"].as_str() {
+                        Some(name) => &shared[name.rsplit('/').next().unwrap()],
+                        None => r,
+                    };
+                    assert!(r["content"].is_object(), "{what} {code}: no content");
+                }
+            }
+        }
+    }
 
     /// A client that gives up stops the work it started: the slot comes
     /// back although the query would otherwise run for ever.
