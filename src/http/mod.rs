@@ -715,6 +715,39 @@ mod tests {
         }
     }
 
+    /// The document and the router list the same operations, both ways:
+    /// the routes are read from this file's `router()` (the lab asks each
+    /// documented GET of the live agent).
+    #[test]
+    fn the_document_and_the_router_list_the_same_operations() {
+        let source = include_str!("mod.rs");
+        let body = &source[source.find("pub fn router(").unwrap()..];
+        let body = &body[..body.find("\n}\n").unwrap()];
+        let route = regex::Regex::new(r#"\.route\(\s*"([^"]+)",\s*([^;]*?)\)\s*(?:\n|$)"#).unwrap();
+        let method = regex::Regex::new(r"\b(get|post|delete|put|patch)\(").unwrap();
+        let mut routed = std::collections::BTreeSet::new();
+        for c in route.captures_iter(body) {
+            for m in method.captures_iter(&c[2]) {
+                routed.insert((c[1].to_string(), m[1].to_string()));
+            }
+        }
+        assert!(routed.len() > 10, "{routed:?}");
+        let d: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut documented = std::collections::BTreeSet::new();
+        for (path, item) in d["paths"].as_object().unwrap() {
+            for m in item.as_object().unwrap().keys() {
+                documented.insert((path.clone(), m.clone()));
+            }
+        }
+        let undocumented: Vec<_> = routed.difference(&documented).collect();
+        let unrouted: Vec<_> = documented.difference(&routed).collect();
+        assert!(
+            undocumented.is_empty(),
+            "routed, not documented: {undocumented:?}"
+        );
+        assert!(unrouted.is_empty(), "documented, not routed: {unrouted:?}");
+    }
+
     /// A client that gives up stops the work it started: the slot comes
     /// back although the query would otherwise run for ever.
     #[tokio::test]
