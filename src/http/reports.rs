@@ -74,6 +74,7 @@ async fn pdf_off_runtime(
     Ok(tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let pdf = f();
+        report::pdf::forget_layouts();
         crate::memory::release_freed();
         pdf
     })
