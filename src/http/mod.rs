@@ -70,6 +70,9 @@ pub fn router(agent: Agent) -> Router {
             agent.clone(),
             deadline,
         ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            MAX_BODY_BYTES as usize,
+        ))
         .layer(axum::middleware::from_fn(refuse_large_bodies))
         .layer(axum::middleware::from_fn(json_errors))
         .with_state(agent)
@@ -278,8 +281,8 @@ async fn query_off_runtime<T: Send + 'static>(
     result
 }
 
-/// The largest request body read (axum's default limit, which applies
-/// as a body is read; a declared length above it is refused at once).
+/// The largest request body read: axum's limit as a body is read is set
+/// to it, and a declared length above it is refused at once.
 pub const MAX_BODY_BYTES: u64 = 2 << 20;
 
 /// 413 at once for a request that declares a body over
@@ -365,13 +368,16 @@ async fn deadline(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let what = format!("{} {}", req.method(), req.uri().path());
+    // Kept for the log line of a request stopped (cheap clones; words
+    // only when it happens).
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     match tokio::time::timeout(REQUEST_DEADLINE, next.run(req)).await {
         Ok(r) => r,
         Err(_) => {
             agent.metrics().http.request_timeouts.inc();
             tracing::warn!(
-                request = %what,
+                method = %method,
+                path = uri.path(),
                 "request not answered within {REQUEST_DEADLINE:?}: stopped"
             );
             let mut r = error(
