@@ -225,8 +225,32 @@ impl SnmpStatus {
     }
 }
 
+impl schemars::JsonSchema for SnmpStatus {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SnmpStatus".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "How the last SNMP poll went.",
+            "type": "object",
+            "required": ["at", "ok", "reason", "message"],
+            "properties": {
+                "at": {"type": "string", "format": "date-time"},
+                "ok": {"type": "boolean"},
+                "reason": {
+                    "description": "`snmp_unreachable` (no answer), `snmp_auth`, `snmp_error` (the device answered with an error), or `probe_not_run` (a local failure: nothing is known of the device); null when ok.",
+                    "type": ["string", "null"],
+                    "enum": ["snmp_unreachable", "snmp_auth", "snmp_error", "probe_not_run", null]
+                },
+                "message": {"type": ["string", "null"]}
+            }
+        })
+    }
+}
+
 /// `{at, ok, reason, message}`: `reason` is `snmp_unreachable` (no answer),
-/// `snmp_auth` or `snmp_error`.
+/// `snmp_auth`, `snmp_error` or `probe_not_run`.
 impl Serialize for SnmpStatus {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;

@@ -84,6 +84,9 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Print the API's OpenAPI 3.1 document (as GET /api/openapi.json
+    /// serves it), e.g. to generate a client.
+    Openapi,
     /// Back up the ledger while the agent runs, or check a ledger file.
     Ledger {
         #[command(subcommand)]
@@ -171,13 +174,19 @@ fn main() -> ExitCode {
             allow_empty,
         } => check_config(&file, env_file.as_deref(), allow_empty),
         Command::Ledger { action } => ledger(action),
+        Command::Openapi => match serde_json::to_string_pretty(&utkikk::http::document()) {
+            Ok(text) => print_out(&(text + "\n")),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::ConfigSchema { markdown } => {
             if markdown {
-                print!("{}", utkikk::config::reference_markdown());
+                print_out(&utkikk::config::reference_markdown())
             } else {
-                print!("{}", utkikk::config::json_schema());
+                print_out(&utkikk::config::json_schema())
             }
-            ExitCode::SUCCESS
         }
         Command::Report {
             config,
@@ -608,4 +617,18 @@ fn spawn_signal_handler(agent: Agent, shutdown: CancellationToken) -> anyhow::Re
         shutdown.cancel();
     });
     Ok(())
+}
+
+/// `text` to standard output; a closed pipe (`| head`) ends it quietly.
+fn print_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use crate::time::interval::{Interval, IntervalSet};
 
 /// What kind of work a window is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(rename = "MaintenanceCategory")]
 pub enum Category {
     PlannedChange,
     CarrierWork,
@@ -398,40 +399,85 @@ pub fn parse_instant(s: &str) -> Result<i64, String> {
 }
 
 /// A window's definition as written in JSON (the API) — the config has the
-/// same keys, with positions for its errors.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// same keys, with positions for its errors. Exactly one of: `start` and
+/// `end` (once), `weekly`, `monthly`.
+//
+// Nothing serializes it: `skip_serializing_if` marks the keys that may be
+// left out in its schema (the API's document is of what is written).
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "MaintenanceInput")]
 pub struct SpecInput {
+    /// Target ids, at least one, each once (at most 10,000).
     #[serde(default)]
     pub targets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Category>")]
     pub category: Option<String>,
+    /// At most 2,000 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// RFC 3339: a one-off window's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub start: Option<String>,
+    /// RFC 3339: a one-off window's end, in the future.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub end: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weekly: Option<WeeklyInput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monthly: Option<MonthlyInput>,
+    /// A recurring window's first day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<NaiveDate>,
+    /// A recurring window's last day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<NaiveDate>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Every week on `days` at `at` (Europe/Oslo) for `duration`.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WeeklyInput {
+    /// `mon` … `sun`.
     #[serde(default)]
     pub days: Vec<String>,
+    /// HH:MM, e.g. `22:00`.
     pub at: String,
+    /// e.g. `4h`, `90m`.
     pub duration: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Every month on `day`, or on the `week`th `weekday`, at `at` for
+/// `duration`.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonthlyInput {
+    /// 1–31; in a shorter month, its last day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub day: Option<u32>,
+    /// `mon` … `sun`, with `week`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weekday: Option<String>,
     /// 1–4, or `last`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<WeekInput>")]
     pub week: Option<serde_json::Value>,
+    /// HH:MM.
     pub at: String,
+    /// e.g. `4h`.
     pub duration: String,
+}
+
+/// The schema of `monthly.week`: 1–4, or `last`.
+#[derive(schemars::JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum WeekInput {
+    Number(u8),
+    Last(String),
 }
 
 /// Longest note kept.

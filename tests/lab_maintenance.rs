@@ -7,7 +7,7 @@ mod lab;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use lab::{far_host_v4, restore, silence, wait_until, Agent, FAST};
+use lab::{conforms, far_host_v4, restore, silence, wait_until, Agent, FAST};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -90,9 +90,14 @@ maintenance:
         };
         let hour = chrono::Duration::hours(1);
         let body = window(Utc::now(), Utc::now() + hour);
+        // Every answer below is checked against the document's schemas.
+        let (_, doc) = json(&agent, "/api/openapi.json");
+        let windows = "/api/v1/maintenance";
+        let one_window = "/api/v1/maintenance/{id}";
         // Writes need the token.
         let (status, e) = agent.write("POST", "/api/v1/maintenance", None, &body);
         assert_eq!(status, 401, "{e}");
+        conforms(&doc, "post", windows, status, &e);
         let (status, _) = agent.write("POST", "/api/v1/maintenance", Some("wrong"), &body);
         assert_eq!(status, 401);
         // Bad windows: 400 naming every field at fault.
@@ -103,6 +108,7 @@ maintenance:
         r#"{"targets":["nope"],"category":"party","start":"soon","end":"2026-01-01T00:00:00Z"}"#,
     );
         assert_eq!(status, 400, "{e}");
+        conforms(&doc, "post", windows, status, &e);
         assert_eq!(e["parameter"], "targets[0]");
         let fields: Vec<&str> = e["problems"]
             .as_array()
@@ -124,6 +130,7 @@ maintenance:
         let declared = Utc::now().timestamp_millis();
         let (status, w) = agent.write("POST", "/api/v1/maintenance", Some(TOKEN), &body);
         assert_eq!(status, 201, "{w}");
+        conforms(&doc, "post", windows, status, &w);
         let id = w["id"].as_i64().unwrap();
         assert_eq!(w["source"], "api");
         assert_eq!(w["category"], "carrier_work");
@@ -159,13 +166,15 @@ maintenance:
             .find(|w| w["source"] == "config")
             .map(|w| w["id"].as_i64().unwrap())
             .unwrap();
-        let (status, _) = agent.write(
+        conforms(&doc, "get", windows, 200, &list);
+        let (status, e) = agent.write(
             "DELETE",
             &format!("/api/v1/maintenance/{config_id}"),
             Some(TOKEN),
             "",
         );
         assert_eq!(status, 409);
+        conforms(&doc, "delete", one_window, status, &e);
         let (status, _) = agent.write("DELETE", &format!("/api/v1/maintenance/{id}"), None, "");
         assert_eq!(status, 401);
         std::thread::sleep(Duration::from_millis(1500)); // some planned downtime
@@ -177,6 +186,7 @@ maintenance:
             "",
         );
         assert_eq!(status, 200, "{w}");
+        conforms(&doc, "delete", one_window, status, &w);
         assert!(!w["withdrawn"].is_null());
         // Out of the window, the outage goes on unplanned and alerts can fire.
         let t = agent.wait_state("srv1", "down", DEADLINE);
@@ -243,8 +253,9 @@ maintenance:
         };
         let path = "/api/v1/outages/notes";
         let good = note(&pieces[1]["start"], r#""Strømbrudd i rack 3""#);
-        let (status, _) = agent.write("POST", path, None, &good);
+        let (status, e) = agent.write("POST", path, None, &good);
         assert_eq!(status, 401);
+        conforms(&doc, "post", path, status, &e);
         let (status, e) = agent.write(
             "POST",
             path,
@@ -259,6 +270,7 @@ maintenance:
             &note(&Value::from(rfc3339(t0)), r#""x""#),
         );
         assert_eq!(status, 404, "no outage began then: {e}");
+        conforms(&doc, "post", path, status, &e);
         let (status, e) = agent.write("POST", path, Some(TOKEN), &good.replace("srv1", "nope"));
         assert_eq!(
             (status, e["parameter"].as_str()),
@@ -271,8 +283,10 @@ maintenance:
             (400, Some("body")),
             "{e}"
         );
+        conforms(&doc, "post", path, status, &e);
         let (status, n) = agent.write("POST", path, Some(TOKEN), &good);
         assert_eq!(status, 200, "{n}");
+        conforms(&doc, "post", path, status, &n);
         assert_eq!(n["note"], "Strømbrudd i rack 3");
         assert_eq!(ms(&n["end"]), ms(&pieces[1]["end"]), "{n}");
         let noted = |agent: &Agent| {
@@ -300,7 +314,6 @@ maintenance:
         assert_eq!(noted(&agent), [Value::Null, Value::Null]);
 
         // Documented, and the token never shows.
-        let (_, doc) = json(&agent, "/api/openapi.json");
         for p in [
             "/api/v1/maintenance",
             "/api/v1/maintenance/{id}",
@@ -310,19 +323,12 @@ maintenance:
         }
         let (status, one) = json(&agent, &format!("/api/v1/maintenance/{id}"));
         assert_eq!(status, 200);
-        let required: Vec<&str> = doc["components"]["schemas"]["MaintenanceWindow"]["required"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
-        for key in required {
-            assert!(
-                one.get(key).is_some(),
-                "MaintenanceWindow.{key} missing in {one}"
-            );
-        }
+        conforms(&doc, "get", one_window, status, &one);
+        let (status, e) = json(&agent, "/api/v1/maintenance/12345678");
+        assert_eq!(status, 404);
+        conforms(&doc, "get", one_window, status, &e);
         let (_, all) = json(&agent, "/api/v1/maintenance?all=true");
+        conforms(&doc, "get", windows, 200, &all);
         assert_eq!(all["windows"].as_array().unwrap().len(), 2);
         let (_, current) = json(&agent, "/api/v1/maintenance");
         assert_eq!(

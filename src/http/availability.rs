@@ -4,41 +4,68 @@
 
 use std::collections::BTreeMap;
 
+use aide::transform::TransformOperation;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{error, param_error, read_ledger};
+use super::{doc, error, param_error, read_ledger, IdPath};
 use crate::agent::Agent;
 use crate::sla::timeline;
 use crate::time::calendar::{oslo_rfc3339, Month};
 use crate::time::interval::Interval;
 
-#[derive(Deserialize)]
+/// A window: `month`, or `from` and `to`.
+#[derive(Deserialize, JsonSchema)]
 pub struct WindowQuery {
+    /// RFC 3339; with `to`, instead of `month`.
+    #[schemars(extend("format" = "date-time"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+    /// RFC 3339, later than `from` and at most 400 days after it.
+    #[schemars(extend("format" = "date-time"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
+    /// YYYY-MM (Europe/Oslo); instead of `from` and `to`.
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}$"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub month: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A target's time in each state over a window.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Availability")]
 struct AvailabilityView {
     target: String,
     /// Start of the window, RFC 3339 in Europe/Oslo.
     from: String,
     /// End of the window as evaluated: never later than now.
     to: String,
+    /// The month asked for, if one was.
     month: Option<String>,
     total_seconds: f64,
+    /// Seconds in each state (`up`, `degraded`, `down`, `unreachable`,
+    /// `maintenance`, `unmonitored`).
     seconds: BTreeMap<&'static str, f64>,
     /// (up + degraded) ÷ (total − unmonitored − maintenance − unreachable);
     /// `null` when nothing was observed ("no data", never 100 %).
     availability: Option<f64>,
     /// Monitored ÷ total.
     coverage: f64,
+}
+
+pub fn target_availability_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    op.id("getTargetAvailability")
+        .tag("targets")
+        .summary("Time in each state over a window, availability and coverage")
+        .response_with::<200, Json<AvailabilityView>, _>(|r| r.description("Availability"))
+        .with(doc::bad_parameter)
+        .with(doc::not_found)
+        .with(doc::ledger_unavailable)
 }
 
 /// A bad query parameter: answered with 400 naming it.
@@ -124,7 +151,7 @@ fn instant(name: &'static str, v: &str) -> Result<i64, ParamError> {
 
 pub async fn target_availability(
     AxState(agent): AxState<Agent>,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     Query(q): Query<WindowQuery>,
 ) -> Response {
     let (requested, month) = match window(&q) {

@@ -3,15 +3,17 @@
 //! with the token from `agent.api_token`, compared in constant time; there
 //! is no write access at all while no token is configured.
 
+use aide::transform::TransformOperation;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{NaiveDate, NaiveTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{error, param_error};
+use super::{doc, error, param_error};
 use crate::agent::Agent;
 use crate::ledger::{MaintenanceDone, MaintenanceOp};
 use crate::maintenance::{Category, MonthDay, Origin, Recurrence, SpecInput, Window};
@@ -20,15 +22,20 @@ use crate::time::interval::Interval;
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
-#[derive(Serialize)]
+/// One occurrence of a window, RFC 3339 in Europe/Oslo.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Occurrence")]
 pub struct OccurrenceView {
     start: String,
     end: String,
 }
 
-#[derive(Serialize)]
+/// When a window applies.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "MaintenanceSchedule")]
 pub struct ScheduleView {
     /// `once`, `weekly` or `monthly`.
+    #[schemars(extend("enum" = ["once", "weekly", "monthly"]))]
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     start: Option<String>,
@@ -53,10 +60,13 @@ pub struct ScheduleView {
     until: Option<NaiveDate>,
 }
 
-#[derive(Serialize)]
+/// A maintenance window.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "MaintenanceWindow")]
 pub struct WindowView {
     id: i64,
     /// `config` or `api`.
+    #[schemars(extend("enum" = ["config", "api"]))]
     source: &'static str,
     /// The window's id in the config file.
     config_id: Option<String>,
@@ -177,15 +187,33 @@ pub fn window_view(w: &Window, now: i64) -> WindowView {
     }
 }
 
-#[derive(Deserialize)]
+/// A path's `{id}` of a maintenance window.
+#[derive(Deserialize, JsonSchema)]
+pub struct WindowId {
+    /// The window's id (`id` in its answers).
+    #[schemars(regex(pattern = r"^-?[0-9]+$"))]
+    id: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
 pub struct ListQuery {
     /// `true`: also windows withdrawn or over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["true", "false"]))]
     all: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct WindowList {
     windows: Vec<WindowView>,
+}
+
+pub fn list_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    op.id("listMaintenance")
+        .tag("maintenance")
+        .summary("Maintenance windows: those still current, or all with all=true")
+        .response_with::<200, Json<WindowList>, _>(|r| r.description("Windows"))
+        .with(doc::bad_parameter)
 }
 
 pub async fn list(AxState(agent): AxState<Agent>, Query(q): Query<ListQuery>) -> Response {
@@ -205,7 +233,18 @@ pub async fn list(AxState(agent): AxState<Agent>, Query(q): Query<ListQuery>) ->
     Json(WindowList { windows }).into_response()
 }
 
-pub async fn one(AxState(agent): AxState<Agent>, Path(id): Path<String>) -> Response {
+pub fn one_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    op.id("getMaintenance")
+        .tag("maintenance")
+        .summary("One maintenance window")
+        .response_with::<200, Json<WindowView>, _>(|r| r.description("The window"))
+        .with(doc::not_found)
+}
+
+pub async fn one(
+    AxState(agent): AxState<Agent>,
+    Path(WindowId { id }): Path<WindowId>,
+) -> Response {
     let now = Utc::now().timestamp_millis();
     let found = id.parse::<i64>().ok().and_then(|n| {
         agent
@@ -224,13 +263,16 @@ pub async fn one(AxState(agent): AxState<Agent>, Path(id): Path<String>) -> Resp
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Problem")]
 struct ProblemView {
     field: String,
     message: String,
 }
 
-#[derive(Serialize)]
+/// The error answer to an invalid window: every field at fault.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "InvalidWindow")]
 struct InvalidBody {
     status: u16,
     error: String,
@@ -288,6 +330,21 @@ async fn change(agent: &Agent, op: MaintenanceOp) -> Result<MaintenanceDone, Box
     }
 }
 
+pub fn create_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    op.id("declareMaintenance")
+        .tag("maintenance")
+        .summary("Declare a maintenance window; it counts from now on")
+        .with(doc::json_body::<SpecInput>)
+        .response_with::<201, Json<WindowView>, _>(|r| {
+            r.description("Declared (Location: its address)")
+        })
+        .response_with::<400, Json<InvalidBody>, _>(|r| {
+            r.description("Invalid window: every field at fault")
+        })
+        .with(doc::needs_token)
+        .with(doc::ledger_unwritable)
+}
+
 /// `POST /api/v1/maintenance`: declare a window (JSON, the config's keys).
 pub async fn create(AxState(agent): AxState<Agent>, body: Bytes) -> Response {
     let input: SpecInput = match serde_json::from_slice(&body) {
@@ -342,7 +399,23 @@ pub async fn create(AxState(agent): AxState<Agent>, body: Bytes) -> Response {
 
 /// `DELETE /api/v1/maintenance/{id}`: withdraw a window now. What already
 /// took place of it stays maintenance.
-pub async fn withdraw(AxState(agent): AxState<Agent>, Path(id): Path<String>) -> Response {
+pub fn withdraw_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    op.id("withdrawMaintenance")
+        .tag("maintenance")
+        .summary("Withdraw a window now; what took place of it stays maintenance")
+        .response_with::<200, Json<WindowView>, _>(|r| r.description("Withdrawn"))
+        .with(doc::needs_token)
+        .with(doc::not_found)
+        .response_with::<409, Json<super::ErrorBody>, _>(|r| {
+            r.description("A window from the config file (change the config), or one already over")
+        })
+        .with(doc::ledger_unwritable)
+}
+
+pub async fn withdraw(
+    AxState(agent): AxState<Agent>,
+    Path(WindowId { id }): Path<WindowId>,
+) -> Response {
     let Ok(n) = id.parse::<i64>() else {
         return error(
             StatusCode::NOT_FOUND,

@@ -2,31 +2,49 @@
 //! every stretch a target was `down`, with the services that were down
 //! meanwhile and the members they serve.
 
+use aide::transform::TransformOperation;
 use axum::body::Bytes;
 use axum::extract::{Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::availability::{window, WindowQuery};
-use super::{error, param_error, read_ledger};
+use super::{doc, error, param_error, read_ledger};
 use crate::agent::Agent;
 use crate::sla::outages::{list, OutageView};
 use crate::time::calendar::oslo_rfc3339;
 use crate::time::interval::Interval;
 
-#[derive(Deserialize)]
+/// The window (`month`, or `from` and `to`; neither: this month so
+/// far) and what to list of it.
+#[derive(Deserialize, JsonSchema)]
 pub struct OutageQuery {
+    /// RFC 3339; with `to`, instead of `month`.
+    #[schemars(extend("format" = "date-time"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     from: Option<String>,
+    /// RFC 3339, later than `from` and at most 400 days after it.
+    #[schemars(extend("format" = "date-time"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     to: Option<String>,
+    /// YYYY-MM (Europe/Oslo); instead of `from` and `to`.
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}$"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     month: Option<String>,
+    /// Only outages that hit this member (its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     member: Option<String>,
+    /// Only outages that took this service down (its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     service: Option<String>,
 }
 
-#[derive(Serialize)]
+/// The outages of a window.
+#[derive(Serialize, JsonSchema)]
 pub struct OutageList {
     pub from: String,
     pub to: String,
@@ -39,7 +57,7 @@ pub struct OutageList {
 
 /// The answer is read from the ledger file, which lacks what waits in
 /// memory while it cannot be written (disk full, …).
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct Incomplete {
     pub reason: String,
     /// The state changes in the window (of the member's, if one was
@@ -48,7 +66,7 @@ pub struct Incomplete {
     pub unwritten_transitions: Vec<UnwrittenTransition>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct UnwrittenTransition {
     pub target: String,
     pub from: crate::model::State,
@@ -91,6 +109,22 @@ fn incomplete(agent: &Agent, w: Interval, member: Option<&str>) -> Option<Incomp
             })
             .collect(),
     })
+}
+
+pub fn outages_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    op.id("listOutages")
+        .tag("outages")
+        .summary(
+            "Each stretch a target was down, with the services out meanwhile and their members",
+        )
+        .description(
+            "The window is month=YYYY-MM, or from and to (RFC 3339); with neither, the current \
+             month so far (Europe/Oslo). While the ledger cannot be written the answer has \
+             `incomplete` and the header `x-utkikk-incomplete: ledger-not-writable`.",
+        )
+        .response_with::<200, Json<OutageList>, _>(|r| r.description("Outages"))
+        .with(doc::bad_parameter)
+        .with(doc::ledger_unavailable)
 }
 
 pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery>) -> Response {
@@ -189,22 +223,40 @@ pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery
 /// The longest note kept, in characters.
 const NOTE_MAX_CHARS: usize = 2000;
 
-#[derive(Deserialize)]
+/// The operators' note on an unplanned outage.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "OutageNoteInput")]
 pub struct NoteInput {
     root_cause: String,
     /// The outage's `start` as `/api/v1/outages` gives it.
     start: String,
     /// `null` or empty removes the note.
+    #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "OutageNote")]
 pub struct NoteView {
     root_cause: String,
     start: String,
     end: Option<String>,
     note: Option<String>,
+}
+
+pub fn note_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    op.id("setOutageNote")
+        .tag("outages")
+        .summary("Write or remove the operators' note on an unplanned outage; reports (also frozen ones) show it")
+        .with(doc::json_body::<NoteInput>)
+        .response_with::<200, Json<NoteView>, _>(|r| r.description("Kept (or removed)"))
+        .with(doc::bad_parameter)
+        .with(doc::needs_token)
+        .response_with::<404, Json<super::ErrorBody>, _>(|r| {
+            r.description("No unplanned outage of that root cause began at that start")
+        })
+        .with(doc::ledger_unwritable)
 }
 
 /// `POST /api/v1/outages/notes`: write (or, with no text, remove) the

@@ -3,20 +3,88 @@
 //! `utkikk report` writes it; `…/reports/region/{YYYY-MM}.{json,html}`: the
 //! regional overview (`region` is not a member id: the config refuses it).
 
+use aide::transform::TransformOperation;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use chrono::Utc;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{error, param_error, read_ledger};
+use super::{doc, error, param_error, read_ledger};
 use crate::agent::Agent;
 use crate::report::{self, Lang, ReportError};
 use crate::time::calendar::Month;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct ReportQuery {
+    /// The report's language: `nb` (bokmål, the default) or `en`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["nb", "en"]))]
     lang: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct ReportPath {
+    /// A member's id, or `region` for the regional overview (JSON and
+    /// HTML only).
+    member: String,
+    /// `YYYY-MM.pdf` (PDF/A-2b), `YYYY-MM.json` (the report model),
+    /// `YYYY-MM.html` (one self-contained page), `YYYY-MM.csv` (the
+    /// services, one row each) or `YYYY-MM-outages.csv` (the unplanned
+    /// outages).
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}(\.(pdf|json|html|csv)|-outages\.csv)$"))]
+    file: String,
+}
+
+/// What `….json` answers: a member's report, or the region's.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum ReportJson {
+    Member(report::MemberReport),
+    Region(report::region::RegionReport),
+}
+
+pub fn member_report_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    op.id("getReport")
+        .tag("reports")
+        .summary("A member's monthly uptime report, as `utkikk report` writes it")
+        .description(
+            "CSV: UTF-8 with a BOM; in bokmål separated by `;` with decimal commas, in English \
+             by `,` with decimal points. `region` as the member gives the regional overview.",
+        )
+        .response_with::<200, Json<ReportJson>, _>(|mut r| {
+            let content = &mut r.inner().content;
+            for (kind, format) in [
+                ("text/html", None),
+                ("text/csv", None),
+                ("application/pdf", Some("binary")),
+            ] {
+                let mut schema = schemars::json_schema!({"type": "string"});
+                if let Some(f) = format {
+                    schema.insert("format".into(), f.into());
+                }
+                content.insert(
+                    kind.into(),
+                    aide::openapi::MediaType {
+                        schema: Some(aide::openapi::SchemaObject {
+                            json_schema: schema,
+                            example: None,
+                            external_docs: None,
+                        }),
+                        ..Default::default()
+                    },
+                );
+            }
+            r.description("The report, in the form the file name asks for")
+        })
+        .with(doc::bad_parameter)
+        .response_with::<404, Json<super::ErrorBody>, _>(|r| {
+            r.description("Unknown member, or a file name that is not a report")
+        })
+        .with(doc::ledger_unavailable)
 }
 
 /// What a file name asks for.
@@ -85,7 +153,7 @@ async fn pdf_off_runtime(
 
 pub async fn member_report(
     AxState(agent): AxState<Agent>,
-    Path((member, file)): Path<(String, String)>,
+    Path(ReportPath { member, file }): Path<ReportPath>,
     Query(q): Query<ReportQuery>,
 ) -> Response {
     let Some((month, form)) = parse_file(&file) else {

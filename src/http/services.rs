@@ -1,20 +1,24 @@
 //! `GET /api/v1/services` and `GET /api/v1/services/{id}/sla?month=YYYY-MM`.
 
+use aide::transform::TransformOperation;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{NaiveDate, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{error, month_param, param_error, read_ledger};
+use super::{doc, error, month_param, param_error, read_ledger, IdPath};
 use crate::agent::Agent;
 use crate::inventory::{Service, ServiceLevel};
 use crate::sla::service::Figures;
 use crate::time::calendar::oslo_rfc3339;
 use crate::time::schedule::Schedule;
 
-#[derive(Serialize)]
+/// A service level, from the day it is in force.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Level")]
 pub struct LevelView {
     pub valid_from: NaiveDate,
     /// Ratio 0–1.
@@ -73,7 +77,8 @@ pub fn level_view(l: &ServiceLevel) -> LevelView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Service")]
 pub struct ServiceView {
     id: String,
     name: String,
@@ -94,9 +99,16 @@ fn service_view(s: &Service) -> ServiceView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ServiceList {
     services: Vec<ServiceView>,
+}
+
+pub fn services_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    op.id("listServices")
+        .tag("services")
+        .summary("Services with their targets, redundancy groups and service levels")
+        .response_with::<200, Json<ServiceList>, _>(|r| r.description("Services"))
 }
 
 pub async fn services(AxState(agent): AxState<Agent>) -> Json<ServiceList> {
@@ -109,12 +121,16 @@ pub async fn services(AxState(agent): AxState<Agent>) -> Json<ServiceList> {
     Json(ServiceList { services })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 pub struct MonthQuery {
+    /// YYYY-MM (Europe/Oslo), a month that has begun.
+    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}$"), required)]
     month: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A service's month under the level in force at its start.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "ServiceMonth")]
 struct SlaView {
     service: String,
     name: String,
@@ -135,7 +151,9 @@ struct SlaView {
 }
 
 /// Why a service's time was left out of its figures.
-#[derive(Serialize)]
+/// Scheduled time left out of the figures, and why.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Excluded")]
 struct ExcludedView {
     seconds: f64,
     /// The root causes behind which the service could not be observed.
@@ -188,9 +206,19 @@ impl SlaView {
     }
 }
 
+pub fn service_sla_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    op.id("getServiceSla")
+        .tag("services")
+        .summary("A service's figures for a month, under the level in force at its start")
+        .response_with::<200, Json<SlaView>, _>(|r| r.description("The month"))
+        .with(doc::bad_parameter)
+        .with(doc::not_found)
+        .with(doc::ledger_unavailable)
+}
+
 pub async fn service_sla(
     AxState(agent): AxState<Agent>,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     Query(q): Query<MonthQuery>,
 ) -> Response {
     let now = Utc::now().timestamp_millis();
@@ -249,7 +277,9 @@ pub async fn service_sla(
     Json(view).into_response()
 }
 
-#[derive(Serialize)]
+/// Every service serving a member that month.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "MemberMonth")]
 struct MemberSlaView {
     member: String,
     name: String,
@@ -265,11 +295,21 @@ struct MemberSlaView {
     services: Vec<SlaView>,
 }
 
+pub fn member_sla_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
+    op.id("getMemberSla")
+        .tag("services")
+        .summary("Every service serving a member that month, the member as defined that month")
+        .response_with::<200, Json<MemberSlaView>, _>(|r| r.description("The member's month"))
+        .with(doc::bad_parameter)
+        .with(doc::not_found)
+        .with(doc::ledger_unavailable)
+}
+
 /// `GET /api/v1/members/{id}/sla?month=YYYY-MM`: every service serving the
 /// member that month, with the member as it was defined that month.
 pub async fn member_sla(
     AxState(agent): AxState<Agent>,
-    Path(id): Path<String>,
+    Path(IdPath { id }): Path<IdPath>,
     Query(q): Query<MonthQuery>,
 ) -> Response {
     let now = Utc::now().timestamp_millis();

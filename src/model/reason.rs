@@ -266,6 +266,24 @@ impl fmt::Display for EndStatus {
     }
 }
 
+impl schemars::JsonSchema for EndStatus {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "EndStatus".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "What a link end's interface said at the last poll.",
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"type": "string", "enum": ["up", "down", "admin_down", "unknown"]},
+                "reason": {"type": "string", "description": "Why, in words: absent when up."}
+            }
+        })
+    }
+}
+
 /// `{"status": "down", "reason": "…"}`, as the API has always shown it.
 impl Serialize for EndStatus {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

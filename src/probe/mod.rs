@@ -21,7 +21,7 @@ pub use crate::model::FailureReason;
 use crate::model::{EndStatus, Reason};
 
 /// The protocols that probe targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProbeKind {
     Icmp,
@@ -199,7 +199,7 @@ pub struct IcmpOutcome {
 }
 
 /// Summary statistics of the RTTs of one cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RttStats {
     pub min_seconds: f64,
     pub avg_seconds: f64,

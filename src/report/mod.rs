@@ -199,7 +199,7 @@ pub fn write_files(
 }
 
 /// One member's report for one month.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct MemberReport {
     /// The inter-municipal company (`reports.organisation`).
     pub organisation: Option<String>,
@@ -236,7 +236,7 @@ pub struct MemberReport {
 }
 
 /// A link's month.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct LinkFigures {
     pub link: String,
     pub name: String,
@@ -253,7 +253,7 @@ pub struct LinkFigures {
     pub peak_in: Option<PeakView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct PeakView {
     /// Ratio of the interface's ifHighSpeed (may exceed 1 if that
     /// understates the link).
@@ -337,7 +337,7 @@ fn link_figures(
         .collect())
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ServiceSummary {
     pub service: String,
     pub name: String,
@@ -377,7 +377,7 @@ pub struct ServiceSummary {
 }
 
 /// A past month of a service, as frozen when it closed.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct MonthFigure {
     /// `YYYY-MM`.
     pub month: String,
@@ -416,7 +416,7 @@ fn history(
     Ok(out)
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct MaintenanceEntry {
     pub window: i64,
     pub category: String,
@@ -428,14 +428,14 @@ pub struct MaintenanceEntry {
     pub targets: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Day {
     /// `YYYY-MM-DD`, Europe/Oslo.
     pub date: String,
     pub services: Vec<DayFigure>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct DayFigure {
     pub service: String,
     /// `None`: nothing observed that day.

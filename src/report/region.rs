@@ -14,7 +14,7 @@ use crate::time::interval::Interval;
 /// How many outages the overview lists.
 pub const WORST: usize = 10;
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct RegionReport {
     pub organisation: Option<String>,
     pub month: String,
@@ -31,14 +31,14 @@ pub struct RegionReport {
     pub worst_outages: Vec<OutageView>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Column {
     pub service: String,
     pub name: String,
     pub objective: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Row {
     pub member: String,
     pub name: String,

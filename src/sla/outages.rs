@@ -126,7 +126,7 @@ pub fn overlaps(set: &IntervalSet, span: Interval) -> bool {
 /// An outage (or the piece of one inside a computed window): what a day
 /// keeps of its outages, and (flattened into [`OutageView`]) what the API
 /// shows of it.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Piece {
     /// The root cause: the target that was down.
     #[serde(rename = "root_cause")]
@@ -248,8 +248,11 @@ impl Kept {
     }
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+/// An outage (or its piece inside the window asked about).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Outage")]
 pub struct OutageView {
+    /// The root cause's name (`root_cause` is its id).
     pub root_cause_name: String,
     /// RFC 3339, Europe/Oslo.
     pub start: String,

@@ -120,7 +120,7 @@ impl Classes {
 }
 
 /// A service's figures over a window.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Figures {
     /// Ratio 0–1.
     pub objective: f64,
@@ -152,7 +152,9 @@ pub struct Figures {
 }
 
 /// Why a window has no verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Unknown {
     /// Nothing in scheduled time was observed as up or down.

@@ -50,7 +50,9 @@ pub fn holidays(year: i32) -> Vec<(NaiveDate, &'static str)> {
 
 /// Business hours: these weekdays, from–to local time, minus holidays and
 /// extra closed days.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct BusinessHours {
     pub days: BTreeSet<u32>,
     /// Local wall-clock times, `from < to`.
@@ -74,7 +76,9 @@ impl BusinessHours {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub enum Schedule {
     Always,
     BusinessHours(BusinessHours),

@@ -815,3 +815,43 @@ pub fn epoch_ms(v: &Value) -> i64 {
         .map(|t| t.timestamp_millis())
         .unwrap_or_else(|_| panic!("not RFC 3339: {v}"))
 }
+
+/// Check an answer against the OpenAPI document the agent serves: `body`
+/// must be valid under the JSON schema given for `method path` answering
+/// `status` (formats checked too). Panics with every mismatch.
+pub fn conforms(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
+    let what = format!("{} {path} → {status}", method.to_uppercase());
+    let schema = &doc["paths"][path][method]["responses"][status.to_string()]["content"]
+        ["application/json"]["schema"];
+    assert!(
+        schema.is_object() || schema.is_boolean(),
+        "{what}: the document gives no JSON schema"
+    );
+    // The schema, with the document's components beside it so that its
+    // references (#/components/schemas/…) resolve.
+    let mut root = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"].clone(),
+    });
+    match schema {
+        Value::Object(keys) => {
+            for (k, v) in keys {
+                root[k] = v.clone();
+            }
+        }
+        _ => return, // `true`: anything goes
+    }
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap_or_else(|e| panic!("{what}: not a valid schema: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what}: the answer does not match the document:\n  {}\n{body:#}",
+        errors.join("\n  ")
+    );
+}
