@@ -226,6 +226,7 @@ pub fn parse_with(path: &Path, text: &str, secrets: &Secrets) -> Result<Inventor
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
         with_snippet: false,
+        budget: Some(yaml_budget(text.len())),
     };
     let raw: raw::RawConfig = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
         let (line, column) = e
@@ -245,9 +246,91 @@ pub fn parse_with(path: &Path, text: &str, secrets: &Secrets) -> Result<Inventor
     validate::validate(path, raw, secrets)
 }
 
+/// The YAML parser's limits for a config of `len` bytes. Its defaults
+/// against alias bombs (aliases, anchors, their ratio, copies kept for
+/// replay) and deep nesting stay. Its node and event caps (250,000 nodes:
+/// about 35,000 targets) become one node and two events per byte of the
+/// file: a file's own nodes take at least a byte each, so only expansion
+/// can reach them.
+pub fn yaml_budget(len: usize) -> serde_saphyr::Budget {
+    let mut b = serde_saphyr::Budget::default();
+    b.max_nodes = b.max_nodes.max(len);
+    b.max_events = b.max_events.max(len.saturating_mul(2));
+    b
+}
+
+/// A breached YAML limit in words: which, and what to do.
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let b = serde_saphyr::Budget::default();
+    let aliases = "write the repeated parts out instead of aliases (`*name`)";
+    match breach {
+        B::Depth { .. } => format!(
+            "nested deeper than {} levels: no config needs that many; the YAML is likely malformed",
+            b.max_depth
+        ),
+        B::Aliases { aliases: n } => format!(
+            "{n} aliases, more than the {} allowed (a guard against alias bombs): {aliases}",
+            b.max_aliases
+        ),
+        B::Anchors { anchors: n } => format!(
+            "{n} anchors (`&name`), more than the {} allowed: {aliases}",
+            b.max_anchors
+        ),
+        B::AliasAnchorRatio {
+            aliases: a,
+            anchors: n,
+        } => format!(
+            "{a} aliases to {n} anchors, more than {} per anchor: refused as a possible alias bomb; {aliases}",
+            b.alias_anchor_ratio_multiplier
+        ),
+        B::RecordedAnchorEvents { .. } | B::RecordedAnchorBytes { .. } => format!(
+            "the anchors hold more than {} events or {} MiB to replay (a guard against alias bombs): {aliases}",
+            b.max_recorded_anchor_events,
+            b.max_recorded_anchor_bytes >> 20
+        ),
+        B::Nodes { nodes } => format!(
+            "the aliases expand to more than {nodes} YAML nodes, more than the file's size allows: {aliases}"
+        ),
+        B::Events { events } => format!(
+            "the aliases expand to more than {events} YAML events, more than the file's size allows: {aliases}"
+        ),
+        B::MergeKeys { merge_keys } => format!(
+            "{merge_keys} merge keys (`<<`), more than the {} allowed: write the entries out",
+            b.max_merge_keys
+        ),
+        B::Documents { documents } => format!(
+            "{documents} YAML documents (`---`): a config is one document"
+        ),
+        B::ScalarBytes { .. } => format!(
+            "more than {} MiB of text in values: no config needs that much",
+            b.max_total_scalar_bytes >> 20
+        ),
+        other => format!("a YAML limit was reached: {other:?}"),
+    }
+}
+
 /// serde-saphyr's message without its own location suffix (we print the
 /// location in front, compiler style).
 fn decode_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as E;
+    match e {
+        E::Budget { breach, .. } => return budget_message(breach),
+        E::WithSnippet { error, .. } => return decode_message(error),
+        // Reported where the alias is used; say where its anchor is.
+        E::AliasError {
+            error, locations, ..
+        } => {
+            let at = locations.defined_location;
+            return format!(
+                "{} (in what the alias refers to: the anchor at line {}, column {})",
+                decode_message(error),
+                at.line(),
+                at.column()
+            );
+        }
+        _ => {}
+    }
     let full = e.without_snippet().to_string();
     let first = full.lines().next().unwrap_or_default().trim();
     let first = match first.rfind(" at line ") {
@@ -260,5 +343,64 @@ fn decode_message(e: &serde_saphyr::Error) -> String {
         "invalid f64" => "expected a number".to_string(),
         "invalid bool" => "expected true or false".to_string(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(Path::new("c.yaml"), text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    /// 50,000 targets: past the YAML parser's default of 250,000 nodes,
+    /// which stopped configs at about 35,000.
+    #[test]
+    fn fifty_thousand_targets_load() {
+        let mut text = String::from("agent:\n  id: big\ntargets:\n");
+        for i in 0..50_000u32 {
+            let [_, _, a, b] = i.to_be_bytes();
+            text.push_str(&format!(
+                "  - id: t{i}\n    name: Target {i}\n    kind: server\n    address: 198.18.{a}.{b}\n    labels: {{ rack: r{} }}\n",
+                i % 40
+            ));
+        }
+        let inv = parse(Path::new("c.yaml"), &text).map_err(|e| e.to_string());
+        assert_eq!(inv.map(|i| i.targets.len()), Ok(50_000));
+    }
+
+    /// The guards against alias bombs and deep nesting stay, and say in
+    /// words what was hit.
+    #[test]
+    fn alias_bombs_and_deep_nesting_are_refused_in_words() {
+        // Every target's parents one long anchored list: small to write,
+        // vast once expanded.
+        let mut bomb = format!(
+            "targets:\n  - id: a\n    kind: server\n    address: 127.0.0.1\n    parents: &p [{}]\n",
+            vec!["a"; 2000].join(", ")
+        );
+        for i in 0..300 {
+            bomb.push_str(&format!(
+                "  - id: b{i}\n    kind: server\n    address: 127.0.0.1\n    parents: *p\n"
+            ));
+        }
+        let p = problems(&bomb);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("c.yaml:"), "{p:?}");
+        assert!(p[0].contains("instead of aliases"), "{p:?}");
+
+        // `monthly.week` takes any YAML (1–4 or `last`, checked later).
+        let deep = format!(
+            "maintenance:\n  - id: m\n    targets: [a]\n    monthly: {{ week: {}{} }}\n",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        let p = problems(&deep);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("nested deeper than 64 levels"), "{p:?}");
     }
 }
