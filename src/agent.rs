@@ -77,7 +77,7 @@ impl Agent {
             inventory.agent.data_dir = d.clone();
         }
         let started = Utc::now();
-        let metrics = Metrics::new(&inventory.agent.id);
+        let metrics = Metrics::new(&inventory.agent.id, &inventory.agent.rtt_buckets);
         let ledger = Ledger::start(
             &inventory.agent.data_dir,
             &inventory.agent.id,
@@ -163,6 +163,11 @@ impl Agent {
                 if new.agent.listen_address != old.agent.listen_address {
                     tracing::warn!(
                         "agent.listen_address changed; it takes effect at the next restart"
+                    );
+                }
+                if new.agent.rtt_buckets != old.agent.rtt_buckets {
+                    tracing::warn!(
+                        "agent.rtt_buckets changed; it takes effect at the next restart"
                     );
                 }
                 if new.agent.max_concurrent_probes != old.agent.max_concurrent_probes {

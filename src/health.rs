@@ -1464,6 +1464,7 @@ mod tests {
                 resolve_interval: Duration::from_secs(60),
                 sla_interval: Duration::from_secs(60),
                 api_token: None,
+                rtt_buckets: vec![],
             },
             members: vec![],
             sites: vec![],

@@ -26,6 +26,10 @@ pub mod defaults {
     pub const MAX_CONCURRENT_SNMP_POLLS: u32 = 64;
     pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(300);
     pub const SLA_INTERVAL: Duration = Duration::from_secs(60);
+    /// The RTT histogram's upper bounds, in milliseconds: coarse enough
+    /// for a 10,000-target region (11 series a target), with bounds at the
+    /// usual `degraded_rtt` thresholds (20 and 50 ms).
+    pub const RTT_BUCKETS_MS: [u64; 8] = [1, 2, 5, 10, 20, 50, 100, 500];
     pub const ICMP_INTERVAL: Duration = Duration::from_secs(10);
     pub const ICMP_COUNT: u32 = 5;
     pub const ICMP_SPACING: Duration = Duration::from_millis(200);
@@ -193,6 +197,9 @@ pub struct AgentSettings {
     pub sla_interval: Duration,
     /// Bearer token the API's writes need; without one they are refused.
     pub api_token: Option<crate::model::secret::Secret>,
+    /// Upper bounds of the per-target RTT histogram, ascending; empty:
+    /// no histogram.
+    pub rtt_buckets: Vec<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -84,6 +84,18 @@ lab_test!(target_up_and_api_shape, || {
     assert!(metrics.contains(
         "utkikk_target_state{target=\"sw1\",member=\"kongsberg\",site=\"dc\",kind=\"switch\",state=\"up\"} 1"
     ));
+    // The RTT histogram's default bounds: 1 ms … 500 ms and +Inf.
+    let bounds: Vec<&str> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("utkikk_icmp_rtt_seconds_bucket{") && l.contains("target=\"sw1\"")
+        })
+        .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        bounds,
+        ["0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1", "0.5", "+Inf"]
+    );
     let file = agent.dir.path().join("scrape.txt");
     std::fs::write(&file, &metrics).unwrap();
     let lint = std::process::Command::new("promtool")

@@ -481,7 +481,40 @@ fn agent_settings(v: &mut Validator<'_>, raw: &RawConfig, config_dir: &Path) -> 
             .duration(&a.sla_interval, "agent.sla_interval")
             .unwrap_or(defaults::SLA_INTERVAL),
         api_token: snmp::secret(v, &a.api_token, "agent.api_token", config_dir),
+        rtt_buckets: rtt_buckets(v, a.rtt_buckets.as_deref()),
     }
+}
+
+/// `agent.rtt_buckets`: ascending durations, at most 64 of them.
+fn rtt_buckets(v: &mut Validator<'_>, raw: Option<&[S<String>]>) -> Vec<Duration> {
+    let Some(raw) = raw else {
+        return defaults::RTT_BUCKETS_MS
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect();
+    };
+    const MAX: usize = 64;
+    let mut out: Vec<Duration> = Vec::new();
+    for (i, b) in raw.iter().enumerate() {
+        let path = format!("agent.rtt_buckets[{i}]");
+        if i == MAX {
+            v.report(
+                b,
+                &path,
+                format!("at most {MAX} buckets (each is a series for every target)"),
+            );
+            break;
+        }
+        let Some(d) = v.duration(&Some(b.clone()), &path) else {
+            continue;
+        };
+        if out.last().is_some_and(|last| *last >= d) {
+            v.report(b, &path, "must be greater than the bucket before it");
+            continue;
+        }
+        out.push(d);
+    }
+    out
 }
 
 pub(crate) fn default_listen_address() -> SocketAddr {

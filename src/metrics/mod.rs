@@ -75,6 +75,16 @@ struct FamilyLabels {
 type FGauge = Gauge<f64, AtomicU64>;
 type HistogramFamily = Family<TargetLabels, Histogram, fn() -> Histogram>;
 
+/// Makes each target's RTT histogram with the configured bounds.
+#[derive(Clone, Debug)]
+struct RttBuckets(Arc<[f64]>);
+
+impl prometheus_client::metrics::family::MetricConstructor<Histogram> for RttBuckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(self.0.iter().copied())
+    }
+}
+
 /// A service's SLA gauges this month. The verdict's figures
 /// (availability, error budget) are `None` when no verdict can be given.
 #[derive(Debug, Clone, Copy, Default)]
@@ -93,7 +103,8 @@ pub struct Metrics {
     target_state: Family<StateLabels, Gauge>,
     in_maintenance: Family<TargetLabels, Gauge>,
     probe_success: Family<ProbeLabels, Gauge>,
-    icmp_rtt: HistogramFamily,
+    /// `None` when `agent.rtt_buckets` is empty: no histogram at all.
+    icmp_rtt: Option<Family<TargetLabels, Histogram, RttBuckets>>,
     icmp_requests: Family<TargetLabels, Counter>,
     icmp_responses: Family<TargetLabels, Counter>,
     icmp_loss: Family<TargetLabels, FGauge>,
@@ -182,20 +193,18 @@ fn snmp_duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
-fn rtt_histogram() -> Histogram {
-    // 50 µs … ~3.3 s in factors of two: loopback and LAN RTTs land in
-    // their own buckets, WAN links further up.
-    Histogram::new(exponential_buckets(50e-6, 2.0, 17))
-}
-
 impl Metrics {
-    pub fn new(agent_id: &str) -> Self {
+    /// The agent's metrics; `rtt_buckets` are the upper bounds of each
+    /// target's RTT histogram (none: no histogram).
+    pub fn new(agent_id: &str, rtt_buckets: &[std::time::Duration]) -> Self {
+        let rtt_bounds: Arc<[f64]> = rtt_buckets.iter().map(|d| d.as_secs_f64()).collect();
         let mut m = Metrics {
             registry: Arc::new(Registry::default()),
             target_state: Family::default(),
             in_maintenance: Family::default(),
             probe_success: Family::default(),
-            icmp_rtt: Family::new_with_constructor(rtt_histogram as fn() -> Histogram),
+            icmp_rtt: (!rtt_bounds.is_empty())
+                .then(|| Family::new_with_constructor(RttBuckets(rtt_bounds))),
             icmp_requests: Family::default(),
             icmp_responses: Family::default(),
             icmp_loss: Family::default(),
@@ -255,11 +264,13 @@ impl Metrics {
             "Whether the target's last probe cycle got any reply (1) or not (0)",
             m.probe_success.clone(),
         );
-        r.register(
-            "utkikk_icmp_rtt_seconds",
-            "Round-trip time of each ICMP echo reply",
-            m.icmp_rtt.clone(),
-        );
+        if let Some(rtt) = &m.icmp_rtt {
+            r.register(
+                "utkikk_icmp_rtt_seconds",
+                "Round-trip time of each ICMP echo reply (bounds: agent.rtt_buckets)",
+                rtt.clone(),
+            );
+        }
         r.register(
             "utkikk_icmp_requests",
             "ICMP echo requests sent",
@@ -717,11 +728,12 @@ impl Metrics {
         self.icmp_responses
             .get_or_create(&labels)
             .inc_by(u64::from(o.received));
-        let rtt = self.icmp_rtt.get_or_create(&labels);
-        for r in &o.rtts {
-            rtt.observe(r.as_secs_f64());
+        if let Some(family) = &self.icmp_rtt {
+            let rtt = family.get_or_create(&labels);
+            for r in &o.rtts {
+                rtt.observe(r.as_secs_f64());
+            }
         }
-        drop(rtt);
         if let Some(loss) = o.loss_ratio() {
             self.icmp_loss.get_or_create(&labels).set(loss);
         }
@@ -754,7 +766,9 @@ impl Metrics {
         }
         self.snmp_devices.remove(&base.target);
         self.remove_link_utilisation(&base.target);
-        self.icmp_rtt.remove(&base);
+        if let Some(rtt) = &self.icmp_rtt {
+            rtt.remove(&base);
+        }
         self.icmp_requests.remove(&base);
         self.icmp_responses.remove(&base);
         self.icmp_loss.remove(&base);
@@ -850,5 +864,35 @@ mod tests {
             openmetrics_to_prometheus_text(om, &Default::default()),
             "# HELP a_requests_total Requests.\n# TYPE a_requests_total counter\na_requests_total{x=\"1\"} 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1\n"
         );
+    }
+
+    /// The RTT histogram has the configured bounds, or is not there at all.
+    #[test]
+    fn rtt_histogram_bounds_are_configured_or_it_is_off() {
+        use std::time::Duration;
+        let labels = TargetLabels {
+            target: "t".into(),
+            member: String::new(),
+            site: String::new(),
+        };
+        let m = Metrics::new("a", &[Duration::from_millis(1), Duration::from_millis(3)]);
+        m.icmp_rtt
+            .as_ref()
+            .expect("a histogram")
+            .get_or_create(&labels)
+            .observe(0.002);
+        let text = m.encode_prometheus_text();
+        let buckets: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("utkikk_icmp_rtt_seconds_bucket{"))
+            .collect();
+        assert_eq!(buckets.len(), 3, "{buckets:?}");
+        assert!(buckets[0].contains("le=\"0.001\"") && buckets[0].ends_with(" 0"));
+        assert!(buckets[1].contains("le=\"0.003\"") && buckets[1].ends_with(" 1"));
+        assert!(buckets[2].contains("le=\"+Inf\"") && buckets[2].ends_with(" 1"));
+
+        let off = Metrics::new("a", &[]);
+        assert!(off.icmp_rtt.is_none());
+        assert!(!off.encode_prometheus_text().contains("utkikk_icmp_rtt"));
     }
 }
