@@ -123,7 +123,6 @@ pub struct Metrics {
     reboots: Family<TargetLabels, Counter>,
     snmp_devices: Arc<snmp::SnmpSeries>,
     link_utilisation: Family<LinkLabels, FGauge>,
-    last_scrape_len: Arc<std::sync::atomic::AtomicUsize>,
     ledger_write_errors: Counter,
     ledger_records: Counter,
     ledger_pending: Gauge,
@@ -225,7 +224,6 @@ impl Metrics {
             reboots: Family::default(),
             snmp_devices: Arc::new(snmp::SnmpSeries::default()),
             link_utilisation: Family::default(),
-            last_scrape_len: Arc::default(),
             ledger_write_errors: Counter::default(),
             ledger_records: Counter::default(),
             ledger_pending: Gauge::default(),
@@ -452,27 +450,38 @@ impl Metrics {
         m
     }
 
-    /// OpenMetrics text exposition of every series.
-    pub fn encode_openmetrics(&self) -> String {
-        // Sized like the last scrape: no doubling and copying on the way.
-        let hint = self
-            .last_scrape_len
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let mut out = String::with_capacity(hint + hint / 8);
-        // Writing into a String cannot fail.
+    /// OpenMetrics text exposition of every series, in chunks as it is
+    /// sent: no buffer of the whole scrape grows by doubling.
+    pub fn scrape_openmetrics(&self) -> Scrape {
+        let mut out = Chunks::default();
+        // Writing into chunks cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        self.last_scrape_len
-            .store(out.len(), std::sync::atomic::Ordering::Relaxed);
-        out
+        out.finish()
     }
 
     /// Prometheus text format 0.0.4, for clients that do not ask for
-    /// OpenMetrics (curl, promtool, older scrapers).
+    /// OpenMetrics (curl, promtool, older scrapers): converted line by line
+    /// as the registry is encoded, so the scrape exists once, in chunks.
+    pub fn scrape_prometheus_text(&self) -> Scrape {
+        let counters = self.snmp_devices.counter_names();
+        let mut out = ToPrometheusText {
+            out: Chunks::default(),
+            line: String::new(),
+            help: None,
+            snmp_counters: &counters,
+        };
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out.out.finish()
+    }
+
+    /// [`Self::scrape_openmetrics`] in one string.
+    pub fn encode_openmetrics(&self) -> String {
+        self.scrape_openmetrics().into_string()
+    }
+
+    /// [`Self::scrape_prometheus_text`] in one string.
     pub fn encode_prometheus_text(&self) -> String {
-        openmetrics_to_prometheus_text(
-            &self.encode_openmetrics(),
-            &self.snmp_devices.counter_names(),
-        )
+        self.scrape_prometheus_text().into_string()
     }
 
     /// A probe that could not run (a name that does not resolve): the
@@ -804,53 +813,144 @@ fn probe_labels(base: &TargetLabels, probe: &str) -> ProbeLabels {
     }
 }
 
+/// A scrape in the chunks it is sent in.
+#[derive(Debug, Default)]
+pub struct Scrape {
+    pub chunks: Vec<Vec<u8>>,
+}
+
+impl Scrape {
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.iter().all(Vec::is_empty)
+    }
+
+    pub fn into_string(self) -> String {
+        String::from_utf8_lossy(&self.chunks.concat()).into_owned()
+    }
+}
+
+/// Chunks of about this size.
+const CHUNK: usize = 64 * 1024;
+
+/// A `fmt::Write` into [`CHUNK`]-sized buffers.
+#[derive(Default)]
+struct Chunks {
+    done: Vec<Vec<u8>>,
+    current: Vec<u8>,
+}
+
+impl Chunks {
+    fn push(&mut self, s: &str) {
+        if self.current.capacity() == 0 {
+            self.current.reserve_exact(CHUNK + CHUNK / 4);
+        }
+        self.current.extend_from_slice(s.as_bytes());
+        if self.current.len() >= CHUNK {
+            self.done.push(std::mem::take(&mut self.current));
+        }
+    }
+
+    fn finish(mut self) -> Scrape {
+        if !self.current.is_empty() {
+            self.done.push(self.current);
+        }
+        Scrape { chunks: self.done }
+    }
+}
+
+impl std::fmt::Write for Chunks {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.push(s);
+        Ok(())
+    }
+}
+
+/// OpenMetrics in, Prometheus text 0.0.4 out, a line at a time.
 /// prometheus-client speaks only OpenMetrics. The two text formats differ,
 /// for what we expose, in four ways: a counter family is named without
 /// `_total` in OpenMetrics but with it in 0.0.4; `# UNIT` lines; `# EOF`;
 /// and `unknown` is `untyped` in 0.0.4 — except the SNMP counters that keep
 /// snmp_exporter's names (`ifHCInOctets`, no `_total`, which OpenMetrics
 /// does not allow for a counter): those are `counter` in 0.0.4.
-fn openmetrics_to_prometheus_text(
-    om: &str,
-    snmp_counters: &std::collections::HashSet<String>,
-) -> String {
-    let counters: std::collections::HashSet<&str> = om
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(om.len() + counters.len() * 16);
-    for line in om.lines() {
+/// A `# HELP` line waits for its `# TYPE` line, which says whether it is
+/// renamed.
+struct ToPrometheusText<'a> {
+    out: Chunks,
+    line: String,
+    help: Option<String>,
+    snmp_counters: &'a std::collections::HashSet<String>,
+}
+
+impl ToPrometheusText<'_> {
+    fn line_done(&mut self) {
+        let line = std::mem::take(&mut self.line);
         if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
+            return;
         }
-        let meta = ["# HELP ", "# TYPE "]
-            .into_iter()
-            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
-        if let Some((prefix, rest)) = meta {
+        if line.starts_with("# HELP ") {
+            self.flush_help(None);
+            self.help = Some(line);
+            return;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
             let name = rest.split(' ').next().unwrap_or_default();
-            if prefix == "# TYPE " && rest.ends_with(" unknown") {
-                let ty = if snmp_counters.contains(name) {
+            if rest.ends_with(" counter") {
+                self.flush_help(Some(name));
+                self.out.push(&format!("# TYPE {name}_total counter\n"));
+            } else if rest.ends_with(" unknown") {
+                self.flush_help(None);
+                let ty = if self.snmp_counters.contains(name) {
                     "counter"
                 } else {
                     "untyped"
                 };
-                out.push_str(&format!("# TYPE {name} {ty}\n"));
-                continue;
+                self.out.push(&format!("# TYPE {name} {ty}\n"));
+            } else {
+                self.flush_help(None);
+                self.out.push(&line);
+                self.out.push("\n");
             }
-            if counters.contains(name) {
-                out.push_str(prefix);
-                out.push_str(name);
-                out.push_str("_total");
-                out.push_str(&rest[name.len()..]);
-                out.push('\n');
-                continue;
-            }
+            return;
         }
-        out.push_str(line);
-        out.push('\n');
+        self.flush_help(None);
+        self.out.push(&line);
+        self.out.push("\n");
     }
-    out
+
+    /// The waiting `# HELP` line; renamed to `counter`'s `_total` name
+    /// when it is that counter's.
+    fn flush_help(&mut self, counter: Option<&str>) {
+        let Some(help) = self.help.take() else {
+            return;
+        };
+        let rest = &help["# HELP ".len()..];
+        let name = rest.split(' ').next().unwrap_or_default();
+        if counter == Some(name) {
+            self.out.push("# HELP ");
+            self.out.push(name);
+            self.out.push("_total");
+            self.out.push(&rest[name.len()..]);
+        } else {
+            self.out.push(&help);
+        }
+        self.out.push("\n");
+    }
+}
+
+impl std::fmt::Write for ToPrometheusText<'_> {
+    fn write_str(&mut self, mut s: &str) -> std::fmt::Result {
+        while let Some(i) = s.find('\n') {
+            self.line.push_str(&s[..i]);
+            self.line_done();
+            s = &s[i + 1..];
+        }
+        self.line.push_str(s);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -860,10 +960,22 @@ mod tests {
     #[test]
     fn counters_get_their_total_name_in_prometheus_text() {
         let om = "# HELP a_requests Requests.\n# TYPE a_requests counter\na_requests_total{x=\"1\"} 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1\n# EOF\n";
-        assert_eq!(
-            openmetrics_to_prometheus_text(om, &Default::default()),
-            "# HELP a_requests_total Requests.\n# TYPE a_requests_total counter\na_requests_total{x=\"1\"} 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1\n"
-        );
+        let want = "# HELP a_requests_total Requests.\n# TYPE a_requests_total counter\na_requests_total{x=\"1\"} 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1\n";
+        // Whole, and in pieces cut anywhere (as the encoder writes them).
+        for step in [om.len(), 1, 3, 7] {
+            let counters = Default::default();
+            let mut t = ToPrometheusText {
+                out: Chunks::default(),
+                line: String::new(),
+                help: None,
+                snmp_counters: &counters,
+            };
+            let bytes = om.as_bytes();
+            for piece in bytes.chunks(step) {
+                std::fmt::Write::write_str(&mut t, std::str::from_utf8(piece).unwrap()).unwrap();
+            }
+            assert_eq!(t.out.finish().into_string(), want, "pieces of {step}");
+        }
     }
 
     /// The RTT histogram has the configured bounds, or is not there at all.
