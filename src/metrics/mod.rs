@@ -464,12 +464,7 @@ impl Metrics {
     /// as the registry is encoded, so the scrape exists once, in chunks.
     pub fn scrape_prometheus_text(&self) -> Scrape {
         let counters = self.snmp_devices.counter_names();
-        let mut out = ToPrometheusText {
-            out: Chunks::default(),
-            line: String::new(),
-            help: None,
-            snmp_counters: &counters,
-        };
+        let mut out = ToPrometheusText::new(&counters);
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out.out.finish()
     }
@@ -880,12 +875,34 @@ impl std::fmt::Write for Chunks {
 /// renamed.
 struct ToPrometheusText<'a> {
     out: Chunks,
+    /// The `#` line being written (sample lines go straight through).
     line: String,
+    /// Where the next piece goes: a line's start, inside a `#` line, or
+    /// inside a sample line.
+    at: LineAt,
     help: Option<String>,
     snmp_counters: &'a std::collections::HashSet<String>,
 }
 
-impl ToPrometheusText<'_> {
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+enum LineAt {
+    #[default]
+    Start,
+    Meta,
+    Sample,
+}
+
+impl<'a> ToPrometheusText<'a> {
+    fn new(snmp_counters: &'a std::collections::HashSet<String>) -> Self {
+        ToPrometheusText {
+            out: Chunks::default(),
+            line: String::new(),
+            at: LineAt::Start,
+            help: None,
+            snmp_counters,
+        }
+    }
+
     fn line_done(&mut self) {
         let line = std::mem::take(&mut self.line);
         if line == "# EOF" || line.starts_with("# UNIT ") {
@@ -943,12 +960,39 @@ impl ToPrometheusText<'_> {
 
 impl std::fmt::Write for ToPrometheusText<'_> {
     fn write_str(&mut self, mut s: &str) -> std::fmt::Result {
-        while let Some(i) = s.find('\n') {
-            self.line.push_str(&s[..i]);
-            self.line_done();
-            s = &s[i + 1..];
+        while !s.is_empty() {
+            if self.at == LineAt::Start {
+                if s.starts_with('#') {
+                    self.at = LineAt::Meta;
+                } else {
+                    self.flush_help(None);
+                    self.at = LineAt::Sample;
+                }
+            }
+            let end = s.find('\n');
+            let (piece, rest) = match end {
+                Some(i) => (&s[..i], &s[i + 1..]),
+                None => (s, ""),
+            };
+            match self.at {
+                LineAt::Meta => {
+                    self.line.push_str(piece);
+                    if end.is_some() {
+                        self.line_done();
+                    }
+                }
+                _ => {
+                    self.out.push(piece);
+                    if end.is_some() {
+                        self.out.push("\n");
+                    }
+                }
+            }
+            if end.is_some() {
+                self.at = LineAt::Start;
+            }
+            s = rest;
         }
-        self.line.push_str(s);
         Ok(())
     }
 }
@@ -964,18 +1008,23 @@ mod tests {
         // Whole, and in pieces cut anywhere (as the encoder writes them).
         for step in [om.len(), 1, 3, 7] {
             let counters = Default::default();
-            let mut t = ToPrometheusText {
-                out: Chunks::default(),
-                line: String::new(),
-                help: None,
-                snmp_counters: &counters,
-            };
+            let mut t = ToPrometheusText::new(&counters);
             let bytes = om.as_bytes();
             for piece in bytes.chunks(step) {
                 std::fmt::Write::write_str(&mut t, std::str::from_utf8(piece).unwrap()).unwrap();
             }
             assert_eq!(t.out.finish().into_string(), want, "pieces of {step}");
         }
+        // `unknown`: the SNMP counters keep snmp_exporter's names and are
+        // counters in 0.0.4; anything else is untyped.
+        let om = "# HELP ifHCInOctets In.\n# TYPE ifHCInOctets unknown\nifHCInOctets{i=\"1\"} 5\n# TYPE u unknown\nu 1\n# UNIT x seconds\n# EOF\n";
+        let counters = std::collections::HashSet::from(["ifHCInOctets".to_string()]);
+        let mut t = ToPrometheusText::new(&counters);
+        std::fmt::Write::write_str(&mut t, om).unwrap();
+        assert_eq!(
+            t.out.finish().into_string(),
+            "# HELP ifHCInOctets In.\n# TYPE ifHCInOctets counter\nifHCInOctets{i=\"1\"} 5\n# TYPE u untyped\nu 1\n"
+        );
     }
 
     /// The RTT histogram has the configured bounds, or is not there at all.
