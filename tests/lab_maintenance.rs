@@ -213,7 +213,19 @@ maintenance:
         });
 
         // One outage, cut where the window was withdrawn: planned, then not.
-        let (status, o) = json(&agent, &format!("/api/v1/outages?{}", since(t0)));
+        // The live state is up before the ledger has the change (its writer
+        // batches): wait until the outage has ended there too.
+        let outages = || json(&agent, &format!("/api/v1/outages?{}", since(t0)));
+        wait_until("the outage ended in the ledger", DEADLINE, || {
+            outages().1["outages"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["root_cause"] == "srv1" && x["continues_after"] == false)
+                    && a.iter()
+                        .filter(|x| x["root_cause"] == "srv1")
+                        .all(|x| x["continues_after"] == false)
+            })
+        });
+        let (status, o) = outages();
         assert_eq!(status, 200, "{o}");
         let pieces: Vec<&Value> = o["outages"]
             .as_array()
