@@ -374,6 +374,7 @@ fn seed_link_days(path: &std::path::Path, inv: &Inventory, month: Month) {
                 sent: 25_920,
                 received: rtts.len() as u32,
                 rtts,
+                rtt_clock: None,
                 failure: None,
             });
             let at_ms = day_ms + 14 * 3_600_000;

@@ -24,7 +24,7 @@ use crate::inventory::Inventory;
 use crate::ledger::Ledger;
 use crate::live::{Live, Parts, Snapshot, OBSERVATION_QUEUE};
 use crate::metrics::Metrics;
-use crate::probe::icmp::IcmpProber;
+use crate::probe::icmp::Engine;
 use crate::probe::FailureReason;
 use crate::schedule::Scheduler;
 
@@ -86,19 +86,24 @@ impl Agent {
             inventory.maintenance.clone(),
         )?;
         let (probe_runtime, probe_runtime_stop) = spawn_probe_runtime()?;
-        let (sockets, report) = {
-            // surge-ping spawns its receive task on the current runtime.
-            let _in_probe_runtime = probe_runtime.enter();
-            IcmpProber::open()
-        };
-        report_sockets(&report, &metrics);
         let (events, _) = broadcast::channel(TRANSITION_BUFFER);
         let (observations_tx, observations) = mpsc::channel(OBSERVATION_QUEUE);
+        let (engine, icmp, report) = {
+            // The sockets are registered with, and the engine's name
+            // lookups spawned on, the probe runtime.
+            let _in_probe_runtime = probe_runtime.enter();
+            Engine::open(
+                observations_tx.clone(),
+                metrics.clone(),
+                inventory.agent.max_concurrent_probes,
+                inventory.agent.resolve_interval,
+            )
+        };
+        report_sockets(&report, &metrics);
         let scheduler = Scheduler::new(
-            Arc::new(sockets),
+            (engine, icmp),
             observations_tx,
             metrics.clone(),
-            inventory.agent.max_concurrent_probes,
             inventory.agent.max_concurrent_snmp_polls,
             probe_runtime.clone(),
             tokio::runtime::Handle::current(),
@@ -302,6 +307,14 @@ fn spawn_probe_runtime() -> std::io::Result<(tokio::runtime::Handle, oneshot::Se
 }
 
 fn report_sockets(report: &crate::probe::icmp::SocketReport, metrics: &Metrics) {
+    for (family, kernel) in [
+        ("ipv4", report.kernel_timestamps[0]),
+        ("ipv6", report.kernel_timestamps[1]),
+    ] {
+        if !kernel {
+            tracing::warn!(family, "the kernel gives no timestamps on this ICMP socket; RTTs are timed in user space (rtt_clock \"user\")");
+        }
+    }
     metrics.set_icmp_socket("ipv4", report.v4.is_ok());
     metrics.set_icmp_socket("ipv6", report.v6.is_ok());
     match (&report.v4, &report.v6) {

@@ -1491,6 +1491,7 @@ mod tests {
             sent: 4,
             received,
             rtts: vec![Duration::from_millis(rtt_ms); received as usize],
+            rtt_clock: None,
             failure: (received == 0).then_some(FailureReason::Timeout),
         }
     }

@@ -1,5 +1,7 @@
-//! Per-target timers and on-demand requests. Each probed target has a task
-//! per protocol ([`Prober`]) with its own `tokio::time::interval`, first
+//! Which targets are probed, and requests on demand. ICMP targets are
+//! handed to the ICMP engine ([`crate::probe::icmp::Engine`]), which paces
+//! them all from one timer. Each SNMP target has a task ([`Prober`]) with
+//! its own `tokio::time::interval`, first
 //! tick spread over the interval by a hash of the target id (stable across
 //! reloads and restarts), missed ticks skipped; between ticks it takes
 //! requests on demand (a dependency check, a read of link ends). A global
@@ -29,28 +31,28 @@ use tokio_util::task::TaskTracker;
 
 use crate::inventory::{Address, Inventory, Target};
 use crate::metrics::Metrics;
-use crate::probe::icmp::{IcmpProber, IcmpTargetProber};
+use crate::probe::icmp::{Command, Engine, EngineHandle};
 use crate::probe::snmp::SnmpProber;
 use crate::probe::{EndQuery, FailureReason, Observation, Outcome, Prober, Request};
 
 /// Longest a single name lookup may take before the cycle counts it failed.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Link ends waiting to be read per device at most; more are dropped (the
 /// owner asks again at the next cycle).
 const MAX_WAITING_ENDS: usize = 64;
 
 pub struct Scheduler {
-    sockets: Arc<IcmpProber>,
+    icmp: EngineHandle,
+    icmp_task: AbortHandle,
     observations: mpsc::Sender<Observation>,
     metrics: Metrics,
-    permits: Arc<Semaphore>,
     snmp_permits: Arc<Semaphore>,
     tracker: TaskTracker,
-    runtime: Handle,
     /// SNMP polls (BER decoding, v3 crypto) run here, off the ICMP thread.
     snmp_runtime: Handle,
     resolve_interval: Duration,
-    running: HashMap<String, Running>,
+    /// ICMP targets as the engine has them.
+    icmp_targets: HashMap<String, Target>,
     running_snmp: HashMap<String, Running>,
 }
 
@@ -130,26 +132,27 @@ struct TaskSpec {
 }
 
 impl Scheduler {
+    /// `engine` runs on `runtime` (where its sockets were opened).
     pub fn new(
-        sockets: Arc<IcmpProber>,
+        (engine, icmp): (Engine, EngineHandle),
         observations: mpsc::Sender<Observation>,
         metrics: Metrics,
-        max_concurrent: u32,
         max_concurrent_snmp: u32,
         runtime: Handle,
         snmp_runtime: Handle,
     ) -> Self {
+        let tracker = TaskTracker::new();
+        let icmp_task = tracker.spawn_on(engine.run(), &runtime).abort_handle();
         Scheduler {
-            sockets,
+            icmp,
+            icmp_task,
             observations,
             metrics,
-            permits: Arc::new(Semaphore::new(max_concurrent as usize)),
             snmp_permits: Arc::new(Semaphore::new(max_concurrent_snmp as usize)),
-            tracker: TaskTracker::new(),
-            runtime,
+            tracker,
             snmp_runtime,
             resolve_interval: Duration::from_secs(300),
-            running: HashMap::new(),
+            icmp_targets: HashMap::new(),
             running_snmp: HashMap::new(),
         }
     }
@@ -158,6 +161,10 @@ impl Scheduler {
     /// start new or changed ones, leave unchanged ones alone (their timers
     /// keep their phase).
     pub fn apply(&mut self, inv: &Inventory) {
+        if self.resolve_interval != inv.agent.resolve_interval {
+            self.icmp
+                .send(Command::ResolveInterval(inv.agent.resolve_interval));
+        }
         self.resolve_interval = inv.agent.resolve_interval;
         let wanted: HashMap<&str, &Target> = inv
             .targets
@@ -165,15 +172,24 @@ impl Scheduler {
             .filter(|t| t.icmp.enabled)
             .map(|t| (t.id.as_str(), t))
             .collect();
-        stop_unwanted(&mut self.running, &wanted);
-        for t in inv.targets.iter().filter(|t| t.icmp.enabled) {
-            if self.running.contains_key(&t.id) {
+        let icmp = &self.icmp;
+        self.icmp_targets.retain(|id, t| {
+            let keep = wanted.get(id.as_str()).is_some_and(|w| *w == t);
+            if !keep {
+                icmp.send(Command::Remove(id.clone()));
+            }
+            keep
+        });
+        for t in wanted.values() {
+            if self.icmp_targets.contains_key(&t.id) {
                 continue;
             }
-            let prober = IcmpTargetProber::new(self.sockets.clone(), &t.id, t.icmp.clone());
-            let spec = self.spec(t, t.icmp.interval, "", self.permits.clone());
-            let r = self.spawn(t, spec, prober, &self.runtime.clone());
-            self.running.insert(t.id.clone(), r);
+            self.icmp.send(Command::Set {
+                id: t.id.clone(),
+                address: t.address.clone(),
+                settings: t.icmp.clone(),
+            });
+            self.icmp_targets.insert(t.id.clone(), (*t).clone());
         }
         let wanted: HashMap<&str, &Target> = inv
             .targets
@@ -231,11 +247,14 @@ impl Scheduler {
     /// or for a target without ICMP one SNMP GET. False when it has no
     /// probe. Asked twice before it ran, it runs once.
     pub fn check(&self, target: &str) -> bool {
-        let task = self
-            .running
+        if self.icmp_targets.contains_key(target) {
+            self.icmp.send(Command::Check(target.to_string()));
+            return true;
+        }
+        self.running_snmp
             .get(target)
-            .or_else(|| self.running_snmp.get(target));
-        task.map(|r| r.requests.check()).is_some()
+            .map(|r| r.requests.check())
+            .is_some()
     }
 
     /// Read link ends on `device` now. False when it is not polled over
@@ -249,7 +268,9 @@ impl Scheduler {
     /// A future that cancels every task (in-flight probes are dropped) and
     /// waits for them; it does not borrow the scheduler.
     pub fn stopper(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        for (_, r) in self.running.drain().chain(self.running_snmp.drain()) {
+        self.icmp_task.abort();
+        self.icmp_targets.clear();
+        for (_, r) in self.running_snmp.drain() {
             r.abort.abort();
         }
         let tracker = self.tracker.clone();

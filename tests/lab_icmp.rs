@@ -387,6 +387,67 @@ lab_test!(no_icmp_permission_is_unmonitored_never_down, || {
         .contains("utkikk_icmp_socket_up{family=\"ipv4\"} 0"));
 });
 
+lab_test!(
+    ping_sockets_without_cap_net_raw_see_replies_errors_and_ipv6,
+    || {
+        // No CAP_NET_RAW, but ping_group_range admits the agent's group:
+        // unprivileged ping sockets, with ICMP errors from the error queue.
+        let router = far_host_v4(&["198.51.100.1/24"]);
+        router.sh("sysctl -qw net.ipv4.ip_forward=1");
+        router.sh("sysctl -qw net.ipv4.icmp_ratelimit=0");
+        router.sh("ip route add unreachable 203.0.113.0/24");
+        sh("ip route add 203.0.113.0/24 via 198.51.100.1");
+        sh("ip addr add 2001:db8:1::fe/64 dev mon0 nodad");
+        router.sh("ip addr add 2001:db8:1::1/64 dev far0 nodad");
+        // Only group 0 is mapped in the lab's user namespace.
+        sh("sysctl -qw net.ipv4.ping_group_range='0 0'");
+        let agent = Agent::start_with(
+            &config(concat!(
+                "  - { id: sw1, kind: switch, address: 198.51.100.1 }\n",
+                "  - { id: web6, kind: service, address: \"2001:db8:1::1\" }\n",
+                "  - { id: behind, kind: server, address: 203.0.113.10 }\n",
+            )),
+            &[
+                "setpriv",
+                "--bounding-set=-net_raw",
+                "--inh-caps=-net_raw",
+                "--",
+            ],
+        );
+        for id in ["sw1", "web6"] {
+            let t = agent.wait_state(id, "up", DEADLINE);
+            let p = &t["last_probe"];
+            assert_eq!(p["received"], p["sent"], "{t:#}");
+            // RTTs from the kernel's timestamps on ping sockets too.
+            assert_eq!(p["rtt_clock"], "kernel", "{t:#}");
+        }
+        let t = agent.wait_state("behind", "down", DEADLINE);
+        let f = &t["last_probe"]["failure"];
+        assert_eq!(f["code"], "icmp_unreachable", "{t:#}");
+        assert!(
+            f["message"].as_str().unwrap().contains("198.51.100.1"),
+            "{f}"
+        );
+        assert_eq!(t["last_probe"]["received"], 0);
+        let log = agent.log();
+        assert!(log.contains("socket=\"ping (unprivileged)\""), "{log}");
+        assert!(!log.contains("target_id=behind from=unmonitored to=up"));
+        let m = agent.metrics();
+        assert!(
+            m.contains("utkikk_icmp_socket_up{family=\"ipv4\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("utkikk_icmp_replies_by_clock_total{clock=\"user\"} 0"),
+            "{m}"
+        );
+        // Cut: sends fail (no route), never a probe error.
+        router.sh("ip link set far0 down");
+        let t = agent.wait_state("sw1", "down", DEADLINE);
+        assert_ne!(t["last_probe"]["failure"]["code"], "send_error", "{t:#}");
+    }
+);
+
 lab_test!(example_config_runs_and_shows_targets_up, || {
     let yaml = std::fs::read_to_string("config/example.yaml").unwrap();
     let agent = Agent::start(&yaml);

@@ -756,6 +756,11 @@ pub struct ProbeView {
     pub received: u32,
     pub loss_ratio: Option<f64>,
     pub rtt: Option<RttStats>,
+    /// Which clock timed the RTTs: `kernel` (the kernel's timestamps of
+    /// the echo leaving and the reply arriving) or `user` (user-space time
+    /// around the system calls: where the kernel gave none). `null`
+    /// without a reply.
+    pub rtt_clock: Option<crate::probe::RttClock>,
     pub failure: Option<FailureView>,
 }
 
@@ -775,6 +780,7 @@ fn probe_view(o: &IcmpOutcome) -> ProbeView {
         received: o.received,
         loss_ratio: o.loss_ratio(),
         rtt: o.rtt_stats(),
+        rtt_clock: o.rtt_clock,
         failure: o.failure.as_ref().map(|f| FailureView {
             code: f.code(),
             message: f.to_string(),

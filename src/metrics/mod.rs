@@ -72,6 +72,11 @@ struct FamilyLabels {
     family: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClockLabels {
+    clock: &'static str,
+}
+
 type FGauge = Gauge<f64, AtomicU64>;
 type HistogramFamily = Family<TargetLabels, Histogram, fn() -> Histogram>;
 
@@ -114,6 +119,10 @@ pub struct Metrics {
     pub probes_in_flight: Gauge,
     targets: Gauge,
     icmp_socket_up: Family<FamilyLabels, Gauge>,
+    /// Replies by the clock that timed them (two series, made at start).
+    replies_by_clock: Family<ClockLabels, Counter>,
+    replies_kernel_clock: Counter,
+    replies_user_clock: Counter,
     pub reload_successful: Gauge,
     pub reload_success_timestamp: FGauge,
     snmp_duration: HistogramFamily,
@@ -197,6 +206,12 @@ impl Metrics {
     /// target's RTT histogram (none: no histogram).
     pub fn new(agent_id: &str, rtt_buckets: &[std::time::Duration]) -> Self {
         let rtt_bounds: Arc<[f64]> = rtt_buckets.iter().map(|d| d.as_secs_f64()).collect();
+        let clocks = Family::<ClockLabels, Counter>::default();
+        // One at a time: each guard holds the family's lock.
+        let kernel_clock = clocks
+            .get_or_create(&ClockLabels { clock: "kernel" })
+            .clone();
+        let user_clock = clocks.get_or_create(&ClockLabels { clock: "user" }).clone();
         let mut m = Metrics {
             registry: Arc::new(Registry::default()),
             target_state: Family::default(),
@@ -213,6 +228,9 @@ impl Metrics {
             probes_in_flight: Gauge::default(),
             targets: Gauge::default(),
             icmp_socket_up: Family::default(),
+            replies_by_clock: clocks.clone(),
+            replies_kernel_clock: kernel_clock,
+            replies_user_clock: user_clock,
             reload_successful: Gauge::default(),
             reload_success_timestamp: FGauge::default(),
             snmp_duration: Family::new_with_constructor(
@@ -309,6 +327,11 @@ impl Metrics {
             "utkikk_icmp_socket_up",
             "Whether an ICMP socket of the address family could be opened",
             m.icmp_socket_up.clone(),
+        );
+        r.register(
+            "utkikk_icmp_replies_by_clock",
+            "Echo replies by the clock that timed their RTT: kernel (software timestamps of the echo leaving and the reply arriving) or user (user-space time, where the kernel gave no timestamp)",
+            m.replies_by_clock.clone(),
         );
         r.register(
             "utkikk_config_last_reload_successful",
@@ -617,6 +640,15 @@ impl Metrics {
             });
         }
         let _ = self.reboots.get_or_create(&labels);
+    }
+
+    /// One echo reply, timed by the kernel's clocks or not.
+    pub fn record_echo_clock(&self, kernel: bool) {
+        if kernel {
+            self.replies_kernel_clock.inc();
+        } else {
+            self.replies_user_clock.inc();
+        }
     }
 
     pub fn set_icmp_socket(&self, family: &str, up: bool) {

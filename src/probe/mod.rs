@@ -194,8 +194,23 @@ pub struct IcmpOutcome {
     /// Round-trip times of the replies received, in send order.
     #[serde(skip)]
     pub rtts: Vec<Duration>,
+    /// Which clock timed the RTTs; `None` without a reply.
+    pub rtt_clock: Option<RttClock>,
     /// Set when nothing came back, or the probe could not run.
     pub failure: Option<FailureReason>,
+}
+
+/// Which clock timed a cycle's round trips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RttClock {
+    /// The kernel's software timestamps: the echo leaving the device
+    /// and the reply arriving, with no scheduling delay in between.
+    Kernel,
+    /// User-space time around the system calls, where the kernel gave no
+    /// timestamp for at least one echo (older kernels, or a timestamp
+    /// lost): can read high by the agent's own wake-up delay.
+    User,
 }
 
 /// Summary statistics of the RTTs of one cycle.
@@ -219,6 +234,7 @@ impl IcmpOutcome {
             sent: 0,
             received: 0,
             rtts: Vec::new(),
+            rtt_clock: None,
             failure: Some(reason),
         }
     }
@@ -309,6 +325,7 @@ impl IcmpOutcome {
             sent,
             received: rtts_ms.len() as u32,
             rtts: rtts_ms.iter().map(|&m| Duration::from_millis(m)).collect(),
+            rtt_clock: (!rtts_ms.is_empty()).then_some(RttClock::Kernel),
             failure: rtts_ms.is_empty().then_some(FailureReason::Timeout),
         }
     }

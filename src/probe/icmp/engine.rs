@@ -1,0 +1,904 @@
+//! The ICMP engine: one task paces every target's echo cycles from one
+//! timer, sends what is due in batches, drains replies, errors and send
+//! timestamps in batches, and sweeps deadlines — no task, future or
+//! allocation per echo.
+//!
+//! - Targets live in a slab of entries; a removed or changed target's
+//!   slot gets a new generation, so events and echoes of the old one are
+//!   recognised and dropped.
+//! - Time is one binary heap of events (a cycle due, an echo due, an echo's
+//!   deadline) under one `Sleep`; everything due within a millisecond is
+//!   handled in one pass and its echoes leave in one `sendmmsg`.
+//! - Pending echoes sit in a table of 65,536 slots per address family,
+//!   indexed by sequence number: the engine hands out sequences, so a reply
+//!   is matched by (address, sequence), and by the stamp in its payload.
+//!
+//! Owns: ICMP sockets, echo pacing, cycle scheduling of ICMP targets.
+//! Must not touch: states (observations go to the live-state owner).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::packet::{self, Read, STAMP_BYTES};
+use super::socket::{Family, IcmpSocket, Incoming, Outgoing, RecvBufs, SendBufs};
+use super::{summarize, Echo};
+use crate::inventory::{Address, IcmpSettings};
+use crate::metrics::Metrics;
+use crate::probe::{FailureReason, IcmpOutcome, Observation, Outcome, ProbeKind};
+use crate::schedule::{spread_offset, RESOLVE_TIMEOUT};
+
+/// Echoes due within this much of now leave in the same batch.
+const SLACK: Duration = Duration::from_millis(1);
+const SEQUENCES: usize = 1 << 16;
+
+/// What the scheduler asks of the engine.
+#[derive(Debug)]
+pub enum Command {
+    /// Start probing a target, or replace its settings (a new cycle
+    /// schedule; the old one's echoes are dropped).
+    Set {
+        id: String,
+        address: Address,
+        settings: IcmpSettings,
+    },
+    Remove(String),
+    /// An echo cycle now, on demand (a dependency check).
+    Check(String),
+    ResolveInterval(Duration),
+    /// A name lookup finished.
+    Resolved {
+        slot: u32,
+        generation: u32,
+        result: Result<IpAddr, FailureReason>,
+    },
+}
+
+/// The scheduler's side of the engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl EngineHandle {
+    pub fn send(&self, c: Command) {
+        // Fails only once the engine has stopped (shutdown).
+        let _ = self.commands.send(c);
+    }
+}
+
+/// What opening the sockets found, for the one startup line.
+#[derive(Debug, Clone)]
+pub struct SocketReport {
+    pub v4: Result<&'static str, FailureReason>,
+    pub v6: Result<&'static str, FailureReason>,
+    /// Whether the kernel timestamps our echoes (per family).
+    pub kernel_timestamps: [bool; 2],
+}
+
+pub struct Engine {
+    sockets: [Result<IcmpSocket, FailureReason>; 2],
+    send_bufs: SendBufs,
+    recv_bufs: RecvBufs,
+    book: Book,
+}
+
+/// Everything but the sockets and their buffers (borrowed apart while a
+/// socket is drained straight into the book).
+struct Book {
+    /// Why a family has no socket.
+    no_socket: [Option<FailureReason>; 2],
+    entries: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    index: HashMap<String, u32>,
+    generation: u32,
+    events: BinaryHeap<Reverse<(Instant, Event)>>,
+    pending: [Vec<Pending>; 2],
+    next_seq: [u16; 2],
+    next_stamp: u32,
+    /// Echoes due and not yet handed to the kernel, per family.
+    out: [Vec<Outgoing>; 2],
+    /// Echoes the kernel refused in the last batch (kept for its capacity).
+    failed: Vec<(u16, FailureReason)>,
+    outbox: VecDeque<Observation>,
+    /// Cycles waiting for one of `max_in_flight` places.
+    waiting: VecDeque<(u32, u32)>,
+    in_flight: u32,
+    max_in_flight: u32,
+    resolve_interval: Duration,
+    resolver: mpsc::UnboundedSender<(u32, u32, String)>,
+    observations: mpsc::Sender<Observation>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    metrics: Metrics,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    /// A target's scheduled cycle is due.
+    Cycle { slot: u32, generation: u32 },
+    /// The next echo of a running cycle is due.
+    Echo {
+        slot: u32,
+        generation: u32,
+        cycle: u32,
+    },
+    /// An echo's deadline.
+    Deadline { family: u8, seq: u16, stamp: u32 },
+}
+
+struct Entry {
+    id: String,
+    generation: u32,
+    address: Address,
+    settings: IcmpSettings,
+    resolved: Option<(IpAddr, Instant)>,
+    next_cycle: Instant,
+    /// A scheduled cycle that could not start yet (one was running).
+    want_cycle: Option<Instant>,
+    want_check: bool,
+    state: Busy,
+    /// Counts cycles, so a late event of an earlier one is recognised.
+    cycle_no: u32,
+    cycle: Option<Cycle>,
+    /// The echoes of the running cycle; kept between cycles.
+    echoes: Vec<Echo>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Busy {
+    Idle,
+    /// Waiting for a place among the cycles in flight.
+    Queued(Start),
+    /// Has its place; waiting for the name lookup.
+    Resolving(Start),
+    Running,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Start {
+    Scheduled(Instant),
+    OnDemand,
+}
+
+struct Cycle {
+    at: chrono::DateTime<Utc>,
+    start: Instant,
+    ip: IpAddr,
+    on_demand: bool,
+    sent: u32,
+    outstanding: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Pending {
+    live: bool,
+    slot: u32,
+    generation: u32,
+    cycle: u32,
+    echo: u16,
+    stamp: u32,
+    sent: Instant,
+    tx_ns: u64,
+}
+
+impl Engine {
+    /// Open the sockets (inside the runtime that will run the engine) and
+    /// build the engine; run it with [`Engine::run`].
+    pub fn open(
+        observations: mpsc::Sender<Observation>,
+        metrics: Metrics,
+        max_in_flight: u32,
+        resolve_interval: Duration,
+    ) -> (Engine, EngineHandle, SocketReport) {
+        let ident = (std::process::id() as u16).wrapping_mul(0x9e37);
+        let v4 = IcmpSocket::open(Family::V4, ident);
+        let v6 = IcmpSocket::open(Family::V6, ident);
+        let report = SocketReport {
+            v4: v4.as_ref().map(|s| s.kind.as_str()).map_err(Clone::clone),
+            v6: v6.as_ref().map(|s| s.kind.as_str()).map_err(Clone::clone),
+            kernel_timestamps: [
+                v4.as_ref().is_ok_and(|s| s.timestamps),
+                v6.as_ref().is_ok_and(|s| s.timestamps),
+            ],
+        };
+        let (tx, commands) = mpsc::unbounded_channel();
+        let (resolver, lookups) = mpsc::unbounded_channel();
+        tokio::spawn(resolve_names(lookups, tx.clone()));
+        let empty = Pending {
+            live: false,
+            slot: 0,
+            generation: 0,
+            cycle: 0,
+            echo: 0,
+            stamp: 0,
+            sent: Instant::now(),
+            tx_ns: 0,
+        };
+        let no_socket = [v4.as_ref().err().cloned(), v6.as_ref().err().cloned()];
+        let book = Book {
+            no_socket,
+            entries: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            generation: 0,
+            events: BinaryHeap::new(),
+            pending: [vec![empty; SEQUENCES], vec![empty; SEQUENCES]],
+            next_seq: [0, 0],
+            next_stamp: ident.into(),
+            out: [Vec::new(), Vec::new()],
+            failed: Vec::new(),
+            outbox: VecDeque::new(),
+            waiting: VecDeque::new(),
+            in_flight: 0,
+            max_in_flight: max_in_flight.max(1),
+            resolve_interval,
+            resolver,
+            observations,
+            commands,
+            metrics,
+        };
+        let engine = Engine {
+            sockets: [v4, v6],
+            send_bufs: SendBufs::default(),
+            recv_bufs: RecvBufs::default(),
+            book,
+        };
+        (engine, EngineHandle { commands: tx }, report)
+    }
+
+    /// Run until every handle is dropped or the observations' receiver is.
+    pub async fn run(mut self) {
+        let sleep = tokio::time::sleep_until(Instant::now() + Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        loop {
+            let next = self.book.events.peek().map(|Reverse((at, _))| *at);
+            if next != armed {
+                if let Some(at) = next {
+                    sleep.as_mut().reset(at);
+                }
+                armed = next;
+            }
+            let [v4, v6] = &self.sockets;
+            let blocked = [
+                !self.book.out[0].is_empty() && v4.is_ok(),
+                !self.book.out[1].is_empty() && v6.is_ok(),
+            ];
+            let book = &mut self.book;
+            let wake = tokio::select! {
+                biased;
+                c = book.commands.recv() => Wake::Command(c),
+                Ok(g) = ready(v4) => Wake::Readable(v4, g),
+                Ok(g) = ready(v6) => Wake::Readable(v6, g),
+                () = writable(v4), if blocked[0] => Wake::Time,
+                () = writable(v6), if blocked[1] => Wake::Time,
+                permit = book.observations.reserve(), if !book.outbox.is_empty() => {
+                    match (permit, book.outbox.pop_front()) {
+                        (Ok(p), Some(o)) => {
+                            p.send(o);
+                            Wake::Time
+                        }
+                        (Err(_), _) => Wake::Command(None),
+                        (Ok(_), None) => Wake::Time,
+                    }
+                }
+                () = &mut sleep, if armed.is_some() => Wake::Time,
+            };
+            match wake {
+                Wake::Command(Some(c)) => self.book.command(c),
+                Wake::Command(None) => return,
+                Wake::Readable(socket, g) => {
+                    if let Ok(s) = socket {
+                        let book = &mut self.book;
+                        s.drain(g, &mut self.recv_bufs, |m| book.incoming(s, m));
+                    }
+                }
+                Wake::Time => {}
+            }
+            self.book.fire_due();
+            self.flush();
+            if !self.book.forward() {
+                return;
+            }
+        }
+    }
+
+    /// Hand the echoes due to the kernel, a batch per family.
+    fn flush(&mut self) {
+        for family in 0..2 {
+            if self.book.out[family].is_empty() {
+                continue;
+            }
+            let Ok(socket) = &self.sockets[family] else {
+                continue;
+            };
+            let now = Instant::now();
+            let book = &mut self.book;
+            let batch = std::mem::take(&mut book.out[family]);
+            let mut failed = std::mem::take(&mut book.failed);
+            let table = &mut book.pending[family];
+            let handled = socket.send(&batch, &mut self.send_bufs, |o, r| match r {
+                Ok(()) => table[o.seq as usize].sent = now,
+                Err(e) => failed.push((o.seq, send_failure(&e))),
+            });
+            let mut batch = batch;
+            batch.drain(..handled);
+            book.out[family] = batch;
+            for (seq, reason) in failed.drain(..) {
+                book.settle(family, seq, Echo::Lost(reason));
+            }
+            book.failed = failed;
+        }
+    }
+}
+
+impl Book {
+    /// Hand finished cycles to the live-state owner while it takes them;
+    /// false once it is gone.
+    fn forward(&mut self) -> bool {
+        while let Some(o) = self.outbox.pop_front() {
+            match self.observations.try_send(o) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(o)) => {
+                    self.outbox.push_front(o);
+                    return true;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            }
+        }
+        true
+    }
+
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::Set {
+                id,
+                address,
+                settings,
+            } => {
+                self.remove(&id);
+                self.insert(id, address, settings);
+            }
+            Command::Remove(id) => self.remove(&id),
+            Command::Check(id) => {
+                if let Some(&slot) = self.index.get(&id) {
+                    if let Some(e) = self.entry_mut(slot, None) {
+                        e.want_check = true;
+                    }
+                    self.try_start(slot);
+                }
+            }
+            Command::ResolveInterval(i) => self.resolve_interval = i,
+            Command::Resolved {
+                slot,
+                generation,
+                result,
+            } => self.resolved(slot, generation, result),
+        }
+    }
+
+    fn insert(&mut self, id: String, address: Address, settings: IcmpSettings) {
+        self.generation = self.generation.wrapping_add(1);
+        let generation = self.generation;
+        let interval = settings.interval.max(Duration::from_millis(1));
+        let first = Instant::now() + spread_offset(&id, interval);
+        let entry = Entry {
+            id: id.clone(),
+            generation,
+            address,
+            echoes: Vec::with_capacity(settings.count as usize),
+            settings,
+            resolved: None,
+            next_cycle: first,
+            want_cycle: None,
+            want_check: false,
+            state: Busy::Idle,
+            cycle_no: 0,
+            cycle: None,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.entries[s as usize] = Some(entry);
+                s
+            }
+            None => {
+                self.entries.push(Some(entry));
+                (self.entries.len() - 1) as u32
+            }
+        };
+        self.index.insert(id, slot);
+        self.events
+            .push(Reverse((first, Event::Cycle { slot, generation })));
+    }
+
+    fn remove(&mut self, id: &str) {
+        let Some(slot) = self.index.remove(id) else {
+            return;
+        };
+        if let Some(e) = self.entries[slot as usize].take() {
+            // Its place among the cycles in flight is given back; its
+            // pending echoes and events die of the stale generation.
+            if matches!(e.state, Busy::Running | Busy::Resolving(_)) {
+                self.release();
+            }
+        }
+        self.free.push(slot);
+    }
+
+    fn entry_mut(&mut self, slot: u32, generation: Option<u32>) -> Option<&mut Entry> {
+        let e = self.entries.get_mut(slot as usize)?.as_mut()?;
+        generation.is_none_or(|g| g == e.generation).then_some(e)
+    }
+
+    /// Everything due by now (and within the slack): cycles, echoes,
+    /// deadlines.
+    fn fire_due(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, event))) = self.events.peek().copied() {
+            if at > now + SLACK {
+                break;
+            }
+            self.events.pop();
+            match event {
+                Event::Cycle { slot, generation } => self.cycle_due(slot, generation, now),
+                Event::Echo {
+                    slot,
+                    generation,
+                    cycle,
+                } => {
+                    let current = self
+                        .entry_mut(slot, Some(generation))
+                        .is_some_and(|e| e.cycle_no == cycle && e.cycle.is_some());
+                    if current {
+                        self.send_echo(slot, now);
+                    }
+                }
+                Event::Deadline { family, seq, stamp } => {
+                    let p = self.pending[family as usize][seq as usize];
+                    if p.live && p.stamp == stamp {
+                        self.settle(family as usize, seq, Echo::Lost(FailureReason::Timeout));
+                    }
+                }
+            }
+        }
+    }
+
+    fn cycle_due(&mut self, slot: u32, generation: u32, now: Instant) {
+        let Some(e) = self.entry_mut(slot, Some(generation)) else {
+            return;
+        };
+        let scheduled = e.next_cycle;
+        let interval = e.settings.interval.max(Duration::from_millis(1));
+        // Missed cycles are skipped, not run in a burst.
+        let mut next = scheduled + interval;
+        while next <= now {
+            next += interval;
+        }
+        e.next_cycle = next;
+        e.want_cycle = Some(scheduled);
+        self.events
+            .push(Reverse((next, Event::Cycle { slot, generation })));
+        self.try_start(slot);
+    }
+
+    /// Start what the target wants (a check first, then a scheduled
+    /// cycle) if it is idle and a place is free.
+    fn try_start(&mut self, slot: u32) {
+        let full = self.in_flight >= self.max_in_flight;
+        let Some(e) = self.entry_mut(slot, None) else {
+            return;
+        };
+        if e.state != Busy::Idle {
+            return;
+        }
+        let start = if std::mem::take(&mut e.want_check) {
+            Start::OnDemand
+        } else if let Some(at) = e.want_cycle.take() {
+            Start::Scheduled(at)
+        } else {
+            return;
+        };
+        if full {
+            e.state = Busy::Queued(start);
+            let g = e.generation;
+            self.waiting.push_back((slot, g));
+            return;
+        }
+        self.in_flight += 1;
+        self.metrics.probes_in_flight.inc();
+        self.with_address(slot, start);
+    }
+
+    /// A place in flight is free again: the longest waiting cycle gets it.
+    fn release(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.metrics.probes_in_flight.dec();
+        while let Some((slot, g)) = self.waiting.pop_front() {
+            let Some(e) = self.entry_mut(slot, Some(g)) else {
+                continue;
+            };
+            let Busy::Queued(start) = e.state else {
+                continue;
+            };
+            e.state = Busy::Idle;
+            self.in_flight += 1;
+            self.metrics.probes_in_flight.inc();
+            self.with_address(slot, start);
+            return;
+        }
+    }
+
+    /// Begin the cycle at once for a literal address or a fresh lookup;
+    /// otherwise look the name up first.
+    fn with_address(&mut self, slot: u32, start: Start) {
+        let interval = self.resolve_interval;
+        let Some(e) = self.entry_mut(slot, None) else {
+            return;
+        };
+        let name = match &e.address {
+            Address::Ip(ip) => {
+                let ip = *ip;
+                return self.begin(slot, ip, start);
+            }
+            Address::Host(name) => name.clone(),
+        };
+        if let Some((ip, at)) = e.resolved {
+            if at.elapsed() < interval {
+                return self.begin(slot, ip, start);
+            }
+        }
+        e.state = Busy::Resolving(start);
+        let g = e.generation;
+        let _ = self.resolver.send((slot, g, name));
+    }
+
+    fn resolved(&mut self, slot: u32, generation: u32, result: Result<IpAddr, FailureReason>) {
+        let Some(e) = self.entry_mut(slot, Some(generation)) else {
+            return;
+        };
+        let Busy::Resolving(start) = e.state else {
+            return;
+        };
+        match result {
+            Ok(ip) => {
+                e.resolved = Some((ip, Instant::now()));
+                self.begin(slot, ip, start);
+            }
+            Err(reason) => {
+                e.resolved = None;
+                let o = Observation {
+                    target: e.id.clone(),
+                    on_demand: start == Start::OnDemand,
+                    outcome: Outcome::NotRun {
+                        probe: ProbeKind::Icmp,
+                        at: Utc::now(),
+                        reason,
+                    },
+                };
+                self.end(slot, o);
+            }
+        }
+    }
+
+    fn begin(&mut self, slot: u32, ip: IpAddr, start: Start) {
+        let now = Instant::now();
+        if let Start::Scheduled(at) = start {
+            self.metrics
+                .schedule_lag
+                .observe(now.saturating_duration_since(at).as_secs_f64());
+        }
+        let family = Family::of(&ip);
+        let no_socket = self.no_socket[family.index()].clone();
+        let Some(e) = self.entry_mut(slot, None) else {
+            return;
+        };
+        let at = Utc::now();
+        if let Some(reason) = no_socket {
+            let mut o = IcmpOutcome::not_run(at, reason);
+            o.address = Some(ip);
+            let o = Observation {
+                target: e.id.clone(),
+                on_demand: start == Start::OnDemand,
+                outcome: Outcome::Icmp(o),
+            };
+            return self.end(slot, o);
+        }
+        e.state = Busy::Running;
+        e.cycle_no = e.cycle_no.wrapping_add(1);
+        e.echoes.clear();
+        e.echoes.resize(e.settings.count as usize, Echo::Waiting);
+        e.cycle = Some(Cycle {
+            at,
+            start: now,
+            ip,
+            on_demand: start == Start::OnDemand,
+            sent: 0,
+            outstanding: 0,
+        });
+        if e.settings.count == 0 {
+            return self.finish(slot);
+        }
+        self.send_echo(slot, now);
+    }
+
+    /// Queue the next echo of the target's cycle for sending, with its
+    /// deadline; schedule the one after.
+    fn send_echo(&mut self, slot: u32, now: Instant) {
+        let Some(e) = self.entries.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(c) = e.cycle.as_mut() else { return };
+        let family = Family::of(&c.ip).index();
+        let echo = c.sent;
+        c.sent += 1;
+        c.outstanding += 1;
+        let (generation, cycle_no) = (e.generation, e.cycle_no);
+        let settings = &e.settings;
+        if c.sent < settings.count {
+            let at = c.start + settings.spacing * c.sent;
+            self.events.push(Reverse((
+                at,
+                Event::Echo {
+                    slot,
+                    generation,
+                    cycle: cycle_no,
+                },
+            )));
+        }
+        let (ip, timeout, payload) = (c.ip, settings.timeout, settings.payload_bytes);
+        // A free sequence number: the next one, unless still in flight.
+        let table = &mut self.pending[family];
+        let mut seq = self.next_seq[family];
+        let mut tries = 0;
+        while table[seq as usize].live && tries < SEQUENCES {
+            seq = seq.wrapping_add(1);
+            tries += 1;
+        }
+        if tries == SEQUENCES {
+            // 65,536 echoes of this family in flight: count this one lost
+            // rather than confuse replies.
+            c.outstanding -= 1;
+            e.echoes[echo as usize] = Echo::Lost(FailureReason::SendError {
+                message: "too many echoes in flight".into(),
+            });
+            return;
+        }
+        self.next_seq[family] = seq.wrapping_add(1);
+        self.next_stamp = self.next_stamp.wrapping_add(1);
+        let stamp = self.next_stamp;
+        table[seq as usize] = Pending {
+            live: true,
+            slot,
+            generation,
+            cycle: cycle_no,
+            echo: echo as u16,
+            stamp,
+            sent: now,
+            tx_ns: 0,
+        };
+        self.out[family].push(Outgoing {
+            dst: ip,
+            seq,
+            stamp,
+            payload,
+        });
+        self.events.push(Reverse((
+            now + timeout,
+            Event::Deadline {
+                family: family as u8,
+                seq,
+                stamp,
+            },
+        )));
+    }
+
+    /// A message read from `socket`.
+    fn incoming(&mut self, socket: &IcmpSocket, m: Incoming<'_>) {
+        let family = socket.family;
+        let f = family.index();
+        match m {
+            Incoming::Packet { from, data, rx_ns } => {
+                match packet::read(family, socket.kind, socket.ident, data) {
+                    Some(Read::Reply { seq, stamp }) => {
+                        let Some(p) = self.matching(f, seq, from) else {
+                            return;
+                        };
+                        let payload = self.payload_of(&p);
+                        if payload >= STAMP_BYTES && stamp.is_some_and(|s| s != p.stamp) {
+                            return; // a late reply to an older echo
+                        }
+                        let echo = match rx_ns {
+                            Some(rx) if p.tx_ns > 0 && rx >= p.tx_ns => Echo::Reply {
+                                rtt: Duration::from_nanos(rx - p.tx_ns),
+                                kernel: true,
+                            },
+                            _ => Echo::Reply {
+                                rtt: p.sent.elapsed(),
+                                kernel: false,
+                            },
+                        };
+                        self.settle(f, seq, echo);
+                    }
+                    Some(Read::Error {
+                        dst,
+                        seq,
+                        icmp_type,
+                        code,
+                    }) if self.matching(f, seq, dst).is_some() => {
+                        let reason = FailureReason::IcmpUnreachable {
+                            from,
+                            icmp_type,
+                            code,
+                        };
+                        self.settle(f, seq, Echo::Lost(reason));
+                    }
+                    Some(Read::Error { .. }) | None => {}
+                }
+            }
+            Incoming::Sent { data, tx_ns } => {
+                if let Some((dst, seq)) = packet::sent_echo(family, data) {
+                    if self.matching(f, seq, dst).is_some() {
+                        self.pending[f][seq as usize].tx_ns = tx_ns;
+                    }
+                }
+            }
+            Incoming::Error {
+                dst,
+                offender,
+                icmp_type,
+                code,
+                data,
+            } => {
+                let Some(seq) = packet::quoted_seq(family, data) else {
+                    return;
+                };
+                if self.matching(f, seq, dst).is_some() {
+                    let reason = FailureReason::IcmpUnreachable {
+                        from: offender.unwrap_or(dst),
+                        icmp_type,
+                        code,
+                    };
+                    self.settle(f, seq, Echo::Lost(reason));
+                }
+            }
+        }
+    }
+
+    /// The pending echo `seq` if it is live and went to `addr`.
+    fn matching(&self, family: usize, seq: u16, addr: IpAddr) -> Option<Pending> {
+        let p = self.pending[family][seq as usize];
+        if !p.live {
+            return None;
+        }
+        let e = self.entries.get(p.slot as usize)?.as_ref()?;
+        let c = e.cycle.as_ref()?;
+        (e.generation == p.generation && e.cycle_no == p.cycle && c.ip == addr).then_some(p)
+    }
+
+    fn payload_of(&self, p: &Pending) -> u32 {
+        self.entries
+            .get(p.slot as usize)
+            .and_then(Option::as_ref)
+            .map_or(0, |e| e.settings.payload_bytes)
+    }
+
+    /// An echo's fate is known: free its sequence, record it, and finish
+    /// the cycle when it was the last.
+    fn settle(&mut self, family: usize, seq: u16, echo: Echo) {
+        let p = self.pending[family][seq as usize];
+        self.pending[family][seq as usize].live = false;
+        if let Echo::Reply { kernel, .. } = &echo {
+            self.metrics.record_echo_clock(*kernel);
+        }
+        let Some(e) = self.entry_mut(p.slot, Some(p.generation)) else {
+            return;
+        };
+        if e.cycle_no != p.cycle {
+            return;
+        }
+        let Some(c) = e.cycle.as_mut() else { return };
+        if let Some(slot) = e.echoes.get_mut(p.echo as usize) {
+            *slot = echo;
+        }
+        c.outstanding = c.outstanding.saturating_sub(1);
+        if c.outstanding == 0 && c.sent >= e.settings.count {
+            self.finish(p.slot);
+        }
+    }
+
+    fn finish(&mut self, slot: u32) {
+        let Some(e) = self.entry_mut(slot, None) else {
+            return;
+        };
+        let Some(c) = e.cycle.take() else { return };
+        let outcome = summarize(c.at, c.ip, &e.echoes);
+        let o = Observation {
+            target: e.id.clone(),
+            on_demand: c.on_demand,
+            outcome: Outcome::Icmp(outcome),
+        };
+        self.end(slot, o);
+    }
+
+    /// A cycle ended (or could not run): send what it found, give back its
+    /// place, and start what the target wants next.
+    fn end(&mut self, slot: u32, o: Observation) {
+        if let Some(e) = self.entry_mut(slot, None) {
+            e.state = Busy::Idle;
+            e.cycle = None;
+        }
+        self.outbox.push_back(o);
+        self.release();
+        self.try_start(slot);
+    }
+}
+
+enum Wake<'a> {
+    Command(Option<Command>),
+    Readable(
+        &'a Result<IcmpSocket, FailureReason>,
+        tokio::io::unix::AsyncFdReadyGuard<'a, socket2::Socket>,
+    ),
+    Time,
+}
+
+async fn ready(
+    s: &Result<IcmpSocket, FailureReason>,
+) -> std::io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, socket2::Socket>> {
+    match s {
+        Ok(s) => s.ready().await,
+        Err(_) => std::future::pending().await,
+    }
+}
+
+async fn writable(s: &Result<IcmpSocket, FailureReason>) {
+    match s {
+        Ok(s) => s.writable().await,
+        Err(_) => std::future::pending().await,
+    }
+}
+
+fn send_failure(e: &std::io::Error) -> FailureReason {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NetworkUnreachable
+        | ErrorKind::HostUnreachable
+        | ErrorKind::AddrNotAvailable => FailureReason::NoRoute,
+        _ => FailureReason::SendError {
+            message: e.to_string(),
+        },
+    }
+}
+
+/// Name lookups for the engine, each on its own task (they are rare: one
+/// per name per resolve interval) so a slow resolver delays only its own
+/// target.
+async fn resolve_names(
+    mut lookups: mpsc::UnboundedReceiver<(u32, u32, String)>,
+    back: mpsc::UnboundedSender<Command>,
+) {
+    while let Some((slot, generation, name)) = lookups.recv().await {
+        let back = back.clone();
+        tokio::spawn(async move {
+            let lookup =
+                tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name, 0))).await;
+            let result = match lookup {
+                Ok(Ok(mut addrs)) => addrs
+                    .next()
+                    .map(|a| a.ip())
+                    .ok_or(FailureReason::ResolveFailed),
+                _ => Err(FailureReason::ResolveFailed),
+            };
+            let _ = back.send(Command::Resolved {
+                slot,
+                generation,
+                result,
+            });
+        });
+    }
+}
