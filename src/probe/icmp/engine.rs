@@ -257,7 +257,7 @@ impl Engine {
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
         loop {
-            let next = self.book.events.peek().map(|Reverse((at, _))| *at);
+            let next = self.book.next_live_event();
             if next != armed {
                 if let Some(at) = next {
                     sleep.as_mut().reset(at);
@@ -433,6 +433,36 @@ impl Book {
     fn entry_mut(&mut self, slot: u32, generation: Option<u32>) -> Option<&mut Entry> {
         let e = self.entries.get_mut(slot as usize)?.as_mut()?;
         generation.is_none_or(|g| g == e.generation).then_some(e)
+    }
+
+    /// When the earliest event that still matters is due. Events that no
+    /// longer do (the deadline of an echo already answered, the events of
+    /// a removed target) are dropped from the top first, so they never
+    /// wake the engine: most deadlines end this way.
+    fn next_live_event(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, event))) = self.events.peek().copied() {
+            let live = match event {
+                Event::Cycle { slot, generation } => {
+                    self.entry_mut(slot, Some(generation)).is_some()
+                }
+                Event::Echo {
+                    slot,
+                    generation,
+                    cycle,
+                } => self
+                    .entry_mut(slot, Some(generation))
+                    .is_some_and(|e| e.cycle_no == cycle && e.cycle.is_some()),
+                Event::Deadline { family, seq, stamp } => {
+                    let p = &self.pending[family as usize][seq as usize];
+                    p.live && p.stamp == stamp
+                }
+            };
+            if live {
+                return Some(at);
+            }
+            self.events.pop();
+        }
+        None
     }
 
     /// Everything due by now (and within the slack): cycles, echoes,
