@@ -94,7 +94,7 @@ impl Agent {
             let _in_probe_runtime = probe_runtime.enter();
             Engine::open(
                 observations_tx.clone(),
-                metrics.clone(),
+                metrics.icmp_engine(),
                 inventory.agent.max_concurrent_probes,
                 inventory.agent.resolve_interval,
             )

@@ -15,7 +15,6 @@
 //! channel).
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,10 +32,10 @@ use crate::inventory::{Address, Inventory, Target};
 use crate::metrics::Metrics;
 use crate::probe::icmp::{Command, Engine, EngineHandle};
 use crate::probe::snmp::SnmpProber;
-use crate::probe::{EndQuery, FailureReason, Observation, Outcome, Prober, Request};
+use crate::probe::{
+    spread_offset, EndQuery, FailureReason, Observation, Outcome, Prober, Request, RESOLVE_TIMEOUT,
+};
 
-/// Longest a single name lookup may take before the cycle counts it failed.
-pub(crate) const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Link ends waiting to be read per device at most; more are dropped (the
 /// owner asks again at the next cycle).
 const MAX_WAITING_ENDS: usize = 64;
@@ -291,14 +290,6 @@ fn stop_unwanted(running: &mut HashMap<String, Running>, wanted: &HashMap<&str, 
         }
         keep
     });
-}
-
-/// Offset of a target's first cycle within its interval.
-pub fn spread_offset(id: &str, interval: Duration) -> Duration {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    let ms = interval.as_millis().max(1) as u64;
-    Duration::from_millis(h.finish() % ms)
 }
 
 /// A target's address: literal, or a name looked up again once the last

@@ -642,12 +642,13 @@ impl Metrics {
         let _ = self.reboots.get_or_create(&labels);
     }
 
-    /// One echo reply, timed by the kernel's clocks or not.
-    pub fn record_echo_clock(&self, kernel: bool) {
-        if kernel {
-            self.replies_kernel_clock.inc();
-        } else {
-            self.replies_user_clock.inc();
+    /// The handles the ICMP engine updates.
+    pub fn icmp_engine(&self) -> crate::probe::icmp::EngineMetrics {
+        crate::probe::icmp::EngineMetrics {
+            schedule_lag: self.schedule_lag.clone(),
+            probes_in_flight: self.probes_in_flight.clone(),
+            kernel_clock: self.replies_kernel_clock.clone(),
+            user_clock: self.replies_user_clock.clone(),
         }
     }
 

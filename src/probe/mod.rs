@@ -11,6 +11,7 @@ pub mod snmp;
 
 use std::fmt;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -19,6 +20,17 @@ use serde::Serialize;
 
 pub use crate::model::FailureReason;
 use crate::model::{EndStatus, Reason};
+
+/// Longest a single name lookup may take before the cycle counts it failed.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Offset of a target's first cycle within its interval.
+pub fn spread_offset(id: &str, interval: Duration) -> Duration {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    let ms = interval.as_millis().max(1) as u64;
+    Duration::from_millis(h.finish() % ms)
+}
 
 /// The protocols that probe targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]

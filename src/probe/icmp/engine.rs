@@ -31,9 +31,8 @@ use super::packet::{self, Read, STAMP_BYTES};
 use super::socket::{Family, IcmpSocket, Incoming, Outgoing, RecvBufs, SendBufs};
 use super::{summarize, Echo};
 use crate::inventory::{Address, IcmpSettings};
-use crate::metrics::Metrics;
+use crate::probe::{spread_offset, RESOLVE_TIMEOUT};
 use crate::probe::{FailureReason, IcmpOutcome, Observation, Outcome, ProbeKind};
-use crate::schedule::{spread_offset, RESOLVE_TIMEOUT};
 
 /// Echoes due within this much of now leave in the same batch.
 const SLACK: Duration = Duration::from_millis(1);
@@ -72,6 +71,19 @@ impl EngineHandle {
         // Fails only once the engine has stopped (shutdown).
         let _ = self.commands.send(c);
     }
+}
+
+/// The metrics the engine keeps (handles onto the agent's registry; the
+/// engine knows nothing else of it).
+#[derive(Clone)]
+pub struct EngineMetrics {
+    /// How late each cycle started.
+    pub schedule_lag: prometheus_client::metrics::histogram::Histogram,
+    /// Cycles running now.
+    pub probes_in_flight: prometheus_client::metrics::gauge::Gauge,
+    /// Replies timed by the kernel's clocks, and in user space.
+    pub kernel_clock: prometheus_client::metrics::counter::Counter,
+    pub user_clock: prometheus_client::metrics::counter::Counter,
 }
 
 /// What opening the sockets found, for the one startup line.
@@ -116,7 +128,7 @@ struct Book {
     resolver: mpsc::UnboundedSender<(u32, u32, String)>,
     observations: mpsc::Sender<Observation>,
     commands: mpsc::UnboundedReceiver<Command>,
-    metrics: Metrics,
+    metrics: EngineMetrics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -192,7 +204,7 @@ impl Engine {
     /// build the engine; run it with [`Engine::run`].
     pub fn open(
         observations: mpsc::Sender<Observation>,
-        metrics: Metrics,
+        metrics: EngineMetrics,
         max_in_flight: u32,
         resolve_interval: Duration,
     ) -> (Engine, EngineHandle, SocketReport) {
@@ -822,7 +834,11 @@ impl Book {
         let p = self.pending[family][seq as usize];
         self.pending[family][seq as usize].live = false;
         if let Echo::Reply { kernel, .. } = &echo {
-            self.metrics.record_echo_clock(*kernel);
+            if *kernel {
+                self.metrics.kernel_clock.inc();
+            } else {
+                self.metrics.user_clock.inc();
+            }
         }
         let Some(e) = self.entry_mut(p.slot, Some(p.generation)) else {
             return;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-pub use engine::{Command, Engine, EngineHandle, SocketReport};
+pub use engine::{Command, Engine, EngineHandle, EngineMetrics, SocketReport};
 
 use super::{FailureReason, IcmpOutcome, RttClock};
 
