@@ -270,7 +270,14 @@ impl Engine {
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
         loop {
-            let next = self.book.next_live_event();
+            let mut next = self.book.next_live_event();
+            // A socket whose buffer was full: try the rest again in a
+            // millisecond (waiting for writability would mean registering
+            // for it, and an epoll wake-up for every packet sent).
+            if self.book.out.iter().any(|o| !o.is_empty()) {
+                let retry = Instant::now() + SLACK;
+                next = Some(next.map_or(retry, |n| n.min(retry)));
+            }
             if next != armed {
                 if let Some(at) = next {
                     sleep.as_mut().reset(at);
@@ -278,18 +285,12 @@ impl Engine {
                 armed = next;
             }
             let [v4, v6] = &self.sockets;
-            let blocked = [
-                !self.book.out[0].is_empty() && v4.is_ok(),
-                !self.book.out[1].is_empty() && v6.is_ok(),
-            ];
             let book = &mut self.book;
             let wake = tokio::select! {
                 biased;
                 c = book.commands.recv() => Wake::Command(c),
                 Ok(g) = ready(v4) => Wake::Readable(v4, g),
                 Ok(g) = ready(v6) => Wake::Readable(v6, g),
-                () = writable(v4), if blocked[0] => Wake::Time,
-                () = writable(v6), if blocked[1] => Wake::Time,
                 permit = book.observations.reserve(), if !book.outbox.is_empty() => {
                     match (permit, book.outbox.pop_front()) {
                         (Ok(p), Some(o)) => {
@@ -967,13 +968,6 @@ async fn ready(
 ) -> std::io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, socket2::Socket>> {
     match s {
         Ok(s) => s.ready().await,
-        Err(_) => std::future::pending().await,
-    }
-}
-
-async fn writable(s: &Result<IcmpSocket, FailureReason>) {
-    match s {
-        Ok(s) => s.writable().await,
         Err(_) => std::future::pending().await,
     }
 }

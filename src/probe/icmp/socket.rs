@@ -342,7 +342,7 @@ impl IcmpSocket {
     /// Send `batch` with as few `sendmmsg` calls as errors allow; `done`
     /// hears of each echo: `Ok` when the kernel took it, or the error.
     /// Returns how many were handled: fewer than `batch.len()` when the
-    /// socket's buffer is full (the rest waits for [`IcmpSocket::writable`]).
+    /// socket's buffer is full (the engine tries the rest again a moment later).
     pub fn send(
         &self,
         batch: &[Outgoing],
@@ -436,13 +436,6 @@ impl IcmpSocket {
             handled += chunk.len();
         }
         handled
-    }
-
-    /// Wait until the socket can take more (after a full send buffer).
-    pub async fn writable(&self) {
-        if let Ok(mut g) = self.fd.writable().await {
-            g.clear_ready();
-        }
     }
 }
 
