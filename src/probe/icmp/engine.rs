@@ -124,6 +124,8 @@ struct Book {
     waiting: VecDeque<(u32, u32)>,
     in_flight: u32,
     max_in_flight: u32,
+    /// Inside [`Book::release`]'s loop.
+    releasing: bool,
     resolve_interval: Duration,
     resolver: mpsc::UnboundedSender<(u32, u32, String)>,
     observations: mpsc::Sender<Observation>,
@@ -249,6 +251,7 @@ impl Engine {
             waiting: VecDeque::new(),
             in_flight: 0,
             max_in_flight: max_in_flight.max(1),
+            releasing: false,
             resolve_interval,
             resolver,
             observations,
@@ -556,11 +559,22 @@ impl Book {
         self.with_address(slot, start);
     }
 
-    /// A place in flight is free again: the longest waiting cycle gets it.
+    /// A place in flight is free again: the longest waiting cycles get
+    /// the free places. A cycle that ends at once (no socket for its
+    /// family) releases again from inside this loop: that inner call only
+    /// counts, and this loop goes on, so the stack never grows with the
+    /// queue.
     fn release(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.metrics.probes_in_flight.dec();
-        while let Some((slot, g)) = self.waiting.pop_front() {
+        if self.releasing {
+            return;
+        }
+        self.releasing = true;
+        while self.in_flight < self.max_in_flight {
+            let Some((slot, g)) = self.waiting.pop_front() else {
+                break;
+            };
             let Some(e) = self.entry_mut(slot, Some(g)) else {
                 continue;
             };
@@ -571,8 +585,8 @@ impl Book {
             self.in_flight += 1;
             self.metrics.probes_in_flight.inc();
             self.with_address(slot, start);
-            return;
         }
+        self.releasing = false;
     }
 
     /// Begin the cycle at once for a literal address or a fresh lookup;
@@ -1009,5 +1023,44 @@ async fn resolve_names(
                 result,
             });
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cycle(slot: u32) -> Event {
+        Event::Cycle {
+            slot,
+            generation: 0,
+        }
+    }
+
+    #[test]
+    fn the_timeline_gives_events_in_time_order_across_heap_and_fifos() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut t = Timeline::default();
+        t.at(t0 + ms(30), cycle(3));
+        t.at(t0 + ms(5), cycle(0));
+        t.after(t0, ms(10), cycle(1));
+        t.after(t0 + ms(10), ms(10), cycle(2));
+        t.after(t0, ms(1000), cycle(9));
+        // Read a moment early: still after the last one of its FIFO.
+        t.after(t0 + ms(5), ms(10), cycle(4));
+        t.at(t0 + ms(25), cycle(5));
+        let mut seen = Vec::new();
+        while let Some((at, e)) = t.peek() {
+            t.pop();
+            let Event::Cycle { slot, .. } = e else {
+                unreachable!()
+            };
+            seen.push((at - t0, slot));
+        }
+        let order: Vec<u32> = seen.iter().map(|(_, s)| *s).collect();
+        assert_eq!(order, vec![0, 1, 2, 4, 5, 3, 9]);
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+        assert_eq!(seen[3].0, ms(20), "clamped to its FIFO's last");
     }
 }
