@@ -6,10 +6,12 @@
 //! [`Agent`] is a cheap `Clone` handle. It holds no live state of its own:
 //! readers take the owner's snapshot.
 //!
-//! Probes run on a runtime of their own: one thread, current-thread tokio.
-//! RTTs are timed in user space, so a long `/metrics` encode or a reload on
-//! the HTTP runtime must not delay the thread that sees the replies; and one
-//! thread without cross-thread wake-ups is also the cheapest per echo.
+//! ICMP echoes are paced by the engine on a thread of its own
+//! (`utkikk-icmp`, waiting in one epoll); the live-state owner and the
+//! engine's name lookups run on the probe runtime (`utkikk-probe`, one
+//! thread, current-thread tokio); SNMP polls on the main runtime. A long
+//! `/metrics` encode or a reload never delays the thread that sees the
+//! echo replies.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,23 +91,21 @@ impl Agent {
         let (events, _) = broadcast::channel(TRANSITION_BUFFER);
         let (observations_tx, observations) = mpsc::channel(OBSERVATION_QUEUE);
         let (engine, icmp, report) = {
-            // The sockets are registered with, and the engine's name
-            // lookups spawned on, the probe runtime.
+            // The engine's name lookups are spawned on the probe runtime.
             let _in_probe_runtime = probe_runtime.enter();
             Engine::open(
                 observations_tx.clone(),
                 metrics.icmp_engine(),
                 inventory.agent.max_concurrent_probes,
                 inventory.agent.resolve_interval,
-            )
+            )?
         };
         report_sockets(&report, &metrics);
         let scheduler = Scheduler::new(
-            (engine, icmp),
+            (engine.spawn()?, icmp),
             observations_tx,
             metrics.clone(),
             inventory.agent.max_concurrent_snmp_polls,
-            probe_runtime.clone(),
             tokio::runtime::Handle::current(),
         );
         let inventory = Arc::new(inventory);

@@ -1,12 +1,13 @@
 //! Which targets are probed, and requests on demand. ICMP targets are
 //! handed to the ICMP engine ([`crate::probe::icmp::Engine`]), which paces
-//! them all from one timer. Each SNMP target has a task ([`Prober`]) with
-//! its own `tokio::time::interval`, first
-//! tick spread over the interval by a hash of the target id (stable across
-//! reloads and restarts), missed ticks skipped; between ticks it takes
-//! requests on demand (a dependency check, a read of link ends). A global
-//! semaphore per protocol bounds how many run at once; a dead or slow
-//! target only ever holds its own permit, so it never delays another.
+//! them all from one timer on its own thread and bounds the cycles in
+//! flight itself. Each SNMP target has a task ([`Prober`]) with its own
+//! `tokio::time::interval`, first tick spread over the interval by a hash
+//! of the target id (stable across reloads and restarts), missed ticks
+//! skipped; between ticks it takes requests on demand (a dependency check,
+//! a read of link ends). A semaphore bounds how many polls run at once; a
+//! dead or slow target only ever holds its own permit, so it never delays
+//! another.
 //! Tasks are stopped by aborting them (a removed target, shutdown): no
 //! cancellation token is polled on the hot path.
 //!
@@ -30,7 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::inventory::{Address, Inventory, Target};
 use crate::metrics::Metrics;
-use crate::probe::icmp::{Command, Engine, EngineHandle};
+use crate::probe::icmp::{Command, EngineHandle};
 use crate::probe::snmp::SnmpProber;
 use crate::probe::{
     spread_offset, EndQuery, FailureReason, Observation, Outcome, Prober, Request, RESOLVE_TIMEOUT,
@@ -42,7 +43,8 @@ const MAX_WAITING_ENDS: usize = 64;
 
 pub struct Scheduler {
     icmp: EngineHandle,
-    icmp_task: AbortHandle,
+    /// The engine's thread, joined at stop.
+    icmp_thread: Option<std::thread::JoinHandle<()>>,
     observations: mpsc::Sender<Observation>,
     metrics: Metrics,
     snmp_permits: Arc<Semaphore>,
@@ -131,20 +133,18 @@ struct TaskSpec {
 }
 
 impl Scheduler {
-    /// `engine` runs on `runtime` (where its sockets were opened).
+    /// `icmp` drives the engine running on `icmp_thread`.
     pub fn new(
-        (engine, icmp): (Engine, EngineHandle),
+        (icmp_thread, icmp): (std::thread::JoinHandle<()>, EngineHandle),
         observations: mpsc::Sender<Observation>,
         metrics: Metrics,
         max_concurrent_snmp: u32,
-        runtime: Handle,
         snmp_runtime: Handle,
     ) -> Self {
         let tracker = TaskTracker::new();
-        let icmp_task = tracker.spawn_on(engine.run(), &runtime).abort_handle();
         Scheduler {
             icmp,
-            icmp_task,
+            icmp_thread: Some(icmp_thread),
             observations,
             metrics,
             snmp_permits: Arc::new(Semaphore::new(max_concurrent_snmp as usize)),
@@ -267,7 +267,8 @@ impl Scheduler {
     /// A future that cancels every task (in-flight probes are dropped) and
     /// waits for them; it does not borrow the scheduler.
     pub fn stopper(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        self.icmp_task.abort();
+        self.icmp.send(Command::Stop);
+        let icmp_thread = self.icmp_thread.take();
         self.icmp_targets.clear();
         for (_, r) in self.running_snmp.drain() {
             r.abort.abort();
@@ -276,6 +277,9 @@ impl Scheduler {
         async move {
             tracker.close();
             tracker.wait().await;
+            if let Some(t) = icmp_thread {
+                let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            }
         }
     }
 }

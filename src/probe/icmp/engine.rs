@@ -1,14 +1,20 @@
-//! The ICMP engine: one task paces every target's echo cycles from one
+//! The ICMP engine: one thread paces every target's echo cycles from one
 //! timer, sends what is due in batches, drains replies, errors and send
 //! timestamps in batches, and sweeps deadlines — no task, future or
 //! allocation per echo.
+//!
+//! - The thread waits in one `epoll_wait` (mio's `Poll`) whose timeout is
+//!   the next event's time, so it wakes once per batch of echoes: a tokio
+//!   timer would wake it a second time for a deadline more than 64 ms away
+//!   (its wheel's next level) and write to the runtime's eventfd whenever
+//!   the timer moved earlier.
 //!
 //! - Targets live in a slab of entries; a removed or changed target's
 //!   slot gets a new generation, so events and echoes of the old one are
 //!   recognised and dropped.
 //! - Time is one timeline of events (a cycle due, an echo due, an echo's
-//!   deadline: a heap for cycles, a FIFO per delay for the rest) under one
-//!   `Sleep`; everything due within a millisecond is handled in one pass
+//!   deadline: a heap for cycles, a FIFO per delay for the rest) under the
+//!   poll's timeout; everything due within a millisecond is handled in one pass
 //!   and its echoes leave in one `sendmmsg`. Events that no longer matter
 //!   are dropped before the timer is armed.
 //! - Pending echoes sit in a table of 65,536 slots per address family,
@@ -21,14 +27,17 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::mpsc as channel;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use super::packet::{self, Read, STAMP_BYTES};
-use super::socket::{Family, IcmpSocket, Incoming, Outgoing, RecvBufs, SendBufs};
+use super::socket::{Family, IcmpSocket, Incoming, Outgoing, Ready, RecvBufs, SendBufs};
 use super::{summarize, Echo};
 use crate::inventory::{Address, IcmpSettings};
 use crate::probe::{spread_offset, RESOLVE_TIMEOUT};
@@ -37,6 +46,8 @@ use crate::probe::{FailureReason, IcmpOutcome, Observation, Outcome, ProbeKind};
 /// Echoes due within this much of now leave in the same batch.
 const SLACK: Duration = Duration::from_millis(1);
 const SEQUENCES: usize = 1 << 16;
+/// The poll's token for commands (the sockets' are their family index).
+const COMMANDS: Token = Token(2);
 
 /// What the scheduler asks of the engine.
 #[derive(Debug)]
@@ -58,18 +69,25 @@ pub enum Command {
         generation: u32,
         result: Result<IpAddr, FailureReason>,
     },
+    /// End the engine's thread (in-flight echoes are dropped).
+    Stop,
 }
 
 /// The scheduler's side of the engine.
 #[derive(Clone)]
 pub struct EngineHandle {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: channel::Sender<Command>,
+    waker: Arc<Waker>,
 }
 
 impl EngineHandle {
     pub fn send(&self, c: Command) {
         // Fails only once the engine has stopped (shutdown).
-        let _ = self.commands.send(c);
+        if self.commands.send(c).is_ok() {
+            if let Err(e) = self.waker.wake() {
+                tracing::error!("cannot wake the ICMP engine: {e}");
+            }
+        }
     }
 }
 
@@ -96,6 +114,7 @@ pub struct SocketReport {
 }
 
 pub struct Engine {
+    poll: Poll,
     sockets: [Result<IcmpSocket, FailureReason>; 2],
     send_bufs: SendBufs,
     recv_bufs: RecvBufs,
@@ -129,7 +148,7 @@ struct Book {
     resolve_interval: Duration,
     resolver: mpsc::UnboundedSender<(u32, u32, String)>,
     observations: mpsc::Sender<Observation>,
-    commands: mpsc::UnboundedReceiver<Command>,
+    commands: channel::Receiver<Command>,
     metrics: EngineMetrics,
 }
 
@@ -202,17 +221,28 @@ struct Pending {
 }
 
 impl Engine {
-    /// Open the sockets (inside the runtime that will run the engine) and
-    /// build the engine; run it with [`Engine::run`].
+    /// Open the sockets and build the engine; start its thread with
+    /// [`Engine::spawn`]. Name lookups are spawned on the tokio runtime
+    /// this is called in. Fails only if the poll cannot be created.
     pub fn open(
         observations: mpsc::Sender<Observation>,
         metrics: EngineMetrics,
         max_in_flight: u32,
         resolve_interval: Duration,
-    ) -> (Engine, EngineHandle, SocketReport) {
+    ) -> std::io::Result<(Engine, EngineHandle, SocketReport)> {
         let ident = (std::process::id() as u16).wrapping_mul(0x9e37);
-        let v4 = IcmpSocket::open(Family::V4, ident);
-        let v6 = IcmpSocket::open(Family::V6, ident);
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), COMMANDS)?);
+        let register = |s: IcmpSocket, token: usize| {
+            poll.registry()
+                .register(&mut SourceFd(&s.raw_fd()), Token(token), Interest::READABLE)
+                .map(|()| s)
+                .map_err(|e| FailureReason::SendError {
+                    message: format!("cannot poll the ICMP socket: {e}"),
+                })
+        };
+        let v4 = IcmpSocket::open(Family::V4, ident).and_then(|s| register(s, 0));
+        let v6 = IcmpSocket::open(Family::V6, ident).and_then(|s| register(s, 1));
         let report = SocketReport {
             v4: v4.as_ref().map(|s| s.kind.as_str()).map_err(Clone::clone),
             v6: v6.as_ref().map(|s| s.kind.as_str()).map_err(Clone::clone),
@@ -221,9 +251,13 @@ impl Engine {
                 v6.as_ref().is_ok_and(|s| s.timestamps),
             ],
         };
-        let (tx, commands) = mpsc::unbounded_channel();
+        let (tx, commands) = channel::channel();
+        let handle = EngineHandle {
+            commands: tx,
+            waker,
+        };
         let (resolver, lookups) = mpsc::unbounded_channel();
-        tokio::spawn(resolve_names(lookups, tx.clone()));
+        tokio::spawn(resolve_names(lookups, handle.clone()));
         let empty = Pending {
             live: false,
             slot: 0,
@@ -259,63 +293,76 @@ impl Engine {
             metrics,
         };
         let engine = Engine {
+            poll,
             sockets: [v4, v6],
             send_bufs: SendBufs::default(),
             recv_bufs: RecvBufs::default(),
             book,
         };
-        (engine, EngineHandle { commands: tx }, report)
+        Ok((engine, handle, report))
     }
 
-    /// Run until every handle is dropped or the observations' receiver is.
-    pub async fn run(mut self) {
-        let sleep = tokio::time::sleep_until(Instant::now() + Duration::from_secs(3600));
-        tokio::pin!(sleep);
-        let mut armed: Option<Instant> = None;
+    /// Run the engine on a thread of its own until [`Command::Stop`] (or
+    /// until the observations' receiver is gone).
+    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("utkikk-icmp".into())
+            .spawn(move || self.run())
+    }
+
+    /// Run until [`Command::Stop`] or until the observations' receiver is
+    /// gone.
+    fn run(mut self) {
+        let mut events = Events::with_capacity(8);
+        // What each socket still has to read (the poll is edge-triggered:
+        // a socket not drained is not reported again).
+        let mut ready = [Ready::default(); 2];
         loop {
             let mut next = self.book.next_live_event();
-            // A socket whose buffer was full: try the rest again in a
-            // millisecond (waiting for writability would mean registering
-            // for it, and an epoll wake-up for every packet sent).
-            if self.book.out.iter().any(|o| !o.is_empty()) {
+            // A socket whose buffer was full, or a full queue to the live
+            // state: try again in a millisecond (waiting for writability
+            // would mean an epoll wake-up for every packet sent).
+            if self.book.out.iter().any(|o| !o.is_empty()) || !self.book.outbox.is_empty() {
                 let retry = Instant::now() + SLACK;
                 next = Some(next.map_or(retry, |n| n.min(retry)));
             }
-            if next != armed {
-                if let Some(at) = next {
-                    sleep.as_mut().reset(at);
-                }
-                armed = next;
-            }
-            let [v4, v6] = &self.sockets;
-            let book = &mut self.book;
-            let wake = tokio::select! {
-                biased;
-                c = book.commands.recv() => Wake::Command(c),
-                Ok(g) = ready(v4) => Wake::Readable(v4, g),
-                Ok(g) = ready(v6) => Wake::Readable(v6, g),
-                permit = book.observations.reserve(), if !book.outbox.is_empty() => {
-                    match (permit, book.outbox.pop_front()) {
-                        (Ok(p), Some(o)) => {
-                            p.send(o);
-                            Wake::Time
-                        }
-                        (Err(_), _) => Wake::Command(None),
-                        (Ok(_), None) => Wake::Time,
-                    }
-                }
-                () = &mut sleep, if armed.is_some() => Wake::Time,
+            let timeout = if ready.iter().any(|r| r.any()) {
+                Some(Duration::ZERO)
+            } else {
+                next.map(|at| at.saturating_duration_since(Instant::now()))
             };
-            match wake {
-                Wake::Command(Some(c)) => self.book.command(c),
-                Wake::Command(None) => return,
-                Wake::Readable(socket, g) => {
-                    if let Ok(s) = socket {
-                        let book = &mut self.book;
-                        s.drain(g, &mut self.recv_bufs, |m| book.incoming(s, m));
-                    }
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::error!(
+                        "the ICMP engine cannot wait for its sockets: {e}; ICMP probing stops"
+                    );
+                    return;
                 }
-                Wake::Time => {}
+            }
+            for ev in events.iter() {
+                if let Some(r) = ready.get_mut(ev.token().0) {
+                    r.errors |= ev.is_error();
+                    r.packets |= ev.is_readable() || ev.is_read_closed();
+                }
+            }
+            loop {
+                match self.book.commands.try_recv() {
+                    Ok(Command::Stop) | Err(channel::TryRecvError::Disconnected) => return,
+                    Ok(c) => self.book.command(c),
+                    Err(channel::TryRecvError::Empty) => break,
+                }
+            }
+            for (socket, r) in self.sockets.iter().zip(ready.iter_mut()) {
+                if !r.any() {
+                    continue;
+                }
+                *r = match socket {
+                    Ok(s) => {
+                        let book = &mut self.book;
+                        s.drain(*r, &mut self.recv_bufs, |m| book.incoming(s, m))
+                    }
+                    Err(_) => Ready::default(),
+                };
             }
             self.book.fire_due();
             self.flush();
@@ -391,6 +438,8 @@ impl Book {
                 }
             }
             Command::ResolveInterval(i) => self.resolve_interval = i,
+            // Handled by the loop.
+            Command::Stop => {}
             Command::Resolved {
                 slot,
                 generation,
@@ -968,24 +1017,6 @@ impl Timeline {
     }
 }
 
-enum Wake<'a> {
-    Command(Option<Command>),
-    Readable(
-        &'a Result<IcmpSocket, FailureReason>,
-        tokio::io::unix::AsyncFdReadyGuard<'a, socket2::Socket>,
-    ),
-    Time,
-}
-
-async fn ready(
-    s: &Result<IcmpSocket, FailureReason>,
-) -> std::io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, socket2::Socket>> {
-    match s {
-        Ok(s) => s.ready().await,
-        Err(_) => std::future::pending().await,
-    }
-}
-
 fn send_failure(e: &std::io::Error) -> FailureReason {
     use std::io::ErrorKind;
     match e.kind() {
@@ -1003,7 +1034,7 @@ fn send_failure(e: &std::io::Error) -> FailureReason {
 /// target.
 async fn resolve_names(
     mut lookups: mpsc::UnboundedReceiver<(u32, u32, String)>,
-    back: mpsc::UnboundedSender<Command>,
+    back: EngineHandle,
 ) {
     while let Some((slot, generation, name)) = lookups.recv().await {
         let back = back.clone();
@@ -1017,7 +1048,7 @@ async fn resolve_names(
                     .ok_or(FailureReason::ResolveFailed),
                 _ => Err(FailureReason::ResolveFailed),
             };
-            let _ = back.send(Command::Resolved {
+            back.send(Command::Resolved {
                 slot,
                 generation,
                 result,

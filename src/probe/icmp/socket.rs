@@ -12,7 +12,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::unix::AsyncFd;
 
 use super::packet;
 use crate::probe::FailureReason;
@@ -76,7 +75,7 @@ impl Kind {
 }
 
 pub struct IcmpSocket {
-    fd: AsyncFd<Socket>,
+    socket: Socket,
     pub family: Family,
     pub kind: Kind,
     /// The echo identifier written on a raw socket (a ping socket's is the
@@ -84,6 +83,21 @@ pub struct IcmpSocket {
     pub ident: u16,
     /// Whether the kernel accepted `SO_TIMESTAMPING`.
     pub timestamps: bool,
+}
+
+/// What a socket has waiting, from the poll's readiness.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ready {
+    /// The error queue (send timestamps, ICMP errors on ping sockets).
+    pub errors: bool,
+    /// The normal queue.
+    pub packets: bool,
+}
+
+impl Ready {
+    pub fn any(self) -> bool {
+        self.errors || self.packets
+    }
 }
 
 /// One echo request to send.
@@ -147,7 +161,8 @@ pub struct SendBufs {
 impl IcmpSocket {
     /// Open the family's socket: raw first (sees every ICMP error, needs
     /// CAP_NET_RAW), else a ping socket (net.ipv4.ping_group_range). Must
-    /// be called inside the tokio runtime that will drive it.
+    /// be registered with the engine's poll for readability (errors are
+    /// always reported).
     pub fn open(family: Family, ident: u16) -> Result<IcmpSocket, FailureReason> {
         let (domain, protocol) = match family {
             Family::V4 => (Domain::IPV4, Protocol::ICMPV4),
@@ -192,17 +207,8 @@ impl IcmpSocket {
                     .map_err(|e| open_error(&e))?;
             }
         }
-        // SAFETY: the socket owns its descriptor, which stays open and the
-        // same for as long as the AsyncFd (which owns the socket) lives.
-        let fd = unsafe {
-            AsyncFd::register_with_interest(
-                socket,
-                tokio::io::Interest::READABLE | tokio::io::Interest::ERROR,
-            )
-        }
-        .map_err(|e| open_error(&e.into()))?;
         Ok(IcmpSocket {
-            fd,
+            socket,
             family,
             kind,
             ident,
@@ -210,45 +216,36 @@ impl IcmpSocket {
         })
     }
 
-    /// Wait until there is something to read (a packet, or the error
-    /// queue). The guard is cleared by [`IcmpSocket::drain`].
-    pub async fn ready(&self) -> io::Result<tokio::io::unix::AsyncFdReadyGuard<'_, Socket>> {
-        self.fd
-            .ready(tokio::io::Interest::READABLE | tokio::io::Interest::ERROR)
-            .await
+    /// The descriptor to register with the engine's poll.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
     }
 
-    /// Read everything waiting, the error queue first (a send timestamp is
-    /// queued there before its reply can arrive), and hand each message to
-    /// `f`. A queue is read only when the readiness says so, and counts as
-    /// empty once a batch comes back short: anything arriving later raises
-    /// a new edge, which clearing the readiness does not lose (tokio keeps
-    /// readiness that arrived after the guard's).
+    /// Read what the readiness says is waiting, the error queue first (a
+    /// send timestamp is queued there before its reply can arrive), and
+    /// hand each message to `f`. A queue counts as empty once a batch comes
+    /// back short: anything arriving later raises a new edge (the poll is
+    /// edge-triggered). Returns what is still to read after a bounded
+    /// number of batches (so the timer and the other socket get their
+    /// turn): the caller must come back without waiting for a new edge.
     pub fn drain(
         &self,
-        mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, Socket>,
+        mut ready: Ready,
         bufs: &mut RecvBufs,
         mut f: impl FnMut(Incoming<'_>),
-    ) {
-        let ready = guard.ready();
-        let (mut errors, mut packets) = (
-            ready.is_error(),
-            ready.is_readable() || ready.is_read_closed(),
-        );
+    ) -> Ready {
         for _ in 0..16 {
-            if errors {
-                errors = self.recv_batch(bufs, true, &mut f) == BATCH;
+            if ready.errors {
+                ready.errors = self.recv_batch(bufs, true, &mut f) == BATCH;
             }
-            if packets {
-                packets = self.recv_batch(bufs, false, &mut f) == BATCH;
+            if ready.packets {
+                ready.packets = self.recv_batch(bufs, false, &mut f) == BATCH;
             }
-            if !errors && !packets {
-                guard.clear_ready();
-                return;
+            if !ready.any() {
+                break;
             }
         }
-        // Let the timer and the other socket run; the readiness stays set,
-        // so the loop comes straight back.
+        ready
     }
 
     /// One `recvmmsg`; the number of messages read (0 when the queue is
@@ -285,7 +282,7 @@ impl IcmpSocket {
             // SAFETY: `msgs` holds BATCH valid headers (see above).
             n = unsafe {
                 libc::recvmmsg(
-                    self.fd.get_ref().as_raw_fd(),
+                    self.socket.as_raw_fd(),
                     msgs.as_mut_ptr(),
                     BATCH as libc::c_uint,
                     flags,
@@ -380,7 +377,7 @@ impl IcmpSocket {
                 // SAFETY: msgs[at..chunk.len()] are valid headers.
                 let n = unsafe {
                     libc::sendmmsg(
-                        self.fd.get_ref().as_raw_fd(),
+                        self.socket.as_raw_fd(),
                         msgs[at..].as_mut_ptr(),
                         (chunk.len() - at) as libc::c_uint,
                         libc::MSG_DONTWAIT,
@@ -412,7 +409,7 @@ impl IcmpSocket {
                     // SAFETY: as above, one message.
                     let again = unsafe {
                         libc::sendmmsg(
-                            self.fd.get_ref().as_raw_fd(),
+                            self.socket.as_raw_fd(),
                             msgs[at..].as_mut_ptr(),
                             1,
                             libc::MSG_DONTWAIT,
