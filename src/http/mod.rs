@@ -577,47 +577,74 @@ fn metrics_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
         .response_with::<200, String, _>(|r| r.description("Metrics"))
 }
 
+/// Chunks of the scrape waiting for the client at most, before later ones
+/// are held back on the encoder's side.
+const SCRAPE_CHUNKS_IN_FLIGHT: usize = 4;
+
 /// OpenMetrics when the scraper asks for it (Prometheus does), the classic
 /// text format otherwise. Encoded off the runtime's workers (10,000
-/// targets take a fifth of a second), in chunks that are sent as they are:
-/// the scrape is in memory once.
+/// targets take a fifth of a second) straight into the response: each
+/// 64 KB piece is sent as it fills (chunked transfer encoding), so the
+/// scrape is not held in memory while the client keeps up. The encoder
+/// never waits for the client (it reads the registry under the families'
+/// locks, which the live-state owner needs): pieces a slow client has not
+/// taken yet are held back and sent after.
 async fn metrics(AxState(agent): AxState<Agent>, headers: HeaderMap) -> Response {
     let wants_openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
-    let m = agent.metrics().clone();
-    let encoded = tokio::task::spawn_blocking(move || {
-        if wants_openmetrics {
-            m.scrape_openmetrics()
-        } else {
-            m.scrape_prometheus_text()
-        }
-    })
-    .await;
-    let Ok(scrape) = encoded else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "encoding the metrics failed",
-        );
-    };
-    let kind = if wants_openmetrics {
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    let (format, kind) = if wants_openmetrics {
+        (
+            crate::metrics::Format::OpenMetrics,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
     } else {
-        "text/plain; version=0.0.4; charset=utf-8"
+        (
+            crate::metrics::Format::PrometheusText,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
     };
-    let len = scrape.len();
-    let chunks = scrape
-        .chunks
-        .into_iter()
-        .map(|c| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(c)));
+    let m = agent.metrics().clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(SCRAPE_CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let mut held: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
+        m.scrape_into(format, &mut |chunk| {
+            held.push_back(chunk);
+            while let Some(c) = held.pop_front() {
+                match tx.try_send(c) {
+                    Ok(()) => {}
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(c)) => {
+                        held.push_front(c);
+                        return true;
+                    }
+                    // The client left: stop encoding.
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                        held.clear();
+                        return false;
+                    }
+                }
+            }
+            true
+        });
+        // The registry is no longer read: waiting for the client is fine.
+        for c in held {
+            if tx.blocking_send(c).is_err() {
+                break;
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        let c = rx.recv().await?;
+        Some((
+            Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(c)),
+            rx,
+        ))
+    });
     (
-        [
-            (header::CONTENT_TYPE, kind.to_string()),
-            (header::CONTENT_LENGTH, len.to_string()),
-        ],
-        axum::body::Body::from_stream(futures_util::stream::iter(chunks)),
+        [(header::CONTENT_TYPE, kind)],
+        axum::body::Body::from_stream(body),
     )
         .into_response()
 }

@@ -473,33 +473,39 @@ impl Metrics {
         m
     }
 
-    /// OpenMetrics text exposition of every series, in chunks as it is
-    /// sent: no buffer of the whole scrape grows by doubling.
-    pub fn scrape_openmetrics(&self) -> Scrape {
-        let mut out = Chunks::default();
-        // Writing into chunks cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out.finish()
+    /// Every series in `format`, handed to `sink` in pieces of about 64 KB
+    /// as they fill (the caller sends each on at once: the whole scrape is
+    /// never in memory). The Prometheus text format 0.0.4 is for clients
+    /// that do not ask for OpenMetrics (curl, promtool, older scrapers):
+    /// converted line by line as the registry is encoded. The sink
+    /// returns false to stop the encoding (the client left).
+    pub fn scrape_into(&self, format: Format, sink: &mut dyn FnMut(Vec<u8>) -> bool) {
+        let out = Chunks::new(sink);
+        // An error here is only the sink's stop.
+        match format {
+            Format::OpenMetrics => {
+                let mut out = out;
+                let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+                out.finish();
+            }
+            Format::PrometheusText => {
+                let counters = self.snmp_devices.counter_names();
+                let mut out = ToPrometheusText::new(out, &counters);
+                let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+                out.out.finish();
+            }
+        }
     }
 
-    /// Prometheus text format 0.0.4, for clients that do not ask for
-    /// OpenMetrics (curl, promtool, older scrapers): converted line by line
-    /// as the registry is encoded, so the scrape exists once, in chunks.
-    pub fn scrape_prometheus_text(&self) -> Scrape {
-        let counters = self.snmp_devices.counter_names();
-        let mut out = ToPrometheusText::new(&counters);
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out.out.finish()
-    }
-
-    /// [`Self::scrape_openmetrics`] in one string.
-    pub fn encode_openmetrics(&self) -> String {
-        self.scrape_openmetrics().into_string()
-    }
-
-    /// [`Self::scrape_prometheus_text`] in one string.
-    pub fn encode_prometheus_text(&self) -> String {
-        self.scrape_prometheus_text().into_string()
+    /// The whole scrape in one string (tests).
+    #[cfg(test)]
+    pub fn encode(&self, format: Format) -> String {
+        let mut all = Vec::new();
+        self.scrape_into(format, &mut |c| {
+            all.extend_from_slice(&c);
+            true
+        });
+        String::from_utf8_lossy(&all).into_owned()
     }
 
     /// A probe that could not run (a name that does not resolve): the
@@ -841,58 +847,57 @@ fn probe_labels(base: &TargetLabels, probe: &str) -> ProbeLabels {
     }
 }
 
-/// A scrape in the chunks it is sent in.
-#[derive(Debug, Default)]
-pub struct Scrape {
-    pub chunks: Vec<Vec<u8>>,
-}
-
-impl Scrape {
-    pub fn len(&self) -> usize {
-        self.chunks.iter().map(Vec::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.chunks.iter().all(Vec::is_empty)
-    }
-
-    pub fn into_string(self) -> String {
-        String::from_utf8_lossy(&self.chunks.concat()).into_owned()
-    }
+/// The text formats `/metrics` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    PrometheusText,
 }
 
 /// Chunks of about this size.
 const CHUNK: usize = 64 * 1024;
 
-/// A `fmt::Write` into [`CHUNK`]-sized buffers.
-#[derive(Default)]
-struct Chunks {
-    done: Vec<Vec<u8>>,
+/// A `fmt::Write` into [`CHUNK`]-sized buffers, each handed to the sink
+/// when full.
+struct Chunks<'s> {
+    sink: &'s mut dyn FnMut(Vec<u8>) -> bool,
     current: Vec<u8>,
+    /// The sink said stop.
+    stopped: bool,
 }
 
-impl Chunks {
+impl<'s> Chunks<'s> {
+    fn new(sink: &'s mut dyn FnMut(Vec<u8>) -> bool) -> Self {
+        Chunks {
+            sink,
+            current: Vec::new(),
+            stopped: false,
+        }
+    }
+
     fn push(&mut self, s: &str) {
         if self.current.capacity() == 0 {
             self.current.reserve_exact(CHUNK + CHUNK / 4);
         }
         self.current.extend_from_slice(s.as_bytes());
-        if self.current.len() >= CHUNK {
-            self.done.push(std::mem::take(&mut self.current));
+        if self.current.len() >= CHUNK && !self.stopped {
+            self.stopped = !(self.sink)(std::mem::take(&mut self.current));
         }
     }
 
-    fn finish(mut self) -> Scrape {
-        if !self.current.is_empty() {
-            self.done.push(self.current);
+    fn finish(mut self) {
+        if !self.current.is_empty() && !self.stopped {
+            (self.sink)(std::mem::take(&mut self.current));
         }
-        Scrape { chunks: self.done }
     }
 }
 
-impl std::fmt::Write for Chunks {
+impl std::fmt::Write for Chunks<'_> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         self.push(s);
+        if self.stopped {
+            return Err(std::fmt::Error);
+        }
         Ok(())
     }
 }
@@ -906,8 +911,8 @@ impl std::fmt::Write for Chunks {
 /// does not allow for a counter): those are `counter` in 0.0.4.
 /// A `# HELP` line waits for its `# TYPE` line, which says whether it is
 /// renamed.
-struct ToPrometheusText<'a> {
-    out: Chunks,
+struct ToPrometheusText<'a, 's> {
+    out: Chunks<'s>,
     /// The `#` line being written (sample lines go straight through).
     line: String,
     /// Where the next piece goes: a line's start, inside a `#` line, or
@@ -925,10 +930,10 @@ enum LineAt {
     Sample,
 }
 
-impl<'a> ToPrometheusText<'a> {
-    fn new(snmp_counters: &'a std::collections::HashSet<String>) -> Self {
+impl<'a, 's> ToPrometheusText<'a, 's> {
+    fn new(out: Chunks<'s>, snmp_counters: &'a std::collections::HashSet<String>) -> Self {
         ToPrometheusText {
-            out: Chunks::default(),
+            out,
             line: String::new(),
             at: LineAt::Start,
             help: None,
@@ -991,7 +996,7 @@ impl<'a> ToPrometheusText<'a> {
     }
 }
 
-impl std::fmt::Write for ToPrometheusText<'_> {
+impl std::fmt::Write for ToPrometheusText<'_, '_> {
     fn write_str(&mut self, mut s: &str) -> std::fmt::Result {
         while !s.is_empty() {
             if self.at == LineAt::Start {
@@ -1041,21 +1046,33 @@ mod tests {
         // Whole, and in pieces cut anywhere (as the encoder writes them).
         for step in [om.len(), 1, 3, 7] {
             let counters = Default::default();
-            let mut t = ToPrometheusText::new(&counters);
+            let mut got = Vec::new();
+            let mut sink = |c: Vec<u8>| {
+                got.extend_from_slice(&c);
+                true
+            };
+            let mut t = ToPrometheusText::new(Chunks::new(&mut sink), &counters);
             let bytes = om.as_bytes();
             for piece in bytes.chunks(step) {
                 std::fmt::Write::write_str(&mut t, std::str::from_utf8(piece).unwrap()).unwrap();
             }
-            assert_eq!(t.out.finish().into_string(), want, "pieces of {step}");
+            t.out.finish();
+            assert_eq!(String::from_utf8(got).unwrap(), want, "pieces of {step}");
         }
         // `unknown`: the SNMP counters keep snmp_exporter's names and are
         // counters in 0.0.4; anything else is untyped.
         let om = "# HELP ifHCInOctets In.\n# TYPE ifHCInOctets unknown\nifHCInOctets{i=\"1\"} 5\n# TYPE u unknown\nu 1\n# UNIT x seconds\n# EOF\n";
         let counters = std::collections::HashSet::from(["ifHCInOctets".to_string()]);
-        let mut t = ToPrometheusText::new(&counters);
+        let mut got = Vec::new();
+        let mut sink = |c: Vec<u8>| {
+            got.extend_from_slice(&c);
+            true
+        };
+        let mut t = ToPrometheusText::new(Chunks::new(&mut sink), &counters);
         std::fmt::Write::write_str(&mut t, om).unwrap();
+        t.out.finish();
         assert_eq!(
-            t.out.finish().into_string(),
+            String::from_utf8(got).unwrap(),
             "# HELP ifHCInOctets In.\n# TYPE ifHCInOctets counter\nifHCInOctets{i=\"1\"} 5\n# TYPE u untyped\nu 1\n"
         );
     }
@@ -1075,7 +1092,7 @@ mod tests {
             .expect("a histogram")
             .get_or_create(&labels)
             .observe(0.002);
-        let text = m.encode_prometheus_text();
+        let text = m.encode(Format::PrometheusText);
         let buckets: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("utkikk_icmp_rtt_seconds_bucket{"))
@@ -1087,6 +1104,8 @@ mod tests {
 
         let off = Metrics::new("a", &[]);
         assert!(off.icmp_rtt.is_none());
-        assert!(!off.encode_prometheus_text().contains("utkikk_icmp_rtt"));
+        assert!(!off
+            .encode(Format::PrometheusText)
+            .contains("utkikk_icmp_rtt"));
     }
 }
