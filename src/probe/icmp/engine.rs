@@ -48,6 +48,13 @@ const SLACK: Duration = Duration::from_millis(1);
 const SEQUENCES: usize = 1 << 16;
 /// The poll's token for commands (the sockets' are their family index).
 const COMMANDS: Token = Token(2);
+/// Finished cycles go to the live-state owner at once, unless some went
+/// less than this long ago: then they wait until this long after (or until
+/// there are [`FORWARD_BATCH`]), so at 10,000 targets the owner's thread
+/// wakes a hundred times a second, not once per cycle. A state changes at
+/// most this much later.
+const FORWARD_EVERY: Duration = Duration::from_millis(10);
+const FORWARD_BATCH: usize = 256;
 
 /// What the scheduler asks of the engine.
 #[derive(Debug)]
@@ -139,6 +146,8 @@ struct Book {
     /// Echoes the kernel refused in the last batch (kept for its capacity).
     failed: Vec<(u16, FailureReason)>,
     outbox: VecDeque<Observation>,
+    /// When the outbox was last handed on.
+    forwarded_at: Instant,
     /// Cycles waiting for one of `max_in_flight` places.
     waiting: VecDeque<(u32, u32)>,
     in_flight: u32,
@@ -282,6 +291,7 @@ impl Engine {
             out: [Vec::new(), Vec::new()],
             failed: Vec::new(),
             outbox: VecDeque::new(),
+            forwarded_at: Instant::now(),
             waiting: VecDeque::new(),
             in_flight: 0,
             max_in_flight: max_in_flight.max(1),
@@ -319,12 +329,17 @@ impl Engine {
         let mut ready = [Ready::default(); 2];
         loop {
             let mut next = self.book.next_live_event();
-            // A socket whose buffer was full, or a full queue to the live
-            // state: try again in a millisecond (waiting for writability
-            // would mean an epoll wake-up for every packet sent).
-            if self.book.out.iter().any(|o| !o.is_empty()) || !self.book.outbox.is_empty() {
+            // A socket whose buffer was full: try again in a millisecond
+            // (waiting for writability would mean an epoll wake-up for
+            // every packet sent).
+            if self.book.out.iter().any(|o| !o.is_empty()) {
                 let retry = Instant::now() + SLACK;
                 next = Some(next.map_or(retry, |n| n.min(retry)));
+            }
+            // Cycles held back, or refused by a full queue.
+            if !self.book.outbox.is_empty() {
+                let due = self.book.forwarded_at + FORWARD_EVERY;
+                next = Some(next.map_or(due, |n| n.min(due)));
             }
             let timeout = if ready.iter().any(|r| r.any()) {
                 Some(Duration::ZERO)
@@ -402,9 +417,18 @@ impl Engine {
 }
 
 impl Book {
-    /// Hand finished cycles to the live-state owner while it takes them;
-    /// false once it is gone.
+    /// Hand finished cycles to the live-state owner while it takes them
+    /// (unless they are held back: see [`FORWARD_EVERY`]); false once it
+    /// is gone.
     fn forward(&mut self) -> bool {
+        if self.outbox.is_empty() {
+            return true;
+        }
+        let now = Instant::now();
+        if self.outbox.len() < FORWARD_BATCH && now < self.forwarded_at + FORWARD_EVERY {
+            return true;
+        }
+        self.forwarded_at = now;
         while let Some(o) = self.outbox.pop_front() {
             match self.observations.try_send(o) {
                 Ok(()) => {}
