@@ -998,6 +998,16 @@ impl<'a, 's> ToPrometheusText<'a, 's> {
 
 impl std::fmt::Write for ToPrometheusText<'_, '_> {
     fn write_str(&mut self, mut s: &str) -> std::fmt::Result {
+        // Most pieces are bits of a sample line (a label, a value) with no
+        // line end: straight through.
+        if self.at == LineAt::Sample && !s.as_bytes().contains(&b'\n') {
+            self.out.push(s);
+            return if self.out.stopped {
+                Err(std::fmt::Error)
+            } else {
+                Ok(())
+            };
+        }
         while !s.is_empty() {
             if self.at == LineAt::Start {
                 if s.starts_with('#') {
@@ -1007,7 +1017,7 @@ impl std::fmt::Write for ToPrometheusText<'_, '_> {
                     self.at = LineAt::Sample;
                 }
             }
-            let end = s.find('\n');
+            let end = s.as_bytes().iter().position(|&b| b == b'\n');
             let (piece, rest) = match end {
                 Some(i) => (&s[..i], &s[i + 1..]),
                 None => (s, ""),
@@ -1030,6 +1040,9 @@ impl std::fmt::Write for ToPrometheusText<'_, '_> {
                 self.at = LineAt::Start;
             }
             s = rest;
+        }
+        if self.out.stopped {
+            return Err(std::fmt::Error);
         }
         Ok(())
     }
