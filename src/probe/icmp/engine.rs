@@ -55,6 +55,12 @@ const COMMANDS: Token = Token(2);
 /// most this much later.
 const FORWARD_EVERY: Duration = Duration::from_millis(10);
 const FORWARD_BATCH: usize = 256;
+/// Cycles start on a grid of this step from the engine's epoch (each
+/// target at its hash-spread offset, rounded down to the step), so the
+/// targets of one step leave in one batch and one wake-up: at 10,000
+/// targets every 10 s about 50 echoes a batch instead of one or two. A
+/// burst is the grid step's share of the targets, to different hosts.
+const GRID: Duration = Duration::from_millis(50);
 
 /// What the scheduler asks of the engine.
 #[derive(Debug)]
@@ -148,6 +154,8 @@ struct Book {
     outbox: VecDeque<Observation>,
     /// When the outbox was last handed on.
     forwarded_at: Instant,
+    /// Where every target's cycle grid starts.
+    epoch: Instant,
     /// Cycles waiting for one of `max_in_flight` places.
     waiting: VecDeque<(u32, u32)>,
     in_flight: u32,
@@ -292,6 +300,7 @@ impl Engine {
             failed: Vec::new(),
             outbox: VecDeque::new(),
             forwarded_at: Instant::now(),
+            epoch: Instant::now(),
             waiting: VecDeque::new(),
             in_flight: 0,
             max_in_flight: max_in_flight.max(1),
@@ -476,7 +485,7 @@ impl Book {
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         let interval = settings.interval.max(Duration::from_millis(1));
-        let first = Instant::now() + spread_offset(&id, interval);
+        let first = first_cycle(self.epoch, Instant::now(), &id, interval);
         let entry = Entry {
             id: id.clone(),
             generation,
@@ -1041,6 +1050,19 @@ impl Timeline {
     }
 }
 
+/// A target's first cycle: its hash-spread offset in the interval, rounded
+/// down to the [`GRID`], from the epoch; the first such time from `now` on.
+fn first_cycle(epoch: Instant, now: Instant, id: &str, interval: Duration) -> Instant {
+    let offset = spread_offset(id, interval);
+    let step = GRID.as_nanos();
+    let offset = Duration::from_nanos((offset.as_nanos() / step * step) as u64);
+    let period = interval.as_nanos().max(1);
+    let since = now.saturating_duration_since(epoch).as_nanos();
+    let into = (since + period - offset.as_nanos() % period) % period;
+    let wait = if into == 0 { 0 } else { period - into };
+    now + Duration::from_nanos(wait as u64)
+}
+
 fn send_failure(e: &std::io::Error) -> FailureReason {
     use std::io::ErrorKind;
     match e.kind() {
@@ -1090,6 +1112,30 @@ mod tests {
             slot,
             generation: 0,
         }
+    }
+
+    #[test]
+    fn first_cycles_are_on_the_grid_inside_one_interval_and_in_phase() {
+        let epoch = Instant::now();
+        let interval = Duration::from_secs(10);
+        for (i, later) in [0u64, 1, 7_345, 10_000, 123_456].into_iter().enumerate() {
+            let now = epoch + Duration::from_millis(later);
+            let id = format!("target-{i}");
+            let first = first_cycle(epoch, now, &id, interval);
+            assert!(first >= now && first < now + interval, "{id} at {later} ms");
+            // On the grid, counted from the epoch, and at the target's own
+            // phase whenever it is added.
+            let phase = first.duration_since(epoch).as_nanos() % interval.as_nanos();
+            assert_eq!(phase % GRID.as_nanos(), 0, "{id}");
+            let own = spread_offset(&id, interval).as_nanos();
+            assert_eq!(phase, own / GRID.as_nanos() * GRID.as_nanos(), "{id}");
+        }
+        // An interval shorter than the grid step: every cycle at the epoch's
+        // phase, one interval apart.
+        let short = Duration::from_millis(20);
+        let now = epoch + Duration::from_millis(35);
+        let first = first_cycle(epoch, now, "x", short);
+        assert_eq!(first, epoch + Duration::from_millis(40));
     }
 
     #[test]
