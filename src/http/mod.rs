@@ -589,6 +589,9 @@ const SCRAPE_CHUNKS_IN_FLIGHT: usize = 4;
 /// never waits for the client (it reads the registry under the families'
 /// locks, which the live-state owner needs): pieces a slow client has not
 /// taken yet are held back and sent after.
+/// Scrapes at least this large give their freed memory back.
+const SCRAPE_TRIM_BYTES: usize = 4 << 20;
+
 async fn metrics(AxState(agent): AxState<Agent>, headers: HeaderMap) -> Response {
     let wants_openmetrics = headers
         .get_all(header::ACCEPT)
@@ -610,7 +613,9 @@ async fn metrics(AxState(agent): AxState<Agent>, headers: HeaderMap) -> Response
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(SCRAPE_CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         let mut held: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
+        let mut bytes = 0;
         m.scrape_into(format, &mut |chunk| {
+            bytes += chunk.len();
             held.push_back(chunk);
             while let Some(c) = held.pop_front() {
                 match tx.try_send(c) {
@@ -633,6 +638,12 @@ async fn metrics(AxState(agent): AxState<Agent>, headers: HeaderMap) -> Response
             if tx.blocking_send(c).is_err() {
                 break;
             }
+        }
+        // The chunks of a large scrape (all of it, for a slow client) are
+        // freed: give them back (not after small ones, which would pay a
+        // walk of the heaps for nothing).
+        if bytes >= SCRAPE_TRIM_BYTES {
+            crate::memory::release_freed();
         }
     });
     let body = futures_util::stream::unfold(rx, |mut rx| async move {

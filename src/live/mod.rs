@@ -32,7 +32,7 @@ use crate::inventory::{Inventory, Target, TargetKind};
 use crate::ledger::{Ledger, Record};
 use crate::link::{self, CounterRates};
 use crate::linkstats::{LinkDays, Peak};
-use crate::metrics::{Metrics, TargetLabels};
+use crate::metrics::{Metrics, TargetLabels, TargetSeries};
 use crate::model::{EndStatus, Reason, State, Transition};
 use crate::probe::snmp::SnmpPoll;
 use crate::probe::{EndQuery, IcmpOutcome, Observation, Outcome};
@@ -114,6 +114,22 @@ fn shown(in_maintenance: &HashMap<String, i64>, id: &str, observed: Option<State
     }
 }
 
+/// The published snapshot, as the source of the targets' state series.
+struct Published(Arc<ArcSwap<Snapshot>>);
+
+impl crate::metrics::TargetStates for Published {
+    fn for_each(&self, f: &mut dyn FnMut(&Target, State, bool)) {
+        let s = self.0.load();
+        for t in &s.inventory.targets {
+            f(
+                t,
+                s.shown_state(&t.id),
+                s.in_maintenance.contains_key(&t.id),
+            );
+        }
+    }
+}
+
 enum Command {
     /// Run on this inventory (the first, or a reload).
     Install(Arc<Inventory>, oneshot::Sender<()>),
@@ -152,10 +168,14 @@ impl Live {
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty(
             parts.inventory.clone(),
         )));
+        parts
+            .metrics
+            .follow_states(Box::new(Published(snapshot.clone())));
         let owner = Owner {
             book: HealthBook::new(),
             inventory: parts.inventory,
             index: HashMap::new(),
+            series: Vec::new(),
             installed: false,
             scheduler: parts.scheduler,
             metrics: parts.metrics,
@@ -222,6 +242,8 @@ struct Owner {
     inventory: Arc<Inventory>,
     /// Each target's position in the inventory, by id.
     index: HashMap<String, usize>,
+    /// Each target's metric series, in the inventory's order.
+    series: Vec<TargetSeries>,
     installed: bool,
     scheduler: Scheduler,
     metrics: Metrics,
@@ -337,6 +359,8 @@ impl Owner {
         match c {
             Command::Install(inv, done) => {
                 self.install(inv);
+                // The old inventory's and the load's transient memory.
+                crate::memory::release_freed();
                 // Published before the caller goes on: once the agent says
                 // it is ready (or a reload returns), the API lists the
                 // configured targets, not the snapshot before them.
@@ -378,16 +402,13 @@ impl Owner {
             .enumerate()
             .map(|(i, t)| (t.id.clone(), i))
             .collect();
+        self.series = new
+            .targets
+            .iter()
+            .map(|t| self.metrics.target_series(t))
+            .collect();
         self.installed = true;
         self.transitions(transitions);
-        for t in &new.targets {
-            let observed = self.book.get(&t.id).map(|h| h.state);
-            self.metrics
-                .set_state(t, shown(&self.in_maintenance, &t.id, observed));
-            self.metrics
-                .set_in_maintenance(t, self.in_maintenance.contains_key(&t.id));
-            self.metrics.set_thresholds(t);
-        }
         self.metrics.set_target_count(new.targets.len());
         self.metrics.set_services(&new.services);
         self.scheduler.apply(&new);
@@ -401,7 +422,11 @@ impl Owner {
 
     fn observe(&mut self, o: Observation) {
         let inv = self.inventory.clone();
-        let Some(target) = self.index.get(&o.target).and_then(|&i| inv.targets.get(i)) else {
+        let Some((i, target)) = self
+            .index
+            .get(&o.target)
+            .and_then(|&i| Some((i, inv.targets.get(i)?)))
+        else {
             return; // removed by a reload while it was probed
         };
         if self.book.get(&target.id).is_none() {
@@ -414,7 +439,7 @@ impl Owner {
         let fx = self.book.observe(&o, now);
         match &o.outcome {
             Outcome::Icmp(cycle) => {
-                self.metrics.record_outcome(target, cycle);
+                self.metrics.record_outcome(&mut self.series[i], cycle);
                 if target.kind == TargetKind::Link && !self.in_maintenance.contains_key(&target.id)
                 {
                     let at = cycle.at.timestamp_millis();
@@ -426,7 +451,7 @@ impl Owner {
             }
             Outcome::Snmp(poll) => {
                 self.log_snmp_change(target, before_snmp.as_ref());
-                self.metrics.record_snmp(target, poll);
+                self.metrics.record_snmp(&self.series[i], poll);
                 self.update_utilisation(target, poll);
                 if poll.rebooted {
                     self.reboot(target, poll);
@@ -437,10 +462,10 @@ impl Owner {
             }
             Outcome::SnmpCheck(check) => {
                 self.log_snmp_change(target, before_snmp.as_ref());
-                self.metrics.record_snmp_check(target, check);
+                self.metrics.record_snmp_check(&self.series[i], check);
             }
             Outcome::LinkEnd { .. } => {}
-            Outcome::NotRun { probe, .. } => self.metrics.record_not_run(target, *probe),
+            Outcome::NotRun { probe, .. } => self.metrics.record_not_run(&self.series[i], *probe),
         }
         self.dirty.push(target.id.clone());
         self.effects(fx);
@@ -516,10 +541,6 @@ impl Owner {
 
     fn transitions(&mut self, transitions: Vec<Transition>) {
         for tr in transitions {
-            if let Some(t) = self.inventory.target(&tr.target) {
-                let state = shown(&self.in_maintenance, &tr.target, Some(tr.to));
-                self.metrics.set_state(t, state);
-            }
             self.metrics.count_transition(&tr.target, tr.from, tr.to);
             tracing::info!(
                 target_id = %tr.target,
@@ -618,8 +639,6 @@ impl Owner {
                 continue;
             }
             let observed = self.book.get(&t.id).map(|h| h.state);
-            self.metrics.set_state(t, shown(&now_in, &t.id, observed));
-            self.metrics.set_in_maintenance(t, is.is_some());
             let observed = observed.unwrap_or(State::Unmonitored);
             match is {
                 Some(id) => {

@@ -5,6 +5,9 @@
 //! `kind` and `state`. Series of targets removed by a reload are removed.
 
 mod snmp;
+mod states;
+
+pub use states::TargetStates;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -20,8 +23,15 @@ use crate::inventory::Target;
 use crate::model::State;
 use crate::probe::IcmpOutcome;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TargetLabels {
+/// A target's own labels (`target`, `member`, `site`) in one allocation
+/// that every series of the target shares: at 10,000 targets with ~20
+/// series each, a set of owned strings per series was the largest part
+/// of the agent's memory.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct TargetLabels(Arc<TargetLabelValues>);
+
+#[derive(Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabelValues {
     pub target: String,
     pub member: String,
     pub site: String,
@@ -29,36 +39,42 @@ pub struct TargetLabels {
 
 impl TargetLabels {
     pub fn of(t: &Target) -> Self {
-        TargetLabels {
+        TargetLabels(Arc::new(TargetLabelValues {
             target: t.id.clone(),
             member: t.member.clone().unwrap_or_default(),
             site: t.site.clone().unwrap_or_default(),
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for TargetLabels {
+    type Target = TargetLabelValues;
+    fn deref(&self) -> &TargetLabelValues {
+        &self.0
+    }
+}
+
+impl EncodeLabelSet for TargetLabels {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelSetEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
     }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StateLabels {
-    target: String,
-    member: String,
-    site: String,
-    kind: String,
-    state: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProbeLabels {
-    target: String,
-    member: String,
-    site: String,
-    probe: String,
+    #[prometheus(flatten)]
+    base: TargetLabels,
+    probe: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TransitionLabels {
     target: String,
-    from: String,
-    to: String,
+    from: &'static str,
+    to: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -105,8 +121,8 @@ pub struct SlaGauges {
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
-    target_state: Family<StateLabels, Gauge>,
-    in_maintenance: Family<TargetLabels, Gauge>,
+    /// `utkikk_target_state`, `…_in_maintenance` and the thresholds.
+    states: Arc<states::StateSeries>,
     probe_success: Family<ProbeLabels, Gauge>,
     /// `None` when `agent.rtt_buckets` is empty: no histogram at all.
     icmp_rtt: Option<Family<TargetLabels, Histogram, RttBuckets>>,
@@ -143,8 +159,6 @@ pub struct Metrics {
     service_up: Family<ServiceLabels, Gauge>,
     service_info: Family<ServiceInfoLabels, Gauge>,
     service_root_cause: Family<ServiceCauseLabels, Gauge>,
-    degraded_rtt: Family<TargetLabels, FGauge>,
-    degraded_loss: Family<TargetLabels, FGauge>,
     pub http: HttpMetrics,
 }
 
@@ -190,10 +204,9 @@ struct LinkLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
-    target: String,
-    member: String,
-    site: String,
-    reason: String,
+    #[prometheus(flatten)]
+    base: TargetLabels,
+    reason: &'static str,
 }
 
 fn snmp_duration_histogram() -> Histogram {
@@ -214,8 +227,7 @@ impl Metrics {
         let user_clock = clocks.get_or_create(&ClockLabels { clock: "user" }).clone();
         let mut m = Metrics {
             registry: Arc::new(Registry::default()),
-            target_state: Family::default(),
-            in_maintenance: Family::default(),
+            states: Arc::default(),
             probe_success: Family::default(),
             icmp_rtt: (!rtt_bounds.is_empty())
                 .then(|| Family::new_with_constructor(RttBuckets(rtt_bounds))),
@@ -253,8 +265,6 @@ impl Metrics {
             service_up: Family::default(),
             service_info: Family::default(),
             service_root_cause: Family::default(),
-            degraded_rtt: Family::default(),
-            degraded_loss: Family::default(),
             http: HttpMetrics::default(),
         };
         let build: Family<BuildLabels, Gauge> = Family::default();
@@ -265,16 +275,6 @@ impl Metrics {
             })
             .set(1);
         let mut r = Registry::default();
-        r.register(
-            "utkikk_target_state",
-            "Current state of each target: 1 for the state it is in, 0 for the others",
-            m.target_state.clone(),
-        );
-        r.register(
-            "utkikk_target_in_maintenance",
-            "Whether the target is inside a planned maintenance window now (1) or not (0); its state shows maintenance meanwhile",
-            m.in_maintenance.clone(),
-        );
         r.register(
             "utkikk_probe_success",
             "Whether the target's last probe cycle got any reply (1) or not (0)",
@@ -429,16 +429,6 @@ impl Metrics {
             m.service_root_cause.clone(),
         );
         r.register(
-            "utkikk_target_degraded_rtt_seconds",
-            "The target's threshold (config): mean RTT above it makes a reachable target degraded",
-            m.degraded_rtt.clone(),
-        );
-        r.register(
-            "utkikk_target_degraded_loss_ratio",
-            "The target's threshold (config): loss above it makes a reachable target degraded",
-            m.degraded_loss.clone(),
-        );
-        r.register(
             "utkikk_http_connections_open",
             "HTTP connections open now",
             m.http.connections_open.clone(),
@@ -463,6 +453,7 @@ impl Metrics {
             "Ledger queries refused because as many as allowed were running (answered 503)",
             m.http.queries_refused.clone(),
         );
+        r.register_collector(Box::new(m.states.clone()));
         r.register_collector(Box::new(m.snmp_devices.clone()));
         r.register(
             "utkikk_build_info",
@@ -508,53 +499,67 @@ impl Metrics {
         String::from_utf8_lossy(&all).into_owned()
     }
 
+    /// Encode the targets' state series from `source` at each scrape
+    /// (the live state calls this once, when it starts).
+    pub fn follow_states(&self, source: Box<dyn TargetStates>) {
+        self.states.follow(source);
+    }
+
+    /// A target's series that change with its cycles, looked up once:
+    /// the live-state owner keeps them, so recording a cycle touches no
+    /// map.
+    pub fn target_series(&self, t: &Target) -> TargetSeries {
+        TargetSeries {
+            labels: TargetLabels::of(t),
+            icmp: None,
+        }
+    }
+
     /// A probe that could not run (a name that does not resolve): the
     /// protocol's `utkikk_probe_success` is 0.
-    pub fn record_not_run(&self, t: &Target, probe: crate::probe::ProbeKind) {
+    pub fn record_not_run(&self, s: &TargetSeries, probe: crate::probe::ProbeKind) {
         self.probe_success
-            .get_or_create(&probe_labels(&TargetLabels::of(t), probe.as_str()))
+            .get_or_create(&probe_labels(&s.labels, probe.as_str()))
             .set(0);
     }
 
     /// Record an SNMP check on demand: its requests (its answer shows in
     /// the device's state, not in `utkikk_probe_success`, which is the
     /// scheduled poll's).
-    pub fn record_snmp_check(&self, t: &Target, check: &crate::probe::snmp::SnmpCheck) {
+    pub fn record_snmp_check(&self, s: &TargetSeries, check: &crate::probe::snmp::SnmpCheck) {
         self.snmp_requests
-            .get_or_create(&TargetLabels::of(t))
+            .get_or_create(&s.labels)
             .inc_by(u64::from(check.requests));
     }
 
     /// Record one SNMP poll: its own series, and the device's values.
-    pub fn record_snmp(&self, t: &Target, poll: &crate::probe::snmp::SnmpPoll) {
+    pub fn record_snmp(&self, s: &TargetSeries, poll: &crate::probe::snmp::SnmpPoll) {
         let requests = poll.requests;
-        let labels = TargetLabels::of(t);
+        let labels = &s.labels;
         self.probe_success
-            .get_or_create(&probe_labels(&labels, "snmp"))
+            .get_or_create(&probe_labels(labels, "snmp"))
             .set(i64::from(poll.result.is_ok()));
         self.snmp_duration
-            .get_or_create(&labels)
+            .get_or_create(labels)
             .observe(poll.duration.as_secs_f64());
         self.snmp_requests
-            .get_or_create(&labels)
+            .get_or_create(labels)
             .inc_by(u64::from(requests));
         if poll.non_increasing > 0 {
             self.snmp_non_increasing
-                .get_or_create(&labels)
+                .get_or_create(labels)
                 .inc_by(u64::from(poll.non_increasing));
         }
         if poll.rebooted {
-            self.reboots.get_or_create(&labels).inc();
+            self.reboots.get_or_create(labels).inc();
         }
         match &poll.result {
-            Ok(snap) => self.snmp_devices.set(&labels, snap.clone()),
+            Ok(snap) => self.snmp_devices.set(labels, snap.clone()),
             Err(e) => {
                 self.snmp_errors
                     .get_or_create(&ReasonLabels {
-                        target: labels.target.clone(),
-                        member: labels.member.clone(),
-                        site: labels.site.clone(),
-                        reason: e.code().to_string(),
+                        base: labels.clone(),
+                        reason: e.code(),
                     })
                     .inc();
                 // Values we can no longer read are not exported as if current.
@@ -639,10 +644,8 @@ impl Metrics {
         let labels = TargetLabels::of(t);
         for reason in crate::probe::snmp::SNMP_ERROR_CODES {
             let _ = self.snmp_errors.get_or_create(&ReasonLabels {
-                target: labels.target.clone(),
-                member: labels.member.clone(),
-                site: labels.site.clone(),
-                reason: reason.to_string(),
+                base: labels.clone(),
+                reason,
             });
         }
         let _ = self.reboots.get_or_create(&labels);
@@ -672,15 +675,6 @@ impl Metrics {
 
     pub fn observe_lag(&self, seconds: f64) {
         self.schedule_lag.observe(seconds);
-    }
-
-    pub fn set_state(&self, t: &Target, state: State) {
-        let base = TargetLabels::of(t);
-        for s in State::ALL {
-            self.target_state
-                .get_or_create(&state_labels(&base, t, s))
-                .set(i64::from(s == state));
-        }
     }
 
     /// Whether a service is up now; `None` removes the series (outside its
@@ -730,69 +724,54 @@ impl Metrics {
         }
     }
 
-    /// The target's configured thresholds, for alert rules to compare with.
-    pub fn set_thresholds(&self, t: &Target) {
-        let l = TargetLabels::of(t);
-        self.degraded_rtt
-            .get_or_create(&l)
-            .set(t.thresholds.degraded_rtt.as_secs_f64());
-        self.degraded_loss
-            .get_or_create(&l)
-            .set(t.thresholds.degraded_loss_ratio);
-    }
-
-    pub fn set_in_maintenance(&self, t: &Target, on: bool) {
-        self.in_maintenance
-            .get_or_create(&TargetLabels::of(t))
-            .set(i64::from(on));
-    }
-
     pub fn count_transition(&self, target: &str, from: State, to: State) {
         self.transitions
             .get_or_create(&TransitionLabels {
                 target: target.to_string(),
-                from: from.as_str().to_string(),
-                to: to.as_str().to_string(),
+                from: from.as_str(),
+                to: to.as_str(),
             })
             .inc();
     }
 
-    pub fn record_outcome(&self, t: &Target, o: &IcmpOutcome) {
-        let labels = TargetLabels::of(t);
-        self.probe_success
-            .get_or_create(&probe_labels(&labels, "icmp"))
-            .set(i64::from(o.success()));
+    /// Record one echo cycle (the target's ICMP series are made at its
+    /// first).
+    pub fn record_outcome(&self, s: &mut TargetSeries, o: &IcmpOutcome) {
+        let icmp = s.icmp.get_or_insert_with(|| IcmpSeries {
+            success: self
+                .probe_success
+                .get_or_create(&probe_labels(&s.labels, "icmp"))
+                .clone(),
+            requests: self.icmp_requests.get_or_create(&s.labels).clone(),
+            responses: self.icmp_responses.get_or_create(&s.labels).clone(),
+            rtt: self
+                .icmp_rtt
+                .as_ref()
+                .map(|f| f.get_or_create(&s.labels).clone()),
+            loss: self.icmp_loss.get_or_create(&s.labels).clone(),
+            jitter: self.icmp_jitter.get_or_create(&s.labels).clone(),
+        });
+        icmp.success.set(i64::from(o.success()));
         if o.is_probe_error() {
             return;
         }
-        self.icmp_requests
-            .get_or_create(&labels)
-            .inc_by(u64::from(o.sent));
-        self.icmp_responses
-            .get_or_create(&labels)
-            .inc_by(u64::from(o.received));
-        if let Some(family) = &self.icmp_rtt {
-            let rtt = family.get_or_create(&labels);
+        icmp.requests.inc_by(u64::from(o.sent));
+        icmp.responses.inc_by(u64::from(o.received));
+        if let Some(rtt) = &icmp.rtt {
             for r in &o.rtts {
                 rtt.observe(r.as_secs_f64());
             }
         }
         if let Some(loss) = o.loss_ratio() {
-            self.icmp_loss.get_or_create(&labels).set(loss);
+            icmp.loss.set(loss);
         }
-        let jitter = o.rtt_stats().map_or(0.0, |s| s.jitter_seconds);
-        self.icmp_jitter.get_or_create(&labels).set(jitter);
+        icmp.jitter
+            .set(o.rtt_stats().map_or(0.0, |s| s.jitter_seconds));
     }
 
     /// Drop every series of a target (removed, or its labels changed).
     pub fn remove_target(&self, t: &Target) {
         let base = TargetLabels::of(t);
-        for s in State::ALL {
-            self.target_state.remove(&state_labels(&base, t, s));
-        }
-        self.in_maintenance.remove(&base);
-        self.degraded_rtt.remove(&base);
-        self.degraded_loss.remove(&base);
         self.probe_success.remove(&probe_labels(&base, "icmp"));
         self.probe_success.remove(&probe_labels(&base, "snmp"));
         self.snmp_duration.remove(&base);
@@ -801,10 +780,8 @@ impl Metrics {
         self.reboots.remove(&base);
         for reason in crate::probe::snmp::SNMP_ERROR_CODES {
             self.snmp_errors.remove(&ReasonLabels {
-                target: base.target.clone(),
-                member: base.member.clone(),
-                site: base.site.clone(),
-                reason: reason.to_string(),
+                base: base.clone(),
+                reason,
             });
         }
         self.snmp_devices.remove(&base.target);
@@ -820,31 +797,37 @@ impl Metrics {
             for to in State::ALL {
                 self.transitions.remove(&TransitionLabels {
                     target: base.target.clone(),
-                    from: from.as_str().to_string(),
-                    to: to.as_str().to_string(),
+                    from: from.as_str(),
+                    to: to.as_str(),
                 });
             }
         }
     }
 }
 
-fn state_labels(base: &TargetLabels, t: &Target, s: State) -> StateLabels {
-    StateLabels {
-        target: base.target.clone(),
-        member: base.member.clone(),
-        site: base.site.clone(),
-        kind: t.kind.as_str().to_string(),
-        state: s.as_str().to_string(),
+fn probe_labels(base: &TargetLabels, probe: &'static str) -> ProbeLabels {
+    ProbeLabels {
+        base: base.clone(),
+        probe,
     }
 }
 
-fn probe_labels(base: &TargetLabels, probe: &str) -> ProbeLabels {
-    ProbeLabels {
-        target: base.target.clone(),
-        member: base.member.clone(),
-        site: base.site.clone(),
-        probe: probe.to_string(),
-    }
+/// One target's series, kept by the live-state owner (see
+/// [`Metrics::target_series`]). Handles: a series removed from its family
+/// (the target left, or its labels changed) is made anew with the
+/// target's new series.
+pub struct TargetSeries {
+    labels: TargetLabels,
+    icmp: Option<IcmpSeries>,
+}
+
+struct IcmpSeries {
+    success: Gauge,
+    requests: Counter,
+    responses: Counter,
+    rtt: Option<Histogram>,
+    loss: FGauge,
+    jitter: FGauge,
 }
 
 /// The text formats `/metrics` speaks.
@@ -1094,11 +1077,11 @@ mod tests {
     #[test]
     fn rtt_histogram_bounds_are_configured_or_it_is_off() {
         use std::time::Duration;
-        let labels = TargetLabels {
+        let labels = TargetLabels(Arc::new(TargetLabelValues {
             target: "t".into(),
             member: String::new(),
             site: String::new(),
-        };
+        }));
         let m = Metrics::new("a", &[Duration::from_millis(1), Duration::from_millis(3)]);
         m.icmp_rtt
             .as_ref()
