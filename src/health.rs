@@ -112,15 +112,16 @@ pub struct TargetHealth {
     /// if a root cause above it turns out to have failed first, that outage
     /// is re-attributed to it.
     own_down_at: Option<Time>,
-    spec: Spec,
+    /// Boxed, as `held` and `parked`: 10,000 of these live in one map.
+    spec: Box<Spec>,
     /// Start of the latest observation that graded the target, and of the
     /// latest clear one (every reply back, or SNMP answering).
     seen_at: Option<Time>,
     clear_at: Option<Time>,
     /// A confirmed failure waiting for its parents to be judged.
-    held: Option<Hold>,
+    held: Option<Box<Hold>>,
     /// An echo cycle of a link waiting for its ends to be read again.
-    parked: Option<Parked>,
+    parked: Option<Box<Parked>>,
     /// A check on demand was asked for; its answer is due by then.
     check_due: Option<Time>,
     /// Ends asked to be read again, and when their answers are due.
@@ -342,7 +343,8 @@ enum ParentsSay {
 
 #[derive(Debug, Default)]
 pub struct HealthBook {
-    targets: HashMap<String, TargetHealth>,
+    /// Boxed: the map's spare places cost a pointer, not ~350 bytes.
+    targets: HashMap<String, Box<TargetHealth>>,
     children: HashMap<String, Vec<String>>,
     /// Links with an end on each device, with the end's index.
     ends_on: HashMap<String, Vec<(String, usize)>>,
@@ -356,11 +358,11 @@ impl HealthBook {
     }
 
     pub fn get(&self, id: &str) -> Option<&TargetHealth> {
-        self.targets.get(id)
+        self.targets.get(id).map(|h| &**h)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &TargetHealth)> {
-        self.targets.iter()
+        self.targets.iter().map(|(id, h)| (id, &**h))
     }
 
     /// Adopt a (re)loaded inventory. Targets that keep their id and address
@@ -393,7 +395,7 @@ impl HealthBook {
                         h.parked = None;
                         h.ends_awaited.clear();
                     }
-                    h.spec = spec;
+                    h.spec = Box::new(spec);
                     h
                 }
                 None => {
@@ -402,7 +404,7 @@ impl HealthBook {
                     } else {
                         Reason::NoProbeEnabled
                     };
-                    TargetHealth {
+                    Box::new(TargetHealth {
                         state: State::Unmonitored,
                         since: now,
                         reason: Some(reason),
@@ -414,7 +416,7 @@ impl HealthBook {
                         down_run_since: None,
                         partial_cycle_at: None,
                         own_down_at: None,
-                        spec,
+                        spec: Box::new(spec),
                         seen_at: None,
                         clear_at: None,
                         held: None,
@@ -424,7 +426,7 @@ impl HealthBook {
                         ends_due: None,
                         echoes_back: None,
                         echoes_failed: false,
-                    }
+                    })
                 }
             };
             next.insert(t.id.clone(), h);
@@ -590,7 +592,7 @@ impl HealthBook {
                 .get_mut(&id)
                 .and_then(|h| h.parked.take_if(|p| p.deadline <= now));
             if let Some(p) = parked {
-                self.unpark(&id, p, now, &mut fx);
+                self.unpark(&id, *p, now, &mut fx);
             }
             if self
                 .targets
@@ -633,7 +635,7 @@ impl HealthBook {
             .collect();
         if let Some(earlier) = h.parked.take() {
             // A cycle still waiting: taken as the ends are now, in order.
-            self.unpark(id, earlier, now, fx);
+            self.unpark(id, *earlier, now, fx);
         }
         let Some(h) = self.targets.get_mut(id) else {
             return;
@@ -658,7 +660,7 @@ impl HealthBook {
             let asked = request_end_reads(id, h, &down_ends, now, fx);
             if asked && cycle.success() {
                 let deadline = h.ends_due.unwrap_or(now);
-                h.parked = Some(Parked { cycle, deadline });
+                h.parked = Some(Box::new(Parked { cycle, deadline }));
                 self.waiting.insert(id.to_string());
                 return;
             }
@@ -715,7 +717,7 @@ impl HealthBook {
             let settled = h.ends_awaited.is_empty() || down.is_empty();
             if settled {
                 if let Some(p) = h.parked.take() {
-                    self.unpark(id, p, now, fx);
+                    self.unpark(id, *p, now, fx);
                     self.refresh_waiting(id);
                 }
             }
@@ -960,11 +962,11 @@ impl HealthBook {
                     return;
                 }
                 if let Some(h) = self.targets.get_mut(id) {
-                    h.held = Some(Hold {
+                    h.held = Some(Box::new(Hold {
                         at,
                         reason,
                         deadline,
-                    });
+                    }));
                 }
                 self.waiting.insert(id.to_string());
                 self.ask_parents(id, now, fx);

@@ -53,7 +53,10 @@ pub struct Scheduler {
     snmp_runtime: Handle,
     resolve_interval: Duration,
     /// ICMP targets as the engine has them.
-    icmp_targets: HashMap<String, Target>,
+    /// The inventory last applied: what the engine was given for each
+    /// ICMP target (its address and settings; a change of anything else
+    /// leaves its cycles alone). Shared with the live state, not copied.
+    applied: Option<Arc<Inventory>>,
     running_snmp: HashMap<String, Running>,
 }
 
@@ -151,7 +154,7 @@ impl Scheduler {
             tracker,
             snmp_runtime,
             resolve_interval: Duration::from_secs(300),
-            icmp_targets: HashMap::new(),
+            applied: None,
             running_snmp: HashMap::new(),
         }
     }
@@ -159,7 +162,7 @@ impl Scheduler {
     /// Make the running tasks match `inv`: stop removed or changed targets,
     /// start new or changed ones, leave unchanged ones alone (their timers
     /// keep their phase).
-    pub fn apply(&mut self, inv: &Inventory) {
+    pub fn apply(&mut self, inv: &Arc<Inventory>) {
         if self.resolve_interval != inv.agent.resolve_interval {
             self.icmp
                 .send(Command::ResolveInterval(inv.agent.resolve_interval));
@@ -171,16 +174,23 @@ impl Scheduler {
             .filter(|t| t.icmp.enabled)
             .map(|t| (t.id.as_str(), t))
             .collect();
-        let icmp = &self.icmp;
-        self.icmp_targets.retain(|id, t| {
-            let keep = wanted.get(id.as_str()).is_some_and(|w| *w == t);
-            if !keep {
-                icmp.send(Command::Remove(id.clone()));
+        let same = |old: &Target, new: &Target| old.address == new.address && old.icmp == new.icmp;
+        let mut kept = std::collections::HashSet::new();
+        for old in self.applied.iter().flat_map(|a| &a.targets) {
+            if !old.icmp.enabled {
+                continue;
             }
-            keep
-        });
+            if wanted
+                .get(old.id.as_str())
+                .is_some_and(|new| same(old, new))
+            {
+                kept.insert(old.id.as_str());
+            } else {
+                self.icmp.send(Command::Remove(old.id.clone()));
+            }
+        }
         for t in wanted.values() {
-            if self.icmp_targets.contains_key(&t.id) {
+            if kept.contains(t.id.as_str()) {
                 continue;
             }
             self.icmp.send(Command::Set {
@@ -188,8 +198,9 @@ impl Scheduler {
                 address: t.address.clone(),
                 settings: t.icmp.clone(),
             });
-            self.icmp_targets.insert(t.id.clone(), (*t).clone());
         }
+        drop(kept);
+        self.applied = Some(inv.clone());
         let wanted: HashMap<&str, &Target> = inv
             .targets
             .iter()
@@ -246,7 +257,12 @@ impl Scheduler {
     /// or for a target without ICMP one SNMP GET. False when it has no
     /// probe. Asked twice before it ran, it runs once.
     pub fn check(&self, target: &str) -> bool {
-        if self.icmp_targets.contains_key(target) {
+        let icmp = self
+            .applied
+            .as_ref()
+            .and_then(|a| a.target(target))
+            .is_some_and(|t| t.icmp.enabled);
+        if icmp {
             self.icmp.send(Command::Check(target.to_string()));
             return true;
         }
@@ -269,7 +285,7 @@ impl Scheduler {
     pub fn stopper(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
         self.icmp.send(Command::Stop);
         let icmp_thread = self.icmp_thread.take();
-        self.icmp_targets.clear();
+        self.applied = None;
         for (_, r) in self.running_snmp.drain() {
             r.abort.abort();
         }

@@ -139,7 +139,9 @@ pub struct Engine {
 struct Book {
     /// Why a family has no socket.
     no_socket: [Option<FailureReason>; 2],
-    entries: Vec<Option<Entry>>,
+    /// Boxed: the slab grows by doubling, and its spare places cost a
+    /// pointer each, not an entry (~300 bytes).
+    entries: Vec<Option<Box<Entry>>>,
     free: Vec<u32>,
     index: HashMap<String, u32>,
     generation: u32,
@@ -275,16 +277,6 @@ impl Engine {
         };
         let (resolver, lookups) = mpsc::unbounded_channel();
         tokio::spawn(resolve_names(lookups, handle.clone()));
-        let empty = Pending {
-            live: false,
-            slot: 0,
-            generation: 0,
-            cycle: 0,
-            echo: 0,
-            stamp: 0,
-            sent: Instant::now(),
-            tx_ns: 0,
-        };
         let no_socket = [v4.as_ref().err().cloned(), v6.as_ref().err().cloned()];
         let book = Book {
             no_socket,
@@ -293,7 +285,7 @@ impl Engine {
             index: HashMap::new(),
             generation: 0,
             events: Timeline::default(),
-            pending: [vec![empty; SEQUENCES], vec![empty; SEQUENCES]],
+            pending: [Vec::new(), Vec::new()],
             next_seq: [0, 0],
             next_stamp: ident.into(),
             out: [Vec::new(), Vec::new()],
@@ -502,11 +494,11 @@ impl Book {
         };
         let slot = match self.free.pop() {
             Some(s) => {
-                self.entries[s as usize] = Some(entry);
+                self.entries[s as usize] = Some(Box::new(entry));
                 s
             }
             None => {
-                self.entries.push(Some(entry));
+                self.entries.push(Some(Box::new(entry)));
                 (self.entries.len() - 1) as u32
             }
         };
@@ -550,10 +542,9 @@ impl Book {
                 } => self
                     .entry_mut(slot, Some(generation))
                     .is_some_and(|e| e.cycle_no == cycle && e.cycle.is_some()),
-                Event::Deadline { family, seq, stamp } => {
-                    let p = &self.pending[family as usize][seq as usize];
-                    p.live && p.stamp == stamp
-                }
+                Event::Deadline { family, seq, stamp } => self.pending[family as usize]
+                    .get(seq as usize)
+                    .is_some_and(|p| p.live && p.stamp == stamp),
             };
             if live {
                 return Some(at);
@@ -587,8 +578,10 @@ impl Book {
                     }
                 }
                 Event::Deadline { family, seq, stamp } => {
-                    let p = self.pending[family as usize][seq as usize];
-                    if p.live && p.stamp == stamp {
+                    let live = self.pending[family as usize]
+                        .get(seq as usize)
+                        .is_some_and(|p| p.live && p.stamp == stamp);
+                    if live {
                         self.settle(family as usize, seq, Echo::Lost(FailureReason::Timeout));
                     }
                 }
@@ -790,6 +783,21 @@ impl Book {
         let (ip, timeout, payload) = (c.ip, settings.timeout, settings.payload_bytes);
         // A free sequence number: the next one, unless still in flight.
         let table = &mut self.pending[family];
+        if table.is_empty() {
+            // At the family's first echo (3 MB: an agent without IPv6
+            // targets never has the IPv6 one).
+            let empty = Pending {
+                live: false,
+                slot: 0,
+                generation: 0,
+                cycle: 0,
+                echo: 0,
+                stamp: 0,
+                sent: now,
+                tx_ns: 0,
+            };
+            table.resize(SEQUENCES, empty);
+        }
         let mut seq = self.next_seq[family];
         let mut tries = 0;
         while table[seq as usize].live && tries < SEQUENCES {
@@ -909,7 +917,7 @@ impl Book {
 
     /// The pending echo `seq` if it is live and went to `addr`.
     fn matching(&self, family: usize, seq: u16, addr: IpAddr) -> Option<Pending> {
-        let p = self.pending[family][seq as usize];
+        let p = *self.pending[family].get(seq as usize)?;
         if !p.live {
             return None;
         }
