@@ -335,7 +335,9 @@ pub struct RawTarget {
     #[serde(default)]
     pub thresholds: RawThresholds,
     /// Present (even empty) means: poll this target over SNMP.
-    pub snmp: Option<S<RawSnmp>>,
+    // Boxed: a target without it costs 8 bytes here, not 1.4 KB (10,000
+    // targets were 45 MB of raw config while a file was read).
+    pub snmp: Option<Box<S<RawSnmp>>>,
     /// For `link` targets: the interfaces at each end (device, ifName or ifAlias).
     #[serde(default)]
     pub ends: Vec<RawLinkEnd>,

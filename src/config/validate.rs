@@ -302,7 +302,7 @@ pub(super) fn validate(
             &default_thresholds,
             &format!("{p}.thresholds"),
         );
-        let snmp = t.snmp.as_ref().and_then(|block| {
+        let snmp = t.snmp.as_deref().and_then(|block| {
             let sp = format!("{p}.snmp");
             let own = snmp::partial(&mut v, &block.value, &sp, &config_dir);
             snmp::settings(&mut v, own, &default_snmp, block.into(), &sp)
