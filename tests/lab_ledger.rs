@@ -142,7 +142,7 @@ lab_test!(availability_api_answers_and_refuses_bad_parameters, || {
     let _far = far_host_v4(&["198.51.100.1/24", "198.51.100.2/24"]);
     let agent = Agent::start(&config());
     agent.wait_state("sw1", "up", DEADLINE);
-    let month = Utc::now().format("%Y-%m").to_string();
+    let month = utkikk::time::oslo::month_of(Utc::now()); // months are Oslo's
     wait_until("some up time recorded", DEADLINE, || {
         let (_, a) = json(
             &agent,
@@ -352,7 +352,7 @@ lab_test!(service_levels_from_the_ledger, || {
     assert_eq!(services[0]["levels"][0]["schedule"], "24x7");
     assert_eq!(services[1]["levels"][0]["schedule"], "business_hours");
 
-    let month = Utc::now().format("%Y-%m").to_string();
+    let month = utkikk::time::oslo::month_of(Utc::now()); // months are Oslo's
     let (status, sla) = json(&agent, &format!("/api/v1/services/svc-a/sla?month={month}"));
     assert_eq!(status, 200, "{sla}");
     assert_eq!(sla["complete"], false);
