@@ -344,7 +344,9 @@ enum ParentsSay {
 #[derive(Debug, Default)]
 pub struct HealthBook {
     /// Boxed: the map's spare places cost a pointer, not ~350 bytes.
-    targets: HashMap<String, Box<TargetHealth>>,
+    /// foldhash: looked up several times per observation, and the keys
+    /// are the config's ids (not chosen by anyone on the network).
+    targets: HashMap<String, Box<TargetHealth>, foldhash::fast::RandomState>,
     children: HashMap<String, Vec<String>>,
     /// Links with an end on each device, with the end's index.
     ends_on: HashMap<String, Vec<(String, usize)>>,
@@ -378,7 +380,7 @@ impl HealthBook {
         previous: Option<&Inventory>,
         now: Time,
     ) -> Vec<Transition> {
-        let mut next = HashMap::with_capacity(inv.targets.len());
+        let mut next = HashMap::with_capacity_and_hasher(inv.targets.len(), Default::default());
         for t in &inv.targets {
             let kept = previous
                 .and_then(|p| p.target(&t.id))
@@ -1456,6 +1458,7 @@ mod tests {
 
     fn inventory(targets: Vec<Target>) -> Inventory {
         Inventory {
+            index: Default::default(),
             source: "t.yaml".into(),
             agent: AgentSettings {
                 id: "t".into(),

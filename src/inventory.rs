@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,6 +50,9 @@ pub mod defaults {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inventory {
+    /// Each target's position in `targets`, made at the first lookup
+    /// (`targets` does not change once the inventory is built).
+    pub index: TargetIndex,
     pub source: PathBuf,
     pub agent: AgentSettings,
     pub members: Vec<Member>,
@@ -120,6 +124,47 @@ impl MemberOn<'_> {
     }
 }
 
+/// Target ids to positions, without a second copy of the ids: a table
+/// of positions hashed by the id they point at.
+#[derive(Default, Clone)]
+pub struct TargetIndex(
+    std::sync::OnceLock<(hashbrown::HashTable<u32>, foldhash::fast::RandomState)>,
+);
+
+impl TargetIndex {
+    fn position(&self, targets: &[Target], id: &str) -> Option<usize> {
+        let (table, hasher) = self.0.get_or_init(|| {
+            let hasher = foldhash::fast::RandomState::default();
+            let mut table = hashbrown::HashTable::with_capacity(targets.len());
+            for (i, t) in targets.iter().enumerate() {
+                let h = hasher.hash_one(t.id.as_str());
+                table.insert_unique(h, i as u32, |&j| {
+                    hasher.hash_one(targets[j as usize].id.as_str())
+                });
+            }
+            (table, hasher)
+        });
+        let h = hasher.hash_one(id);
+        table
+            .find(h, |&j| targets.get(j as usize).is_some_and(|t| t.id == id))
+            .map(|&j| j as usize)
+    }
+}
+
+impl fmt::Debug for TargetIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TargetIndex")
+    }
+}
+
+/// Derived from `targets`: two inventories with the same targets have the
+/// same index, built or not.
+impl PartialEq for TargetIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 impl Inventory {
     /// Member `id` as it stood on `day`; `None` for an unknown member.
     pub fn member_on(&self, id: &str, day: NaiveDate) -> Option<MemberOn<'_>> {
@@ -156,7 +201,12 @@ impl Inventory {
     }
 
     pub fn target(&self, id: &str) -> Option<&Target> {
-        self.targets.iter().find(|t| t.id == id)
+        self.position(id).map(|i| &self.targets[i])
+    }
+
+    /// Where target `id` is in `targets`.
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.index.position(&self.targets, id)
     }
 
     /// Links with an end on `device`, with the index of that end.

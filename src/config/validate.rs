@@ -416,6 +416,7 @@ pub(super) fn validate(
 
     if v.problems.is_empty() {
         Ok(Inventory {
+            index: Default::default(),
             source: file.to_path_buf(),
             agent,
             members,

@@ -4,8 +4,9 @@
 //! causes. Probers send it typed observations over a channel; commands
 //! (a new inventory, a maintenance change, stop) come over another. After
 //! each batch of messages it publishes an immutable [`Snapshot`]
-//! (`arc-swap`; the per-target map is persistent, so publishing costs O(1)
-//! and a reader never copies 10,000 targets): the HTTP handlers, metrics
+//! (`arc-swap`; the per-target part is a table by inventory position in
+//! shared chunks, so publishing copies only what changed and a reader
+//! never copies 10,000 targets): the HTTP handlers, metrics
 //! and service evaluation read that, and never take a lock the probe path
 //! waits on.
 //!
@@ -17,6 +18,7 @@
 //! Owns: live state. Must not touch: HTTP, the SLA maths.
 
 mod services;
+mod table;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,11 +35,12 @@ use crate::ledger::{Ledger, Record};
 use crate::link::{self, CounterRates};
 use crate::linkstats::{LinkDays, Peak};
 use crate::metrics::{Metrics, TargetLabels, TargetSeries};
-use crate::model::{EndStatus, Reason, State, Transition};
+use crate::model::{EndStatus, Reason, SnmpError, State, Transition};
 use crate::probe::snmp::SnmpPoll;
 use crate::probe::{EndQuery, IcmpOutcome, Observation, Outcome};
 use crate::schedule::Scheduler;
 pub use services::next_boundary;
+use table::Table;
 
 /// Observations waiting for the owner; a prober whose send finds it full
 /// waits (its next cycle is late, which `utkikk_schedule_lag_seconds`
@@ -81,7 +84,8 @@ pub struct TargetLive {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub inventory: Arc<Inventory>,
-    targets: imbl::HashMap<Arc<str>, Arc<TargetLive>>,
+    /// By the inventory's positions.
+    targets: Table<TargetLive>,
     /// Targets inside a maintenance window now, with the window's id.
     pub in_maintenance: Arc<HashMap<String, i64>>,
 }
@@ -90,13 +94,13 @@ impl Snapshot {
     fn empty(inventory: Arc<Inventory>) -> Self {
         Snapshot {
             inventory,
-            targets: imbl::HashMap::new(),
+            targets: Table::default(),
             in_maintenance: Arc::default(),
         }
     }
 
     pub fn target(&self, id: &str) -> Option<&TargetLive> {
-        self.targets.get(id).map(|t| &**t)
+        self.targets.get(self.inventory.position(id)?)
     }
 
     /// What a target shows: `maintenance` inside a window (alerts stay
@@ -120,10 +124,11 @@ struct Published(Arc<ArcSwap<Snapshot>>);
 impl crate::metrics::TargetStates for Published {
     fn for_each(&self, f: &mut dyn FnMut(&Target, State, bool)) {
         let s = self.0.load();
-        for t in &s.inventory.targets {
+        for (i, t) in s.inventory.targets.iter().enumerate() {
+            let observed = s.targets.get(i).map(|l| l.state);
             f(
                 t,
-                s.shown_state(&t.id),
+                shown(&s.in_maintenance, &t.id, observed),
                 s.in_maintenance.contains_key(&t.id),
             );
         }
@@ -174,7 +179,6 @@ impl Live {
         let owner = Owner {
             book: HealthBook::new(),
             inventory: parts.inventory,
-            index: HashMap::new(),
             series: Vec::new(),
             installed: false,
             scheduler: parts.scheduler,
@@ -185,10 +189,11 @@ impl Live {
             link_rates: CounterRates::default(),
             link_days: LinkDays::default(),
             services: services::ServicesNow::default(),
-            published: imbl::HashMap::new(),
+            published: Table::default(),
             published_at: tokio::time::Instant::now(),
             publish_due: false,
             dirty: Vec::new(),
+            dirty_marks: Vec::new(),
             snapshot: snapshot.clone(),
             services_due: true,
             maintenance_at: None,
@@ -240,8 +245,6 @@ impl Live {
 struct Owner {
     book: HealthBook,
     inventory: Arc<Inventory>,
-    /// Each target's position in the inventory, by id.
-    index: HashMap<String, usize>,
     /// Each target's metric series, in the inventory's order.
     series: Vec<TargetSeries>,
     installed: bool,
@@ -254,14 +257,15 @@ struct Owner {
     link_rates: CounterRates,
     link_days: LinkDays,
     services: services::ServicesNow,
-    /// The per-target part of the snapshot, updated in place (keys are
-    /// `Arc<str>`: copying a node clones no string).
-    published: imbl::HashMap<Arc<str>, Arc<TargetLive>>,
+    /// The per-target part of the snapshot, updated in place.
+    published: Table<TargetLive>,
     /// When the last snapshot went out, and whether one is waiting.
     published_at: tokio::time::Instant,
     publish_due: bool,
-    /// Targets changed since the last snapshot.
-    dirty: Vec<String>,
+    /// Positions of the targets changed since the last snapshot, and
+    /// which positions are in that list.
+    dirty: Vec<usize>,
+    dirty_marks: Vec<bool>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     /// Services to evaluate again before the next snapshot.
     services_due: bool,
@@ -396,12 +400,6 @@ impl Owner {
             }
         }
         self.inventory = new.clone();
-        self.index = new
-            .targets
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.id.clone(), i))
-            .collect();
         self.series = new
             .targets
             .iter()
@@ -413,8 +411,9 @@ impl Owner {
         self.metrics.set_services(&new.services);
         self.scheduler.apply(&new);
         // Every target anew: removed ones leave the published map.
-        self.published = imbl::HashMap::new();
-        self.dirty = new.targets.iter().map(|t| t.id.clone()).collect();
+        self.published = Table::with_len(new.targets.len());
+        self.dirty = (0..new.targets.len()).collect();
+        self.dirty_marks = vec![true; new.targets.len()];
         self.sync_maintenance();
         self.link_days_at =
             Some(now + chrono::Duration::from_std(new.agent.sla_interval).unwrap_or_default());
@@ -422,70 +421,81 @@ impl Owner {
 
     fn observe(&mut self, o: Observation) {
         let inv = self.inventory.clone();
-        let Some((i, target)) = self
-            .index
-            .get(&o.target)
-            .and_then(|&i| Some((i, inv.targets.get(i)?)))
+        let Some((i, target)) = inv
+            .position(&o.target)
+            .and_then(|i| Some((i, inv.targets.get(i)?)))
         else {
             return; // removed by a reload while it was probed
         };
-        if self.book.get(&target.id).is_none() {
+        let Some(h) = self.book.get(&target.id) else {
             return;
-        }
-        let before_snmp = self.book.get(&target.id).and_then(|h| h.snmp.clone());
+        };
+        // What SNMP said before, to log a change once (not every poll).
+        let before_snmp = match o.outcome {
+            Outcome::Snmp(_) | Outcome::SnmpCheck(_) => h.snmp.as_ref().map(|s| s.error.clone()),
+            _ => None,
+        };
         let now = Utc::now();
         // Dated at the probe's start: a failure began before the first
         // cycle that saw it, so this is within one interval of the truth.
         let fx = self.book.observe(&o, now);
-        match &o.outcome {
+        match o.outcome {
             Outcome::Icmp(cycle) => {
-                self.metrics.record_outcome(&mut self.series[i], cycle);
+                self.metrics.record_outcome(&mut self.series[i], &cycle);
                 if target.kind == TargetKind::Link && !self.in_maintenance.contains_key(&target.id)
                 {
                     let at = cycle.at.timestamp_millis();
                     self.link_days
                         .add(&target.id, at, now.timestamp_millis(), |s| {
-                            s.record_probe(cycle)
+                            s.record_probe(&cycle)
                         });
                 }
             }
             Outcome::Snmp(poll) => {
                 self.log_snmp_change(target, before_snmp.as_ref());
-                self.metrics.record_snmp(&self.series[i], poll);
-                self.update_utilisation(target, poll);
+                self.update_utilisation(target, &poll);
                 if poll.rebooted {
-                    self.reboot(target, poll);
+                    self.reboot(target, &poll);
                 }
-                if let Some(links) = self.links_on(&target.id) {
-                    self.dirty.extend(links);
+                for (l, _) in inv.link_ends_on(&target.id) {
+                    self.mark_dirty(&l.id);
                 }
+                self.metrics.record_snmp(&self.series[i], poll);
             }
             Outcome::SnmpCheck(check) => {
                 self.log_snmp_change(target, before_snmp.as_ref());
-                self.metrics.record_snmp_check(&self.series[i], check);
+                self.metrics.record_snmp_check(&self.series[i], &check);
             }
             Outcome::LinkEnd { .. } => {}
-            Outcome::NotRun { probe, .. } => self.metrics.record_not_run(&self.series[i], *probe),
+            Outcome::NotRun { probe, .. } => self.metrics.record_not_run(&self.series[i], probe),
         }
-        self.dirty.push(target.id.clone());
+        self.mark_dirty_at(i);
         self.effects(fx);
     }
 
-    fn links_on(&self, device: &str) -> Option<Vec<String>> {
-        let links: Vec<String> = self
-            .inventory
-            .link_ends_on(device)
-            .map(|(l, _)| l.id.clone())
-            .collect();
-        (!links.is_empty()).then_some(links)
+    /// Target `id` goes into the next snapshot.
+    fn mark_dirty(&mut self, id: &str) {
+        if let Some(i) = self.inventory.position(id) {
+            self.mark_dirty_at(i);
+        }
+    }
+
+    fn mark_dirty_at(&mut self, i: usize) {
+        if let Some(m) = self.dirty_marks.get_mut(i) {
+            if !*m {
+                *m = true;
+                self.dirty.push(i);
+            }
+        }
     }
 
     /// Log a change of SNMP verdict once, not every poll.
-    fn log_snmp_change(&self, target: &Target, before: Option<&SnmpStatus>) {
+    /// `before`: what the last poll said (`None`: no poll had ended yet).
+    fn log_snmp_change(&self, target: &Target, before: Option<&Option<SnmpError>>) {
         let Some(now) = self.book.get(&target.id).and_then(|h| h.snmp.as_ref()) else {
             return;
         };
-        if before.map(|b| &b.error) == Some(&now.error) {
+        if before == Some(&now.error) {
             return;
         }
         match &now.error {
@@ -550,7 +560,7 @@ impl Owner {
                 root_cause = tr.root_cause.as_deref().unwrap_or(""),
                 "state change"
             );
-            self.dirty.push(tr.target.clone());
+            self.mark_dirty(&tr.target);
             self.services_due = true;
             self.ledger.record(Record::Transition(tr.clone()));
             // No subscriber is fine: the ledger is written directly.
@@ -712,27 +722,29 @@ impl Owner {
         {
             return;
         }
-        for id in std::mem::take(&mut self.dirty) {
-            match self.book.get(&id) {
-                Some(h) => {
-                    self.published.insert(
-                        Arc::from(id.as_str()),
-                        Arc::new(TargetLive {
-                            state: h.state,
-                            since: h.since,
-                            reason: h.reason.clone(),
-                            root_cause: h.root_cause.clone(),
-                            last_icmp: h.last_icmp.clone(),
-                            snmp: h.snmp.clone(),
-                            ends: h.ends.clone(),
-                        }),
-                    );
-                }
-                None => {
-                    self.published.remove(id.as_str());
-                }
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &i in &dirty {
+            if let Some(m) = self.dirty_marks.get_mut(i) {
+                *m = false;
             }
+            let Some(t) = self.inventory.targets.get(i) else {
+                continue;
+            };
+            let live = self.book.get(&t.id).map(|h| {
+                Arc::new(TargetLive {
+                    state: h.state,
+                    since: h.since,
+                    reason: h.reason.clone(),
+                    root_cause: h.root_cause.clone(),
+                    last_icmp: h.last_icmp.clone(),
+                    snmp: h.snmp.clone(),
+                    ends: h.ends.clone(),
+                })
+            });
+            self.published.set(i, live);
         }
+        dirty.clear();
+        self.dirty = dirty;
         let in_maintenance = if same_maintenance {
             current.in_maintenance.clone()
         } else {

@@ -454,7 +454,6 @@ impl Metrics {
             m.http.queries_refused.clone(),
         );
         r.register_collector(Box::new(m.states.clone()));
-        r.register_collector(Box::new(m.snmp_devices.clone()));
         r.register(
             "utkikk_build_info",
             "Version of utkikk and the agent id; always 1",
@@ -468,24 +467,29 @@ impl Metrics {
     /// as they fill (the caller sends each on at once: the whole scrape is
     /// never in memory). The Prometheus text format 0.0.4 is for clients
     /// that do not ask for OpenMetrics (curl, promtool, older scrapers):
-    /// converted line by line as the registry is encoded. The sink
-    /// returns false to stop the encoding (the client left).
+    /// converted line by line as the registry is encoded. The SNMP
+    /// device series follow the registry's, written as text in either
+    /// format (see [`snmp`]). The sink returns false to stop the encoding
+    /// (the client left).
     pub fn scrape_into(&self, format: Format, sink: &mut dyn FnMut(Vec<u8>) -> bool) {
-        let out = Chunks::new(sink);
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
+        let mut out = Chunks::new(sink);
         // An error here is only the sink's stop.
         match format {
             Format::OpenMetrics => {
-                let mut out = out;
-                let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-                out.finish();
+                let _ = encode_registry(&mut out, &self.registry)
+                    .and_then(|()| self.snmp_devices.encode_text(&mut out, true))
+                    .and_then(|()| encode_eof(&mut out));
             }
             Format::PrometheusText => {
-                let counters = self.snmp_devices.counter_names();
-                let mut out = ToPrometheusText::new(out, &counters);
-                let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-                out.out.finish();
+                let mut text = ToPrometheusText::new(out);
+                let _ = encode_registry(&mut text, &self.registry);
+                text.flush_help(None);
+                out = text.out;
+                let _ = self.snmp_devices.encode_text(&mut out, false);
             }
         }
+        out.finish();
     }
 
     /// The whole scrape in one string (tests).
@@ -532,8 +536,9 @@ impl Metrics {
             .inc_by(u64::from(check.requests));
     }
 
-    /// Record one SNMP poll: its own series, and the device's values.
-    pub fn record_snmp(&self, s: &TargetSeries, poll: &crate::probe::snmp::SnmpPoll) {
+    /// Record one SNMP poll: its own series, and the device's values
+    /// (kept: the poll is taken, so its snapshot is not copied).
+    pub fn record_snmp(&self, s: &TargetSeries, poll: crate::probe::snmp::SnmpPoll) {
         let requests = poll.requests;
         let labels = &s.labels;
         self.probe_success
@@ -553,8 +558,8 @@ impl Metrics {
         if poll.rebooted {
             self.reboots.get_or_create(labels).inc();
         }
-        match &poll.result {
-            Ok(snap) => self.snmp_devices.set(labels, snap.clone()),
+        match poll.result {
+            Ok(snap) => self.snmp_devices.set(labels, snap),
             Err(e) => {
                 self.snmp_errors
                     .get_or_create(&ReasonLabels {
@@ -889,12 +894,11 @@ impl std::fmt::Write for Chunks<'_> {
 /// prometheus-client speaks only OpenMetrics. The two text formats differ,
 /// for what we expose, in four ways: a counter family is named without
 /// `_total` in OpenMetrics but with it in 0.0.4; `# UNIT` lines; `# EOF`;
-/// and `unknown` is `untyped` in 0.0.4 — except the SNMP counters that keep
-/// snmp_exporter's names (`ifHCInOctets`, no `_total`, which OpenMetrics
-/// does not allow for a counter): those are `counter` in 0.0.4.
+/// and `unknown` is `untyped` in 0.0.4. (The SNMP counters that keep
+/// snmp_exporter's names are written by [`snmp`] in either format.)
 /// A `# HELP` line waits for its `# TYPE` line, which says whether it is
 /// renamed.
-struct ToPrometheusText<'a, 's> {
+struct ToPrometheusText<'s> {
     out: Chunks<'s>,
     /// The `#` line being written (sample lines go straight through).
     line: String,
@@ -902,7 +906,6 @@ struct ToPrometheusText<'a, 's> {
     /// inside a sample line.
     at: LineAt,
     help: Option<String>,
-    snmp_counters: &'a std::collections::HashSet<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
@@ -913,14 +916,13 @@ enum LineAt {
     Sample,
 }
 
-impl<'a, 's> ToPrometheusText<'a, 's> {
-    fn new(out: Chunks<'s>, snmp_counters: &'a std::collections::HashSet<String>) -> Self {
+impl<'s> ToPrometheusText<'s> {
+    fn new(out: Chunks<'s>) -> Self {
         ToPrometheusText {
             out,
             line: String::new(),
             at: LineAt::Start,
             help: None,
-            snmp_counters,
         }
     }
 
@@ -941,12 +943,7 @@ impl<'a, 's> ToPrometheusText<'a, 's> {
                 self.out.push(&format!("# TYPE {name}_total counter\n"));
             } else if rest.ends_with(" unknown") {
                 self.flush_help(None);
-                let ty = if self.snmp_counters.contains(name) {
-                    "counter"
-                } else {
-                    "untyped"
-                };
-                self.out.push(&format!("# TYPE {name} {ty}\n"));
+                self.out.push(&format!("# TYPE {name} untyped\n"));
             } else {
                 self.flush_help(None);
                 self.out.push(&line);
@@ -979,7 +976,7 @@ impl<'a, 's> ToPrometheusText<'a, 's> {
     }
 }
 
-impl std::fmt::Write for ToPrometheusText<'_, '_> {
+impl std::fmt::Write for ToPrometheusText<'_> {
     fn write_str(&mut self, mut s: &str) -> std::fmt::Result {
         // Most pieces are bits of a sample line (a label, a value) with no
         // line end: straight through.
@@ -1041,13 +1038,12 @@ mod tests {
         let want = "# HELP a_requests_total Requests.\n# TYPE a_requests_total counter\na_requests_total{x=\"1\"} 3\n# HELP g A gauge.\n# TYPE g gauge\ng 1\n";
         // Whole, and in pieces cut anywhere (as the encoder writes them).
         for step in [om.len(), 1, 3, 7] {
-            let counters = Default::default();
             let mut got = Vec::new();
             let mut sink = |c: Vec<u8>| {
                 got.extend_from_slice(&c);
                 true
             };
-            let mut t = ToPrometheusText::new(Chunks::new(&mut sink), &counters);
+            let mut t = ToPrometheusText::new(Chunks::new(&mut sink));
             let bytes = om.as_bytes();
             for piece in bytes.chunks(step) {
                 std::fmt::Write::write_str(&mut t, std::str::from_utf8(piece).unwrap()).unwrap();
@@ -1055,21 +1051,20 @@ mod tests {
             t.out.finish();
             assert_eq!(String::from_utf8(got).unwrap(), want, "pieces of {step}");
         }
-        // `unknown`: the SNMP counters keep snmp_exporter's names and are
-        // counters in 0.0.4; anything else is untyped.
-        let om = "# HELP ifHCInOctets In.\n# TYPE ifHCInOctets unknown\nifHCInOctets{i=\"1\"} 5\n# TYPE u unknown\nu 1\n# UNIT x seconds\n# EOF\n";
-        let counters = std::collections::HashSet::from(["ifHCInOctets".to_string()]);
+        // `unknown` is untyped (the SNMP counters are written by
+        // `snmp`, not converted).
+        let om = "# HELP u In.\n# TYPE u unknown\nu{i=\"1\"} 5\n# UNIT x seconds\n# EOF\n";
         let mut got = Vec::new();
         let mut sink = |c: Vec<u8>| {
             got.extend_from_slice(&c);
             true
         };
-        let mut t = ToPrometheusText::new(Chunks::new(&mut sink), &counters);
+        let mut t = ToPrometheusText::new(Chunks::new(&mut sink));
         std::fmt::Write::write_str(&mut t, om).unwrap();
         t.out.finish();
         assert_eq!(
             String::from_utf8(got).unwrap(),
-            "# HELP ifHCInOctets In.\n# TYPE ifHCInOctets counter\nifHCInOctets{i=\"1\"} 5\n# TYPE u untyped\nu 1\n"
+            "# HELP u In.\n# TYPE u untyped\nu{i=\"1\"} 5\n"
         );
     }
 

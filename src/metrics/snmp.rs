@@ -1,7 +1,9 @@
 //! The SNMP device series: what the last successful poll of each device
-//! read, encoded on every scrape by a [`Collector`] (prometheus-client's
-//! families cannot set a counter to an absolute value, and a device's
-//! interface set changes between polls).
+//! read, written on every scrape as text (prometheus-client's families
+//! cannot set a counter to an absolute value, and a device's interface set
+//! changes between polls). Each device's label sets are rendered once per
+//! poll, not once per family and scrape: a 50-interface switch has 750
+//! interface samples and 50 label sets.
 //!
 //! Names and labels are snmp_exporter's `if_mib` ones (`ifHCInOctets`,
 //! `ifOperStatus`, … with `ifIndex`, `ifName`, `ifAlias`, `ifDescr`), plus
@@ -10,16 +12,10 @@
 //! OpenMetrics (which requires `_total` on counters) and `counter` in the
 //! 0.0.4 text format.
 
-use std::collections::HashSet;
+use std::fmt::Write;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeMetric, LabelSetEncoder,
-};
-use prometheus_client::metrics::MetricType;
 
 use super::TargetLabels;
 use crate::inventory::CustomKind;
@@ -28,92 +24,152 @@ use crate::probe::snmp::{DeviceSnapshot, IF_METRICS};
 /// Each device's last snapshot, by target id. Published whole (a
 /// persistent map: a copy is O(1)), so a scrape encodes a consistent set
 /// without a lock the live-state owner would wait on.
-type Devices = imbl::OrdMap<String, Arc<(TargetLabels, DeviceSnapshot)>>;
+type Devices = imbl::OrdMap<String, Arc<Device>>;
+
+/// A device's last snapshot and its label sets, rendered
+/// (`target="…",member="…",site="…",…`, values escaped).
+#[derive(Debug)]
+struct Device {
+    snap: DeviceSnapshot,
+    base: String,
+    info: Option<String>,
+    interfaces: Vec<String>,
+    processors: Vec<String>,
+    storage: Vec<String>,
+}
+
+impl Device {
+    fn new(l: &TargetLabels, snap: DeviceSnapshot) -> Device {
+        let base = label_set(l, &[]);
+        let info = snap.system.as_ref().map(|s| {
+            label_set(
+                l,
+                &[
+                    ("sys_name", &s.name),
+                    ("sys_descr", &s.descr),
+                    ("sys_object_id", &s.object_id),
+                    ("sys_location", &s.location),
+                ],
+            )
+        });
+        let interfaces = snap
+            .interfaces
+            .iter()
+            .map(|i| {
+                label_set(
+                    l,
+                    &[
+                        ("ifIndex", &i.index_label),
+                        ("ifName", &i.name),
+                        ("ifAlias", &i.alias),
+                        ("ifDescr", &i.descr),
+                    ],
+                )
+            })
+            .collect();
+        let processors = snap
+            .processors
+            .iter()
+            .map(|(idx, _)| label_set(l, &[("hrDeviceIndex", idx)]))
+            .collect();
+        let storage = snap
+            .storage
+            .iter()
+            .map(|st| {
+                label_set(
+                    l,
+                    &[
+                        ("hrStorageIndex", &st.index_label),
+                        ("hrStorageDescr", &st.descr),
+                    ],
+                )
+            })
+            .collect();
+        Device {
+            snap,
+            base,
+            info,
+            interfaces,
+            processors,
+            storage,
+        }
+    }
+}
+
+/// utkikk's own labels of a device, then `extra`, as the text format
+/// writes them (escaping as prometheus-client does).
+fn label_set(l: &TargetLabels, extra: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let own = [
+        ("target", l.target.as_str()),
+        ("member", l.member.as_str()),
+        ("site", l.site.as_str()),
+    ];
+    for (name, value) in own.iter().chain(extra) {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(name);
+        out.push_str("=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out
+}
 
 #[derive(Debug, Default)]
 pub struct SnmpSeries {
     devices: ArcSwap<Devices>,
-    /// Custom counter names seen, for the 0.0.4 type line.
-    custom_counters: ArcSwap<HashSet<String>>,
 }
 
-/// utkikk's own labels of a device.
-struct Base<'a>(&'a TargetLabels);
-
-impl EncodeLabelSet for Base<'_> {
-    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
-        ("target", self.0.target.as_str()).encode(encoder.encode_label())?;
-        ("member", self.0.member.as_str()).encode(encoder.encode_label())?;
-        ("site", self.0.site.as_str()).encode(encoder.encode_label())
-    }
+/// Counters keep snmp_exporter's names (no `_total`), which OpenMetrics
+/// allows only for `unknown`; the 0.0.4 text format calls them counters.
+#[derive(Clone, Copy)]
+enum Kind {
+    Gauge,
+    Counter,
 }
 
-/// A device's labels plus extra ones (interface, storage, sys info).
-struct With<'a, const N: usize>(&'a TargetLabels, [(&'static str, &'a str); N]);
-
-impl<const N: usize> EncodeLabelSet for With<'_, N> {
-    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
-        Base(self.0).encode(encoder)?;
-        for l in &self.1 {
-            l.encode(encoder.encode_label())?;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-struct Value(f64);
-
-impl EncodeMetric for Value {
-    fn encode(
-        &self,
-        mut encoder: prometheus_client::encoding::MetricEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        encoder.encode_gauge(&self.0)
-    }
-    fn metric_type(&self) -> MetricType {
-        MetricType::Gauge
-    }
-}
-
-/// Encode one family from a stream of samples, nothing when it is empty.
-/// Samples are encoded as they come: a scrape of thousands of interfaces
-/// never holds them all as label sets at once.
-fn emit<L: EncodeLabelSet>(
-    encoder: &mut DescriptorEncoder,
+/// Write one family from a stream of samples, nothing when it is empty.
+fn family<'a, W: Write>(
+    w: &mut W,
+    openmetrics: bool,
     name: &str,
     help: &str,
-    ty: MetricType,
-    samples: impl Iterator<Item = (L, f64)>,
-) -> Result<(), std::fmt::Error> {
+    kind: Kind,
+    samples: impl Iterator<Item = (&'a str, f64)>,
+) -> std::fmt::Result {
     let mut samples = samples.peekable();
     if samples.peek().is_none() {
         return Ok(());
     }
-    let mut family = encoder.encode_descriptor(name, help, None, ty)?;
+    let ty = match (kind, openmetrics) {
+        (Kind::Gauge, _) => "gauge",
+        (Kind::Counter, true) => "unknown",
+        (Kind::Counter, false) => "counter",
+    };
+    for piece in ["# HELP ", name, " ", help, "\n# TYPE ", name, " ", ty, "\n"] {
+        w.write_str(piece)?;
+    }
+    let mut number = dtoa::Buffer::new();
     for (labels, v) in samples {
-        Value(v).encode(family.encode_family(&labels)?)?;
+        for piece in [name, "{", labels, "} ", number.format(v), "\n"] {
+            w.write_str(piece)?;
+        }
     }
     Ok(())
 }
 
 impl SnmpSeries {
     pub fn set(&self, labels: &TargetLabels, snap: DeviceSnapshot) {
-        let known = self.custom_counters.load();
-        let new: Vec<&str> = snap
-            .custom
-            .iter()
-            .filter(|(c, _)| c.kind == CustomKind::Counter && !known.contains(&c.name))
-            .map(|(c, _)| c.name.as_str())
-            .collect();
-        if !new.is_empty() {
-            self.custom_counters.rcu(|names| {
-                let mut names = (**names).clone();
-                names.extend(new.iter().map(|n| n.to_string()));
-                names
-            });
-        }
-        let entry = Arc::new((labels.clone(), snap));
+        let entry = Arc::new(Device::new(labels, snap));
         self.devices.rcu(|d| {
             let mut d = (**d).clone();
             d.insert(labels.target.clone(), entry.clone());
@@ -131,89 +187,55 @@ impl SnmpSeries {
         }
     }
 
-    /// Names typed `counter` in the 0.0.4 text format.
-    pub fn counter_names(&self) -> HashSet<String> {
-        let mut names: HashSet<String> = IF_METRICS
-            .iter()
-            .filter(|(_, counter, _)| *counter)
-            .map(|(n, _, _)| (*n).to_string())
-            .collect();
-        names.extend(self.custom_counters.load().iter().cloned());
-        names
-    }
-}
-
-impl Collector for SnmpSeries {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    /// Every device family as text: OpenMetrics, or Prometheus 0.0.4.
+    pub fn encode_text<W: Write>(&self, w: &mut W, openmetrics: bool) -> std::fmt::Result {
         let devices = self.devices.load_full();
-        let devs = || devices.values().map(|d| (&d.0, &d.1));
-        emit(
-            &mut encoder,
+        let devs = || devices.values().map(|d| &**d);
+        family(
+            w,
+            openmetrics,
             "sysUpTime",
             "The time (in hundredths of a second) since the network management portion of the system was last re-initialized - 1.3.6.1.2.1.1.3",
-            MetricType::Gauge,
-            devs().map(|(l, s)| (Base(l), s.uptime_ticks as f64)),
+            Kind::Gauge,
+            devs().map(|d| (d.base.as_str(), d.snap.uptime_ticks as f64)),
         )?;
-        emit(
-            &mut encoder,
+        family(
+            w,
+            openmetrics,
             "utkikk_snmp_device_info",
             "What the device says about itself (sysName, sysDescr, sysObjectID, sysLocation); always 1",
-            MetricType::Gauge,
-            devs().filter_map(|(l, s)| {
-                let s = s.system.as_ref()?;
-                Some((
-                    With(
-                        l,
-                        [
-                            ("sys_name", s.name.as_str()),
-                            ("sys_descr", s.descr.as_str()),
-                            ("sys_object_id", s.object_id.as_str()),
-                            ("sys_location", s.location.as_str()),
-                        ],
-                    ),
-                    1.0,
-                ))
-            }),
+            Kind::Gauge,
+            devs().filter_map(|d| Some((d.info.as_deref()?, 1.0))),
         )?;
         for (c, (name, counter, help)) in IF_METRICS.iter().enumerate() {
-            let ty = if *counter {
-                MetricType::Unknown
-            } else {
-                MetricType::Gauge
-            };
-            emit(
-                &mut encoder,
+            let kind = if *counter { Kind::Counter } else { Kind::Gauge };
+            family(
+                w,
+                openmetrics,
                 name,
                 help,
-                ty,
-                devs().flat_map(|(l, s)| {
-                    s.interfaces.iter().filter_map(move |i| {
-                        let v = i.values[c]?;
-                        Some((
-                            With(
-                                l,
-                                [
-                                    ("ifIndex", i.index_label.as_str()),
-                                    ("ifName", i.name.as_str()),
-                                    ("ifAlias", i.alias.as_str()),
-                                    ("ifDescr", i.descr.as_str()),
-                                ],
-                            ),
-                            v as f64,
-                        ))
-                    })
+                kind,
+                devs().flat_map(|d| {
+                    d.snap
+                        .interfaces
+                        .iter()
+                        .zip(&d.interfaces)
+                        .filter_map(move |(i, labels)| Some((labels.as_str(), i.values[c]? as f64)))
                 }),
             )?;
         }
-        emit(
-            &mut encoder,
+        family(
+            w,
+            openmetrics,
             "hrProcessorLoad",
             "The average, over the last minute, of the percentage of time that this processor was not idle - 1.3.6.1.2.1.25.3.3.1.2",
-            MetricType::Gauge,
-            devs().flat_map(|(l, s)| {
-                s.processors
+            Kind::Gauge,
+            devs().flat_map(|d| {
+                d.snap
+                    .processors
                     .iter()
-                    .map(move |(idx, load)| (With(l, [("hrDeviceIndex", idx.as_str())]), *load as f64))
+                    .zip(&d.processors)
+                    .map(|((_, load), labels)| (labels.as_str(), *load as f64))
             }),
         )?;
         for (k, (name, help)) in [
@@ -224,59 +246,110 @@ impl Collector for SnmpSeries {
         .into_iter()
         .enumerate()
         {
-            emit(
-                &mut encoder,
+            family(
+                w,
+                openmetrics,
                 name,
                 help,
-                MetricType::Gauge,
-                devs().flat_map(|(l, s)| {
-                    s.storage.iter().map(move |st| {
+                Kind::Gauge,
+                devs().flat_map(|d| {
+                    d.snap.storage.iter().zip(&d.storage).map(move |(st, labels)| {
                         let v = match k {
                             0 => st.allocation_units,
                             1 => st.size,
                             _ => st.used,
                         };
-                        (
-                            With(
-                                l,
-                                [
-                                    ("hrStorageIndex", st.index_label.as_str()),
-                                    ("hrStorageDescr", st.descr.as_str()),
-                                ],
-                            ),
-                            v as f64,
-                        )
+                        (labels.as_str(), v as f64)
                     })
                 }),
             )?;
         }
         // Custom OIDs: one family per name, across devices.
         let mut names: Vec<(&str, CustomKind, &str)> = Vec::new();
-        for (_, s) in devs() {
-            for (c, _) in &s.custom {
+        for d in devs() {
+            for (c, _) in &d.snap.custom {
                 if !names.iter().any(|(n, _, _)| *n == c.name) {
                     names.push((&c.name, c.kind, &c.help));
                 }
             }
         }
         for (name, kind, help) in names {
-            let ty = match kind {
-                CustomKind::Counter => MetricType::Unknown,
-                CustomKind::Gauge => MetricType::Gauge,
+            let kind = match kind {
+                CustomKind::Counter => Kind::Counter,
+                CustomKind::Gauge => Kind::Gauge,
             };
-            emit(
-                &mut encoder,
+            family(
+                w,
+                openmetrics,
                 name,
                 help,
-                ty,
-                devs().flat_map(|(l, s)| {
-                    s.custom
+                kind,
+                devs().flat_map(|d| {
+                    d.snap
+                        .custom
                         .iter()
                         .filter(move |(c, _)| c.name == name)
-                        .map(move |(_, v)| (Base(l), *v))
+                        .map(move |(_, v)| (d.base.as_str(), *v))
                 }),
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::TargetLabelValues;
+    use crate::probe::snmp::Interface;
+
+    #[test]
+    fn device_series_in_both_formats_with_values_escaped() {
+        let series = SnmpSeries::default();
+        let labels = TargetLabels(Arc::new(TargetLabelValues {
+            target: "sw".into(),
+            member: "m".into(),
+            site: String::new(),
+        }));
+        let mut values = [None; 9];
+        values[0] = Some(12_345_678_901);
+        let snap = DeviceSnapshot {
+            uptime_ticks: 100,
+            interfaces: vec![Interface {
+                index: 3,
+                index_label: "3".into(),
+                name: "ge\"0\\1".into(),
+                alias: "up\nlink".into(),
+                descr: "d".into(),
+                values,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        series.set(&labels, snap);
+        let text = |om| {
+            let mut s = String::new();
+            series.encode_text(&mut s, om).unwrap();
+            s
+        };
+        let (om, prom) = (text(true), text(false));
+        let sample = r#"ifHCInOctets{target="sw",member="m",site="",ifIndex="3",ifName="ge\"0\\1",ifAlias="up\nlink",ifDescr="d"} 12345678901.0"#;
+        for t in [&om, &prom] {
+            assert!(
+                t.contains("sysUpTime{target=\"sw\",member=\"m\",site=\"\"} 100.0\n"),
+                "{t}"
+            );
+            assert!(t.lines().any(|l| l == sample), "{t}");
+            // Only the values read are written: no empty families.
+            assert!(!t.contains("hrProcessorLoad"), "{t}");
+            assert!(!t.contains("ifOutErrors"), "{t}");
+        }
+        assert!(om.contains("# TYPE ifHCInOctets unknown\n"));
+        assert!(prom.contains("# TYPE ifHCInOctets counter\n"));
+        assert!(
+            om.contains("# TYPE sysUpTime gauge\n") && prom.contains("# TYPE sysUpTime gauge\n")
+        );
+        series.remove("sw");
+        assert_eq!(text(true), "");
     }
 }
