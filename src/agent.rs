@@ -106,7 +106,10 @@ impl Agent {
             observations_tx,
             metrics.clone(),
             inventory.agent.max_concurrent_snmp_polls,
-            tokio::runtime::Handle::current(),
+            // With the live owner: a poll's requests and its observation
+            // wake no other thread (on the shared runtime each answer
+            // could wake a second worker).
+            probe_runtime.clone(),
         );
         let inventory = Arc::new(inventory);
         let live = Live::start(

@@ -49,7 +49,8 @@ pub struct Scheduler {
     metrics: Metrics,
     snmp_permits: Arc<Semaphore>,
     tracker: TaskTracker,
-    /// SNMP polls (BER decoding, v3 crypto) run here, off the ICMP thread.
+    /// SNMP polls (BER decoding, v3 crypto) run here: the probe runtime,
+    /// with the live owner (the ICMP engine has its own thread).
     snmp_runtime: Handle,
     resolve_interval: Duration,
     /// ICMP targets as the engine has them.
