@@ -53,7 +53,6 @@ pub struct Scheduler {
     /// with the live owner (the ICMP engine has its own thread).
     snmp_runtime: Handle,
     resolve_interval: Duration,
-    /// ICMP targets as the engine has them.
     /// The inventory last applied: what the engine was given for each
     /// ICMP target (its address and settings; a change of anything else
     /// leaves its cycles alone). Shared with the live state, not copied.
