@@ -2,8 +2,9 @@
 //! inventory it runs on, the scheduler, what maintenance covers now, the
 //! links' figures of today and their counter rates, and the services' root
 //! causes. Probers send it typed observations over a channel; commands
-//! (a new inventory, a maintenance change, stop) come over another. After
-//! each batch of messages it publishes an immutable [`Snapshot`]
+//! (a new inventory, a maintenance change, stop) come over another. It
+//! publishes an immutable [`Snapshot`] within 50 ms of a state change and
+//! within a second of other news (a cycle's round-trip times)
 //! (`arc-swap`; the per-target part is a table by inventory position in
 //! shared chunks, so publishing copies only what changed and a reader
 //! never copies 10,000 targets): the HTTP handlers, metrics
@@ -48,9 +49,14 @@ use table::Table;
 pub const OBSERVATION_QUEUE: usize = 8192;
 /// Messages handled before a snapshot is published, at most.
 const BATCH: usize = 512;
-/// Snapshots published this often at most: a batch of observations, not
-/// each one, pays for copying the map's changed nodes.
+/// A snapshot with a state change (or a maintenance change, or services
+/// due) goes out this soon at most: a batch of observations, not each
+/// one, pays for copying the table's changed chunks.
 const PUBLISH_EVERY: Duration = Duration::from_millis(50);
+/// Without one, the targets' details (last cycle, SNMP status, link
+/// ends) wait this long at most: at 10,000 targets a snapshot every 50 ms
+/// copied most chunks twenty times a second to show new round-trip times.
+const DETAILS_EVERY: Duration = Duration::from_secs(1);
 /// Without other deadlines, look at the clock at least this often.
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
@@ -192,6 +198,7 @@ impl Live {
             published: Table::default(),
             published_at: tokio::time::Instant::now(),
             publish_due: false,
+            urgent: false,
             dirty: Vec::new(),
             dirty_marks: Vec::new(),
             snapshot: snapshot.clone(),
@@ -262,6 +269,9 @@ struct Owner {
     /// When the last snapshot went out, and whether one is waiting.
     published_at: tokio::time::Instant,
     publish_due: bool,
+    /// A state changed: the next snapshot is due after [`PUBLISH_EVERY`],
+    /// not [`DETAILS_EVERY`].
+    urgent: bool,
     /// Positions of the targets changed since the last snapshot, and
     /// which positions are in that list.
     dirty: Vec<usize>,
@@ -285,7 +295,7 @@ impl Owner {
             let mut wake =
                 tokio::time::Instant::now() + (deadline - Utc::now()).to_std().unwrap_or_default();
             if self.publish_due {
-                wake = wake.min(self.published_at + PUBLISH_EVERY);
+                wake = wake.min(self.published_at + self.publish_after());
             }
             tokio::select! {
                 biased;
@@ -320,11 +330,20 @@ impl Owner {
                 _ = tokio::time::sleep_until(wake) => {}
             }
             self.deadlines();
-            if tokio::time::Instant::now() >= self.published_at + PUBLISH_EVERY {
+            if tokio::time::Instant::now() >= self.published_at + self.publish_after() {
                 self.publish();
             } else {
                 self.publish_due = true;
             }
+        }
+    }
+
+    /// How long after the last snapshot the next one is due.
+    fn publish_after(&self) -> Duration {
+        if self.urgent || self.services_due {
+            PUBLISH_EVERY
+        } else {
+            DETAILS_EVERY
         }
     }
 
@@ -561,6 +580,7 @@ impl Owner {
                 "state change"
             );
             self.mark_dirty(&tr.target);
+            self.urgent = true;
             self.services_due = true;
             self.ledger.record(Record::Transition(tr.clone()));
             // No subscriber is fine: the ledger is written directly.
@@ -690,6 +710,7 @@ impl Owner {
     /// services first when their inputs changed.
     fn publish(&mut self) {
         self.publish_due = false;
+        self.urgent = false;
         self.published_at = tokio::time::Instant::now();
         if self.services_due {
             self.services_due = false;
