@@ -14,6 +14,7 @@
 //! Secrets never appear in errors: snmp2's errors carry no credentials, and
 //! ours are built from error kinds only.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use snmp2::v3::{Auth, AuthProtocol, Cipher, KeyExtension, Security};
-use snmp2::{AsyncSession, Oid, Value};
+use snmp2::{AsyncSession, Oid, Value, Varbinds};
 use tokio::time::Instant;
 
 use super::{EndQuery, Observation, Outcome, ProbeKind, Prober, Request};
@@ -192,13 +193,14 @@ fn error_status_name(s: u32) -> String {
 }
 
 enum Op<'a> {
-    Get(&'a [Arcs]),
-    Bulk(&'a [Arcs], u32),
+    Get(&'a [Oid<'a>]),
+    Bulk(&'a [Oid<'a>], u32),
 }
 
 /// What one request attempt ended in.
-enum Attempt {
-    Done(Vec<(Arcs, Val)>),
+enum Attempt<T> {
+    /// The answer's varbinds, as the request's `decode` made them.
+    Done(T),
     /// Retry at once, not counted (v3 engine state updated).
     Again,
     /// Rebuild the session and retry, counted.
@@ -242,7 +244,7 @@ impl Session {
         self.inner = None;
     }
 
-    async fn connect(&mut self) -> Result<&mut AsyncSession, Attempt> {
+    async fn connect<T>(&mut self) -> Result<&mut AsyncSession, Attempt<T>> {
         if self.inner.is_none() {
             // Leave room: snmp2 counts request ids up from here.
             self.next_req_id = self.next_req_id.wrapping_add(1 << 20) & 0x3fff_ffff;
@@ -283,26 +285,21 @@ impl Session {
         self.inner.as_mut().ok_or(Attempt::Rebuild)
     }
 
-    async fn attempt(&mut self, op: &Op<'_>) -> Attempt {
+    /// One try of `op`; an answer's varbinds go through `decode` while
+    /// they are still the receive buffer's (nothing copied first).
+    async fn attempt<T>(
+        &mut self,
+        op: &Op<'_>,
+        decode: &mut impl FnMut(Varbinds<'_>) -> T,
+    ) -> Attempt<T> {
         let timeout = self.settings.timeout;
         let session = match self.connect().await {
             Ok(s) => s,
             Err(a) => return a,
         };
-        let to_oids = |list: &[Arcs]| -> Result<Vec<Oid<'static>>, Attempt> {
-            list.iter()
-                .map(|a| {
-                    Oid::from(a).map_err(|_| Attempt::Fail(SnmpError::Decode("bad OID".into())))
-                })
-                .collect()
-        };
         let (oids, bulk) = match op {
-            Op::Get(l) => (to_oids(l), None),
-            Op::Bulk(l, n) => (to_oids(l), Some(*n)),
-        };
-        let oids = match oids {
-            Ok(o) => o,
-            Err(a) => return a,
+            Op::Get(l) => (*l, None),
+            Op::Bulk(l, n) => (*l, Some(*n)),
         };
         let refs: Vec<&Oid<'_>> = oids.iter().collect();
         let fut = async {
@@ -314,11 +311,7 @@ impl Session {
                 Ok(pdu) if pdu.error_status != 0 => {
                     Attempt::Fail(SnmpError::Agent(error_status_name(pdu.error_status)))
                 }
-                Ok(pdu) => Attempt::Done(
-                    pdu.varbinds
-                        .map(|(oid, val)| (arcs(&oid), Val::of(&val)))
-                        .collect(),
-                ),
+                Ok(pdu) => Attempt::Done(decode(pdu.varbinds)),
                 Err(e) => classify(e),
             }
         };
@@ -328,14 +321,18 @@ impl Session {
         }
     }
 
-    async fn request(&mut self, op: Op<'_>) -> Result<Vec<(Arcs, Val)>, SnmpError> {
+    async fn request<T>(
+        &mut self,
+        op: Op<'_>,
+        mut decode: impl FnMut(Varbinds<'_>) -> T,
+    ) -> Result<T, SnmpError> {
         let attempts = self.settings.retries + 1;
         let mut agains = 0;
         let mut tries = 0;
         let mut last_io = None;
         while tries < attempts {
             self.stats.requests += 1;
-            match self.attempt(&op).await {
+            match self.attempt(&op, &mut decode).await {
                 Attempt::Done(v) => return Ok(v),
                 Attempt::Again if agains < 3 => agains += 1,
                 Attempt::Again | Attempt::Rebuild => {
@@ -397,64 +394,156 @@ impl Session {
     }
 
     pub async fn get(&mut self, oids: &[Arcs]) -> Result<Vec<(Arcs, Val)>, SnmpError> {
-        self.request(Op::Get(oids)).await
+        let oids = oids
+            .iter()
+            .map(|a| Oid::from(a).map_err(|_| SnmpError::Decode("bad OID".into())))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.request(Op::Get(&oids), |vbs| {
+            vbs.map(|(oid, val)| (arcs(&oid), Val::of(&val))).collect()
+        })
+        .await
     }
 
     /// Walk several table columns side by side with GETBULK: each request
     /// asks for the next `max_repetitions` rows of every column not yet
     /// finished. A column ends when it leaves its subtree, at endOfMibView,
     /// or on an OID that does not increase (a broken agent; counted).
+    /// A row is its OID's last arc (the tables walked have one index) and
+    /// its value; OIDs are compared in their encoded form as they arrive,
+    /// not decoded into arcs.
+    /// `rows`: how many rows to expect (room is made for them).
     pub async fn walk_columns(
         &mut self,
         roots: &[&[u64]],
-    ) -> Result<Vec<Vec<(Arcs, Val)>>, SnmpError> {
-        let mut out: Vec<Vec<(Arcs, Val)>> = vec![Vec::new(); roots.len()];
-        // A column's cursor is its last row's OID (its root before the
-        // first): no copy of each OID.
-        fn cursor<'a>(out: &'a [Vec<(Arcs, Val)>], roots: &[&'a [u64]], i: usize) -> &'a [u64] {
-            out[i].last().map_or(roots[i], |(o, _)| o.as_slice())
-        }
-        let mut done = vec![false; roots.len()];
-        let mut rows = 0usize;
+        rows: usize,
+    ) -> Result<Vec<Vec<(u64, Val)>>, SnmpError> {
+        let roots: Vec<Oid<'static>> = roots
+            .iter()
+            .map(|r| Oid::from(r).map_err(|_| SnmpError::Decode("bad OID".into())))
+            .collect::<Result<_, _>>()?;
+        let mut walk = Walk {
+            out: (0..roots.len())
+                .map(|_| Vec::with_capacity(rows.min(MAX_WALK_ROWS)))
+                .collect(),
+            // A column's cursor: its last row's OID, encoded (the root
+            // before the first row).
+            cursors: roots.iter().map(|r| r.as_bytes().to_vec()).collect(),
+            done: vec![false; roots.len()],
+            active: Vec::with_capacity(roots.len()),
+            non_increasing: 0,
+            progressed: false,
+            rows: 0,
+        };
         loop {
-            let active: Vec<usize> = (0..roots.len()).filter(|&i| !done[i]).collect();
-            if active.is_empty() {
-                return Ok(out);
+            walk.active.clear();
+            walk.active
+                .extend((0..roots.len()).filter(|&i| !walk.done[i]));
+            if walk.active.is_empty() {
+                return Ok(walk.out);
             }
-            let oids: Vec<Arcs> = active
-                .iter()
-                .map(|&i| cursor(&out, roots, i).to_vec())
-                .collect();
             // Keep a response to about max_repetitions × 10 varbinds.
-            let reps = (self.settings.max_repetitions * 10 / active.len() as u32)
+            let reps = (self.settings.max_repetitions * 10 / walk.active.len() as u32)
                 .clamp(1, self.settings.max_repetitions);
-            let vbs = self.request(Op::Bulk(&oids, reps)).await?;
-            if vbs.is_empty() {
-                return Ok(out);
+            let cursors: Vec<Oid<'_>> = walk
+                .active
+                .iter()
+                .map(|&i| Oid::new(Cow::Owned(walk.cursors[i].clone())))
+                .collect();
+            walk.progressed = false;
+            let got = self
+                .request(Op::Bulk(&cursors, reps), |vbs| walk.take(&roots, vbs))
+                .await;
+            self.stats.non_increasing += std::mem::take(&mut walk.non_increasing);
+            if got? == 0 {
+                return Ok(walk.out);
             }
-            let mut progressed = false;
-            for (k, (oid, val)) in vbs.into_iter().enumerate() {
-                let col = active[k % active.len()];
-                if done[col] {
-                    continue;
-                }
-                if val == Val::EndOfMib || !oid.starts_with(roots[col]) {
-                    done[col] = true;
-                    continue;
-                }
-                if oid.as_slice() <= cursor(&out, roots, col) {
-                    self.stats.non_increasing += 1;
-                    done[col] = true;
-                    continue;
-                }
-                out[col].push((oid, val));
-                progressed = true;
-                rows += 1;
-            }
-            if !progressed || rows > MAX_WALK_ROWS {
-                return Ok(out);
+            if !walk.progressed || walk.rows > MAX_WALK_ROWS {
+                return Ok(walk.out);
             }
         }
+    }
+}
+
+/// Where a walked OID stands against its column.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// Outside the column's subtree (or an arc past 64 bits): it ended.
+    Leaves,
+    /// Not after the column's last row: a broken agent.
+    Back,
+    /// A new row, with its index (the OID's last arc).
+    Row(u64),
+}
+
+/// `oid` against the column under `root` whose last row was `cursor`
+/// (encoded; `root`'s own encoding before the first row). Both are under
+/// the root, so what follows it is compared arc by arc: encoded bytes do
+/// not sort as arcs do (arcs from 2^14 up take three bytes, but begin
+/// with a smaller one than the largest two-byte arcs).
+fn step(root: &Oid<'_>, cursor: &[u8], oid: &Oid<'_>) -> Step {
+    if !oid.starts_with(root) {
+        return Step::Leaves;
+    }
+    let skip = root.as_bytes().len();
+    let rest = Oid::new_relative(Cow::Borrowed(&oid.as_bytes()[skip..]));
+    let last = Oid::new_relative(Cow::Borrowed(cursor.get(skip..).unwrap_or_default()));
+    let (Some(new), Some(old)) = (rest.iter(), last.iter()) else {
+        return Step::Leaves;
+    };
+    if new.cmp(old) != std::cmp::Ordering::Greater {
+        return Step::Back;
+    }
+    match rest.iter().and_then(Iterator::last) {
+        Some(i) => Step::Row(i),
+        None => Step::Back,
+    }
+}
+
+/// A side-by-side walk's state between its requests.
+struct Walk {
+    out: Vec<Vec<(u64, Val)>>,
+    cursors: Vec<Vec<u8>>,
+    done: Vec<bool>,
+    /// The columns asked for in the request being answered, in order.
+    active: Vec<usize>,
+    non_increasing: u32,
+    progressed: bool,
+    rows: usize,
+}
+
+impl Walk {
+    /// Take one answer's varbinds into the columns; how many there were.
+    fn take(&mut self, roots: &[Oid<'_>], vbs: Varbinds<'_>) -> usize {
+        let mut n = 0;
+        for (k, (oid, val)) in vbs.enumerate() {
+            n += 1;
+            let col = self.active[k % self.active.len()];
+            if self.done[col] {
+                continue;
+            }
+            if matches!(val, Value::EndOfMibView) {
+                self.done[col] = true;
+                continue;
+            }
+            let index = match step(&roots[col], &self.cursors[col], &oid) {
+                Step::Row(i) => i,
+                Step::Leaves => {
+                    self.done[col] = true;
+                    continue;
+                }
+                Step::Back => {
+                    self.non_increasing += 1;
+                    self.done[col] = true;
+                    continue;
+                }
+            };
+            self.cursors[col].clear();
+            self.cursors[col].extend_from_slice(oid.as_bytes());
+            self.out[col].push((index, Val::of(&val)));
+            self.progressed = true;
+            self.rows += 1;
+        }
+        n
     }
 }
 
@@ -525,7 +614,7 @@ fn socket_error(e: &std::io::Error) -> SnmpError {
     }
 }
 
-fn classify(e: snmp2::Error) -> Attempt {
+fn classify<T>(e: snmp2::Error) -> Attempt<T> {
     use snmp2::v3::AuthErrorKind as K;
     match e {
         snmp2::Error::AuthUpdated => Attempt::Again,
@@ -875,24 +964,26 @@ impl DevicePoller {
             snap.interfaces = self.poll_interfaces().await?;
         }
         if m.host_resources {
-            let cols = self.session.walk_columns(&[HR_PROCESSOR_LOAD]).await?;
+            let cols = self.session.walk_columns(&[HR_PROCESSOR_LOAD], 0).await?;
             snap.processors = cols[0]
                 .iter()
-                .filter_map(|(o, v)| Some((o.last()?.to_string(), v.as_i64()?)))
+                .filter_map(|(i, v)| Some((i.to_string(), v.as_i64()?)))
                 .collect();
             let cols = self
                 .session
-                .walk_columns(&[
-                    HR_STORAGE_DESCR,
-                    HR_STORAGE_UNITS,
-                    HR_STORAGE_SIZE,
-                    HR_STORAGE_USED,
-                ])
+                .walk_columns(
+                    &[
+                        HR_STORAGE_DESCR,
+                        HR_STORAGE_UNITS,
+                        HR_STORAGE_SIZE,
+                        HR_STORAGE_USED,
+                    ],
+                    0,
+                )
                 .await?;
             let mut rows: BTreeMap<u64, Storage> = BTreeMap::new();
             for (c, col) in cols.iter().enumerate() {
-                for (o, v) in col {
-                    let Some(&idx) = o.last() else { continue };
+                for &(idx, ref v) in col {
                     let r = rows.entry(idx).or_insert_with(|| Storage {
                         index: idx,
                         index_label: idx.to_string(),
@@ -935,12 +1026,14 @@ impl DevicePoller {
     ) -> Result<NameCache, SnmpError> {
         let cols = self
             .session
-            .walk_columns(&[IF_DESCR, IF_TYPE, IF_NAME, IF_ALIAS])
+            .walk_columns(
+                &[IF_DESCR, IF_TYPE, IF_NAME, IF_ALIAS],
+                if_number.map_or(0, |n| n as usize),
+            )
             .await?;
         let mut rows: BTreeMap<u64, Interface> = BTreeMap::new();
         for (c, col) in cols.iter().enumerate() {
-            for (o, v) in col {
-                let Some(&idx) = o.last() else { continue };
+            for &(idx, ref v) in col {
                 let r = rows.entry(idx).or_insert_with(|| Interface {
                     index: idx,
                     index_label: idx.to_string(),
@@ -979,10 +1072,13 @@ impl DevicePoller {
         };
         let mut rows = cache.rows.clone();
         if self.settings.interfaces.is_empty() {
-            let cols = self.session.walk_columns(&IF_POLL_COLUMNS).await?;
+            let cols = self
+                .session
+                .walk_columns(&IF_POLL_COLUMNS, cache.rows.len())
+                .await?;
             for (c, col) in cols.iter().enumerate() {
-                for (o, v) in col {
-                    if let Some(r) = o.last().and_then(|i| rows.get_mut(i)) {
+                for (i, v) in col {
+                    if let Some(r) = rows.get_mut(i) {
                         r.values[c] = value_of(c, v);
                     }
                 }
@@ -1121,6 +1217,41 @@ mod tests {
         assert_eq!(wrap53(5), 5.0);
         assert_eq!(wrap53((1 << 53) + 7), 7.0);
         assert_eq!(wrap53(u64::MAX), ((1u64 << 53) - 1) as f64);
+    }
+
+    #[test]
+    fn a_walk_steps_by_arcs_not_by_encoded_bytes() {
+        let root: Arcs = vec![1, 3, 6, 1, 2, 1, 2, 2, 1, 10];
+        let oid = |tail: &[u64]| {
+            let mut a = root.clone();
+            a.extend_from_slice(tail);
+            Oid::from(&a).expect("an OID")
+        };
+        let r = Oid::from(&root).expect("an OID");
+        // The first row, after the root itself.
+        assert_eq!(step(&r, r.as_bytes(), &oid(&[2])), Step::Row(2));
+        // 16,384 is encoded 81 80 00: after 16,383 (FF 7F) though its
+        // first byte is smaller.
+        let c = oid(&[16_383]);
+        assert_eq!(step(&r, c.as_bytes(), &oid(&[16_384])), Step::Row(16_384));
+        assert_eq!(
+            step(&r, c.as_bytes(), &oid(&[1_000_001])),
+            Step::Row(1_000_001)
+        );
+        let c = oid(&[16_384]);
+        assert_eq!(step(&r, c.as_bytes(), &oid(&[16_383])), Step::Back);
+        assert_eq!(step(&r, c.as_bytes(), &oid(&[16_384])), Step::Back);
+        // A longer row under a smaller one still goes forward.
+        let c = oid(&[5]);
+        assert_eq!(step(&r, c.as_bytes(), &oid(&[5, 1])), Step::Row(1));
+        // The next column (…10 → …11), and the root itself, end it.
+        let next = Oid::from(&[1, 3, 6, 1, 2, 1, 2, 2, 1, 11, 1]).expect("an OID");
+        assert_eq!(step(&r, c.as_bytes(), &next), Step::Leaves);
+        assert_eq!(step(&r, c.as_bytes(), &r), Step::Back);
+        // Arc 129 (81 01) ends with the byte of arc 1: not under …6.1.
+        let one = Oid::from(&[1, 3, 6, 1]).expect("an OID");
+        let other = Oid::from(&[1, 3, 6, 129, 5]).expect("an OID");
+        assert_eq!(step(&one, one.as_bytes(), &other), Step::Leaves);
     }
 
     #[test]
