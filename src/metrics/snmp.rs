@@ -33,14 +33,36 @@ struct Device {
     snap: DeviceSnapshot,
     base: String,
     info: Option<String>,
-    interfaces: Vec<String>,
-    processors: Vec<String>,
-    storage: Vec<String>,
+    interfaces: Vec<Arc<str>>,
+    processors: Vec<Arc<str>>,
+    storage: Vec<Arc<str>>,
+}
+
+/// Each row's label set: the previous poll's where the row at the same
+/// place has the same labels (the usual case: names change rarely), else
+/// rendered anew.
+fn row_labels<R>(
+    rows: &[R],
+    prev: Option<(&[R], &[Arc<str>])>,
+    same: impl Fn(&R, &R) -> bool,
+    render: impl Fn(&R) -> String,
+) -> Vec<Arc<str>> {
+    rows.iter()
+        .enumerate()
+        .map(|(k, r)| {
+            prev.and_then(|(rows, labels)| {
+                rows.get(k)
+                    .filter(|p| same(p, r))
+                    .and_then(|_| labels.get(k).cloned())
+            })
+            .unwrap_or_else(|| render(r).into())
+        })
+        .collect()
 }
 
 impl Device {
-    fn new(l: &TargetLabels, snap: DeviceSnapshot) -> Device {
-        let base = label_set(l, &[]);
+    /// `prev`: the device's last poll, made with the same target labels.
+    fn new(l: &TargetLabels, base: String, snap: DeviceSnapshot, prev: Option<&Device>) -> Device {
         let info = snap.system.as_ref().map(|s| {
             label_set(
                 l,
@@ -52,10 +74,16 @@ impl Device {
                 ],
             )
         });
-        let interfaces = snap
-            .interfaces
-            .iter()
-            .map(|i| {
+        let interfaces = row_labels(
+            &snap.interfaces,
+            prev.map(|p| (&p.snap.interfaces[..], &p.interfaces[..])),
+            |a, b| {
+                a.index_label == b.index_label
+                    && a.name == b.name
+                    && a.alias == b.alias
+                    && a.descr == b.descr
+            },
+            |i| {
                 label_set(
                     l,
                     &[
@@ -65,17 +93,19 @@ impl Device {
                         ("ifDescr", &i.descr),
                     ],
                 )
-            })
-            .collect();
-        let processors = snap
-            .processors
-            .iter()
-            .map(|(idx, _)| label_set(l, &[("hrDeviceIndex", idx)]))
-            .collect();
-        let storage = snap
-            .storage
-            .iter()
-            .map(|st| {
+            },
+        );
+        let processors = row_labels(
+            &snap.processors,
+            prev.map(|p| (&p.snap.processors[..], &p.processors[..])),
+            |a, b| a.0 == b.0,
+            |(idx, _)| label_set(l, &[("hrDeviceIndex", idx)]),
+        );
+        let storage = row_labels(
+            &snap.storage,
+            prev.map(|p| (&p.snap.storage[..], &p.storage[..])),
+            |a, b| a.index_label == b.index_label && a.descr == b.descr,
+            |st| {
                 label_set(
                     l,
                     &[
@@ -83,8 +113,8 @@ impl Device {
                         ("hrStorageDescr", &st.descr),
                     ],
                 )
-            })
-            .collect();
+            },
+        );
         Device {
             snap,
             base,
@@ -169,7 +199,12 @@ fn family<'a, W: Write>(
 
 impl SnmpSeries {
     pub fn set(&self, labels: &TargetLabels, snap: DeviceSnapshot) {
-        let entry = Arc::new(Device::new(labels, snap));
+        let prev = self.devices.load().get(&labels.target).cloned();
+        // Its label sets begin with the target's own labels: reused only
+        // while those are the same.
+        let base = label_set(labels, &[]);
+        let prev = prev.filter(|p| p.base == base);
+        let entry = Arc::new(Device::new(labels, base, snap, prev.as_deref()));
         self.devices.rcu(|d| {
             let mut d = (**d).clone();
             d.insert(labels.target.clone(), entry.clone());
@@ -220,7 +255,7 @@ impl SnmpSeries {
                         .interfaces
                         .iter()
                         .zip(&d.interfaces)
-                        .filter_map(move |(i, labels)| Some((labels.as_str(), i.values[c]? as f64)))
+                        .filter_map(move |(i, labels)| Some((&**labels, i.values[c]? as f64)))
                 }),
             )?;
         }
@@ -235,7 +270,7 @@ impl SnmpSeries {
                     .processors
                     .iter()
                     .zip(&d.processors)
-                    .map(|((_, load), labels)| (labels.as_str(), *load as f64))
+                    .map(|((_, load), labels)| (&**labels, *load as f64))
             }),
         )?;
         for (k, (name, help)) in [
@@ -259,7 +294,7 @@ impl SnmpSeries {
                             1 => st.size,
                             _ => st.used,
                         };
-                        (labels.as_str(), v as f64)
+                        (&**labels, v as f64)
                     })
                 }),
             )?;
@@ -349,7 +384,31 @@ mod tests {
         assert!(
             om.contains("# TYPE sysUpTime gauge\n") && prom.contains("# TYPE sysUpTime gauge\n")
         );
+        // The next poll reuses the label sets of unchanged rows, and
+        // renders a renamed row's (or all, when the target's labels
+        // changed) anew.
+        let mut next = snap_again(&labels, &series);
+        next.interfaces[0].alias = "uplink".into();
+        series.set(&labels, next.clone());
+        assert!(text(true).contains(r#"ifAlias="uplink",ifDescr="d"} 12345678901.0"#));
+        let moved = TargetLabels(Arc::new(TargetLabelValues {
+            target: "sw".into(),
+            member: "n".into(),
+            site: String::new(),
+        }));
+        series.set(&moved, next);
+        assert!(text(true).contains(r#"ifHCInOctets{target="sw",member="n",site="",ifIndex="3""#));
         series.remove("sw");
         assert_eq!(text(true), "");
+    }
+
+    /// The snapshot last set for `labels`' target, to poll "again".
+    fn snap_again(labels: &TargetLabels, series: &SnmpSeries) -> DeviceSnapshot {
+        let devices = series.devices.load();
+        let d = devices.get(&labels.target).expect("set");
+        // Same rows: their label sets are shared with the next poll's.
+        let again = Device::new(labels, d.base.clone(), d.snap.clone(), Some(d));
+        assert!(Arc::ptr_eq(&again.interfaces[0], &d.interfaces[0]));
+        d.snap.clone()
     }
 }
