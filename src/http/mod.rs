@@ -581,6 +581,12 @@ fn metrics_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
 /// are held back on the encoder's side.
 const SCRAPE_CHUNKS_IN_FLIGHT: usize = 4;
 
+/// Scrapes at least this large give their freed memory back.
+const SCRAPE_TRIM_BYTES: usize = 4 << 20;
+/// A scrape whose last one was at most this large is encoded on the
+/// worker and sent whole.
+const SCRAPE_INLINE_BYTES: usize = 256 << 10;
+
 /// OpenMetrics when the scraper asks for it (Prometheus does), the classic
 /// text format otherwise. Encoded off the runtime's workers (10,000
 /// targets take a fifth of a second) straight into the response: each
@@ -588,10 +594,9 @@ const SCRAPE_CHUNKS_IN_FLIGHT: usize = 4;
 /// scrape is not held in memory while the client keeps up. The encoder
 /// never waits for the client (it reads the registry under the families'
 /// locks, which the live-state owner needs): pieces a slow client has not
-/// taken yet are held back and sent after.
-/// Scrapes at least this large give their freed memory back.
-const SCRAPE_TRIM_BYTES: usize = 4 << 20;
-
+/// taken yet are held back and sent after. A small scrape (the last one
+/// was at most [`SCRAPE_INLINE_BYTES`]) is encoded on the worker and sent
+/// whole.
 async fn metrics(AxState(agent): AxState<Agent>, headers: HeaderMap) -> Response {
     let wants_openmetrics = headers
         .get_all(header::ACCEPT)
@@ -610,6 +615,18 @@ async fn metrics(AxState(agent): AxState<Agent>, headers: HeaderMap) -> Response
         )
     };
     let m = agent.metrics().clone();
+    if let Some(last) = m.last_scrape_bytes().filter(|&n| n <= SCRAPE_INLINE_BYTES) {
+        // Small (a few devices, a few hundred targets): encoded here, in
+        // well under a millisecond, and sent whole — a blocking thread and
+        // a channel would cost more than the encoding.
+        let mut body = Vec::with_capacity(last + last / 8);
+        m.scrape_into(format, &mut |chunk| {
+            body.extend_from_slice(&chunk);
+            true
+        });
+        m.set_last_scrape_bytes(body.len());
+        return ([(header::CONTENT_TYPE, kind)], body).into_response();
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(SCRAPE_CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         let mut held: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
@@ -633,6 +650,7 @@ async fn metrics(AxState(agent): AxState<Agent>, headers: HeaderMap) -> Response
             }
             true
         });
+        m.set_last_scrape_bytes(bytes);
         // The registry is no longer read: waiting for the client is fine.
         for c in held {
             if tx.blocking_send(c).is_err() {

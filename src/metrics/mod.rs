@@ -160,6 +160,9 @@ pub struct Metrics {
     service_info: Family<ServiceInfoLabels, Gauge>,
     service_root_cause: Family<ServiceCauseLabels, Gauge>,
     pub http: HttpMetrics,
+    /// The last scrape's size in bytes (`usize::MAX` before the first):
+    /// how the HTTP handler chooses to encode the next one.
+    last_scrape_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The HTTP server's own figures (src/http/serve.rs).
@@ -226,6 +229,7 @@ impl Metrics {
             .clone();
         let user_clock = clocks.get_or_create(&ClockLabels { clock: "user" }).clone();
         let mut m = Metrics {
+            last_scrape_bytes: Arc::new(usize::MAX.into()),
             registry: Arc::new(Registry::default()),
             states: Arc::default(),
             probe_success: Family::default(),
@@ -490,6 +494,19 @@ impl Metrics {
             }
         }
         out.finish();
+    }
+
+    /// The last scrape's size in bytes, `None` before the first.
+    pub fn last_scrape_bytes(&self) -> Option<usize> {
+        let n = self
+            .last_scrape_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (n != usize::MAX).then_some(n)
+    }
+
+    pub fn set_last_scrape_bytes(&self, n: usize) {
+        self.last_scrape_bytes
+            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The whole scrape in one string (tests).
