@@ -198,7 +198,6 @@ impl Live {
             published: Table::default(),
             published_at: tokio::time::Instant::now(),
             publish_due: false,
-            urgent: false,
             dirty: Vec::new(),
             dirty_marks: Vec::new(),
             snapshot: snapshot.clone(),
@@ -269,9 +268,6 @@ struct Owner {
     /// When the last snapshot went out, and whether one is waiting.
     published_at: tokio::time::Instant,
     publish_due: bool,
-    /// A state changed: the next snapshot is due after [`PUBLISH_EVERY`],
-    /// not [`DETAILS_EVERY`].
-    urgent: bool,
     /// Positions of the targets changed since the last snapshot, and
     /// which positions are in that list.
     dirty: Vec<usize>,
@@ -338,9 +334,11 @@ impl Owner {
         }
     }
 
-    /// How long after the last snapshot the next one is due.
+    /// How long after the last snapshot the next one is due: soon when
+    /// the services are to be evaluated again (a state or maintenance
+    /// changed, a schedule opened or closed).
     fn publish_after(&self) -> Duration {
-        if self.urgent || self.services_due {
+        if self.services_due {
             PUBLISH_EVERY
         } else {
             DETAILS_EVERY
@@ -580,7 +578,6 @@ impl Owner {
                 "state change"
             );
             self.mark_dirty(&tr.target);
-            self.urgent = true;
             self.services_due = true;
             self.ledger.record(Record::Transition(tr.clone()));
             // No subscriber is fine: the ledger is written directly.
@@ -710,7 +707,6 @@ impl Owner {
     /// services first when their inputs changed.
     fn publish(&mut self) {
         self.publish_due = false;
-        self.urgent = false;
         self.published_at = tokio::time::Instant::now();
         if self.services_due {
             self.services_due = false;
