@@ -81,8 +81,11 @@ mod tests {
     fn iface(index: u64, name: &str, oper: u64, admin: u64, inn: u64, out: u64) -> Interface {
         let mut i = Interface {
             index,
-            name: name.into(),
-            alias: format!("alias-{name}"),
+            names: std::sync::Arc::new(snmp::IfNames {
+                name: name.into(),
+                alias: format!("alias-{name}"),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         i.values[0] = Some(inn);

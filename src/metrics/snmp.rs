@@ -77,20 +77,16 @@ impl Device {
         let interfaces = row_labels(
             &snap.interfaces,
             prev.map(|p| (&p.snap.interfaces[..], &p.interfaces[..])),
-            |a, b| {
-                a.index_label == b.index_label
-                    && a.name == b.name
-                    && a.alias == b.alias
-                    && a.descr == b.descr
-            },
+            |a, b| Arc::ptr_eq(&a.names, &b.names) || a.names == b.names,
             |i| {
+                let n = &i.names;
                 label_set(
                     l,
                     &[
-                        ("ifIndex", &i.index_label),
-                        ("ifName", &i.name),
-                        ("ifAlias", &i.alias),
-                        ("ifDescr", &i.descr),
+                        ("ifIndex", &n.index_label),
+                        ("ifName", &n.name),
+                        ("ifAlias", &n.alias),
+                        ("ifDescr", &n.descr),
                     ],
                 )
             },
@@ -336,7 +332,7 @@ impl SnmpSeries {
 mod tests {
     use super::*;
     use crate::metrics::TargetLabelValues;
-    use crate::probe::snmp::Interface;
+    use crate::probe::snmp::{IfNames, Interface};
 
     #[test]
     fn device_series_in_both_formats_with_values_escaped() {
@@ -352,12 +348,14 @@ mod tests {
             uptime_ticks: 100,
             interfaces: vec![Interface {
                 index: 3,
-                index_label: "3".into(),
-                name: "ge\"0\\1".into(),
-                alias: "up\nlink".into(),
-                descr: "d".into(),
+                names: Arc::new(IfNames {
+                    index_label: "3".into(),
+                    name: "ge\"0\\1".into(),
+                    alias: "up\nlink".into(),
+                    descr: "d".into(),
+                    if_type: None,
+                }),
                 values,
-                ..Default::default()
             }],
             ..Default::default()
         };
@@ -388,7 +386,10 @@ mod tests {
         // renders a renamed row's (or all, when the target's labels
         // changed) anew.
         let mut next = snap_again(&labels, &series);
-        next.interfaces[0].alias = "uplink".into();
+        next.interfaces[0].names = Arc::new(IfNames {
+            alias: "uplink".into(),
+            ..IfNames::clone(&next.interfaces[0].names)
+        });
         series.set(&labels, next.clone());
         assert!(text(true).contains(r#"ifAlias="uplink",ifDescr="d"} 12345678901.0"#));
         let moved = TargetLabels(Arc::new(TargetLabelValues {

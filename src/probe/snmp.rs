@@ -11,16 +11,24 @@
 //! sysUpTime goes back, ifNumber or ifTableLastChange change, or it is an
 //! hour old (alias edits change neither).
 //!
+//! A poll of every interface is one side-by-side GETBULK walk of the
+//! interface columns whose first request also carries the scalars
+//! (sysUpTime, ifNumber, … as non-repeaters): the walk begins at the
+//! columns' roots whatever the cache says, so it need not wait for them.
+//! It stops at the last interface named, and asks each time for the rows
+//! still expected, not for more: a 50-interface switch whose agent answers
+//! at most 100 varbinds (net-snmp's default) is five requests.
+//!
 //! Secrets never appear in errors: snmp2's errors carry no credentials, and
 //! ours are built from error kinds only.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use snmp2::v3::{Auth, AuthProtocol, Cipher, KeyExtension, Security};
 use snmp2::{AsyncSession, Oid, Value, Varbinds};
 use tokio::time::Instant;
@@ -194,7 +202,9 @@ fn error_status_name(s: u32) -> String {
 
 enum Op<'a> {
     Get(&'a [Oid<'a>]),
-    Bulk(&'a [Oid<'a>], u32),
+    /// GETBULK: the OIDs, how many of them are non-repeaters (first),
+    /// max-repetitions.
+    Bulk(&'a [Oid<'a>], u32, u32),
 }
 
 /// What one request attempt ended in.
@@ -299,13 +309,13 @@ impl Session {
         };
         let (oids, bulk) = match op {
             Op::Get(l) => (*l, None),
-            Op::Bulk(l, n) => (*l, Some(*n)),
+            Op::Bulk(l, non_repeaters, reps) => (*l, Some((*non_repeaters, *reps))),
         };
         let refs: Vec<&Oid<'_>> = oids.iter().collect();
         let fut = async {
             let pdu = match bulk {
                 None => session.get_many(&refs).await,
-                Some(n) => session.getbulk(&refs, 0, n).await,
+                Some((non_repeaters, reps)) => session.getbulk(&refs, non_repeaters, reps).await,
             };
             match pdu {
                 Ok(pdu) if pdu.error_status != 0 => {
@@ -405,63 +415,75 @@ impl Session {
     }
 
     /// Walk several table columns side by side with GETBULK: each request
-    /// asks for the next `max_repetitions` rows of every column not yet
-    /// finished. A column ends when it leaves its subtree, at endOfMibView,
-    /// or on an OID that does not increase (a broken agent; counted).
-    /// A row is its OID's last arc (the tables walked have one index) and
-    /// its value; OIDs are compared in their encoded form as they arrive,
-    /// not decoded into arcs.
-    /// `rows`: how many rows to expect (room is made for them).
+    /// asks for the next rows of every column not yet finished. A column
+    /// ends when it leaves its subtree, at endOfMibView, or on an OID that
+    /// does not increase (a broken agent; counted). A row is its OID's
+    /// last arc (the tables walked have one index) and its value; OIDs are
+    /// compared in their encoded form as they arrive, not decoded.
+    /// `rows`: how many rows to expect (0: unknown).
     pub async fn walk_columns(
         &mut self,
         roots: &[&[u64]],
         rows: usize,
     ) -> Result<Vec<Vec<(u64, Val)>>, SnmpError> {
-        let roots: Vec<Oid<'static>> = roots
-            .iter()
-            .map(|r| Oid::from(r).map_err(|_| SnmpError::Decode("bad OID".into())))
-            .collect::<Result<_, _>>()?;
-        let mut walk = Walk {
-            out: (0..roots.len())
-                .map(|_| Vec::with_capacity(rows.min(MAX_WALK_ROWS)))
-                .collect(),
-            // A column's cursor: its last row's OID, encoded (the root
-            // before the first row).
-            cursors: roots.iter().map(|r| r.as_bytes().to_vec()).collect(),
-            done: vec![false; roots.len()],
-            active: Vec::with_capacity(roots.len()),
-            non_increasing: 0,
-            progressed: false,
-            rows: 0,
-        };
-        loop {
-            walk.active.clear();
-            walk.active
-                .extend((0..roots.len()).filter(|&i| !walk.done[i]));
-            if walk.active.is_empty() {
-                return Ok(walk.out);
-            }
-            // Keep a response to about max_repetitions × 10 varbinds.
-            let reps = (self.settings.max_repetitions * 10 / walk.active.len() as u32)
-                .clamp(1, self.settings.max_repetitions);
-            let cursors: Vec<Oid<'_>> = walk
-                .active
-                .iter()
-                .map(|&i| Oid::new(Cow::Owned(walk.cursors[i].clone())))
-                .collect();
-            walk.progressed = false;
-            let got = self
-                .request(Op::Bulk(&cursors, reps), |vbs| walk.take(&roots, vbs))
-                .await;
-            self.stats.non_increasing += std::mem::take(&mut walk.non_increasing);
-            if got? == 0 {
-                return Ok(walk.out);
-            }
-            if !walk.progressed || walk.rows > MAX_WALK_ROWS {
-                return Ok(walk.out);
-            }
-        }
+        let mut walk = Walk::new(roots, rows)?;
+        self.walk_rest(&mut walk).await?;
+        Ok(walk.out)
     }
+
+    /// One GETBULK of `walk`, with `scalars` (full instance OIDs such as
+    /// `sysUpTime.0`) asked as its non-repeaters: each is a GETNEXT of
+    /// its parent, so its value is the scalar's only when the OID that
+    /// comes back is the scalar's (else `Missing`). The scalars' values,
+    /// in order.
+    async fn walk_request(
+        &mut self,
+        walk: &mut Walk,
+        scalars: &[Oid<'_>],
+    ) -> Result<Vec<Val>, SnmpError> {
+        walk.active.clear();
+        walk.active
+            .extend((0..walk.roots.len()).filter(|&i| !walk.done[i]));
+        let reps = walk.reps(self.settings.max_repetitions);
+        let mut ask: Vec<Oid<'_>> = scalars
+            .iter()
+            .map(|s| parent(s))
+            .collect::<Result<_, _>>()?;
+        ask.extend(
+            walk.active
+                .iter()
+                .map(|&i| Oid::new(Cow::Owned(walk.cursors[i].clone()))),
+        );
+        walk.progressed = false;
+        let got = self
+            .request(Op::Bulk(&ask, scalars.len() as u32, reps), |vbs| {
+                walk.take(scalars, vbs)
+            })
+            .await;
+        self.stats.non_increasing += std::mem::take(&mut walk.non_increasing);
+        let (vals, n) = got?;
+        if n <= scalars.len() || !walk.progressed || walk.rows > MAX_WALK_ROWS {
+            walk.done.fill(true);
+        }
+        Ok(vals)
+    }
+
+    /// Request until every column of `walk` has ended.
+    async fn walk_rest(&mut self, walk: &mut Walk) -> Result<(), SnmpError> {
+        while walk.done.contains(&false) {
+            self.walk_request(walk, &[]).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A scalar's parent (`sysUpTime` of `sysUpTime.0`): a GETNEXT of it
+/// answers the scalar.
+fn parent(scalar: &Oid<'_>) -> Result<Oid<'static>, SnmpError> {
+    let bad = || SnmpError::Decode("bad OID".into());
+    let mut a = arcs(scalar);
+    a.pop().ok_or_else(bad)?;
+    Oid::from(&a).map_err(|_| bad())
 }
 
 /// Where a walked OID stands against its column.
@@ -501,7 +523,10 @@ fn step(root: &Oid<'_>, cursor: &[u8], oid: &Oid<'_>) -> Step {
 
 /// A side-by-side walk's state between its requests.
 struct Walk {
+    roots: Vec<Oid<'static>>,
     out: Vec<Vec<(u64, Val)>>,
+    /// A column's cursor: its last row's OID, encoded (the root before
+    /// the first row).
     cursors: Vec<Vec<u8>>,
     done: Vec<bool>,
     /// The columns asked for in the request being answered, in order.
@@ -509,15 +534,84 @@ struct Walk {
     non_increasing: u32,
     progressed: bool,
     rows: usize,
+    /// Rows expected per column (0: unknown), to size requests.
+    hint: usize,
+    /// The last row wanted: a column reaching it is finished without
+    /// another request to see it end.
+    last: Option<u64>,
 }
 
 impl Walk {
-    /// Take one answer's varbinds into the columns; how many there were.
-    fn take(&mut self, roots: &[Oid<'_>], vbs: Varbinds<'_>) -> usize {
+    fn new(roots: &[&[u64]], hint: usize) -> Result<Walk, SnmpError> {
+        let roots: Vec<Oid<'static>> = roots
+            .iter()
+            .map(|r| Oid::from(r).map_err(|_| SnmpError::Decode("bad OID".into())))
+            .collect::<Result<_, _>>()?;
+        Ok(Walk {
+            out: (0..roots.len())
+                .map(|_| Vec::with_capacity(hint.min(MAX_WALK_ROWS)))
+                .collect(),
+            cursors: roots.iter().map(|r| r.as_bytes().to_vec()).collect(),
+            done: vec![false; roots.len()],
+            active: Vec::with_capacity(roots.len()),
+            roots,
+            non_increasing: 0,
+            progressed: false,
+            rows: 0,
+            hint,
+            last: None,
+        })
+    }
+
+    /// From now on rows after `last` are not wanted (`hint` of them in
+    /// all); columns already there are finished.
+    fn bound(&mut self, last: u64, hint: usize) {
+        self.last = Some(last);
+        self.hint = hint;
+        for (out, done) in self.out.iter().zip(&mut self.done) {
+            if out.last().is_some_and(|&(i, _)| i >= last) {
+                *done = true;
+            }
+        }
+    }
+
+    /// Repetitions for the next request: what is still expected of the
+    /// shortest active column (plus one to see it end, unless the last
+    /// row is known), within `max` and about `max` × 10 varbinds in all.
+    /// More rows than expected: the hint was wrong, ask for `max`.
+    fn reps(&self, max: u32) -> u32 {
+        let cap = (max * 10 / self.active.len().max(1) as u32).clamp(1, max);
+        let got = self
+            .active
+            .iter()
+            .map(|&c| self.out[c].len())
+            .min()
+            .unwrap_or(0);
+        let want = match self.hint {
+            0 => return cap,
+            h if got > h => return cap,
+            h => h - got + usize::from(self.last.is_none()),
+        };
+        u32::try_from(want).unwrap_or(cap).clamp(1, cap)
+    }
+
+    /// Take one answer: the values of `scalars` (its first varbinds), then
+    /// the active columns' rows. The scalars' values, and how many
+    /// varbinds there were.
+    fn take(&mut self, scalars: &[Oid<'_>], vbs: Varbinds<'_>) -> (Vec<Val>, usize) {
+        let mut vals = Vec::with_capacity(scalars.len());
         let mut n = 0;
         for (k, (oid, val)) in vbs.enumerate() {
             n += 1;
-            let col = self.active[k % self.active.len()];
+            if let Some(s) = scalars.get(k) {
+                vals.push(if oid.as_bytes() == s.as_bytes() {
+                    Val::of(&val)
+                } else {
+                    Val::Missing
+                });
+                continue;
+            }
+            let col = self.active[(k - scalars.len()) % self.active.len()];
             if self.done[col] {
                 continue;
             }
@@ -525,7 +619,7 @@ impl Walk {
                 self.done[col] = true;
                 continue;
             }
-            let index = match step(&roots[col], &self.cursors[col], &oid) {
+            let index = match step(&self.roots[col], &self.cursors[col], &oid) {
                 Step::Row(i) => i,
                 Step::Leaves => {
                     self.done[col] = true;
@@ -537,13 +631,22 @@ impl Walk {
                     continue;
                 }
             };
+            if let Some(last) = self.last {
+                if index >= last {
+                    self.done[col] = true;
+                }
+                if index > last {
+                    continue;
+                }
+            }
             self.cursors[col].clear();
             self.cursors[col].extend_from_slice(oid.as_bytes());
             self.out[col].push((index, Val::of(&val)));
             self.progressed = true;
             self.rows += 1;
         }
-        n
+        vals.resize(scalars.len(), Val::Missing);
+        (vals, n)
     }
 }
 
@@ -637,7 +740,7 @@ fn classify<T>(e: snmp2::Error) -> Attempt<T> {
 }
 
 /// sysName, sysDescr and friends.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SystemInfo {
     pub name: String,
     pub descr: String,
@@ -645,20 +748,25 @@ pub struct SystemInfo {
     pub location: String,
 }
 
-/// One interface, as polled.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Interface {
-    pub index: u64,
-    /// `index` as text, made once for the `ifIndex` label.
-    #[serde(skip)]
+/// An interface's names, as the last walk of them read them: shared by
+/// every poll until they are walked again.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IfNames {
+    /// The interface's index as text, made once for the `ifIndex` label.
     pub index_label: String,
     pub name: String,
     pub alias: String,
     pub descr: String,
     pub if_type: Option<u64>,
+}
+
+/// One interface, as polled.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Interface {
+    pub index: u64,
+    pub names: Arc<IfNames>,
     /// In [`IF_POLL_COLUMNS`] order: HC in/out octets, in/out errors, in/out
     /// discards, oper status, admin status, high speed (Mbit/s).
-    #[serde(skip)]
     pub values: [Option<u64>; 9],
 }
 
@@ -694,10 +802,9 @@ pub const IF_METRICS: [(&str, bool, &str); 9] = [
     ("ifHighSpeed", false, "An estimate of the interface's current bandwidth in units of 1,000,000 bits per second - 1.3.6.1.2.1.31.1.1.1.15"),
 ];
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Storage {
     pub index: u64,
-    #[serde(skip)]
     pub index_label: String,
     pub descr: String,
     pub allocation_units: u64,
@@ -706,7 +813,7 @@ pub struct Storage {
 }
 
 /// Everything one successful poll saw.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeviceSnapshot {
     /// sysUpTime in 1/100 s.
     pub uptime_ticks: u64,
@@ -716,7 +823,6 @@ pub struct DeviceSnapshot {
     pub processors: Vec<(String, i64)>,
     pub storage: Vec<Storage>,
     /// Custom OIDs that answered with a number.
-    #[serde(skip)]
     pub custom: Vec<(CustomOid, f64)>,
 }
 
@@ -774,8 +880,8 @@ pub fn end_status(device: &str, interface: &str, found: Option<&Interface>) -> E
 pub fn find_interface<'a>(interfaces: &'a [Interface], name: &str) -> Option<&'a Interface> {
     interfaces
         .iter()
-        .find(|i| i.name == name)
-        .or_else(|| interfaces.iter().find(|i| i.alias == name))
+        .find(|i| i.names.name == name)
+        .or_else(|| interfaces.iter().find(|i| i.names.alias == name))
 }
 
 /// IF-MIB ifOperStatus / ifAdminStatus `up(1)`; `down(2)` for admin.
@@ -783,7 +889,8 @@ const IF_UP: u64 = 1;
 const IF_ADMIN_DOWN: u64 = 2;
 
 struct NameCache {
-    rows: BTreeMap<u64, Interface>,
+    /// The interfaces polled, by index (values unset).
+    rows: Vec<Interface>,
     if_number: Option<u64>,
     last_change: Option<u64>,
     fetched: Instant,
@@ -856,13 +963,7 @@ impl DevicePoller {
         }
         let rows: Vec<Option<Interface>> = ends
             .iter()
-            .map(|q| {
-                let rows = &self.names.as_ref()?.rows;
-                rows.values()
-                    .find(|i| i.name == q.interface)
-                    .or_else(|| rows.values().find(|i| i.alias == q.interface))
-                    .cloned()
-            })
+            .map(|q| find_interface(&self.names.as_ref()?.rows, &q.interface).cloned())
             .collect();
         let not_polled = self.names.is_none();
         let mut oids: Vec<Arcs> = Vec::new();
@@ -915,18 +1016,32 @@ impl DevicePoller {
 
     async fn poll_inner(&mut self) -> Result<(DeviceSnapshot, bool), SnmpError> {
         let m = self.settings.modules;
-        let mut scalars: Vec<Arcs> = vec![SYS_UPTIME.to_vec()];
+        let mut scalars: Vec<&[u64]> = vec![SYS_UPTIME];
         if m.interfaces {
-            scalars.push(IF_NUMBER.to_vec());
-            scalars.push(IF_TABLE_LAST_CHANGE.to_vec());
+            scalars.extend([IF_NUMBER, IF_TABLE_LAST_CHANGE]);
         }
         if m.system {
-            for o in [SYS_NAME, SYS_DESCR, SYS_OBJECT_ID, SYS_LOCATION] {
-                scalars.push(o.to_vec());
-            }
+            scalars.extend([SYS_NAME, SYS_DESCR, SYS_OBJECT_ID, SYS_LOCATION]);
         }
-        let vals: BTreeMap<Arcs, Val> = self.session.get(&scalars).await?.into_iter().collect();
-        let value = |o: &[u64]| vals.get(o).cloned().unwrap_or(Val::Missing);
+        let scalar_oids = scalars
+            .iter()
+            .map(|o| Oid::from(o).map_err(|_| SnmpError::Decode("bad OID".into())))
+            .collect::<Result<Vec<_>, _>>()?;
+        // When every interface is read, the scalars ride on the first
+        // request of the interface walk (which starts at the columns'
+        // roots whatever the name cache says): one round trip fewer.
+        let walk_all = m.interfaces && self.settings.interfaces.is_empty();
+        let cached = self.names.as_ref().map_or(0, |c| c.rows.len());
+        let mut walk = Walk::new(if walk_all { &IF_POLL_COLUMNS } else { &[] }, cached)?;
+        let vals = self.session.walk_request(&mut walk, &scalar_oids).await?;
+        let value = |o: &[u64]| {
+            scalars
+                .iter()
+                .position(|s| *s == o)
+                .and_then(|k| vals.get(k))
+                .cloned()
+                .unwrap_or(Val::Missing)
+        };
         let uptime = value(SYS_UPTIME)
             .as_u64()
             .ok_or_else(|| SnmpError::Decode("no sysUpTime".into()))?;
@@ -961,7 +1076,11 @@ impl DevicePoller {
             if stale {
                 self.names = Some(self.walk_names(if_number, last_change).await?);
             }
-            snap.interfaces = self.poll_interfaces().await?;
+            snap.interfaces = if walk_all {
+                self.walk_interfaces(walk).await?
+            } else {
+                self.get_interfaces().await?
+            };
         }
         if m.host_resources {
             let cols = self.session.walk_columns(&[HR_PROCESSOR_LOAD], 0).await?;
@@ -1031,11 +1150,10 @@ impl DevicePoller {
                 if_number.map_or(0, |n| n as usize),
             )
             .await?;
-        let mut rows: BTreeMap<u64, Interface> = BTreeMap::new();
+        let mut names: BTreeMap<u64, IfNames> = BTreeMap::new();
         for (c, col) in cols.iter().enumerate() {
             for &(idx, ref v) in col {
-                let r = rows.entry(idx).or_insert_with(|| Interface {
-                    index: idx,
+                let r = names.entry(idx).or_insert_with(|| IfNames {
                     index_label: idx.to_string(),
                     ..Default::default()
                 });
@@ -1048,13 +1166,21 @@ impl DevicePoller {
             }
         }
         let filter = &self.settings.interfaces;
-        rows.retain(|_, r| {
-            filter.admits(
-                &r.name,
-                &r.alias,
-                r.if_type.and_then(|t| u32::try_from(t).ok()),
-            )
-        });
+        let rows = names
+            .into_iter()
+            .filter(|(_, r)| {
+                filter.admits(
+                    &r.name,
+                    &r.alias,
+                    r.if_type.and_then(|t| u32::try_from(t).ok()),
+                )
+            })
+            .map(|(index, names)| Interface {
+                index,
+                names: Arc::new(names),
+                values: [None; 9],
+            })
+            .collect();
         Ok(NameCache {
             rows,
             if_number,
@@ -1063,49 +1189,63 @@ impl DevicePoller {
         })
     }
 
-    /// The counters and states of the selected interfaces: a side-by-side
-    /// GETBULK walk when all are selected, GETs for just the selected rows
-    /// when a filter is set (a 500-port chassis is not walked whole).
-    async fn poll_interfaces(&mut self) -> Result<Vec<Interface>, SnmpError> {
+    /// The counters and states of every interface: the rest of `walk`
+    /// (begun with the poll's scalars), up to the last interface named.
+    async fn walk_interfaces(&mut self, mut walk: Walk) -> Result<Vec<Interface>, SnmpError> {
+        let cached = self.names.as_ref().map_or(&[][..], |c| &c.rows[..]);
+        if let Some(last) = cached.last() {
+            walk.bound(last.index, cached.len());
+        }
+        self.session.walk_rest(&mut walk).await?;
+        let mut rows = self
+            .names
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.rows.clone());
+        for (c, col) in walk.out.iter().enumerate() {
+            for (i, v) in col {
+                if let Some(r) = row_mut(&mut rows, *i) {
+                    r.values[c] = value_of(c, v);
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The counters and states of the interfaces a filter selected: GETs
+    /// for just their rows (a 500-port chassis is not walked whole).
+    async fn get_interfaces(&mut self) -> Result<Vec<Interface>, SnmpError> {
         let Some(cache) = &self.names else {
             return Ok(Vec::new());
         };
         let mut rows = cache.rows.clone();
-        if self.settings.interfaces.is_empty() {
-            let cols = self
-                .session
-                .walk_columns(&IF_POLL_COLUMNS, cache.rows.len())
-                .await?;
-            for (c, col) in cols.iter().enumerate() {
-                for (i, v) in col {
-                    if let Some(r) = rows.get_mut(i) {
-                        r.values[c] = value_of(c, v);
-                    }
-                }
-            }
-        } else {
-            let wanted: Vec<(usize, u64, Arcs)> = rows
-                .keys()
-                .flat_map(|&i| {
-                    IF_POLL_COLUMNS.iter().enumerate().map(move |(c, col)| {
-                        let mut o = col.to_vec();
-                        o.push(i);
-                        (c, i, o)
-                    })
+        let wanted: Vec<(usize, u64, Arcs)> = rows
+            .iter()
+            .map(|r| r.index)
+            .flat_map(|i| {
+                IF_POLL_COLUMNS.iter().enumerate().map(move |(c, col)| {
+                    let mut o = col.to_vec();
+                    o.push(i);
+                    (c, i, o)
                 })
-                .collect();
-            for chunk in wanted.chunks(GET_BATCH) {
-                let oids: Vec<Arcs> = chunk.iter().map(|(_, _, o)| o.clone()).collect();
-                let got: BTreeMap<Arcs, Val> = self.session.get(&oids).await?.into_iter().collect();
-                for (c, i, o) in chunk {
-                    if let (Some(v), Some(r)) = (got.get(o), rows.get_mut(i)) {
-                        r.values[*c] = value_of(*c, v);
-                    }
+            })
+            .collect();
+        for chunk in wanted.chunks(GET_BATCH) {
+            let oids: Vec<Arcs> = chunk.iter().map(|(_, _, o)| o.clone()).collect();
+            let got: BTreeMap<Arcs, Val> = self.session.get(&oids).await?.into_iter().collect();
+            for (c, i, o) in chunk {
+                if let (Some(v), Some(r)) = (got.get(o), row_mut(&mut rows, *i)) {
+                    r.values[*c] = value_of(*c, v);
                 }
             }
         }
-        Ok(rows.into_values().collect())
+        Ok(rows)
     }
+}
+
+/// The row of interface `index` in `rows` (sorted by index).
+fn row_mut(rows: &mut [Interface], index: u64) -> Option<&mut Interface> {
+    let k = rows.binary_search_by_key(&index, |r| r.index).ok()?;
+    rows.get_mut(k)
 }
 
 fn value_of(column: usize, v: &Val) -> Option<u64> {
@@ -1252,6 +1392,42 @@ mod tests {
         let one = Oid::from(&[1, 3, 6, 1]).expect("an OID");
         let other = Oid::from(&[1, 3, 6, 129, 5]).expect("an OID");
         assert_eq!(step(&one, one.as_bytes(), &other), Step::Leaves);
+    }
+
+    #[test]
+    fn a_walk_asks_for_the_rows_it_still_expects() {
+        let mut w = Walk::new(&IF_POLL_COLUMNS, 0).expect("a walk");
+        w.active.extend(0..9);
+        // Nothing known: max_repetitions, within about ten times it in
+        // varbinds in all (9 columns × 25 = 225 < 250).
+        assert_eq!(w.reps(25), 25);
+        // 49 rows expected, the last unknown: one more to see each end.
+        w.hint = 49;
+        assert_eq!(w.reps(100), 50);
+        for col in &mut w.out {
+            col.extend((1..=44).map(|i| (i, Val::Missing)));
+        }
+        assert_eq!(w.reps(25), 6);
+        // The last row known (index 49): five rows, no look past it.
+        w.bound(49, 49);
+        assert_eq!(w.reps(25), 5);
+        assert!(!w.done.contains(&true));
+        // A column already at the last row is finished.
+        w.out[3].push((49, Val::Missing));
+        w.bound(49, 49);
+        assert!(w.done[3] && !w.done[2]);
+        // More rows than expected: the hint was wrong, ask for the most.
+        for col in &mut w.out {
+            col.extend((50..60).map(|i| (i, Val::Missing)));
+        }
+        assert_eq!(w.reps(25), 25);
+    }
+
+    #[test]
+    fn a_scalar_is_asked_as_the_next_oid_after_its_parent() {
+        let up = Oid::from(SYS_UPTIME).expect("an OID");
+        let p = parent(&up).expect("a parent");
+        assert_eq!(arcs(&p), vec![1, 3, 6, 1, 2, 1, 1, 3]);
     }
 
     #[test]
