@@ -615,13 +615,20 @@ async fn metrics(AxState(agent): AxState<Agent>, headers: HeaderMap) -> Response
         )
     };
     let m = agent.metrics().clone();
-    if let Some(last) = m.last_scrape_bytes().filter(|&n| n <= SCRAPE_INLINE_BYTES) {
+    if m.last_scrape_bytes()
+        .is_some_and(|n| n <= SCRAPE_INLINE_BYTES)
+    {
         // Small (a few devices, a few hundred targets): encoded here, in
         // well under a millisecond, and sent whole — a blocking thread and
         // a channel would cost more than the encoding.
-        let mut body = Vec::with_capacity(last + last / 8);
+        let mut body = Vec::new();
         m.scrape_into(format, &mut |chunk| {
-            body.extend_from_slice(&chunk);
+            // The first chunk is the body (most small scrapes are one).
+            if body.is_empty() {
+                body = chunk;
+            } else {
+                body.extend_from_slice(&chunk);
+            }
             true
         });
         m.set_last_scrape_bytes(body.len());
