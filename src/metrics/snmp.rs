@@ -163,6 +163,15 @@ enum Kind {
     Counter,
 }
 
+/// A sample's value: what SNMP reads is an integer (written as one, as
+/// snmp_exporter does: shorter, and exact); a custom OID's may be scaled.
+#[derive(Clone, Copy)]
+enum Num {
+    Int(u64),
+    Signed(i64),
+    Float(f64),
+}
+
 /// Write one family from a stream of samples, nothing when it is empty.
 fn family<'a, W: Write>(
     w: &mut W,
@@ -170,7 +179,7 @@ fn family<'a, W: Write>(
     name: &str,
     help: &str,
     kind: Kind,
-    samples: impl Iterator<Item = (&'a str, f64)>,
+    samples: impl Iterator<Item = (&'a str, Num)>,
 ) -> std::fmt::Result {
     let mut samples = samples.peekable();
     if samples.peek().is_none() {
@@ -184,9 +193,14 @@ fn family<'a, W: Write>(
     for piece in ["# HELP ", name, " ", help, "\n# TYPE ", name, " ", ty, "\n"] {
         w.write_str(piece)?;
     }
-    let mut number = dtoa::Buffer::new();
+    let (mut int, mut float) = (itoa::Buffer::new(), dtoa::Buffer::new());
     for (labels, v) in samples {
-        for piece in [name, "{", labels, "} ", number.format(v), "\n"] {
+        let v = match v {
+            Num::Int(i) => int.format(i),
+            Num::Signed(i) => int.format(i),
+            Num::Float(f) => float.format(f),
+        };
+        for piece in [name, "{", labels, "} ", v, "\n"] {
             w.write_str(piece)?;
         }
     }
@@ -228,7 +242,7 @@ impl SnmpSeries {
             "sysUpTime",
             "The time (in hundredths of a second) since the network management portion of the system was last re-initialized - 1.3.6.1.2.1.1.3",
             Kind::Gauge,
-            devs().map(|d| (d.base.as_str(), d.snap.uptime_ticks as f64)),
+            devs().map(|d| (d.base.as_str(), Num::Int(d.snap.uptime_ticks))),
         )?;
         family(
             w,
@@ -236,7 +250,7 @@ impl SnmpSeries {
             "utkikk_snmp_device_info",
             "What the device says about itself (sysName, sysDescr, sysObjectID, sysLocation); always 1",
             Kind::Gauge,
-            devs().filter_map(|d| Some((d.info.as_deref()?, 1.0))),
+            devs().filter_map(|d| Some((d.info.as_deref()?, Num::Int(1)))),
         )?;
         for (c, (name, counter, help)) in IF_METRICS.iter().enumerate() {
             let kind = if *counter { Kind::Counter } else { Kind::Gauge };
@@ -251,7 +265,7 @@ impl SnmpSeries {
                         .interfaces
                         .iter()
                         .zip(&d.interfaces)
-                        .filter_map(move |(i, labels)| Some((&**labels, i.values[c]? as f64)))
+                        .filter_map(move |(i, labels)| Some((&**labels, Num::Int(i.values[c]?))))
                 }),
             )?;
         }
@@ -266,7 +280,7 @@ impl SnmpSeries {
                     .processors
                     .iter()
                     .zip(&d.processors)
-                    .map(|((_, load), labels)| (&**labels, *load as f64))
+                    .map(|((_, load), labels)| (&**labels, Num::Signed(*load)))
             }),
         )?;
         for (k, (name, help)) in [
@@ -290,7 +304,7 @@ impl SnmpSeries {
                             1 => st.size,
                             _ => st.used,
                         };
-                        (&**labels, v as f64)
+                        (&**labels, Num::Int(v))
                     })
                 }),
             )?;
@@ -320,7 +334,7 @@ impl SnmpSeries {
                         .custom
                         .iter()
                         .filter(move |(c, _)| c.name == name)
-                        .map(move |(_, v)| (d.base.as_str(), *v))
+                        .map(move |(_, v)| (d.base.as_str(), Num::Float(*v)))
                 }),
             )?;
         }
@@ -366,10 +380,10 @@ mod tests {
             s
         };
         let (om, prom) = (text(true), text(false));
-        let sample = r#"ifHCInOctets{target="sw",member="m",site="",ifIndex="3",ifName="ge\"0\\1",ifAlias="up\nlink",ifDescr="d"} 12345678901.0"#;
+        let sample = r#"ifHCInOctets{target="sw",member="m",site="",ifIndex="3",ifName="ge\"0\\1",ifAlias="up\nlink",ifDescr="d"} 12345678901"#;
         for t in [&om, &prom] {
             assert!(
-                t.contains("sysUpTime{target=\"sw\",member=\"m\",site=\"\"} 100.0\n"),
+                t.contains("sysUpTime{target=\"sw\",member=\"m\",site=\"\"} 100\n"),
                 "{t}"
             );
             assert!(t.lines().any(|l| l == sample), "{t}");
@@ -391,7 +405,7 @@ mod tests {
             ..IfNames::clone(&next.interfaces[0].names)
         });
         series.set(&labels, next.clone());
-        assert!(text(true).contains(r#"ifAlias="uplink",ifDescr="d"} 12345678901.0"#));
+        assert!(text(true).contains(r#"ifAlias="uplink",ifDescr="d"} 12345678901"#));
         let moved = TargetLabels(Arc::new(TargetLabelValues {
             target: "sw".into(),
             member: "n".into(),
