@@ -9,6 +9,10 @@
 //!   connections close after it too, and so do slowloris heads.
 //! - Each request, its body included, is answered or stopped by
 //!   [`super::REQUEST_DEADLINE`] (a layer of the router).
+//! - An answer's bytes must keep leaving: a connection whose client reads
+//!   nothing for [`WRITE_STALL_TIMEOUT`] while the agent has more to send
+//!   is closed and counted (a scrape never read would otherwise hold its
+//!   connection, and its slot, for good).
 //! - Failed accepts are logged (one line per [`WARN_EVERY`] at most, with
 //!   the count) and counted; out of descriptors, the loop pauses a second
 //!   instead of spinning.
@@ -30,6 +34,11 @@ use crate::metrics::HttpMetrics;
 /// A request's head (and, between requests, the next one) must arrive
 /// within this.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a write may wait for the client to read before the
+/// connection is closed (as nginx's `send_timeout`: between two writes,
+/// not for the whole answer, so a slow reader that keeps reading is fine).
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// At most one log line this often for each kind of trouble.
 pub const WARN_EVERY: Duration = Duration::from_secs(10);
@@ -132,6 +141,25 @@ pub async fn serve(
     max_connections: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(
+        listener,
+        router,
+        metrics,
+        max_connections,
+        WRITE_STALL_TIMEOUT,
+        shutdown,
+    )
+    .await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    metrics: HttpMetrics,
+    max_connections: usize,
+    write_stall: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let max_connections = max_connections.max(1);
     metrics.connections_max.set(max_connections as i64);
     let slots = Arc::new(Semaphore::new(max_connections));
@@ -185,6 +213,7 @@ pub async fn serve(
         let service = TowerToHyperService::new(router.clone());
         let mut stop = stop_rx.clone();
         let open = OpenConnection::new(&metrics);
+        let stalls = metrics.write_stalls.clone();
         connections.spawn(async move {
             let _open = open;
             let _permit = permit;
@@ -192,7 +221,8 @@ pub async fn serve(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let io = TokioIo::new(StallGuard::new(stream, write_stall));
+            let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
             let result = tokio::select! {
                 r = conn.as_mut() => r,
@@ -202,6 +232,9 @@ pub async fn serve(
                 }
             };
             if let Err(e) = result {
+                if stalled(&e) {
+                    stalls.inc();
+                }
                 tracing::debug!("HTTP connection ended: {e}");
             }
         });
@@ -211,6 +244,107 @@ pub async fn serve(
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// Whether hyper ended a connection because its writes stalled.
+fn stalled(e: &hyper::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+}
+
+/// A stream whose writes fail with `TimedOut` once one has waited
+/// `limit` without the peer taking a byte.
+struct StallGuard<S> {
+    inner: S,
+    limit: Duration,
+    /// Armed while a write waits; reset by every write that goes through.
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> StallGuard<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        StallGuard {
+            inner,
+            limit,
+            timer: None,
+        }
+    }
+
+    /// After a write was polled: disarm on progress; on waiting, arm the
+    /// timer (once) and fail when it has run out.
+    fn check<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        r: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        if r.is_ready() {
+            self.timer = None;
+            return r;
+        }
+        let limit = self.limit;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client read nothing for {limit:?}"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for StallGuard<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for StallGuard<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.check(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.check(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+        self.check(cx, r)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.check(cx, r)
+    }
 }
 
 /// Counts a connection as open while it lives.
@@ -239,6 +373,73 @@ mod tests {
         assert_eq!(fit(1024, 2000, 100).connections, 1024 - 128 - 100);
         assert_eq!(fit(64, 256, 100).connections, 4);
         assert_eq!(fit(u64::MAX, 256, 0).connections, 256);
+    }
+
+    /// Poll `cond` every 20 ms until it holds or `within` passes.
+    async fn until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        while !cond() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    // A client that asks for an answer bigger than the socket buffers and
+    // never reads it loses its connection once the stall limit passes
+    // (counted); one that reads gets the whole answer however long the
+    // pauses between its writes were below the limit.
+    #[tokio::test]
+    async fn a_client_that_stops_reading_loses_its_connection() {
+        use std::io::{Read, Write};
+        const BIG: usize = 32 << 20;
+        let router = Router::new().fallback(|| async { vec![b'x'; BIG] });
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let metrics = HttpMetrics::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_with(
+            listener,
+            router,
+            metrics.clone(),
+            8,
+            Duration::from_millis(500),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        const GET: &[u8] = b"GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+
+        let mut mute = std::net::TcpStream::connect(addr).expect("connect");
+        mute.write_all(GET).expect("request");
+        assert!(
+            until(Duration::from_secs(30), || metrics.write_stalls.get() == 1).await,
+            "a client that never reads kept its connection"
+        );
+        assert!(
+            until(Duration::from_secs(30), || metrics.connections_open.get()
+                == 0)
+            .await
+        );
+
+        let got = tokio::task::spawn_blocking(move || {
+            let mut reader = std::net::TcpStream::connect(addr).expect("connect");
+            reader.write_all(GET).expect("request");
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).expect("answer");
+            got
+        })
+        .await
+        .expect("reader");
+        assert!(got.starts_with(b"HTTP/1.1 200"));
+        assert!(got.len() > BIG, "{} bytes", got.len());
+        assert_eq!(metrics.write_stalls.get(), 1);
+
+        let _ = stop.send(());
+        server.await.expect("server task").expect("serve");
+        drop(mute);
     }
 
     #[test]

@@ -172,6 +172,8 @@ pub struct HttpMetrics {
     pub connections_max: Gauge,
     pub accept_errors: Counter,
     pub request_timeouts: Counter,
+    /// Connections closed because the client stopped reading its answer.
+    pub write_stalls: Counter,
     pub queries_refused: Counter,
 }
 
@@ -451,6 +453,11 @@ impl Metrics {
             "utkikk_http_request_timeouts",
             "Requests stopped at their deadline (answered 503)",
             m.http.request_timeouts.clone(),
+        );
+        r.register(
+            "utkikk_http_write_stalls",
+            "Connections closed because the client read nothing of its answer for 30 s",
+            m.http.write_stalls.clone(),
         );
         r.register(
             "utkikk_api_queries_refused",
