@@ -209,7 +209,7 @@ struct Hold {
 
 #[derive(Debug, Clone)]
 struct Parked {
-    cycle: IcmpOutcome,
+    cycle: std::sync::Arc<IcmpOutcome>,
     deadline: Time,
 }
 
@@ -479,9 +479,11 @@ impl HealthBook {
         }
         match &obs.outcome {
             Outcome::Icmp(cycle) => {
-                h.last_icmp = Some(std::sync::Arc::new(cycle.clone()));
+                // One copy, shared by the live view and a parked cycle.
+                let cycle = std::sync::Arc::new(cycle.clone());
+                h.last_icmp = Some(cycle.clone());
                 if h.spec.icmp {
-                    self.observe_icmp(id, cycle.clone(), now, &mut fx);
+                    self.observe_icmp(id, cycle, now, &mut fx);
                 }
             }
             Outcome::Snmp(poll) => {
@@ -621,7 +623,13 @@ impl HealthBook {
         }
     }
 
-    fn observe_icmp(&mut self, id: &str, cycle: IcmpOutcome, now: Time, fx: &mut Effects) {
+    fn observe_icmp(
+        &mut self,
+        id: &str,
+        cycle: std::sync::Arc<IcmpOutcome>,
+        now: Time,
+        fx: &mut Effects,
+    ) {
         let Some(h) = self.targets.get_mut(id) else {
             return;
         };
