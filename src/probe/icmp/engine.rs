@@ -1181,6 +1181,19 @@ mod tests {
         assert_eq!(first, epoch + Duration::from_millis(40));
     }
 
+    /// Every event left, as (time after `t0`, slot), in the order taken.
+    fn drain(t: &mut Timeline, t0: Instant) -> Vec<(Duration, u32)> {
+        let mut seen = Vec::new();
+        while let Some((at, e)) = t.peek() {
+            t.pop();
+            let Event::Cycle { slot, .. } = e else {
+                unreachable!()
+            };
+            seen.push((at - t0, slot));
+        }
+        seen
+    }
+
     #[test]
     fn the_timeline_gives_events_in_time_order_across_heap_and_fifos() {
         let t0 = Instant::now();
@@ -1194,14 +1207,7 @@ mod tests {
         // Read a moment early: still after the last one of its FIFO.
         t.after(t0 + ms(5), ms(10), cycle(4));
         t.at(t0 + ms(25), cycle(5));
-        let mut seen = Vec::new();
-        while let Some((at, e)) = t.peek() {
-            t.pop();
-            let Event::Cycle { slot, .. } = e else {
-                unreachable!()
-            };
-            seen.push((at - t0, slot));
-        }
+        let seen = drain(&mut t, t0);
         let order: Vec<u32> = seen.iter().map(|(_, s)| *s).collect();
         assert_eq!(order, vec![0, 1, 2, 4, 5, 3, 9]);
         assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
@@ -1224,14 +1230,7 @@ mod tests {
         t.after(t0, ms(1000), cycle(3));
         t.at(t0 + ms(1100), cycle(4));
         t.again(t0 + ms(1500), period, cycle(5));
-        let mut seen = Vec::new();
-        while let Some((at, e)) = t.peek() {
-            t.pop();
-            let Event::Cycle { slot, .. } = e else {
-                unreachable!()
-            };
-            seen.push((at - t0, slot));
-        }
+        let seen = drain(&mut t, t0);
         assert_eq!(
             seen,
             vec![
