@@ -687,6 +687,13 @@ impl Metrics {
             probes_in_flight: self.probes_in_flight.clone(),
             kernel_clock: self.replies_kernel_clock.clone(),
             user_clock: self.replies_user_clock.clone(),
+            socket_up: ["ipv4", "ipv6"].map(|family| {
+                self.icmp_socket_up
+                    .get_or_create(&FamilyLabels {
+                        family: family.to_string(),
+                    })
+                    .clone()
+            }),
         }
     }
 

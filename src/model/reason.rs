@@ -34,6 +34,9 @@ pub enum FailureReason {
     /// The agent could not open a socket (out of file descriptors or
     /// memory): says nothing about the target.
     NoSocket { message: String },
+    /// The agent's ICMP engine stopped (its wait on the sockets failed,
+    /// or it panicked): nothing is probed until the agent restarts.
+    EngineStopped { message: String },
 }
 
 impl FailureReason {
@@ -47,6 +50,7 @@ impl FailureReason {
                 | FailureReason::ResolveFailed
                 | FailureReason::SendError { .. }
                 | FailureReason::NoSocket { .. }
+                | FailureReason::EngineStopped { .. }
         )
     }
 
@@ -61,6 +65,7 @@ impl FailureReason {
             FailureReason::ResolveFailed => "resolve_failed",
             FailureReason::SendError { .. } => "send_error",
             FailureReason::NoSocket { .. } => "no_socket",
+            FailureReason::EngineStopped { .. } => "engine_stopped",
         }
     }
 }
@@ -94,6 +99,10 @@ impl fmt::Display for FailureReason {
             FailureReason::NoSocket { message } => write!(
                 f,
                 "the agent could not open a socket ({message}); nothing is known of the target"
+            ),
+            FailureReason::EngineStopped { message } => write!(
+                f,
+                "the agent's ICMP engine stopped ({message}); nothing is probed until the agent restarts"
             ),
         }
     }

@@ -84,6 +84,9 @@ pub enum Command {
     },
     /// End the engine's thread (in-flight echoes are dropped).
     Stop,
+    /// Panic on the engine's thread (tests of its supervision).
+    #[cfg(test)]
+    Panic,
 }
 
 /// The scheduler's side of the engine.
@@ -115,6 +118,9 @@ pub struct EngineMetrics {
     /// Replies timed by the kernel's clocks, and in user space.
     pub kernel_clock: prometheus_client::metrics::counter::Counter,
     pub user_clock: prometheus_client::metrics::counter::Counter,
+    /// `utkikk_icmp_socket_up` of IPv4 and IPv6: set to 0 when the
+    /// engine stops for good.
+    pub socket_up: [prometheus_client::metrics::gauge::Gauge; 2],
 }
 
 /// What opening the sockets found, for the one startup line.
@@ -318,12 +324,36 @@ impl Engine {
     pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
         std::thread::Builder::new()
             .name("utkikk-icmp".into())
-            .spawn(move || self.run())
+            .spawn(move || self.supervise())
+    }
+
+    /// Run; if the loop ends other than by a stop (its wait on the
+    /// sockets failed, or it panicked), every target it probed becomes
+    /// `unmonitored` with the reason, instead of keeping the state of its
+    /// last cycle while nothing is probed.
+    fn supervise(mut self) {
+        let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run()));
+        let message = match ended {
+            Ok(None) => return,
+            Ok(Some(message)) => message,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("no message");
+                format!("it panicked: {what}")
+            }
+        };
+        tracing::error!(
+            "the ICMP engine stopped ({message}); ICMP targets are unmonitored until the agent restarts"
+        );
+        self.book.abandon(&message);
     }
 
     /// Run until [`Command::Stop`] or until the observations' receiver is
-    /// gone.
-    fn run(mut self) {
+    /// gone (`None`), or until the sockets cannot be waited for (why).
+    fn run(&mut self) -> Option<String> {
         let mut events = Events::with_capacity(8);
         // What each socket still has to read (the poll is edge-triggered:
         // a socket not drained is not reported again).
@@ -349,10 +379,7 @@ impl Engine {
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
-                    tracing::error!(
-                        "the ICMP engine cannot wait for its sockets: {e}; ICMP probing stops"
-                    );
-                    return;
+                    return Some(format!("it cannot wait for its sockets: {e}"));
                 }
             }
             for ev in events.iter() {
@@ -363,7 +390,7 @@ impl Engine {
             }
             loop {
                 match self.book.commands.try_recv() {
-                    Ok(Command::Stop) | Err(channel::TryRecvError::Disconnected) => return,
+                    Ok(Command::Stop) | Err(channel::TryRecvError::Disconnected) => return None,
                     Ok(c) => self.book.command(c),
                     Err(channel::TryRecvError::Empty) => break,
                 }
@@ -383,7 +410,7 @@ impl Engine {
             self.book.fire_due();
             self.flush();
             if !self.book.forward() {
-                return;
+                return None;
             }
         }
     }
@@ -443,6 +470,34 @@ impl Book {
         true
     }
 
+    /// The engine stops for good: what it finished goes out, then every
+    /// target it probes is `unmonitored` (not run: engine stopped), and
+    /// its sockets count as down.
+    fn abandon(&mut self, message: &str) {
+        for up in &self.metrics.socket_up {
+            up.set(0);
+        }
+        self.metrics.probes_in_flight.set(0);
+        let at = Utc::now();
+        let stopped = self.entries.iter().flatten().map(|e| Observation {
+            target: e.id.clone(),
+            on_demand: false,
+            outcome: Outcome::NotRun {
+                probe: ProbeKind::Icmp,
+                at,
+                reason: FailureReason::EngineStopped {
+                    message: message.to_string(),
+                },
+            },
+        });
+        // On this thread of its own, waiting for the owner is fine.
+        for o in self.outbox.drain(..).chain(stopped) {
+            if self.observations.blocking_send(o).is_err() {
+                return;
+            }
+        }
+    }
+
     fn command(&mut self, c: Command) {
         match c {
             Command::Set {
@@ -465,6 +520,8 @@ impl Book {
             Command::ResolveInterval(i) => self.resolve_interval = i,
             // Handled by the loop.
             Command::Stop => {}
+            #[cfg(test)]
+            Command::Panic => panic!("asked to panic"),
             Command::Resolved {
                 slot,
                 generation,
@@ -1155,6 +1212,74 @@ mod tests {
             slot,
             generation: 0,
         }
+    }
+
+    // A panic on the engine's thread leaves no target in the state of
+    // its last cycle: each gets a not-run observation (engine stopped,
+    // so `unmonitored`), and the sockets count as down. No echo is sent:
+    // the targets' first cycles are hours away.
+    #[test]
+    fn a_panicking_engine_leaves_its_targets_unmonitored() {
+        use prometheus_client::metrics::{counter::Counter, gauge::Gauge, histogram::Histogram};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let _in_rt = rt.enter();
+        let metrics = EngineMetrics {
+            schedule_lag: Histogram::new([1.0]),
+            probes_in_flight: Gauge::default(),
+            kernel_clock: Counter::default(),
+            user_clock: Counter::default(),
+            socket_up: [Gauge::default(), Gauge::default()],
+        };
+        for up in &metrics.socket_up {
+            up.set(1);
+        }
+        let (tx, mut rx) = mpsc::channel(4);
+        let (engine, handle, _) =
+            Engine::open(tx, metrics.clone(), 8, Duration::from_secs(300)).expect("an engine");
+        let settings = IcmpSettings {
+            enabled: true,
+            interval: Duration::from_secs(86_400),
+            count: 1,
+            spacing: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            payload_bytes: 56,
+        };
+        for (id, ip) in [("a", "198.51.100.1"), ("b", "2001:db8::1")] {
+            handle.send(Command::Set {
+                id: id.to_string(),
+                address: Address::Ip(ip.parse().expect("an address")),
+                settings: settings.clone(),
+            });
+        }
+        let thread = engine.spawn().expect("a thread");
+        handle.send(Command::Panic);
+        let mut stopped = Vec::new();
+        rt.block_on(async {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while stopped.len() < 2 {
+                let o = tokio::time::timeout_at(deadline, rx.recv())
+                    .await
+                    .expect("both targets reported before the deadline")
+                    .expect("the engine sends before it ends");
+                if let Outcome::NotRun { probe, reason, .. } = &o.outcome {
+                    assert_eq!(*probe, ProbeKind::Icmp);
+                    assert!(reason.is_probe_error(), "{reason}");
+                    assert_eq!(reason.code(), "engine_stopped");
+                    assert!(
+                        reason.to_string().contains("panicked: asked to panic"),
+                        "{reason}"
+                    );
+                    stopped.push(o.target);
+                }
+            }
+        });
+        stopped.sort();
+        assert_eq!(stopped, ["a", "b"]);
+        assert!(thread.join().is_ok(), "the panic is caught on the thread");
+        assert!(metrics.socket_up.iter().all(|up| up.get() == 0));
     }
 
     #[test]
