@@ -687,22 +687,21 @@ impl Metrics {
             probes_in_flight: self.probes_in_flight.clone(),
             kernel_clock: self.replies_kernel_clock.clone(),
             user_clock: self.replies_user_clock.clone(),
-            socket_up: ["ipv4", "ipv6"].map(|family| {
-                self.icmp_socket_up
-                    .get_or_create(&FamilyLabels {
-                        family: family.to_string(),
-                    })
-                    .clone()
-            }),
+            socket_up: ["ipv4", "ipv6"].map(|family| self.icmp_socket(family)),
         }
     }
 
-    pub fn set_icmp_socket(&self, family: &str, up: bool) {
+    /// `utkikk_icmp_socket_up` of `family`.
+    fn icmp_socket(&self, family: &str) -> Gauge {
         self.icmp_socket_up
             .get_or_create(&FamilyLabels {
                 family: family.to_string(),
             })
-            .set(i64::from(up));
+            .clone()
+    }
+
+    pub fn set_icmp_socket(&self, family: &str, up: bool) {
+        self.icmp_socket(family).set(i64::from(up));
     }
 
     pub fn set_target_count(&self, n: usize) {
