@@ -1929,7 +1929,7 @@ mod tests {
     fn snmp_target(id: &str, icmp: bool) -> Target {
         let mut t = target(id, &[]);
         t.icmp.enabled = icmp;
-        t.snmp = Some(crate::inventory::SnmpSettings {
+        t.snmp = Some(Box::new(crate::inventory::SnmpSettings {
             credentials: crate::inventory::SnmpCredentials::V2c {
                 community: crate::model::secret::Secret::new("x"),
             },
@@ -1941,7 +1941,7 @@ mod tests {
             modules: Default::default(),
             interfaces: Default::default(),
             custom: vec![],
-        });
+        }));
         t
     }
 

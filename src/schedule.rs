@@ -214,7 +214,7 @@ impl Scheduler {
                 continue;
             }
             self.metrics.init_snmp_target(t);
-            let prober = SnmpProber::new(&t.id, settings.clone());
+            let prober = SnmpProber::new(&t.id, (**settings).clone());
             let spec = self.spec(t, settings.interval, "snmp/", self.snmp_permits.clone());
             let r = self.spawn(t, spec, prober, &self.snmp_runtime.clone());
             self.running_snmp.insert(t.id.clone(), r);

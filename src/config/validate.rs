@@ -305,7 +305,7 @@ pub(super) fn validate(
         let snmp = t.snmp.as_deref().and_then(|block| {
             let sp = format!("{p}.snmp");
             let own = snmp::partial(&mut v, &block.value, &sp, &config_dir);
-            snmp::settings(&mut v, own, &default_snmp, block.into(), &sp)
+            snmp::settings(&mut v, own, &default_snmp, block.into(), &sp).map(Box::new)
         });
         let mut ends = Vec::new();
         if !t.ends.is_empty() && kind != TargetKind::Link {
