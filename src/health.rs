@@ -1461,6 +1461,7 @@ mod tests {
             },
             snmp: None,
             ends: vec![],
+            affected_members: vec![],
         }
     }
 

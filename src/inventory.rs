@@ -166,6 +166,68 @@ impl PartialEq for TargetIndex {
 }
 
 impl Inventory {
+    /// Fill each target's `affected_members`: its own member and those it
+    /// serves, the members of the services that use it, and the same of
+    /// every target behind it (through `parents`, any depth). Called once
+    /// the inventory is built (the parent graph has no cycles).
+    pub fn resolve_affected_members(&mut self) {
+        let pos: HashMap<&str, usize> = self
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.as_str(), i))
+            .collect();
+        // What each target hits by itself.
+        let mut own: Vec<Vec<&str>> = self
+            .targets
+            .iter()
+            .map(|t| {
+                t.member
+                    .iter()
+                    .chain(&t.serves)
+                    .map(String::as_str)
+                    .collect()
+            })
+            .collect();
+        for s in &self.services {
+            for t in s.targets.iter().chain(s.redundancy.iter().flatten()) {
+                if let Some(&i) = pos.get(t.as_str()) {
+                    own[i].extend(s.serves.iter().map(String::as_str));
+                }
+            }
+        }
+        // Each target's own set goes to it and to all its ancestors.
+        let mut hit: Vec<std::collections::BTreeSet<&str>> = vec![Default::default(); own.len()];
+        let mut stack = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, members) in own.iter().enumerate() {
+            if members.is_empty() {
+                continue;
+            }
+            stack.push(i);
+            seen.clear();
+            while let Some(j) = stack.pop() {
+                if !seen.insert(j) {
+                    continue;
+                }
+                hit[j].extend(members.iter().copied());
+                stack.extend(
+                    self.targets[j]
+                        .parents
+                        .iter()
+                        .filter_map(|p| pos.get(p.as_str()).copied()),
+                );
+            }
+        }
+        let hit: Vec<Vec<String>> = hit
+            .into_iter()
+            .map(|set| set.into_iter().map(str::to_string).collect())
+            .collect();
+        for (t, members) in self.targets.iter_mut().zip(hit) {
+            t.affected_members = members;
+        }
+    }
+
     /// Member `id` as it stood on `day`; `None` for an unknown member.
     pub fn member_on(&self, id: &str, day: NaiveDate) -> Option<MemberOn<'_>> {
         let member = self.members.iter().find(|m| m.id == id)?;
@@ -365,6 +427,20 @@ pub struct Target {
     /// For `link` targets: the interface at each end, read from the end
     /// devices' SNMP polls. Empty for everything else.
     pub ends: Vec<LinkEnd>,
+    /// The members its failure hits, sorted: its own, those it `serves`,
+    /// and those of every target and service behind it
+    /// ([`Inventory::resolve_affected_members`]).
+    pub affected_members: Vec<String>,
+}
+
+impl Target {
+    /// Whether its failure hits a member other than its own (shared
+    /// infrastructure: the IKS's on-call is paged for it).
+    pub fn is_shared(&self) -> bool {
+        self.affected_members
+            .iter()
+            .any(|m| Some(m) != self.member.as_ref())
+    }
 }
 
 /// One end of a link: an interface of a device polled over SNMP, named by

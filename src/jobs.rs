@@ -50,6 +50,7 @@ pub async fn sla_rounds(live: Live, ledger: Ledger, metrics: Metrics, stop: Canc
         {
             metrics.set_sla(gone, None);
             metrics.set_service_up(gone, None);
+            metrics.set_service_monitored(gone, None);
         }
         known = inv.services.iter().map(|s| s.id.clone()).collect();
         let interval = inv.agent.sla_interval;
@@ -61,6 +62,39 @@ pub async fn sla_rounds(live: Live, ledger: Ledger, metrics: Metrics, stop: Canc
         .await;
         due = (began + interval).max(tokio::time::Instant::now());
     }
+}
+
+/// How many closed months the history series show.
+const CLOSED_MONTHS: usize = 12;
+
+/// Each service's frozen results of the [`CLOSED_MONTHS`] months before
+/// `month` (months not frozen, or unreadable, left out).
+fn closed_months(
+    store: &crate::ledger::Store,
+    inv: &Inventory,
+    month: crate::time::calendar::Month,
+) -> crate::metrics::ClosedMonths {
+    inv.services
+        .iter()
+        .map(|svc| {
+            let list = std::iter::successors(Some(month.prev()), |m| Some(m.prev()))
+                .take(CLOSED_MONTHS)
+                .filter_map(|m| match crate::sla::frozen_month(store, svc, m) {
+                    Ok(r) => r.map(|(level, _, f)| crate::metrics::ClosedMonth {
+                        month: m.to_string(),
+                        objective: level.objective,
+                        availability: f.met.and(f.availability),
+                        met: f.met,
+                    }),
+                    Err(e) => {
+                        tracing::warn!(service = %svc.id, month = %m, "closed month: {e}");
+                        None
+                    }
+                })
+                .collect();
+            (svc.id.clone(), list)
+        })
+        .collect()
 }
 
 /// One round: freeze last month, sum up closed days, this month's figures.
@@ -134,6 +168,9 @@ fn round(inv: &Inventory, ledger: &Ledger, metrics: &Metrics) {
             }
             Err(e) => tracing::warn!("summing up closed days: {e}"),
         }
+    }
+    if let Some(store) = store.as_ref() {
+        metrics.set_closed_months(closed_months(store, inv, month));
     }
     for svc in &inv.services {
         match crate::sla::service_month(

@@ -357,6 +357,34 @@ mod tests {
         }
     }
 
+    /// A target's failure hits its own member, those it serves, those of
+    /// the services that use it, and the same of everything behind it.
+    #[test]
+    fn affected_members_follow_services_and_parents() {
+        let text = "agent: { id: a }\n\
+            members:\n  - { id: kongsberg, name: Kongsberg }\n  - { id: flesberg, name: Flesberg }\n  - { id: rollag, name: Rollag }\n\
+            targets:\n\
+            \x20 - { id: core, kind: switch, address: 198.51.100.1, member: kongsberg }\n\
+            \x20 - { id: link-fl, kind: link, address: 198.51.100.2, member: kongsberg, parents: [core], serves: [flesberg] }\n\
+            \x20 - { id: fl-srv, kind: server, address: 198.51.100.3, member: flesberg, parents: [link-fl] }\n\
+            \x20 - { id: kb-srv, kind: server, address: 198.51.100.4, member: kongsberg, parents: [core] }\n\
+            \x20 - { id: lone, kind: server, address: 198.51.100.5 }\n\
+            services:\n\
+            \x20 - { id: files, name: Filer, serves: [flesberg, rollag], targets: [fl-srv], sla: [{ valid_from: 2020-01-01, objective: 99.5 }] }\n";
+        let inv = parse(Path::new("c.yaml"), text)
+            .map_err(|e| e.to_string())
+            .unwrap();
+        let hit = |id: &str| {
+            let t = inv.targets.iter().find(|t| t.id == id).unwrap();
+            (t.affected_members.join(","), t.is_shared())
+        };
+        assert_eq!(hit("core"), ("flesberg,kongsberg,rollag".into(), true));
+        assert_eq!(hit("link-fl"), ("flesberg,kongsberg,rollag".into(), true));
+        assert_eq!(hit("fl-srv"), ("flesberg,rollag".into(), true));
+        assert_eq!(hit("kb-srv"), ("kongsberg".into(), false));
+        assert_eq!(hit("lone"), (String::new(), false));
+    }
+
     /// 50,000 targets: past the YAML parser's default of 250,000 nodes,
     /// which stopped configs at about 35,000.
     #[test]

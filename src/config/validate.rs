@@ -366,6 +366,7 @@ pub(super) fn validate(
             thresholds,
             snmp,
             ends,
+            affected_members: Vec::new(),
         });
     }
     check_cycles(&mut v, &raw);
@@ -415,7 +416,7 @@ pub(super) fn validate(
     };
 
     if v.problems.is_empty() {
-        Ok(Inventory {
+        let mut inventory = Inventory {
             index: Default::default(),
             source: file.to_path_buf(),
             agent,
@@ -425,7 +426,9 @@ pub(super) fn validate(
             services: service_list,
             maintenance,
             reports,
-        })
+        };
+        inventory.resolve_affected_members();
+        Ok(inventory)
     } else {
         let mut problems = v.problems;
         problems.sort_by_key(|p| (p.line, p.column));

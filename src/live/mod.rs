@@ -426,6 +426,7 @@ impl Owner {
         self.transitions(transitions);
         self.metrics.set_target_count(new.targets.len());
         self.metrics.set_services(&new.services);
+        self.metrics.set_members(&new.members);
         self.scheduler.apply(&new);
         // Every target anew: removed ones leave the published map.
         self.published = Table::with_len(new.targets.len());

@@ -34,10 +34,12 @@ impl ServicesNow {
         let mut seen = HashSet::new();
         for svc in &inv.services {
             seen.insert(svc.id.as_str());
-            let up = svc
+            let now = svc
                 .level_on(today)
-                .and_then(|level| crate::sla::service::up_now(svc, level, now_ms, state_of));
+                .and_then(|level| crate::sla::service::now(svc, level, now_ms, state_of));
+            let up = now.and_then(|n| n.up);
             metrics.set_service_up(&svc.id, up);
+            metrics.set_service_monitored(&svc.id, now.map(|n| n.monitored));
             // The failing required targets, and the members of groups
             // with none up.
             let mut now_causes: Vec<String> = if up == Some(false) {

@@ -106,6 +106,35 @@ impl prometheus_client::metrics::family::MetricConstructor<Histogram> for RttBuc
     }
 }
 
+/// A service's 0/1 gauge set, or its series removed for `None`.
+fn set_flag(family: &Family<ServiceLabels, Gauge>, service: &str, v: Option<bool>) {
+    let l = ServiceLabels {
+        service: service.to_string(),
+    };
+    match v {
+        Some(v) => {
+            family.get_or_create(&l).set(i64::from(v));
+        }
+        None => {
+            family.remove(&l);
+        }
+    }
+}
+
+/// Each service's closed months, by service id.
+pub type ClosedMonths = Vec<(String, Vec<ClosedMonth>)>;
+
+/// A closed month's frozen result, for the history series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosedMonth {
+    /// YYYY-MM.
+    pub month: String,
+    pub objective: f64,
+    /// Only with a verdict.
+    pub availability: Option<f64>,
+    pub met: Option<bool>,
+}
+
 /// A service's SLA gauges this month. The verdict's figures
 /// (availability, error budget) are `None` when no verdict can be given.
 #[derive(Debug, Clone, Copy, Default)]
@@ -154,10 +183,18 @@ pub struct Metrics {
     sla_objective: Family<ServiceLabels, FGauge>,
     sla_availability: Family<ServiceWindowLabels, FGauge>,
     sla_budget: Family<ServiceLabels, FGauge>,
+    closed_availability: Family<ServiceMonthLabels, FGauge>,
+    closed_objective: Family<ServiceMonthLabels, FGauge>,
+    closed_met: Family<ServiceMonthLabels, Gauge>,
+    /// What the closed-month series were last set to: they are only
+    /// rewritten when that changes (a month closes, a reload).
+    closed_last: Arc<std::sync::Mutex<ClosedMonths>>,
     coverage: Family<ServiceLabels, FGauge>,
     min_coverage: Family<ServiceLabels, FGauge>,
     service_up: Family<ServiceLabels, Gauge>,
+    service_monitored: Family<ServiceLabels, Gauge>,
     service_info: Family<ServiceInfoLabels, Gauge>,
+    member_info: Family<MemberInfoLabels, Gauge>,
     service_root_cause: Family<ServiceCauseLabels, Gauge>,
     pub http: HttpMetrics,
     /// The last scrape's size in bytes (`usize::MAX` before the first):
@@ -187,6 +224,19 @@ struct ServiceInfoLabels {
     service: String,
     service_name: String,
     member: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceMonthLabels {
+    service: String,
+    /// YYYY-MM, Europe/Oslo.
+    month: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MemberInfoLabels {
+    member: String,
+    member_name: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -266,10 +316,16 @@ impl Metrics {
             sla_objective: Family::default(),
             sla_availability: Family::default(),
             sla_budget: Family::default(),
+            closed_availability: Family::default(),
+            closed_objective: Family::default(),
+            closed_met: Family::default(),
+            closed_last: Arc::default(),
             coverage: Family::default(),
             min_coverage: Family::default(),
             service_up: Family::default(),
+            service_monitored: Family::default(),
             service_info: Family::default(),
+            member_info: Family::default(),
             service_root_cause: Family::default(),
             http: HttpMetrics::default(),
         };
@@ -410,6 +466,21 @@ impl Metrics {
             m.sla_budget.clone(),
         );
         r.register(
+            "utkikk_sla_closed_month_availability_ratio",
+            "Availability of the service in each of the last 12 closed months (Europe/Oslo), as frozen when the month closed; absent for a month without a verdict",
+            m.closed_availability.clone(),
+        );
+        r.register(
+            "utkikk_sla_closed_month_objective_ratio",
+            "The objective in force in each of the last 12 closed months, as frozen",
+            m.closed_objective.clone(),
+        );
+        r.register(
+            "utkikk_sla_closed_month_met",
+            "Whether the service met its objective in each of the last 12 closed months (1) or missed it (0); absent for a month without a verdict (too little coverage, nothing observed)",
+            m.closed_met.clone(),
+        );
+        r.register(
             "utkikk_monitoring_coverage_ratio",
             "Share of the service's scheduled time this month that was monitored",
             m.coverage.clone(),
@@ -425,9 +496,19 @@ impl Metrics {
             m.service_up.clone(),
         );
         r.register(
+            "utkikk_service_monitored",
+            "Whether the service is observed now (1) or unmonitored (0: probes unable to run, targets unmonitored); absent outside its schedule. avg_over_time() of it is the coverage of a window",
+            m.service_monitored.clone(),
+        );
+        r.register(
             "utkikk_service_info",
             "1 for each member a service serves (join on `service` to see services by member)",
             m.service_info.clone(),
+        );
+        r.register(
+            "utkikk_member_info",
+            "1 for each member in the config, with its name (members without services too)",
+            m.member_info.clone(),
         );
         r.register(
             "utkikk_service_root_cause",
@@ -650,6 +731,38 @@ impl Metrics {
         }
     }
 
+    /// The closed months' frozen results: `months` are each service's
+    /// (month, objective, availability with a verdict, met); the series
+    /// of services and months not in it are removed.
+    pub fn set_closed_months(&self, months: ClosedMonths) {
+        let mut last = self
+            .closed_last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *last == months {
+            return;
+        }
+        self.closed_availability.clear();
+        self.closed_objective.clear();
+        self.closed_met.clear();
+        for (service, list) in &months {
+            for m in list {
+                let l = ServiceMonthLabels {
+                    service: service.clone(),
+                    month: m.month.clone(),
+                };
+                self.closed_objective.get_or_create(&l).set(m.objective);
+                if let Some(met) = m.met {
+                    self.closed_met.get_or_create(&l).set(i64::from(met));
+                }
+                if let Some(a) = m.availability {
+                    self.closed_availability.get_or_create(&l).set(a);
+                }
+            }
+        }
+        *last = months;
+    }
+
     pub fn ledger_write_error(&self) {
         self.ledger_write_errors.inc();
     }
@@ -715,16 +828,25 @@ impl Metrics {
     /// Whether a service is up now; `None` removes the series (outside its
     /// schedule, planned work, unmonitored, or the service is gone).
     pub fn set_service_up(&self, service: &str, up: Option<bool>) {
-        let l = ServiceLabels {
-            service: service.to_string(),
-        };
-        match up {
-            Some(up) => {
-                self.service_up.get_or_create(&l).set(i64::from(up));
-            }
-            None => {
-                self.service_up.remove(&l);
-            }
+        set_flag(&self.service_up, service, up);
+    }
+
+    /// Whether a service is observed now; `None` removes the series
+    /// (outside its schedule, or the service is gone).
+    pub fn set_service_monitored(&self, service: &str, monitored: Option<bool>) {
+        set_flag(&self.service_monitored, service, monitored);
+    }
+
+    /// The members in the config (after every config load).
+    pub fn set_members(&self, members: &[crate::inventory::Member]) {
+        self.member_info.clear();
+        for m in members {
+            self.member_info
+                .get_or_create(&MemberInfoLabels {
+                    member: m.id.clone(),
+                    member_name: m.name.clone(),
+                })
+                .set(1);
         }
     }
 

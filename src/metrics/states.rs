@@ -1,6 +1,6 @@
 //! The per-target series that follow the live state
 //! (`utkikk_target_state`, `utkikk_target_in_maintenance`) and the
-//! inventory (the degraded thresholds): encoded at each scrape from what
+//! inventory (`utkikk_target_info`, the degraded thresholds): encoded at each scrape from what
 //! the live-state owner published, so nothing is stored per target for
 //! them. At 10,000 targets they were 90,000 series in families' maps
 //! (~10 MB) and a map update at every transition.
@@ -41,7 +41,7 @@ impl StateSeries {
 }
 
 /// A target's labels, borrowed, plus extra ones.
-struct Labels<'a, const N: usize>(&'a Target, [(&'static str, &'static str); N]);
+struct Labels<'a, const N: usize>(&'a Target, [(&'static str, &'a str); N]);
 
 impl<const N: usize> EncodeLabelSet for Labels<'_, N> {
     fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
@@ -133,6 +133,25 @@ impl Collector for StateSeries {
                     out(&labels, Value::Int(i64::from(s == state)))?;
                 }
                 Ok(())
+            },
+        )?;
+        family(
+            source,
+            &mut encoder,
+            "utkikk_target_info",
+            "What the config says of each target: its kind, the members its failure hits (comma-separated: its own, those it serves, those of the services and targets behind it) and whether that is more than its own member (shared infrastructure); always 1",
+            &|t, _, _, out| {
+                let affected = t.affected_members.join(",");
+                let shared = if t.is_shared() { "true" } else { "false" };
+                let labels = Labels(
+                    t,
+                    [
+                        ("kind", t.kind.as_str()),
+                        ("affected_members", affected.as_str()),
+                        ("shared", shared),
+                    ],
+                );
+                out(&labels, Value::Int(1))
             },
         )?;
         family(

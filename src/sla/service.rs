@@ -196,16 +196,24 @@ pub fn combined(
     Classes::all(window, &parts)
 }
 
-/// Whether `service` is up at `now_ms` under `level`, from its targets'
-/// states then (`state_of`): `Some(false)` when down, `None` outside the
-/// level's schedule or when its classes say neither (unmonitored, planned
-/// maintenance, an excluded `unreachable`).
-pub fn up_now(
+/// What `service` is at `now_ms` under `level`, from its targets' states
+/// then (`state_of`): up or down, and whether it is observed at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// `Some(false)` when down; `None` when its classes say neither
+    /// (unmonitored, planned maintenance, an excluded `unreachable`).
+    pub up: Option<bool>,
+    /// False while unmonitored (it counts against coverage).
+    pub monitored: bool,
+}
+
+/// [`Now`] of `service` at `now_ms`; `None` outside the level's schedule.
+pub fn now(
     service: &Service,
     level: &ServiceLevel,
     now_ms: i64,
     state_of: impl Fn(&str) -> State,
-) -> Option<bool> {
+) -> Option<Now> {
     let instant = Interval::new(now_ms, now_ms + 1);
     if level.schedule.within(instant).is_empty() {
         return None;
@@ -219,13 +227,28 @@ pub fn up_now(
         .into_iter()
         .collect(),
     });
-    if !c.up.is_empty() {
+    let up = if !c.up.is_empty() {
         Some(true)
     } else if !c.down.is_empty() {
         Some(false)
     } else {
         None
-    }
+    };
+    Some(Now {
+        up,
+        monitored: c.unmonitored.is_empty(),
+    })
+}
+
+/// Whether `service` is up at `now_ms` under `level` ([`now`]'s `up`;
+/// `None` outside the level's schedule too).
+pub fn up_now(
+    service: &Service,
+    level: &ServiceLevel,
+    now_ms: i64,
+    state_of: impl Fn(&str) -> State,
+) -> Option<bool> {
+    now(service, level, now_ms, state_of).and_then(|n| n.up)
 }
 
 /// Combine the service's targets (looked up with `timeline_of`) over
@@ -567,5 +590,27 @@ mod tests {
         assert_eq!(up_now(&svc, &office, noon, |_| Down), Some(false));
         let night = crate::time::calendar::oslo_ms(2026, 10, 21, 23, 0);
         assert_eq!(up_now(&svc, &office, night, |_| Down), None);
+    }
+
+    /// Observed is what coverage counts: up, down, planned work and an
+    /// excluded `unreachable` are; unmonitored is not; outside the
+    /// schedule there is nothing to say.
+    #[test]
+    fn monitored_now_is_what_coverage_counts() {
+        use State::*;
+        let svc = service(&["a"], &[]);
+        let lv = level(0.995);
+        let noon = crate::time::calendar::oslo_ms(2026, 10, 21, 12, 0);
+        let monitored = |s: State| now(&svc, &lv, noon, |_| s).map(|n| n.monitored);
+        for s in [Up, Degraded, Down, Maintenance, Unreachable] {
+            assert_eq!(monitored(s), Some(true), "{s:?}");
+        }
+        assert_eq!(monitored(Unmonitored), Some(false));
+        let office = ServiceLevel {
+            schedule: Schedule::BusinessHours(crate::time::schedule::BusinessHours::office()),
+            ..lv
+        };
+        let night = crate::time::calendar::oslo_ms(2026, 10, 21, 23, 0);
+        assert_eq!(now(&svc, &office, night, |_| Unmonitored), None);
     }
 }
