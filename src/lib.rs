@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod link;
 pub mod linkstats;
 pub mod live;
+pub mod logging;
 pub mod maintenance;
 pub mod memory;
 pub mod metrics;

@@ -50,9 +50,12 @@ enum Command {
         /// Log level: error, warn, info, debug, trace (or an EnvFilter directive).
         #[arg(long = "log.level", value_name = "L", default_value = "info")]
         log_level: String,
-        /// Log format.
-        #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt)]
-        log_format: LogFormat,
+        /// Log format. journald: logfmt without `ts=`, each line behind its
+        /// syslog priority (`<4>` for warnings), for `journalctl -p`.
+        /// Default: journald when stderr is the journal (JOURNAL_STREAM),
+        /// logfmt otherwise.
+        #[arg(long = "log.format", value_enum)]
+        log_format: Option<LogFormat>,
         /// Start even with no targets (the agent would watch nothing).
         #[arg(long = "allow-empty")]
         allow_empty: bool,
@@ -163,6 +166,7 @@ enum ReportLang {
 enum LogFormat {
     Logfmt,
     Json,
+    Journald,
 }
 
 fn main() -> ExitCode {
@@ -464,11 +468,24 @@ fn month_arg(s: &str, now: chrono::DateTime<chrono::Utc>) -> Option<utkikk::time
     }
 }
 
-fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
+fn init_logging(level: &str, format: Option<LogFormat>) -> anyhow::Result<()> {
     let filter =
         EnvFilter::try_new(level).with_context(|| format!("invalid --log.level {level:?}"))?;
     let registry = tracing_subscriber::registry().with(filter);
+    let format = format.unwrap_or(if utkikk::logging::stderr_is_journal() {
+        LogFormat::Journald
+    } else {
+        LogFormat::Logfmt
+    });
     match format {
+        LogFormat::Journald => registry
+            .with(
+                tracing_logfmt::builder()
+                    .with_timestamp(false)
+                    .layer()
+                    .with_writer(utkikk::logging::JournalStderr),
+            )
+            .try_init()?,
         LogFormat::Logfmt => registry
             .with(
                 tracing_logfmt::builder()

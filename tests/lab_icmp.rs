@@ -271,6 +271,55 @@ lab_test!(
     }
 );
 
+// Under journald (its JOURNAL_STREAM is the agent's stderr) each log
+// line starts with its syslog priority and has no time of its own, so
+// `journalctl -p warning` filters; the refused reload is an error.
+lab_test!(journald_log_lines_carry_their_priority, || {
+    use std::os::unix::fs::MetadataExt;
+    let _far = far_host_v4(&["198.51.100.1/24"]);
+    let mut agent = Agent::prepare(&config(
+        "  - { id: sw1, kind: switch, address: 198.51.100.1 }\n",
+    ));
+    // The log file exists before the agent starts: name it as systemd
+    // names the stream.
+    let log = agent.dir.path().join("utkikk.log");
+    std::fs::write(&log, "").unwrap();
+    let m = std::fs::metadata(&log).unwrap();
+    agent
+        .env
+        .push(("JOURNAL_STREAM".into(), format!("{}:{}", m.dev(), m.ino())));
+    agent.spawn();
+    agent.wait_state("sw1", "up", DEADLINE);
+    agent.rewrite_config(&config(
+        "  - { id: sw1, kind: switch, address: 198.51.100.1, parents: [ghost] }\n",
+    ));
+    agent.signal("HUP");
+    wait_until("the refused reload in the log", DEADLINE, || {
+        agent.log().contains("unknown parent target")
+    });
+    let text = agent.log();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 3, "{text}");
+    for l in &lines {
+        let (prio, level) = match l.get(..3) {
+            Some("<3>") => ("<3>", "level=error"),
+            Some("<4>") => ("<4>", "level=warn"),
+            Some("<6>") => ("<6>", "level=info"),
+            Some("<7>") => ("<7>", "level=debug"),
+            _ => panic!("no priority: {l:?}"),
+        };
+        assert!(l.starts_with(&format!("{prio}{level} ")), "{l:?}");
+        assert!(!l.contains(" ts=") && !l.contains("<3>ts="), "{l:?}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("<3>") && l.contains("unknown parent target")),
+        "{text}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("<6>")), "{text}");
+});
+
 lab_test!(bad_reload_keeps_the_old_config_running, || {
     let _far = far_host_v4(&["198.51.100.1/24"]);
     const TOKEN: &str = "lab-reload-token-0123456789";
