@@ -19,8 +19,14 @@ fn root() -> PathBuf {
 
 /// Run a tool; its output, or a failure that shows what it said.
 fn run(tool: &str, args: &[&str], dir: &Path) -> String {
+    run_env(tool, args, dir, &[])
+}
+
+/// [`run`] with variables added to the environment.
+fn run_env(tool: &str, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> String {
     let out = Command::new(tool)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("{tool} is needed (scripts/test installs it): {e}"));
@@ -43,6 +49,7 @@ fn prometheus_config_and_rules_pass_promtool_and_their_unit_tests() {
             "check",
             "rules",
             "rules/utkikk-recording.yml",
+            "rules/utkikk-thresholds.yml",
             "rules/utkikk-alerts.yml",
         ],
         &dir,
@@ -97,11 +104,15 @@ fn read<T: serde::de::DeserializeOwned>(path: &Path) -> T {
 #[test]
 fn every_alert_is_tested_firing_and_uses_metrics_the_agent_exports() {
     let dir = root().join("deploy/prometheus");
-    let rules: Vec<Rule> = ["rules/utkikk-recording.yml", "rules/utkikk-alerts.yml"]
-        .iter()
-        .flat_map(|f| read::<RuleFile>(&dir.join(f)).groups)
-        .flat_map(|g| g.rules)
-        .collect();
+    let rules: Vec<Rule> = [
+        "rules/utkikk-recording.yml",
+        "rules/utkikk-thresholds.yml",
+        "rules/utkikk-alerts.yml",
+    ]
+    .iter()
+    .flat_map(|f| read::<RuleFile>(&dir.join(f)).groups)
+    .flat_map(|g| g.rules)
+    .collect();
     let tests: TestFile = read(&dir.join("tests/utkikk-alerts.test.yml"));
     let fired: BTreeSet<&str> = tests
         .tests
@@ -135,9 +146,9 @@ fn every_alert_is_tested_firing_and_uses_metrics_the_agent_exports() {
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
             .filter(|w| w.starts_with("utkikk_"))
         {
-            let base = word
-                .strip_suffix("_bucket")
-                .or_else(|| word.strip_suffix("_total"))
+            let base = ["_bucket", "_count", "_sum", "_total"]
+                .iter()
+                .find_map(|s| word.strip_suffix(s))
                 .unwrap_or(word);
             assert!(
                 exported.contains(base),
@@ -176,11 +187,24 @@ fn alertmanager_config_routes_and_templates() {
         out.contains("SUCCESS") && out.contains("1 templates"),
         "{out}"
     );
-    // Pages to on-call (a member's own where it has one), tickets to the queue.
+    // Pages to on-call (a member's own where it has one, and the IKS's for
+    // shared infrastructure), tickets to the queue.
     for (receiver, labels) in [
         (
             "kongsberg-on-call",
             &["severity=page", "member=kongsberg"][..],
+        ),
+        (
+            "kongsberg-on-call",
+            &["severity=page", "member=kongsberg", "shared=false"],
+        ),
+        (
+            "iks-on-call,kongsberg-on-call",
+            &["severity=page", "member=kongsberg", "shared=true"],
+        ),
+        (
+            "iks-on-call",
+            &["severity=page", "member=flesberg", "shared=true"],
         ),
         ("iks-on-call", &["severity=page", "member=flesberg"]),
         (
@@ -197,7 +221,7 @@ fn alertmanager_config_routes_and_templates() {
     // A notification names the member, the root cause and the dashboard.
     let dir = root().join("deploy/alertmanager");
     let render = |what: &str, kind: &str| {
-        run(
+        run_env(
             "amtool",
             &[
                 "template",
@@ -208,6 +232,7 @@ fn alertmanager_config_routes_and_templates() {
                 &format!("--template.text={{{{ template \"{what}\" . }}}}"),
             ],
             &dir,
+            &[("TZ", "Europe/Oslo")],
         )
     };
     let subject = render("utkikk.subject", "text");
@@ -218,7 +243,10 @@ fn alertmanager_config_routes_and_templates() {
     let text = render("utkikk.text", "text");
     for want in [
         "member:     flesberg",
+        "affects:    flesberg, kongsberg (shared infrastructure)",
         "root cause: link-kb-fl",
+        // 21:30 UTC, in Europe/Oslo (summer time in October).
+        "since:      2026-10-05 23:30 CEST",
         "dashboard:  https://grafana.example.org/d/utkikk-links/",
     ] {
         assert!(text.contains(want), "{want:?} not in:\n{text}");
@@ -412,6 +440,12 @@ fn the_systemd_unit_verifies_and_is_hardened() {
             "{key}={want} missing"
         );
     }
+    // Each log line with its priority, for `journalctl -p`.
+    assert!(
+        unit.lines()
+            .any(|l| l.starts_with("ExecStart=") && l.ends_with(" --log.format journald")),
+        "ExecStart without --log.format journald"
+    );
     let path = tmp.path().join("utkikk.service");
     std::fs::write(&path, unit).unwrap();
     let p = path.display().to_string();
@@ -521,6 +555,7 @@ fn the_debian_package_installs_and_its_config_checks() {
         "./usr/lib/systemd/system/utkikk-report.service",
         "./usr/lib/systemd/system/utkikk-report.timer",
         "./usr/share/utkikk/prometheus/rules/utkikk-alerts.yml",
+        "./usr/share/utkikk/prometheus/rules/utkikk-thresholds.yml",
     ] {
         assert!(
             listing.contains(path),
