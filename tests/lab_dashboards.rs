@@ -107,6 +107,50 @@ fn label_values(q: &str) -> Result<Vec<String>, String> {
         .unwrap_or_default())
 }
 
+/// Every annotation query of a dashboard (Prometheus ones), by name.
+fn annotation_queries(dash: &Value) -> Vec<(String, String)> {
+    dash["annotations"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| {
+            Some((
+                a["name"].as_str().unwrap_or("").to_string(),
+                a["expr"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Every link of a dashboard: its own, and each panel's data links
+/// (defaults and overrides), as URLs.
+fn links(dash: &Value) -> Vec<String> {
+    let mut out: Vec<String> = dash["links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["url"].as_str().map(str::to_string))
+        .collect();
+    for p in dash["panels"].as_array().into_iter().flatten() {
+        let fc = &p["fieldConfig"];
+        let lists = std::iter::once(&fc["defaults"]["links"]).chain(
+            fc["overrides"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|o| o["properties"].as_array().into_iter().flatten())
+                .filter(|prop| prop["id"] == "links")
+                .map(|prop| &prop["value"]),
+        );
+        for list in lists {
+            for l in list.as_array().into_iter().flatten() {
+                out.extend(l["url"].as_str().map(str::to_string));
+            }
+        }
+    }
+    out
+}
+
 /// Every panel query of a dashboard, with its panel's title.
 fn panel_queries(dash: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -125,7 +169,7 @@ fn panel_queries(dash: &Value) -> Vec<(String, String)> {
 
 /// What is wrong with a dashboard now: variables without values, queries
 /// that fail or return nothing. Empty when all is well.
-fn problems(dash: &Value) -> Vec<String> {
+fn problems(dash: &Value, annotated: &mut Vec<String>) -> Vec<String> {
     let mut problems = Vec::new();
     let mut vars: Vec<(String, Vec<String>)> = Vec::new();
     for v in dash["templating"]["list"].as_array().into_iter().flatten() {
@@ -152,6 +196,17 @@ fn problems(dash: &Value) -> Vec<String> {
             Ok(r) if !r.is_empty() => {}
             Ok(_) => problems.push(format!("{title:?}: no data from {filled}")),
             Err(e) => problems.push(format!("{title:?}: {e} in {filled}")),
+        }
+    }
+    // Annotations: each query is one Prometheus takes; outages and
+    // maintenance must show somewhere (a dashboard scoped to one link or
+    // device has none of them in the lab), reboots need not.
+    for (name, expr) in annotation_queries(dash) {
+        let filled = fill(&expr, &vars);
+        match query(&filled) {
+            Ok(r) if !r.is_empty() => annotated.push(name),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("annotation {name:?}: {e} in {filled}")),
         }
     }
     problems
@@ -215,6 +270,9 @@ fn dashboards_are_current_schema_with_the_uids_alerts_link_to() {
                 }
             }
         }
+        // Outages, maintenance and reboots annotated on every dashboard.
+        let names: Vec<String> = annotation_queries(d).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["Outages", "Maintenance", "Reboots"], "{uid}");
         for p in d["panels"].as_array().unwrap() {
             if p["type"] != "row" {
                 assert!(
@@ -224,6 +282,66 @@ fn dashboards_are_current_schema_with_the_uids_alerts_link_to() {
                 );
             }
         }
+    }
+}
+
+/// Drill-down: every link names a dashboard that exists and only
+/// variables that dashboard has; the region reaches the member dashboard,
+/// that one the links and devices dashboards, and each of them links
+/// back to the region.
+#[test]
+fn dashboard_links_point_at_dashboards_and_variables_that_exist() {
+    let all = dashboards();
+    let vars = |d: &Value| -> Vec<String> {
+        d["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let by_uid: std::collections::BTreeMap<&str, &Value> = all
+        .iter()
+        .map(|(_, d)| (d["uid"].as_str().unwrap(), d))
+        .collect();
+    let mut reached = std::collections::BTreeSet::new();
+    for (_, d) in &all {
+        let uid = d["uid"].as_str().unwrap();
+        for url in links(d) {
+            let rest = url
+                .strip_prefix("/d/")
+                .unwrap_or_else(|| panic!("{uid}: {url} is not a dashboard link"));
+            let target = rest.split('/').next().unwrap();
+            let to = by_uid
+                .get(target)
+                .unwrap_or_else(|| panic!("{uid}: {url} names no dashboard"));
+            reached.insert((uid.to_string(), target.to_string()));
+            let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+            for pair in query.split('&') {
+                if let Some(name) = pair.strip_prefix("var-") {
+                    let name = name.split('=').next().unwrap();
+                    assert!(
+                        vars(to).iter().any(|v| v == name),
+                        "{uid}: {url} sets ${name}, which {target} does not have"
+                    );
+                }
+            }
+        }
+    }
+    for (from, to) in [
+        ("utkikk-region", "utkikk-member"),
+        ("utkikk-member", "utkikk-links"),
+        ("utkikk-member", "utkikk-devices"),
+        ("utkikk-devices", "utkikk-devices"),
+        ("utkikk-member", "utkikk-region"),
+        ("utkikk-links", "utkikk-region"),
+        ("utkikk-devices", "utkikk-region"),
+        ("utkikk-agent", "utkikk-region"),
+    ] {
+        assert!(
+            reached.contains(&(from.to_string(), to.to_string())),
+            "no link from {from} to {to}"
+        );
     }
 }
 
@@ -244,7 +362,8 @@ lab_test!(
             "198.51.100.1",
             "rocommunity lab-dash-c0mm default\n",
         );
-        let agent = Agent::start_env(
+        let now = chrono::Utc::now();
+        let mut agent = Agent::prepare(
         &format!(
             "agent: {{ id: lab, sla_interval: 1s }}\n{FAST}\
              \x20 snmp: {{ interval: 2s, timeout: 800ms, retries: 1 }}\n\
@@ -256,13 +375,49 @@ lab_test!(
              \x20     ends: [ {{ device: sw1, interface: ge-0-0-1 }} ] }}\n\
              \x20 - {{ id: srv1, kind: server, address: 198.51.100.2, site: fl, parents: [link-a] }}\n\
              \x20 - {{ id: dead, kind: server, address: 198.51.100.99, site: fl }}\n\
+             \x20 - {{ id: spare, kind: server, address: 198.51.100.2, site: fl }}\n\
              services:\n\
              \x20 - {{ id: files, name: Filer, serves: [flesberg], targets: [srv1], sla: [{{ valid_from: 2020-01-01, objective: 99.5, min_coverage: 0 }}] }}\n\
              \x20 - {{ id: net, name: Nett, serves: [kongsberg, flesberg], targets: [link-a], sla: [{{ valid_from: 2020-01-01, objective: 99.9, min_coverage: 0 }}] }}\n\
-             \x20 - {{ id: web, name: Web, serves: [flesberg], targets: [dead], sla: [{{ valid_from: 2020-01-01, objective: 99.0, min_coverage: 0 }}] }}\n"
+             \x20 - {{ id: web, name: Web, serves: [flesberg], targets: [dead], sla: [{{ valid_from: 2020-01-01, objective: 99.0, min_coverage: 0 }}] }}\n\
+             maintenance:\n\
+             \x20 - {{ id: now, targets: [spare], start: \"{start}\", end: \"{end}\" }}\n",
+            start = (now - chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%S+00:00"),
+            end = (now + chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M:%S+00:00"),
         ),
-        &[("LAB_COMMUNITY", "lab-dash-c0mm")],
     );
+        agent
+            .env
+            .push(("LAB_COMMUNITY".into(), "lab-dash-c0mm".into()));
+        // Last month in the ledger: everything up all month, so the agent
+        // freezes its results and the past months' panels have a month.
+        {
+            use utkikk::health::{State, Transition};
+            use utkikk::ledger::{Record, Store};
+            let month = utkikk::time::calendar::Month::parse(&utkikk::time::oslo::month_of(now))
+                .unwrap()
+                .prev();
+            let w = month.window().unwrap();
+            std::fs::create_dir_all(agent.data_dir()).unwrap();
+            let mut store = Store::open(&agent.data_dir().join("ledger.db")).unwrap();
+            let run = store.begin_run("lab", w.start).unwrap();
+            let records: Vec<Record> = ["sw1", "link-a", "srv1", "dead", "spare"]
+                .iter()
+                .map(|t| {
+                    Record::Transition(Transition {
+                        target: t.to_string(),
+                        from: State::Unmonitored,
+                        to: State::Up,
+                        at: chrono::DateTime::from_timestamp_millis(w.start).unwrap(),
+                        reason: Some(utkikk::model::Reason::NotProbedYet),
+                        root_cause: None,
+                    })
+                })
+                .collect();
+            store.write(run, &records, w.end).unwrap();
+            store.end_run(run, w.end).unwrap();
+        }
+        agent.spawn();
         agent.wait_state("link-a", "up", DEADLINE);
         agent.wait_state("dead", "down", DEADLINE);
 
@@ -273,7 +428,7 @@ lab_test!(
         &config,
         format!(
             "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\n\
-             rule_files: ['{r}/utkikk-recording.yml', '{r}/utkikk-alerts.yml']\n\
+             rule_files: ['{r}/utkikk-recording.yml', '{r}/utkikk-thresholds.yml', '{r}/utkikk-alerts.yml']\n\
              scrape_configs:\n  - job_name: utkikk\n    static_configs: [{{ targets: ['127.0.0.1:9474'] }}]\n",
             r = rules.display()
         ),
@@ -301,7 +456,16 @@ lab_test!(
         let all = dashboards();
         let start = Instant::now();
         let last = loop {
-            let now: Vec<String> = all.iter().flat_map(|(_, d)| problems(d)).collect();
+            let mut annotated = Vec::new();
+            let mut now: Vec<String> = all
+                .iter()
+                .flat_map(|(_, d)| problems(d, &mut annotated))
+                .collect();
+            for name in ["Outages", "Maintenance"] {
+                if !annotated.iter().any(|a| a == name) {
+                    now.push(format!("annotation {name:?}: no data on any dashboard"));
+                }
+            }
             if now.is_empty() || start.elapsed() > Duration::from_secs(120) {
                 break now;
             }
