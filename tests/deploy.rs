@@ -386,6 +386,29 @@ lab_test!(
             "severity=ticket",
             "target=link-x",
         ]);
+        add(&[
+            "alertname=UtkikkLinkUtilizationHigh",
+            "instance=agent:9474",
+            "job=utkikk",
+            "severity=ticket",
+            "target=link-x",
+            "direction=out",
+        ]);
+        // A second agent that cannot open its ICMP socket: that most of
+        // its targets are unmonitored follows, and does not page again.
+        add(&[
+            "alertname=UtkikkCannotProbe",
+            "instance=agent2:9474",
+            "job=utkikk",
+            "severity=page",
+            "family=ipv4",
+        ]);
+        add(&[
+            "alertname=UtkikkTargetsUnmonitored",
+            "instance=agent2:9474",
+            "job=utkikk",
+            "severity=page",
+        ]);
         let expect = |want: &[(&str, &str)]| {
             let want: BTreeMap<String, String> = want
                 .iter()
@@ -401,19 +424,25 @@ lab_test!(
             assert!(ok.is_ok(), "want {want:?}, last {last:?}");
         };
         expect(&[
+            ("UtkikkCannotProbe/", "active"),
             ("UtkikkErrorBudgetBurn/files", "active"),
             ("UtkikkErrorBudgetBurn/net", "suppressed"),
             ("UtkikkHighLatency/link-x", "suppressed"),
             ("UtkikkLinkDown/link-x", "active"),
+            ("UtkikkLinkUtilizationHigh/link-x", "suppressed"),
+            ("UtkikkTargetsUnmonitored/", "suppressed"),
         ]);
         // The agent itself down: everything it said is held back.
         add(&with(&["alertname=UtkikkAgentDown"]));
         expect(&[
             ("UtkikkAgentDown/", "active"),
+            ("UtkikkCannotProbe/", "active"),
             ("UtkikkErrorBudgetBurn/files", "suppressed"),
             ("UtkikkErrorBudgetBurn/net", "suppressed"),
             ("UtkikkHighLatency/link-x", "suppressed"),
             ("UtkikkLinkDown/link-x", "suppressed"),
+            ("UtkikkLinkUtilizationHigh/link-x", "suppressed"),
+            ("UtkikkTargetsUnmonitored/", "suppressed"),
         ]);
     }
 );
