@@ -35,6 +35,7 @@ pub async fn sla_rounds(live: Live, ledger: Ledger, metrics: Metrics, stop: Canc
         }
     }
     let mut known: Vec<String> = Vec::new();
+    let mut closed_for: Option<ClosedKey> = None;
     let mut due = tokio::time::Instant::now();
     loop {
         tokio::select! {
@@ -55,14 +56,24 @@ pub async fn sla_rounds(live: Live, ledger: Ledger, metrics: Metrics, stop: Canc
         known = inv.services.iter().map(|s| s.id.clone()).collect();
         let interval = inv.agent.sla_interval;
         let (l, m) = (ledger.clone(), metrics.clone());
-        let _ = tokio::task::spawn_blocking(move || {
-            round(&inv, &l, &m);
+        let last = closed_for.clone();
+        if let Ok(key) = tokio::task::spawn_blocking(move || {
+            let key = round(&inv, &l, &m, last);
             crate::memory::release_freed();
+            key
         })
-        .await;
+        .await
+        {
+            closed_for = key;
+        }
         due = (began + interval).max(tokio::time::Instant::now());
     }
 }
+
+/// What the closed-month series were last read for: the month, the
+/// services, and how many months were frozen then. They are read again
+/// only when that changes (a month closes, a reload), not every round.
+type ClosedKey = (crate::time::calendar::Month, Vec<String>, i64);
 
 /// How many closed months the history series show.
 const CLOSED_MONTHS: usize = 12;
@@ -97,8 +108,15 @@ fn closed_months(
         .collect()
 }
 
-/// One round: freeze last month, sum up closed days, this month's figures.
-fn round(inv: &Inventory, ledger: &Ledger, metrics: &Metrics) {
+/// One round: freeze last month, sum up closed days, the closed months'
+/// series (when `closed_for` is out of date), this month's figures.
+/// Returns what the closed-month series are now for.
+fn round(
+    inv: &Inventory,
+    ledger: &Ledger,
+    metrics: &Metrics,
+    closed_for: Option<ClosedKey>,
+) -> Option<ClosedKey> {
     let now = Utc::now();
     let month = crate::time::calendar::Month::parse(&crate::time::oslo::month_of(now));
     let store = if ledger.path().exists() {
@@ -106,13 +124,15 @@ fn round(inv: &Inventory, ledger: &Ledger, metrics: &Metrics) {
             Ok(s) => Some(s),
             Err(e) => {
                 tracing::warn!("SLA metrics: cannot read the ledger: {e}");
-                return;
+                return closed_for;
             }
         }
     } else {
         None
     };
-    let Some(month) = month else { return };
+    let Some(month) = month else {
+        return closed_for;
+    };
     // Last month's results, once closed, are frozen: kept as they
     // are now, whatever the config says later.
     if let Some(store) = store.as_ref() {
@@ -169,8 +189,19 @@ fn round(inv: &Inventory, ledger: &Ledger, metrics: &Metrics) {
             Err(e) => tracing::warn!("summing up closed days: {e}"),
         }
     }
+    let mut closed_for = closed_for;
     if let Some(store) = store.as_ref() {
-        metrics.set_closed_months(closed_months(store, inv, month));
+        match store.frozen_count(crate::sla::FROZEN_SERVICE) {
+            Ok(count) => {
+                let ids = inv.services.iter().map(|s| s.id.clone()).collect();
+                let key = (month, ids, count);
+                if closed_for.as_ref() != Some(&key) {
+                    metrics.set_closed_months(&closed_months(store, inv, month));
+                    closed_for = Some(key);
+                }
+            }
+            Err(e) => tracing::warn!("closed months: {e}"),
+        }
     }
     for svc in &inv.services {
         match crate::sla::service_month(
@@ -196,4 +227,5 @@ fn round(inv: &Inventory, ledger: &Ledger, metrics: &Metrics) {
             Err(e) => tracing::warn!(service = %svc.id, "SLA metrics: {e}"),
         }
     }
+    closed_for
 }

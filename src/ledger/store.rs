@@ -685,6 +685,18 @@ impl Store {
             .map_err(db)
     }
 
+    /// How many closed months of `kind` are frozen: it changes exactly
+    /// when another one is.
+    pub fn frozen_count(&self, kind: &str) -> Result<i64, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM monthly_results WHERE kind = ?1",
+                params![kind],
+                |r| r.get(0),
+            )
+            .map_err(db)
+    }
+
     /// When the frozen result of a closed month was computed.
     pub fn frozen_at(&self, kind: &str, id: &str, month: &str) -> Result<Option<i64>, LedgerError> {
         self.conn

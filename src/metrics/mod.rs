@@ -186,9 +186,6 @@ pub struct Metrics {
     closed_availability: Family<ServiceMonthLabels, FGauge>,
     closed_objective: Family<ServiceMonthLabels, FGauge>,
     closed_met: Family<ServiceMonthLabels, Gauge>,
-    /// What the closed-month series were last set to: they are only
-    /// rewritten when that changes (a month closes, a reload).
-    closed_last: Arc<std::sync::Mutex<ClosedMonths>>,
     coverage: Family<ServiceLabels, FGauge>,
     min_coverage: Family<ServiceLabels, FGauge>,
     service_up: Family<ServiceLabels, Gauge>,
@@ -319,7 +316,6 @@ impl Metrics {
             closed_availability: Family::default(),
             closed_objective: Family::default(),
             closed_met: Family::default(),
-            closed_last: Arc::default(),
             coverage: Family::default(),
             min_coverage: Family::default(),
             service_up: Family::default(),
@@ -733,19 +729,13 @@ impl Metrics {
 
     /// The closed months' frozen results: `months` are each service's
     /// (month, objective, availability with a verdict, met); the series
-    /// of services and months not in it are removed.
-    pub fn set_closed_months(&self, months: ClosedMonths) {
-        let mut last = self
-            .closed_last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *last == months {
-            return;
-        }
+    /// of services and months not in it are removed. Called when they
+    /// change (the SLA job reads them again only then).
+    pub fn set_closed_months(&self, months: &[(String, Vec<ClosedMonth>)]) {
         self.closed_availability.clear();
         self.closed_objective.clear();
         self.closed_met.clear();
-        for (service, list) in &months {
+        for (service, list) in months {
             for m in list {
                 let l = ServiceMonthLabels {
                     service: service.clone(),
@@ -760,7 +750,6 @@ impl Metrics {
                 }
             }
         }
-        *last = months;
     }
 
     pub fn ledger_write_error(&self) {

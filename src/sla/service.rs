@@ -240,17 +240,6 @@ pub fn now(
     })
 }
 
-/// Whether `service` is up at `now_ms` under `level` ([`now`]'s `up`;
-/// `None` outside the level's schedule too).
-pub fn up_now(
-    service: &Service,
-    level: &ServiceLevel,
-    now_ms: i64,
-    state_of: impl Fn(&str) -> State,
-) -> Option<bool> {
-    now(service, level, now_ms, state_of).and_then(|n| n.up)
-}
-
 /// Combine the service's targets (looked up with `timeline_of`) over
 /// `window` under `level`.
 pub fn figures(
@@ -539,6 +528,17 @@ mod tests {
         assert_eq!(f.downtime_seconds, 0.2);
         assert_eq!(f.outages, 1, "degraded then unreachable is one stretch");
         assert_eq!(f.availability, Some(0.8));
+    }
+
+    /// Whether the service is up (`now`'s `up`; `None` outside the
+    /// schedule too).
+    fn up_now(
+        service: &Service,
+        level: &ServiceLevel,
+        now_ms: i64,
+        state_of: impl Fn(&str) -> State,
+    ) -> Option<bool> {
+        now(service, level, now_ms, state_of).and_then(|n| n.up)
     }
 
     #[test]
