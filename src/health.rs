@@ -98,6 +98,8 @@ pub struct TargetHealth {
     pub last_icmp: Option<std::sync::Arc<IcmpOutcome>>,
     /// The last SNMP poll's (or check's) verdict, for targets polled over SNMP.
     pub snmp: Option<SnmpStatus>,
+    /// The last service check, for targets that have one.
+    pub last_check: Option<std::sync::Arc<crate::probe::check::CheckOutcome>>,
     /// For links: what each end's interface said at its last reading
     /// (`None` until then).
     pub ends: Vec<Option<EndStatus>>,
@@ -138,6 +140,9 @@ pub struct TargetHealth {
 struct Spec {
     icmp: bool,
     snmp: bool,
+    /// A service check grades it (alone: validation allows no ICMP or
+    /// SNMP beside it).
+    check: bool,
     /// Its own cycle interval (ICMP, else SNMP).
     interval: Duration,
     /// How long a check of it takes at most.
@@ -158,12 +163,17 @@ impl Spec {
         Spec {
             icmp: t.icmp.enabled,
             snmp: t.snmp.is_some(),
-            interval: if t.icmp.enabled {
+            check: t.check.is_some(),
+            interval: if let Some(c) = &t.check {
+                c.interval
+            } else if t.icmp.enabled {
                 t.icmp.interval
             } else {
                 t.snmp.as_ref().map_or(t.icmp.interval, |s| s.interval)
             },
-            check_budget: if t.icmp.enabled {
+            check_budget: if let Some(c) = &t.check {
+                c.timeout
+            } else if t.icmp.enabled {
                 icmp_budget
             } else {
                 snmp_budget.unwrap_or(icmp_budget)
@@ -191,7 +201,7 @@ impl Spec {
 
     /// Something can look at it on demand.
     fn checkable(&self) -> bool {
-        self.icmp || self.snmp || !self.ends.is_empty()
+        self.icmp || self.snmp || self.check || !self.ends.is_empty()
     }
 
     fn any_probe(&self) -> bool {
@@ -413,6 +423,7 @@ impl HealthBook {
                         root_cause: None,
                         last_icmp: None,
                         snmp: None,
+                        last_check: None,
                         ends: vec![None; spec.ends.len()],
                         streak: Streak::default(),
                         down_run_since: None,
@@ -534,6 +545,13 @@ impl HealthBook {
                     self.apply(id, seen, now, &mut fx);
                 }
             }
+            Outcome::Check(c) => {
+                h.last_check = Some(std::sync::Arc::new((**c).clone()));
+                if h.spec.check {
+                    let seen = seen_of(obs.outcome.verdict(&h.spec.limits), false, at);
+                    self.apply(id, seen, now, &mut fx);
+                }
+            }
             Outcome::LinkEnd { end, status, .. } => {
                 self.observe_end(id, *end, status.clone(), obs.on_demand, at, now, &mut fx);
             }
@@ -548,6 +566,9 @@ impl HealthBook {
                 let grades = match probe {
                     ProbeKind::Icmp => h.spec.icmp,
                     ProbeKind::Snmp => !h.spec.icmp && h.spec.snmp,
+                    ProbeKind::Tcp | ProbeKind::Http | ProbeKind::Tls | ProbeKind::Dns => {
+                        h.spec.check
+                    }
                 };
                 if grades {
                     let seen = seen_of(obs.outcome.verdict(&h.spec.limits), false, at);
@@ -1460,6 +1481,7 @@ mod tests {
                 recover_after: 2,
             },
             snmp: None,
+            check: None,
             ends: vec![],
             affected_members: vec![],
         }
@@ -1475,6 +1497,7 @@ mod tests {
                 data_dir: ".".into(),
                 max_concurrent_probes: 10,
                 max_concurrent_snmp_polls: 10,
+                max_concurrent_checks: 10,
                 resolve_interval: Duration::from_secs(60),
                 sla_interval: Duration::from_secs(60),
                 api_token: None,

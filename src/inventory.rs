@@ -14,6 +14,9 @@ use serde::Serialize;
 
 use crate::model::secret::Secret;
 
+pub mod checks;
+pub use checks::{CheckSettings, CheckSpec};
+
 /// Defaults used where neither `defaults` nor the target sets a value.
 /// One place, so the README and `check-config` agree with the code.
 pub mod defaults {
@@ -25,6 +28,7 @@ pub mod defaults {
     pub const DATA_DIR: &str = "/var/lib/utkikk";
     pub const MAX_CONCURRENT_PROBES: u32 = 4096;
     pub const MAX_CONCURRENT_SNMP_POLLS: u32 = 64;
+    pub const MAX_CONCURRENT_CHECKS: u32 = 256;
     pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(300);
     pub const SLA_INTERVAL: Duration = Duration::from_secs(60);
     /// The RTT histogram's upper bounds, in milliseconds: coarse enough
@@ -304,6 +308,8 @@ pub struct AgentSettings {
     pub data_dir: PathBuf,
     pub max_concurrent_probes: u32,
     pub max_concurrent_snmp_polls: u32,
+    /// Service checks (TCP, HTTP, TLS, DNS) in flight at most.
+    pub max_concurrent_checks: u32,
     pub resolve_interval: Duration,
     /// How often the SLA metrics are computed.
     pub sla_interval: Duration,
@@ -424,6 +430,9 @@ pub struct Target {
     /// the settings (credentials, v3 keys, OIDs) are about half the size
     /// of a target (2.6 MB of 6 MB at 10,000 targets, BENCHMARKS.md).
     pub snmp: Option<Box<SnmpSettings>>,
+    /// A service check (TCP, HTTP(S), TLS, DNS): when set, it alone
+    /// grades the target. Boxed for the same reason as `snmp`.
+    pub check: Option<Box<CheckSettings>>,
     /// For `link` targets: the interface at each end, read from the end
     /// devices' SNMP polls. Empty for everything else.
     pub ends: Vec<LinkEnd>,

@@ -31,6 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::inventory::{Address, Inventory, Target};
 use crate::metrics::Metrics;
+use crate::probe::check::CheckProber;
 use crate::probe::icmp::{Command, EngineHandle};
 use crate::probe::snmp::SnmpProber;
 use crate::probe::{
@@ -48,6 +49,9 @@ pub struct Scheduler {
     observations: mpsc::Sender<Observation>,
     metrics: Metrics,
     snmp_permits: Arc<Semaphore>,
+    /// Service checks in flight at most, and the setting it was made for.
+    check_permits: Arc<Semaphore>,
+    check_permits_for: u32,
     tracker: TaskTracker,
     /// SNMP polls (BER decoding, v3 crypto) run here: the probe runtime,
     /// with the live owner (the ICMP engine has its own thread).
@@ -57,7 +61,7 @@ pub struct Scheduler {
     /// ICMP target (its address and settings; a change of anything else
     /// leaves its cycles alone). Shared with the live state, not copied.
     applied: Option<Arc<Inventory>>,
-    running_snmp: HashMap<String, Running>,
+    running: HashMap<String, Running>,
 }
 
 struct Running {
@@ -151,11 +155,13 @@ impl Scheduler {
             observations,
             metrics,
             snmp_permits: Arc::new(Semaphore::new(max_concurrent_snmp as usize)),
+            check_permits: Arc::new(Semaphore::new(0)),
+            check_permits_for: 0,
             tracker,
             snmp_runtime,
             resolve_interval: Duration::from_secs(300),
             applied: None,
-            running_snmp: HashMap::new(),
+            running: HashMap::new(),
         }
     }
 
@@ -204,20 +210,39 @@ impl Scheduler {
         let wanted: HashMap<&str, &Target> = inv
             .targets
             .iter()
-            .filter(|t| t.snmp.is_some())
+            .filter(|t| t.snmp.is_some() || t.check.is_some())
             .map(|t| (t.id.as_str(), t))
             .collect();
-        stop_unwanted(&mut self.running_snmp, &wanted);
+        stop_unwanted(&mut self.running, &wanted);
+        if self.check_permits_for != inv.agent.max_concurrent_checks {
+            // Tasks keep the semaphore they started with until restarted.
+            self.check_permits = Arc::new(Semaphore::new(inv.agent.max_concurrent_checks as usize));
+            self.check_permits_for = inv.agent.max_concurrent_checks;
+        }
         for t in inv.targets.iter() {
-            let Some(settings) = &t.snmp else { continue };
-            if self.running_snmp.contains_key(&t.id) {
+            if self.running.contains_key(&t.id) {
                 continue;
             }
-            self.metrics.init_snmp_target(t);
-            let prober = SnmpProber::new(&t.id, (**settings).clone());
-            let spec = self.spec(t, settings.interval, "snmp/", self.snmp_permits.clone());
-            let r = self.spawn(t, spec, prober, &self.snmp_runtime.clone());
-            self.running_snmp.insert(t.id.clone(), r);
+            let runtime = self.snmp_runtime.clone();
+            if let Some(settings) = &t.snmp {
+                self.metrics.init_snmp_target(t);
+                let prober = SnmpProber::new(&t.id, (**settings).clone());
+                let spec = self.spec(t, settings.interval, "snmp/", self.snmp_permits.clone());
+                let r = self.spawn(t, spec, prober, &runtime);
+                self.running.insert(t.id.clone(), r);
+            } else if let Some(settings) = &t.check {
+                let prober = match CheckProber::new(&t.id, &t.address, (**settings).clone()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        // Validation builds the same client: not for a loaded config.
+                        tracing::error!(target_id = %t.id, error = %e, "check not started");
+                        continue;
+                    }
+                };
+                let spec = self.spec(t, settings.interval, "check/", self.check_permits.clone());
+                let r = self.spawn(t, spec, prober, &runtime);
+                self.running.insert(t.id.clone(), r);
+            }
         }
     }
 
@@ -266,7 +291,7 @@ impl Scheduler {
             self.icmp.send(Command::Check(target.to_string()));
             return true;
         }
-        self.running_snmp
+        self.running
             .get(target)
             .map(|r| r.requests.check())
             .is_some()
@@ -275,7 +300,7 @@ impl Scheduler {
     /// Read link ends on `device` now. False when it is not polled over
     /// SNMP or too many wait already.
     pub fn read_ends(&self, device: &str, ends: Vec<EndQuery>) -> bool {
-        self.running_snmp
+        self.running
             .get(device)
             .is_some_and(|r| r.requests.read_ends(ends))
     }
@@ -286,7 +311,7 @@ impl Scheduler {
         self.icmp.send(Command::Stop);
         let icmp_thread = self.icmp_thread.take();
         self.applied = None;
-        for (_, r) in self.running_snmp.drain() {
+        for (_, r) in self.running.drain() {
             r.abort.abort();
         }
         let tracker = self.tracker.clone();
@@ -319,6 +344,8 @@ struct Resolver {
     address: Address,
     interval: Duration,
     resolved: Option<(IpAddr, Instant)>,
+    /// How long the last lookup took, until taken.
+    took: Option<Duration>,
 }
 
 impl Resolver {
@@ -327,6 +354,7 @@ impl Resolver {
             address: address.clone(),
             interval,
             resolved: None,
+            took: None,
         }
     }
 
@@ -340,8 +368,10 @@ impl Resolver {
                 return Ok(ip);
             }
         }
+        let started = Instant::now();
         let lookup =
             tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((name, 0))).await;
+        self.took = Some(started.elapsed());
         match lookup {
             Ok(Ok(mut addrs)) => match addrs.next() {
                 Some(a) => {
@@ -401,12 +431,17 @@ async fn run<P: Prober>(mut spec: TaskSpec, mut prober: P, requests: Arc<Request
         }
         let guard = InFlight::new(&spec.in_flight);
         let observations = match spec.resolver.address().await {
-            Ok(ip) => prober.run(ip, request).await,
+            Ok(ip) => {
+                if let Some(took) = spec.resolver.took.take() {
+                    prober.resolved_in(took);
+                }
+                prober.run(ip, request).await
+            }
             Err(reason) => vec![Observation {
                 target: spec.id.clone(),
                 on_demand: scheduled.is_none(),
                 outcome: Outcome::NotRun {
-                    probe: P::KIND,
+                    probe: prober.kind(),
                     at: Utc::now(),
                     reason,
                 },

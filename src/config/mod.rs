@@ -6,6 +6,7 @@
 //! Owns: parsing, defaults, validation, secret references.
 //! Must not touch: sockets, the scheduler, anything that runs.
 
+mod checks;
 pub mod env_file;
 mod maintenance;
 mod raw;

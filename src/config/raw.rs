@@ -199,6 +199,8 @@ pub struct RawAgent {
     pub max_concurrent_probes: Option<S<u32>>,
     /// SNMP device polls in flight at most; default 64.
     pub max_concurrent_snmp_polls: Option<S<u32>>,
+    /// Service checks (TCP, HTTP, TLS, DNS) in flight at most; default 256.
+    pub max_concurrent_checks: Option<S<u32>>,
     /// How often host names are resolved again; default `5m`.
     pub resolve_interval: Option<S<String>>,
     /// How often this month's SLA metrics are computed and link figures saved; default `1m`.
@@ -338,6 +340,16 @@ pub struct RawTarget {
     // Boxed: a target without it costs 8 bytes here, not 1.4 KB (10,000
     // targets were 45 MB of raw config while a file was read).
     pub snmp: Option<Box<S<RawSnmp>>>,
+    /// A TCP check: connect to a port (and optionally exchange a line). A
+    /// target with a check (`tcp`, `http`, `tls` or `dns`) is graded by it
+    /// alone and is not pinged; make the server it runs on its parent.
+    pub tcp: Option<Box<S<RawTcp>>>,
+    /// An HTTP(S) check: a request and the answer it must get.
+    pub http: Option<Box<S<RawHttp>>>,
+    /// A TLS check: the certificate chain of any TLS port (HTTPS, LDAPS, SMTPS, IMAPS…).
+    pub tls: Option<Box<S<RawTlsCheck>>>,
+    /// A DNS check: a question to the target (a DNS server) and the answer expected.
+    pub dns: Option<Box<S<RawDns>>>,
     /// For `link` targets: the interfaces at each end (device, ifName or ifAlias).
     #[serde(default)]
     pub ends: Vec<RawLinkEnd>,
@@ -421,4 +433,136 @@ pub struct RawCustomOid {
     pub kind: S<String>,
     /// Metric help text.
     pub help: Option<S<String>>,
+}
+
+/// A TCP check.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTcp {
+    /// The port to connect to.
+    pub port: S<u16>,
+    /// A line sent once connected (`\r\n` is appended), e.g. `QUIT`.
+    pub send: Option<S<String>>,
+    /// Regular expression searched for in what the server sends, e.g. `^220 ` for SMTP.
+    pub expect: Option<S<String>>,
+    /// One check every …; default `30s`.
+    pub interval: Option<S<String>>,
+    /// The whole check at most; default `10s` (less than the interval).
+    pub timeout: Option<S<String>>,
+}
+
+/// An HTTP(S) check.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// Absolute `http://` or `https://` URL. Its host is sent as `Host` and
+    /// TLS server name; the connection goes to the target's `address`.
+    pub url: S<String>,
+    /// Default `GET`.
+    pub method: Option<S<String>>,
+    /// Request headers. Values of `Authorization`, `Proxy-Authorization`,
+    /// `Cookie` and any header named like a key, token or secret must be
+    /// references (`env:NAME`, `file:PATH`); others may be plain.
+    #[serde(default)]
+    pub headers: BTreeMap<String, S<String>>,
+    /// HTTP basic authentication.
+    pub basic_auth: Option<RawBasicAuth>,
+    /// Status codes that pass: numbers and classes such as `2xx`; default `[2xx]`.
+    pub status: Option<Vec<S<serde_json::Value>>>,
+    /// Regular expression the body (its first MiB) must match.
+    pub body: Option<S<String>>,
+    /// Regular expression the body must not match (e.g. `maintenance`).
+    pub body_not: Option<S<String>>,
+    /// A condition on a JSON body.
+    pub json: Option<RawJsonCondition>,
+    /// An answer slower than this (the whole check) is `degraded`.
+    pub degraded_response_time: Option<S<String>>,
+    /// Follow redirects (default false: a 3xx is judged by `status`).
+    pub follow_redirects: Option<S<bool>>,
+    /// With `follow_redirects`: at most this many; default 10.
+    pub max_redirects: Option<S<u32>>,
+    /// How `https` is verified, and the client certificate.
+    pub tls: Option<RawTlsClient>,
+    /// A certificate expiring sooner is `degraded`; default `14d`.
+    pub cert_expiry_warning: Option<S<String>>,
+    /// One check every …; default `30s`.
+    pub interval: Option<S<String>>,
+    /// The whole check at most; default `10s` (less than the interval).
+    pub timeout: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasicAuth {
+    pub username: S<String>,
+    /// `env:NAME` or `file:PATH`.
+    pub password: S<String>,
+}
+
+/// The value at a JSON pointer (RFC 6901, e.g. `/status`).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawJsonCondition {
+    pub pointer: S<String>,
+    /// Must equal this value (any JSON/YAML value).
+    pub equals: Option<S<serde_json::Value>>,
+    /// Or its text must match this regular expression.
+    pub matches: Option<S<String>>,
+}
+
+/// How a check's TLS client verifies the server and presents itself.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTlsClient {
+    /// PEM file of the CAs to trust instead of the system's (relative to this file).
+    pub ca_file: Option<S<String>>,
+    /// PEM file of a client certificate chain, with `client_key`.
+    pub client_cert: Option<S<String>>,
+    /// The client certificate's key: `file:PATH` or `env:NAME` (PEM).
+    pub client_key: Option<S<String>>,
+    /// The name verified and sent as SNI; default the URL's host (HTTP) or the target's address (TLS).
+    pub server_name: Option<S<String>>,
+    /// Accept any certificate (its expiry is still graded); default false.
+    pub insecure_skip_verify: Option<S<bool>>,
+}
+
+/// A TLS check.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTlsCheck {
+    /// Default 443.
+    pub port: Option<S<u16>>,
+    /// How the chain is verified, and the client certificate.
+    pub tls: Option<RawTlsClient>,
+    /// A certificate expiring sooner is `degraded`; default `14d`.
+    pub cert_expiry_warning: Option<S<String>>,
+    /// One check every …; default `30s`.
+    pub interval: Option<S<String>>,
+    /// The whole check at most; default `10s` (less than the interval).
+    pub timeout: Option<S<String>>,
+}
+
+/// A DNS check.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    /// The name asked for.
+    pub name: S<String>,
+    /// Record type, default `A`.
+    #[serde(rename = "type")]
+    pub record_type: Option<S<String>>,
+    /// Default 53.
+    pub port: Option<S<u16>>,
+    /// `udp` (default) or `tcp`.
+    pub transport: Option<S<String>>,
+    /// Response codes that pass, e.g. `[NOERROR]` (the default) or `[NXDOMAIN]`.
+    pub rcode: Option<Vec<S<String>>>,
+    /// Regular expression some answer record's data must match.
+    pub answer: Option<S<String>>,
+    /// The answer section must not be empty; default true when `rcode` is NOERROR only.
+    pub require_answer: Option<S<bool>>,
+    /// One check every …; default `30s`.
+    pub interval: Option<S<String>>,
+    /// The whole check at most; default `10s` (less than the interval).
+    pub timeout: Option<S<String>>,
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawIcmp, RawThresholds, S};
-use super::{maintenance, services, snmp, ConfigError, Problem};
+use super::{checks, maintenance, services, snmp, ConfigError, Problem};
 use crate::inventory::{
     defaults, Address, AgentSettings, IcmpSettings, Inventory, KommunenummerPeriod, Member, Merge,
     Site, Target, TargetKind, Thresholds,
@@ -294,8 +294,13 @@ pub(super) fn validate(
             }
             labels.insert(k.clone(), val.value.clone());
         }
-        let icmp = icmp_settings(&mut v, &t.icmp, &default_icmp, &format!("{p}.icmp"));
+        let check = checks::check(&mut v, t, &p, &config_dir);
+        let mut icmp = icmp_settings(&mut v, &t.icmp, &default_icmp, &format!("{p}.icmp"));
         check_cycle_fits(&mut v, &t.icmp, &icmp, &format!("{p}.icmp"));
+        if check.is_some() {
+            // Graded by its check alone (an explicit `enabled: true` was reported).
+            icmp.enabled = false;
+        }
         let thresholds = thresholds(
             &mut v,
             &t.thresholds,
@@ -365,6 +370,7 @@ pub(super) fn validate(
             icmp,
             thresholds,
             snmp,
+            check,
             ends,
             affected_members: Vec::new(),
         });
@@ -478,6 +484,9 @@ fn agent_settings(v: &mut Validator<'_>, raw: &RawConfig, config_dir: &Path) -> 
                 "agent.max_concurrent_snmp_polls",
             )
             .unwrap_or(defaults::MAX_CONCURRENT_SNMP_POLLS),
+        max_concurrent_checks: v
+            .positive(&a.max_concurrent_checks, "agent.max_concurrent_checks")
+            .unwrap_or(defaults::MAX_CONCURRENT_CHECKS),
         resolve_interval: v
             .duration(&a.resolve_interval, "agent.resolve_interval")
             .unwrap_or(defaults::RESOLVE_INTERVAL),

@@ -33,6 +33,7 @@ use crate::health::SnmpStatus;
 use crate::inventory::Target;
 use crate::live::Snapshot;
 use crate::model::State;
+use crate::probe::check::CheckOutcome;
 use crate::probe::{IcmpOutcome, ProbeKind, RttStats};
 
 /// Every route with its operation's documentation. `guard_writes` puts
@@ -784,12 +785,21 @@ pub struct TargetView {
     /// `timeout`, `icmp_unreachable`, `no_route`, `loss`, `rtt`,
     /// `replies`, `snmp_unreachable`, `snmp_auth`, `snmp_error`,
     /// `snmp_answers`, `link_end_down`, `link_ends_up`,
-    /// `link_ends_unknown`, `recovering` or `parent_down`.
+    /// `link_ends_unknown`, `recovering` or `parent_down`; for service
+    /// checks `check_passes`, `connect_failed`, `check_timeout`,
+    /// `tls_handshake`, `tls_cert_invalid`, `tls_cert_expired`,
+    /// `tls_cert_expiring`, `protocol_error`, `http_status`, `http_body`,
+    /// `http_redirect`, `slow_response`, `tcp_answer`, `dns_rcode` or
+    /// `dns_answer`.
     pub reason_code: Option<&'static str>,
     pub root_cause: Option<String>,
     pub last_probe: Option<ProbeView>,
     /// For targets polled over SNMP: the last poll's verdict.
     pub snmp: Option<SnmpView>,
+    /// For service checks (TCP, HTTP(S), TLS, DNS): what is checked and
+    /// what the last check found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckView>,
     /// For links: each end's interface and what it said at the last poll.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ends: Vec<EndView>,
@@ -825,6 +835,78 @@ pub struct ProbeView {
     /// without a reply.
     pub rtt_clock: Option<crate::probe::RttClock>,
     pub failure: Option<FailureView>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct CheckView {
+    pub probe: ProbeKind,
+    /// What is checked: the URL, `port N`, or `NAME TYPE`.
+    pub checks: String,
+    pub interval_seconds: f64,
+    pub timeout_seconds: f64,
+    /// `null` until the first check.
+    pub last: Option<CheckResultView>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct CheckResultView {
+    pub at: DateTime<Utc>,
+    /// Nothing wrong (a `degraded` finding is a problem too).
+    pub passed: bool,
+    pub duration_seconds: f64,
+    /// Seconds in each phase reached (HTTP: `resolve`, `connect`, `tls`,
+    /// `processing`, `transfer`).
+    pub phases: BTreeMap<&'static str, f64>,
+    pub problem: Option<FailureView>,
+    pub http_status: Option<u16>,
+    pub redirects: u32,
+    /// The served chain's certificate that expires first.
+    pub certificate: Option<CertificateView>,
+    pub dns_answers: Option<u32>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct CertificateView {
+    pub subject: String,
+    pub not_after: DateTime<Utc>,
+}
+
+fn check_view(s: &crate::inventory::CheckSettings, last: Option<&CheckOutcome>) -> CheckView {
+    use crate::inventory::CheckSpec;
+    CheckView {
+        probe: s.spec.kind(),
+        checks: match &s.spec {
+            CheckSpec::Tcp(c) => format!("port {}", c.port),
+            CheckSpec::Http(c) => format!("{} {}", c.method, c.url),
+            CheckSpec::Tls(c) => format!("port {}", c.port),
+            CheckSpec::Dns(c) => format!("{} {}", c.name, c.record_type),
+        },
+        interval_seconds: s.interval.as_secs_f64(),
+        timeout_seconds: s.timeout.as_secs_f64(),
+        last: last.map(|c| {
+            let mut phases = BTreeMap::new();
+            for (p, d) in &c.phases {
+                *phases.entry(*p).or_insert(0.0) += d.as_secs_f64();
+            }
+            CheckResultView {
+                at: c.at,
+                passed: c.passed(),
+                duration_seconds: c.duration.as_secs_f64(),
+                phases,
+                problem: c.problem.as_ref().map(|p| FailureView {
+                    code: p.code(),
+                    message: p.to_string(),
+                }),
+                http_status: c.http_status,
+                redirects: c.redirects,
+                certificate: c.cert.as_ref().map(|x| CertificateView {
+                    subject: x.subject.clone(),
+                    not_after: x.not_after,
+                }),
+                dns_answers: c.dns_answers,
+            }
+        }),
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -876,6 +958,10 @@ fn view(t: &Target, snap: &Snapshot) -> Option<TargetView> {
             version: s.credentials.version(),
             last_poll: h.snmp.clone(),
         }),
+        check: t
+            .check
+            .as_deref()
+            .map(|c| check_view(c, h.last_check.as_deref())),
         ends: t
             .ends
             .iter()

@@ -83,6 +83,8 @@ pub struct TargetLive {
     pub root_cause: Option<String>,
     pub last_icmp: Option<Arc<IcmpOutcome>>,
     pub snmp: Option<SnmpStatus>,
+    /// The last service check (shared with the health book).
+    pub last_check: Option<Arc<crate::probe::check::CheckOutcome>>,
     pub ends: Vec<Option<EndStatus>>,
 }
 
@@ -484,6 +486,7 @@ impl Owner {
                 self.log_snmp_change(target, before_snmp.as_ref());
                 self.metrics.record_snmp_check(&self.series[i], &check);
             }
+            Outcome::Check(check) => self.metrics.record_check(&self.series[i], &check),
             Outcome::LinkEnd { .. } => {}
             Outcome::NotRun { probe, .. } => self.metrics.record_not_run(&self.series[i], probe),
         }
@@ -756,6 +759,7 @@ impl Owner {
                     root_cause: h.root_cause.clone(),
                     last_icmp: h.last_icmp.clone(),
                     snmp: h.snmp.clone(),
+                    last_check: h.last_check.clone(),
                     ends: h.ends.clone(),
                 })
             });

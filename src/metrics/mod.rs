@@ -4,6 +4,7 @@
 //! Per-target series carry `target`, `member`, `site`; the state series adds
 //! `kind` and `state`. Series of targets removed by a reload are removed.
 
+mod checks;
 mod snmp;
 mod states;
 
@@ -193,6 +194,7 @@ pub struct Metrics {
     service_info: Family<ServiceInfoLabels, Gauge>,
     member_info: Family<MemberInfoLabels, Gauge>,
     service_root_cause: Family<ServiceCauseLabels, Gauge>,
+    checks: checks::CheckSeries,
     pub http: HttpMetrics,
     /// The last scrape's size in bytes (`usize::MAX` before the first):
     /// how the HTTP handler chooses to encode the next one.
@@ -323,6 +325,7 @@ impl Metrics {
             service_info: Family::default(),
             member_info: Family::default(),
             service_root_cause: Family::default(),
+            checks: checks::CheckSeries::default(),
             http: HttpMetrics::default(),
         };
         let build: Family<BuildLabels, Gauge> = Family::default();
@@ -401,6 +404,7 @@ impl Metrics {
             "Time of the last successful configuration reload",
             m.reload_success_timestamp.clone(),
         );
+        m.checks.register(&mut r);
         r.register(
             "utkikk_snmp_poll_duration_seconds",
             "Duration of each SNMP poll of a device",
@@ -626,6 +630,16 @@ impl Metrics {
         self.probe_success
             .get_or_create(&probe_labels(&s.labels, probe.as_str()))
             .set(0);
+    }
+
+    /// Record a service check: `utkikk_probe_success{probe}` (1 when it
+    /// passes, degraded included) and its own series.
+    pub fn record_check(&self, s: &TargetSeries, c: &crate::probe::check::CheckOutcome) {
+        let probe = probe_labels(&s.labels, c.kind.as_str());
+        self.probe_success.get_or_create(&probe).set(i64::from(
+            c.problem.as_ref().is_none_or(|p| p.is_degraded()),
+        ));
+        self.checks.record(&s.labels, probe, c);
     }
 
     /// Record an SNMP check on demand: its requests (its answer shows in
@@ -920,6 +934,11 @@ impl Metrics {
         let base = TargetLabels::of(t);
         self.probe_success.remove(&probe_labels(&base, "icmp"));
         self.probe_success.remove(&probe_labels(&base, "snmp"));
+        for kind in ["tcp", "http", "tls", "dns"] {
+            let probe = probe_labels(&base, kind);
+            self.checks.remove(&base, &probe);
+            self.probe_success.remove(&probe);
+        }
         self.snmp_duration.remove(&base);
         self.snmp_requests.remove(&base);
         self.snmp_non_increasing.remove(&base);

@@ -5,9 +5,11 @@
 //! A leaf (it uses only [`crate::time`]): putting these types where work
 //! is done made the modules that use them a cycle.
 
+pub mod check;
 pub mod reason;
 pub mod secret;
 mod state;
 
+pub use check::CheckProblem;
 pub use reason::{EndName, EndStatus, EndUnknown, FailureReason, Reason, SnmpError};
 pub use state::{State, Transition};

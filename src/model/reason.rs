@@ -333,6 +333,18 @@ pub enum Reason {
         limit_seconds: f64,
     },
     Replies,
+    /// A service check whose probe could not run (`check` is `tcp`,
+    /// `http`, `tls` or `dns`).
+    CheckNotRun {
+        check: &'static str,
+        reason: FailureReason,
+    },
+    /// A service check found something wrong.
+    Check(super::CheckProblem),
+    /// A service check passed.
+    CheckPasses {
+        check: &'static str,
+    },
     /// SNMP polling fails.
     Snmp(SnmpError),
     SnmpAnswers,
@@ -364,7 +376,11 @@ impl Reason {
             Reason::NoProbeEnabled => "no_probe_enabled",
             Reason::IdentityChanged => "identity_changed",
             Reason::RemovedFromConfig => "removed_from_config",
-            Reason::NotRun(_) | Reason::SnmpNotRun(_) => "probe_not_run",
+            Reason::NotRun(_) | Reason::SnmpNotRun(_) | Reason::CheckNotRun { .. } => {
+                "probe_not_run"
+            }
+            Reason::Check(p) => p.code(),
+            Reason::CheckPasses { .. } => "check_passes",
             Reason::Icmp(f) => match f {
                 FailureReason::IcmpUnreachable { .. } => "icmp_unreachable",
                 FailureReason::NoRoute => "no_route",
@@ -405,6 +421,11 @@ impl fmt::Display for Reason {
             Reason::RemovedFromConfig => f.write_str("removed from the configuration"),
             Reason::NotRun(r) => write!(f, "probe could not run: {r}"),
             Reason::SnmpNotRun(r) => write!(f, "SNMP poll could not run: {r}"),
+            Reason::CheckNotRun { check, reason } => {
+                write!(f, "{} check could not run: {reason}", check.to_uppercase())
+            }
+            Reason::Check(p) => write!(f, "{p}"),
+            Reason::CheckPasses { check } => write!(f, "{} check passes", check.to_uppercase()),
             Reason::Icmp(r) => write!(f, "{r}"),
             Reason::Loss { ratio, limit } => write!(
                 f,

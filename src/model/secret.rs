@@ -122,6 +122,12 @@ impl Secret {
         Secret(s.to_string())
     }
 
+    /// A secret made from others (an `Authorization` value from a
+    /// basic-auth password): as secret as they are.
+    pub fn derived(s: String) -> Self {
+        Secret(s)
+    }
+
     /// A stand-in for a secret that was deliberately not read (commands
     /// that need none, such as `utkikk report`). Empty.
     pub fn unresolved() -> Self {

@@ -6,6 +6,7 @@
 //! [`Outcome::verdict`], and the one place observations turn into states
 //! is [`crate::health::HealthBook::observe`].
 
+pub mod check;
 pub mod icmp;
 pub mod snmp;
 
@@ -38,6 +39,10 @@ pub fn spread_offset(id: &str, interval: Duration) -> Duration {
 pub enum ProbeKind {
     Icmp,
     Snmp,
+    Tcp,
+    Http,
+    Tls,
+    Dns,
 }
 
 impl ProbeKind {
@@ -45,6 +50,10 @@ impl ProbeKind {
         match self {
             ProbeKind::Icmp => "icmp",
             ProbeKind::Snmp => "snmp",
+            ProbeKind::Tcp => "tcp",
+            ProbeKind::Http => "http",
+            ProbeKind::Tls => "tls",
+            ProbeKind::Dns => "dns",
         }
     }
 }
@@ -97,6 +106,9 @@ pub enum Outcome {
     Snmp(snmp::SnmpPoll),
     /// An SNMP check on demand (sysUpTime only).
     SnmpCheck(snmp::SnmpCheck),
+    /// A service check (TCP, HTTP(S), TLS, DNS). Boxed: phases and
+    /// certificate make it the largest outcome.
+    Check(Box<check::CheckOutcome>),
     /// One end of a link, read on its device.
     LinkEnd {
         at: DateTime<Utc>,
@@ -136,6 +148,7 @@ impl Outcome {
             Outcome::Icmp(o) => o.at,
             Outcome::Snmp(p) => p.at,
             Outcome::SnmpCheck(c) => c.at,
+            Outcome::Check(c) => c.at,
             Outcome::LinkEnd { at, .. } | Outcome::NotRun { at, .. } => *at,
         }
     }
@@ -144,6 +157,7 @@ impl Outcome {
         match self {
             Outcome::Icmp(_) => ProbeKind::Icmp,
             Outcome::Snmp(_) | Outcome::SnmpCheck(_) | Outcome::LinkEnd { .. } => ProbeKind::Snmp,
+            Outcome::Check(c) => c.kind,
             Outcome::NotRun { probe, .. } => *probe,
         }
     }
@@ -157,10 +171,21 @@ impl Outcome {
             Outcome::Icmp(o) => o.verdict(limits),
             Outcome::Snmp(p) => snmp_verdict(p.result.as_ref().err()),
             Outcome::SnmpCheck(c) => snmp_verdict(c.result.as_ref().err()),
+            Outcome::Check(c) => match &c.problem {
+                None => Verdict::Up(Reason::CheckPasses {
+                    check: c.kind.as_str(),
+                }),
+                Some(p) if p.is_degraded() => Verdict::Degraded(Reason::Check(p.clone())),
+                Some(p) => Verdict::Down(Reason::Check(p.clone())),
+            },
             Outcome::LinkEnd { .. } => return None,
             Outcome::NotRun { probe, reason, .. } => Verdict::NotRun(match probe {
                 ProbeKind::Icmp => Reason::NotRun(reason.clone()),
                 ProbeKind::Snmp => Reason::SnmpNotRun(reason.clone()),
+                check => Reason::CheckNotRun {
+                    check: check.as_str(),
+                    reason: reason.clone(),
+                },
             }),
         })
     }
@@ -184,7 +209,11 @@ fn snmp_verdict(err: Option<&crate::model::SnmpError>) -> Verdict {
 /// that target's task: one request at a time by construction.
 pub trait Prober: Send + 'static {
     /// The protocol (for metrics and for a probe that could not run).
-    const KIND: ProbeKind;
+    fn kind(&self) -> ProbeKind;
+
+    /// The scheduler looked the address up for this run, taking `took`
+    /// (not called when the address is literal or the answer cached).
+    fn resolved_in(&mut self, _took: Duration) {}
 
     /// Run `request` against `ip` (resolved by the scheduler).
     fn run(

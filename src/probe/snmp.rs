@@ -1294,7 +1294,9 @@ impl SnmpProber {
 }
 
 impl Prober for SnmpProber {
-    const KIND: ProbeKind = ProbeKind::Snmp;
+    fn kind(&self) -> ProbeKind {
+        ProbeKind::Snmp
+    }
 
     async fn run(&mut self, ip: std::net::IpAddr, request: Request) -> Vec<Observation> {
         if self.poller.as_ref().is_none_or(|(p, _)| *p != ip) {
