@@ -132,7 +132,8 @@ fn every_alert_is_tested_firing_and_uses_metrics_the_agent_exports() {
     // Every utkikk_* metric a rule reads is one the agent registers.
     let source = std::fs::read_to_string(root().join("src/metrics/mod.rs")).unwrap()
         + &std::fs::read_to_string(root().join("src/metrics/snmp.rs")).unwrap()
-        + &std::fs::read_to_string(root().join("src/metrics/states.rs")).unwrap();
+        + &std::fs::read_to_string(root().join("src/metrics/states.rs")).unwrap()
+        + &std::fs::read_to_string(root().join("src/metrics/checks.rs")).unwrap();
     let exported: BTreeSet<String> = source
         .split('"')
         .filter(|s| {
