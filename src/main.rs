@@ -284,13 +284,15 @@ fn check_config(file: &Path, env_file: Option<&Path>, allow_empty: bool) -> Exit
         }
         (Ok(inv), true) => {
             let snmp = inv.targets.iter().filter(|t| t.snmp.is_some()).count();
+            let checks = inv.targets.iter().filter(|t| t.check.is_some()).count();
             println!(
-                "{}: OK ({} members, {} sites, {} targets, {} polled over SNMP)",
+                "{}: OK ({} members, {} sites, {} targets, {} polled over SNMP, {} service checks)",
                 file.display(),
                 inv.members.len(),
                 inv.sites.len(),
                 inv.targets.len(),
-                snmp
+                snmp,
+                checks
             );
             ExitCode::SUCCESS
         }

@@ -133,7 +133,7 @@ fn shipped_configs_are_valid() {
     }
     let (_, stdout, _) = check_config_env(Path::new("config/kongsbergregionen.yaml"), &env);
     assert!(
-        stdout.contains("37 targets, 18 polled over SNMP"),
+        stdout.contains("41 targets, 18 polled over SNMP, 4 service checks"),
         "{stdout}"
     );
 }

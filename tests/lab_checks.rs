@@ -7,209 +7,13 @@
 
 mod lab;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use lab::{far_host_v4, restore, silence, wait_until, Agent, FarHost, FAST};
+use lab::{banner, far_host_v4, restore, silence, unbound, wait_until, Agent, Certs, Nginx, FAST};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 /// The header secret: sent by the check, required by nginx, never shown.
-const API_KEY: &str = "lab-secret-4711";
-
-/// A CA, and certificates it signed for `www.lab.test`.
-struct Certs {
-    dir: PathBuf,
-}
-
-impl Certs {
-    fn make(dir: &Path) -> Certs {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-        let now = time::OffsetDateTime::now_utc();
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, "Utkikk Lab CA");
-        ca.not_before = now - time::Duration::days(30);
-        ca.not_after = now + time::Duration::days(3650);
-        let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
-        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("ca.pem");
-        let issuer = Issuer::new(ca, ca_key);
-        for (name, from, until) in [("good", -30, 365), ("soon", -30, 2), ("expired", -60, -1)] {
-            let key = KeyPair::generate().expect("key");
-            let mut p = CertificateParams::new(vec!["www.lab.test".to_string()]).expect("params");
-            p.distinguished_name
-                .push(DnType::CommonName, format!("{name}.www.lab.test"));
-            p.not_before = now + time::Duration::days(from);
-            p.not_after = now + time::Duration::days(until);
-            let cert = p.signed_by(&key, &issuer).expect("signed");
-            std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).expect("cert");
-            std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).expect("key");
-        }
-        Certs {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn path(&self, f: &str) -> String {
-        self.dir.join(f).display().to_string()
-    }
-}
-
-/// nginx in the far namespace, one process (no master: a user namespace
-/// cannot switch users), restarted to change what it serves.
-struct Nginx {
-    far_pid: u32,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Nginx {
-    fn start(far: &FarHost, dir: &Path, certs: &Certs, status: u16, body: &str) -> Nginx {
-        let mut n = Nginx {
-            far_pid: far.pid,
-            dir: dir.to_path_buf(),
-            child: None,
-        };
-        n.serve(certs, status, body);
-        n
-    }
-
-    /// (Re)start serving `/health` with `status` and `/` with `body`.
-    fn serve(&mut self, certs: &Certs, status: u16, body: &str) {
-        self.stop();
-        let d = self.dir.display();
-        std::fs::write(self.dir.join("slow.txt"), "x".repeat(6000)).expect("slow.txt");
-        let tls = |port: u16, name: &str| {
-            format!(
-                "server {{ listen 198.51.100.10:{port} ssl; ssl_certificate {}; ssl_certificate_key {};\n\
-                 location / {{ return 200 \"{body}\\n\"; }} }}\n",
-                certs.path(&format!("{name}.pem")),
-                certs.path(&format!("{name}.key"))
-            )
-        };
-        let conf = format!(
-            "user root root; daemon off; master_process off; worker_processes 1;\n\
-             pid {d}/nginx.pid; error_log {d}/error.log;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{ access_log off; default_type text/plain;\n\
-             client_body_temp_path {d}/t1; proxy_temp_path {d}/t2; fastcgi_temp_path {d}/t3;\n\
-             uwsgi_temp_path {d}/t4; scgi_temp_path {d}/t5;\n\
-             server {{ listen 198.51.100.10:80; root {d};\n\
-               location = /health {{ if ($http_x_api_key != \"{API_KEY}\") {{ return 401; }}\n\
-                 default_type application/json; return {status} '{{\"status\":\"ok\"}}'; }}\n\
-               location = /slow.txt {{ limit_rate 2k; }}\n\
-               location = /old {{ return 301 /health; }}\n\
-               location / {{ return 200 \"{body}\\n\"; }} }}\n\
-             {}{}{} }}\n",
-            tls(443, "good"),
-            tls(8443, "soon"),
-            tls(9443, "expired"),
-        );
-        std::fs::write(self.dir.join("nginx.conf"), conf).expect("nginx.conf");
-        let child = Command::new("nsenter")
-            .args(["-t", &self.far_pid.to_string(), "-n", "--"])
-            .arg("nginx")
-            .arg("-c")
-            .arg(self.dir.join("nginx.conf"))
-            .arg("-p")
-            .arg(&self.dir)
-            .arg("-e")
-            .arg(self.dir.join("error.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx (Debian package nginx) must be installed");
-        self.child = Some(child);
-        let pidfile = self.dir.join("nginx.pid");
-        let log = self.dir.join("error.log");
-        wait_until("nginx to listen", Duration::from_secs(20), || {
-            pidfile.exists() || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("emerg"))
-        });
-        let log = std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(!log.contains("emerg"), "nginx failed: {log}");
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_file(self.dir.join("nginx.pid"));
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A process in the far namespace, killed when dropped.
-struct FarProcess(Child);
-
-impl FarProcess {
-    fn start(far: &FarHost, args: &[&str]) -> FarProcess {
-        let child = Command::new("nsenter")
-            .args(["-t", &far.pid.to_string(), "-n", "--"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"));
-        FarProcess(child)
-    }
-}
-
-impl Drop for FarProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// unbound on 198.51.100.53: `lab.test` served locally, `broken.lab`
-/// forwarded to an address that does not exist (SERVFAIL).
-fn unbound(far: &FarHost, dir: &Path) -> FarProcess {
-    let d = dir.display();
-    let conf = format!(
-        "server:\n  interface: 198.51.100.53\n  port: 53\n  username: \"\"\n  chroot: \"\"\n  \
-         directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  use-syslog: no\n  logfile: \"{d}/unbound.log\"\n  \
-         do-daemonize: no\n  access-control: 0.0.0.0/0 allow\n  module-config: \"iterator\"\n  \
-         local-zone: \"lab.test.\" static\n  local-data: \"www.lab.test. 60 IN A 198.51.100.10\"\n  \
-         domain-insecure: \"broken.lab.\"\n\
-         forward-zone:\n  name: \"broken.lab.\"\n  forward-addr: 198.51.100.99\n"
-    );
-    std::fs::write(dir.join("unbound.conf"), conf).expect("unbound.conf");
-    let p = FarProcess::start(
-        far,
-        &[
-            "unbound",
-            "-d",
-            "-c",
-            &dir.join("unbound.conf").display().to_string(),
-        ],
-    );
-    let log = dir.join("unbound.log");
-    wait_until("unbound to start", Duration::from_secs(20), || {
-        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("start of service"))
-    });
-    p
-}
-
-/// A TCP banner server on 198.51.100.10:25 (an SMTP greeting).
-fn banner(far: &FarHost) -> FarProcess {
-    let script = "import socket\n\
-        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-        s.bind(('198.51.100.10', 25)); s.listen(64)\n\
-        while True:\n    c, _ = s.accept(); c.sendall(b'220 mail.lab.test ESMTP\\r\\n'); c.close()\n";
-    let p = FarProcess::start(far, &["python3", "-c", script]);
-    wait_until("banner server to listen", Duration::from_secs(20), || {
-        far.sh("ss -Htln | grep -F 198.51.100.10:25 | wc -l").trim() != "0"
-    });
-    p
-}
+const API_KEY: &str = lab::LAB_API_KEY;
 
 fn reason_code(agent: &Agent, id: &str) -> String {
     agent.target(id)["reason_code"]
@@ -230,14 +34,19 @@ fn wait_reason(agent: &Agent, id: &str, state: &str, code: &str) -> serde_json::
 lab_test!(service_checks_grade_real_servers_and_their_faults, || {
     let far = far_host_v4(&["198.51.100.1/24", "198.51.100.10/24", "198.51.100.53/24"]);
     let work = tempfile::tempdir().expect("tempdir");
-    let certs = Certs::make(work.path());
+    let certs = Certs::make(work.path(), &["www.lab.test"]);
     let ngx_dir = work.path().join("nginx");
     let dns_dir = work.path().join("unbound");
-    std::fs::create_dir_all(&ngx_dir).unwrap();
-    std::fs::create_dir_all(&dns_dir).unwrap();
-    let mut nginx = Nginx::start(&far, &ngx_dir, &certs, 200, "Velkommen til Kongsberg");
-    let dns = unbound(&far, &dns_dir);
-    let smtp = banner(&far);
+    let mut nginx = Nginx::start(
+        &far,
+        &ngx_dir,
+        "198.51.100.10",
+        &certs,
+        200,
+        "Velkommen til Kongsberg",
+    );
+    let dns = unbound(&far, &dns_dir, "198.51.100.53");
+    let smtp = banner(&far, "198.51.100.10");
     let ca = certs.path("ca.pem");
     let check = "interval: 1s, timeout: 800ms";
     let yaml = format!(

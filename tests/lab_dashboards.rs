@@ -239,6 +239,7 @@ fn dashboards_are_current_schema_with_the_uids_alerts_link_to() {
         uids,
         [
             "utkikk-agent",
+            "utkikk-checks",
             "utkikk-devices",
             "utkikk-links",
             "utkikk-member",
@@ -337,6 +338,7 @@ fn dashboard_links_point_at_dashboards_and_variables_that_exist() {
         ("utkikk-links", "utkikk-region"),
         ("utkikk-devices", "utkikk-region"),
         ("utkikk-agent", "utkikk-region"),
+        ("utkikk-checks", "utkikk-region"),
     ] {
         assert!(
             reached.contains(&(from.to_string(), to.to_string())),
@@ -362,6 +364,19 @@ lab_test!(
             "198.51.100.1",
             "rocommunity lab-dash-c0mm default\n",
         );
+        // A web server and a DNS server behind the link, for the checks'
+        // dashboard.
+        let certs = lab::Certs::make(dir.path(), &["198.51.100.2"]);
+        let _nginx = lab::Nginx::start(
+            &far,
+            &dir.path().join("nginx"),
+            "198.51.100.2",
+            &certs,
+            200,
+            "ok",
+        );
+        let _dns = lab::unbound(&far, &dir.path().join("unbound"), "198.51.100.2");
+        let ca = certs.path("ca.pem");
         let now = chrono::Utc::now();
         let mut agent = Agent::prepare(
         &format!(
@@ -376,6 +391,10 @@ lab_test!(
              \x20 - {{ id: srv1, kind: server, address: 198.51.100.2, site: fl, parents: [link-a] }}\n\
              \x20 - {{ id: dead, kind: server, address: 198.51.100.99, site: fl }}\n\
              \x20 - {{ id: spare, kind: server, address: 198.51.100.2, site: fl }}\n\
+             \x20 - {{ id: web-check, kind: service, address: 198.51.100.2, site: fl, parents: [srv1],\n\
+             \x20     http: {{ url: 'https://198.51.100.2/', tls: {{ ca_file: '{ca}' }}, interval: 1s, timeout: 800ms }} }}\n\
+             \x20 - {{ id: dns-check, kind: service, address: 198.51.100.2, site: fl, parents: [srv1],\n\
+             \x20     dns: {{ name: www.lab.test, interval: 1s, timeout: 800ms }} }}\n\
              services:\n\
              \x20 - {{ id: files, name: Filer, serves: [flesberg], targets: [srv1], sla: [{{ valid_from: 2020-01-01, objective: 99.5, min_coverage: 0 }}] }}\n\
              \x20 - {{ id: net, name: Nett, serves: [kongsberg, flesberg], targets: [link-a], sla: [{{ valid_from: 2020-01-01, objective: 99.9, min_coverage: 0 }}] }}\n\
@@ -420,6 +439,8 @@ lab_test!(
         agent.spawn();
         agent.wait_state("link-a", "up", DEADLINE);
         agent.wait_state("dead", "down", DEADLINE);
+        agent.wait_state("web-check", "up", DEADLINE);
+        agent.wait_state("dns-check", "up", DEADLINE);
 
         // Prometheus scraping the agent every second, with utkikk's rules.
         let rules = root().join("deploy/prometheus/rules");

@@ -605,13 +605,16 @@ lab_test!(region_template_runs_in_the_lab, || {
     // One snmpd answers SNMPv3 for every address of the far host.
     let dir = tempfile::tempdir().unwrap();
     let _snmpd = lab::region_snmpd(&far, dir.path());
+    let services = lab::RegionServices::start(&far, dir.path());
     // The template's 60 s SNMP interval, shortened for the lab.
-    let yaml = std::fs::read_to_string("config/kongsbergregionen.yaml")
-        .unwrap()
-        .replace(
-            "    interval: 60s\n    timeout: 2s\n",
-            "    interval: 4s\n    timeout: 1s\n",
-        );
+    let yaml = services.for_lab(
+        &std::fs::read_to_string("config/kongsbergregionen.yaml")
+            .unwrap()
+            .replace(
+                "    interval: 60s\n    timeout: 2s\n",
+                "    interval: 4s\n    timeout: 1s\n",
+            ),
+    );
     assert!(yaml.contains("interval: 4s"));
     let agent = Agent::start_env(
         &yaml,
@@ -624,7 +627,7 @@ lab_test!(region_template_runs_in_the_lab, || {
         let (_, body) = agent.get("/api/v1/targets");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         let ts = v["targets"].as_array().cloned().unwrap_or_default();
-        assert_eq!(ts.len(), 37, "{}", &body[..body.len().min(600)]);
+        assert_eq!(ts.len(), 41, "{}", &body[..body.len().min(600)]);
         ts.iter()
             .filter(|t| t["state"] != "up")
             .map(|t| format!("{}={}", t["id"], t["state"]))

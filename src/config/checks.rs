@@ -545,3 +545,44 @@ fn dns(v: &mut Validator<'_>, c: &super::raw::RawDns, path: &str) -> DnsCheck {
         answer: search(v, &c.answer, &format!("{path}.answer")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_classes_and_ranges() {
+        let r = |v: serde_json::Value| status_range(&v).map(|r| (r.from, r.to));
+        assert_eq!(r(serde_json::json!(200)), Some((200, 200)));
+        assert_eq!(r(serde_json::json!("2xx")), Some((200, 299)));
+        assert_eq!(r(serde_json::json!("301-308")), Some((301, 308)));
+        assert_eq!(r(serde_json::json!("204")), Some((204, 204)));
+        for bad in [
+            serde_json::json!(99),
+            serde_json::json!("7xx"),
+            serde_json::json!("308-301"),
+            serde_json::json!("ok"),
+            serde_json::json!(true),
+        ] {
+            assert_eq!(r(bad.clone()), None, "{bad}");
+        }
+        assert_eq!(StatusRange { from: 200, to: 299 }.to_string(), "2xx");
+        assert_eq!(StatusRange { from: 301, to: 302 }.to_string(), "301-302");
+    }
+
+    #[test]
+    fn secret_looking_headers_must_be_references() {
+        for h in [
+            "Authorization",
+            "cookie",
+            "X-Api-Key",
+            "X-Auth-Token",
+            "Client-Secret",
+        ] {
+            assert!(sensitive_header(h), "{h}");
+        }
+        for h in ["Accept", "User-Agent", "X-Request-Id"] {
+            assert!(!sensitive_header(h), "{h}");
+        }
+    }
+}

@@ -409,6 +409,55 @@ mod tests {
     }
 
     #[test]
+    fn a_check_grades_by_the_worst_problem_it_found() {
+        use crate::model::CheckProblem;
+        let outcome = |problem: Option<CheckProblem>| {
+            Outcome::Check(Box::new(check::CheckOutcome {
+                at: Utc::now(),
+                kind: ProbeKind::Http,
+                duration: Duration::from_millis(5),
+                phases: Vec::new(),
+                problem,
+                http_status: Some(200),
+                redirects: 0,
+                cert: None,
+                dns_answers: None,
+            }))
+            .verdict(&Limits::default())
+        };
+        let Some(Verdict::Up(r)) = outcome(None) else {
+            panic!("a passing check is up");
+        };
+        assert_eq!(r.code(), "check_passes");
+        assert_eq!(r.to_string(), "HTTP check passes");
+        let slow = CheckProblem::Slow {
+            seconds: 2.5,
+            limit_seconds: 2.0,
+        };
+        let Some(Verdict::Degraded(r)) = outcome(Some(slow)) else {
+            panic!("slow is degraded");
+        };
+        assert_eq!(r.to_string(), "answered in 2500 ms, above 2000 ms");
+        let status = CheckProblem::Status {
+            got: 502,
+            expected: "2xx".into(),
+        };
+        assert!(matches!(outcome(Some(status)), Some(Verdict::Down(_))));
+        let not_run = Outcome::NotRun {
+            probe: ProbeKind::Dns,
+            at: Utc::now(),
+            reason: FailureReason::NoSocket {
+                message: "Too many open files".into(),
+            },
+        }
+        .verdict(&Limits::default());
+        let Some(Verdict::NotRun(r)) = not_run else {
+            panic!("a check without a socket did not run");
+        };
+        assert!(r.to_string().starts_with("DNS check could not run"), "{r}");
+    }
+
+    #[test]
     fn an_snmp_poll_without_a_socket_did_not_run() {
         use crate::model::SnmpError;
         let check = |result| {

@@ -855,3 +855,285 @@ pub fn conforms(doc: &Value, method: &str, path: &str, status: u16, body: &Value
         errors.join("\n  ")
     );
 }
+
+/// The header secret the lab's nginx requires on `/health` (sent by
+/// checks as `X-Api-Key`).
+pub const LAB_API_KEY: &str = "lab-secret-4711";
+
+/// A CA, and three certificates it signed for `names` (DNS names or IP
+/// addresses): `good` (a year left), `soon` (expires in two days) and
+/// `expired` (yesterday); each with the common name `KIND.FIRST-NAME`.
+pub struct Certs {
+    dir: PathBuf,
+}
+
+impl Certs {
+    pub fn make(dir: &Path, names: &[&str]) -> Certs {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let now = time::OffsetDateTime::now_utc();
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "Utkikk Lab CA");
+        ca.not_before = now - time::Duration::days(30);
+        ca.not_after = now + time::Duration::days(3650);
+        let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("ca.pem");
+        let issuer = Issuer::new(ca, ca_key);
+        let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        for (kind, from, until) in [("good", -30, 365), ("soon", -30, 2), ("expired", -60, -1)] {
+            let key = KeyPair::generate().expect("key");
+            let mut p = CertificateParams::new(sans.clone()).expect("params");
+            p.distinguished_name
+                .push(DnType::CommonName, format!("{kind}.{}", names[0]));
+            p.not_before = now + time::Duration::days(from);
+            p.not_after = now + time::Duration::days(until);
+            let cert = p.signed_by(&key, &issuer).expect("signed");
+            std::fs::write(dir.join(format!("{kind}.pem")), cert.pem()).expect("cert");
+            std::fs::write(dir.join(format!("{kind}.key")), key.serialize_pem()).expect("key");
+        }
+        Certs {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// A file of the set: `ca.pem`, `good.pem`, `soon.key`…
+    pub fn path(&self, f: &str) -> String {
+        self.dir.join(f).display().to_string()
+    }
+}
+
+/// nginx in a far namespace, one process (no master: a user namespace
+/// cannot switch users), restarted to change what it serves. On
+/// `listen` (an address, or 0.0.0.0 for every local one): port 80
+/// (`/health` JSON with the status asked for, behind `X-Api-Key`;
+/// `/slow.txt` at 2 KB/s; `/old` redirecting to `/health`; `/` the body
+/// asked for), 443 and 636 with the good certificate, 8443 with the one
+/// that expires soon, 9443 with the expired one.
+pub struct Nginx {
+    far_pid: u32,
+    dir: PathBuf,
+    listen: String,
+    child: Option<Child>,
+}
+
+impl Nginx {
+    pub fn start(
+        far: &FarHost,
+        dir: &Path,
+        listen: &str,
+        certs: &Certs,
+        status: u16,
+        body: &str,
+    ) -> Nginx {
+        std::fs::create_dir_all(dir).expect("nginx dir");
+        let mut n = Nginx {
+            far_pid: far.pid,
+            dir: dir.to_path_buf(),
+            listen: listen.to_string(),
+            child: None,
+        };
+        n.serve(certs, status, body);
+        n
+    }
+
+    /// (Re)start serving `/health` with `status` and `/` with `body`.
+    pub fn serve(&mut self, certs: &Certs, status: u16, body: &str) {
+        self.stop();
+        let d = self.dir.display();
+        let at = &self.listen;
+        std::fs::write(self.dir.join("slow.txt"), "x".repeat(6000)).expect("slow.txt");
+        let tls = |port: u16, name: &str| {
+            format!(
+                "server {{ listen {at}:{port} ssl; ssl_certificate {}; ssl_certificate_key {};\n\
+                 location / {{ return 200 \"{body}\\n\"; }} }}\n",
+                certs.path(&format!("{name}.pem")),
+                certs.path(&format!("{name}.key"))
+            )
+        };
+        let conf = format!(
+            "user root root; daemon off; master_process off; worker_processes 1;\n\
+             pid {d}/nginx.pid; error_log {d}/error.log;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{ access_log off; default_type text/plain;\n\
+             client_body_temp_path {d}/t1; proxy_temp_path {d}/t2; fastcgi_temp_path {d}/t3;\n\
+             uwsgi_temp_path {d}/t4; scgi_temp_path {d}/t5;\n\
+             server {{ listen {at}:80; root {d};\n\
+               location = /health {{ if ($http_x_api_key != \"{LAB_API_KEY}\") {{ return 401; }}\n\
+                 default_type application/json; return {status} '{{\"status\":\"ok\"}}'; }}\n\
+               location = /slow.txt {{ limit_rate 2k; }}\n\
+               location = /old {{ return 301 /health; }}\n\
+               location / {{ return 200 \"{body}\\n\"; }} }}\n\
+             {}{}{}{} }}\n",
+            tls(443, "good"),
+            tls(636, "good"),
+            tls(8443, "soon"),
+            tls(9443, "expired"),
+        );
+        std::fs::write(self.dir.join("nginx.conf"), conf).expect("nginx.conf");
+        let child = Command::new("nsenter")
+            .args(["-t", &self.far_pid.to_string(), "-n", "--"])
+            .arg("nginx")
+            .arg("-c")
+            .arg(self.dir.join("nginx.conf"))
+            .arg("-p")
+            .arg(&self.dir)
+            .arg("-e")
+            .arg(self.dir.join("error.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx (Debian package nginx) must be installed");
+        self.child = Some(child);
+        let pidfile = self.dir.join("nginx.pid");
+        let log = self.dir.join("error.log");
+        wait_until("nginx to listen", Duration::from_secs(20), || {
+            pidfile.exists() || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("emerg"))
+        });
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(!log.contains("emerg"), "nginx failed: {log}");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(self.dir.join("nginx.pid"));
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A process in a far namespace, killed when dropped.
+pub struct FarProcess(Child);
+
+impl FarProcess {
+    pub fn start(far: &FarHost, args: &[&str]) -> FarProcess {
+        let child = Command::new("nsenter")
+            .args(["-t", &far.pid.to_string(), "-n", "--"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"));
+        FarProcess(child)
+    }
+}
+
+impl Drop for FarProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// unbound (Debian package unbound) on `listen`:53 in a far namespace:
+/// `lab.test` served locally (`www.lab.test` is 198.51.100.10),
+/// `broken.lab` forwarded to an address that does not exist (SERVFAIL).
+pub fn unbound(far: &FarHost, dir: &Path, listen: &str) -> FarProcess {
+    std::fs::create_dir_all(dir).expect("unbound dir");
+    let d = dir.display();
+    let conf = format!(
+        "server:\n  interface: {listen}\n  port: 53\n  username: \"\"\n  chroot: \"\"\n  \
+         directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  use-syslog: no\n  logfile: \"{d}/unbound.log\"\n  \
+         do-daemonize: no\n  access-control: 0.0.0.0/0 allow\n  module-config: \"iterator\"\n  \
+         local-zone: \"lab.test.\" static\n  local-data: \"www.lab.test. 60 IN A 198.51.100.10\"\n  \
+         local-zone: \"kongsbergregionen.no.\" static\n  \
+         local-data: \"www.kongsbergregionen.no. 60 IN A 198.51.100.80\"\n  \
+         domain-insecure: \"broken.lab.\"\n\
+         forward-zone:\n  name: \"broken.lab.\"\n  forward-addr: 198.51.100.99\n"
+    );
+    std::fs::write(dir.join("unbound.conf"), conf).expect("unbound.conf");
+    let p = FarProcess::start(
+        far,
+        &[
+            "unbound",
+            "-d",
+            "-c",
+            &dir.join("unbound.conf").display().to_string(),
+        ],
+    );
+    let log = dir.join("unbound.log");
+    wait_until("unbound to start", Duration::from_secs(20), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("start of service"))
+    });
+    p
+}
+
+/// A TCP banner server on `listen`:25 in a far namespace (an SMTP
+/// greeting; `0.0.0.0` for every local address).
+pub fn banner(far: &FarHost, listen: &str) -> FarProcess {
+    let script = format!(
+        "import socket\n\
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+        s.bind(('{listen}', 25)); s.listen(64)\n\
+        while True:\n    c, _ = s.accept(); c.sendall(b'220 mail.lab.test ESMTP\\r\\n'); c.close()\n"
+    );
+    let p = FarProcess::start(far, &["python3", "-c", &script]);
+    let wanted = format!("{listen}:25");
+    wait_until("banner server to listen", Duration::from_secs(20), || {
+        far.sh(&format!("ss -Htln | grep -F {wanted} | wc -l"))
+            .trim()
+            != "0"
+    });
+    p
+}
+
+/// The region template's service checks' servers on the region far host
+/// (`region_far_host`): nginx on every address (HTTPS on 443, LDAPS's
+/// certificate on 636), unbound on 198.51.100.53, an SMTP banner on every
+/// address; certificates from a CA of the lab's own.
+pub struct RegionServices {
+    pub certs: Certs,
+    _nginx: Nginx,
+    _dns: FarProcess,
+    _smtp: FarProcess,
+}
+
+impl RegionServices {
+    pub fn start(far: &FarHost, dir: &Path) -> RegionServices {
+        let certs = Certs::make(
+            dir,
+            &[
+                "elements.kongsbergregionen.no",
+                "dc1.ad.kongsbergregionen.no",
+            ],
+        );
+        RegionServices {
+            _nginx: Nginx::start(far, &dir.join("nginx"), "0.0.0.0", &certs, 200, "Elements"),
+            _dns: unbound(far, &dir.join("unbound"), "198.51.100.53"),
+            _smtp: banner(far, "0.0.0.0"),
+            certs,
+        }
+    }
+
+    /// The template's checks trusting the lab's CA (the template trusts
+    /// the system's), every 2 s (the template: 30 s, LDAPS 5 min).
+    pub fn for_lab(&self, yaml: &str) -> String {
+        let ca = self.certs.path("ca.pem");
+        let fast = "interval: 2s, timeout: 1s";
+        let out = yaml
+            .replace(
+                "status: [2xx], degraded_response_time: 2s }",
+                &format!("status: [2xx], degraded_response_time: 2s, tls: {{ ca_file: '{ca}' }}, {fast} }}"),
+            )
+            .replace(
+                "tls: { server_name: dc1.ad.kongsbergregionen.no }, cert_expiry_warning: 21d, interval: 5m }",
+                &format!("tls: {{ server_name: dc1.ad.kongsbergregionen.no, ca_file: '{ca}' }}, cert_expiry_warning: 21d, {fast} }}"),
+            )
+            .replace("expect: \"^220 \" }", &format!("expect: \"^220 \", {fast} }}"))
+            .replace("type: A }", &format!("type: A, {fast} }}"));
+        assert_eq!(
+            out.matches(fast).count(),
+            4,
+            "the template's checks changed"
+        );
+        out
+    }
+}
