@@ -1,16 +1,16 @@
-//! DNS: one question to the target (a DNS server) over UDP or TCP with
-//! hickory's client; the answer judged by its response code and
-//! records.
+//! DNS: one question to the target (a DNS server) over UDP (hickory's
+//! messages on a socket of our own) or TCP (hickory's client); the
+//! answer judged by its response code and records.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
 use hickory_client::client::{Client, ClientHandle};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::runtime::TokioRuntimeProvider;
 use hickory_proto::tcp::TcpClientStream;
-use hickory_proto::udp::UdpClientStream;
 use hickory_proto::xfer::DnsResponse;
 use hickory_proto::ProtoError;
 
@@ -51,18 +51,70 @@ async fn ask(
     timeout: Duration,
     name: Name,
     rtype: RecordType,
-) -> Result<DnsResponse, ProtoError> {
+) -> Result<Message, ProtoError> {
+    if !c.tcp {
+        match ask_udp(server, name.clone(), rtype).await? {
+            // Truncated: asked again over TCP, as a resolver would.
+            m if m.truncated() => {}
+            m => return Ok(m),
+        }
+    }
     let provider = TokioRuntimeProvider::default();
-    if c.tcp {
-        let (stream, sender) = TcpClientStream::new(server, None, Some(timeout), provider);
-        let (client, background) = Client::with_timeout(stream, sender, timeout, None).await?;
-        drive(client, background, name, rtype).await
+    let (stream, sender) = TcpClientStream::new(server, None, Some(timeout), provider);
+    let (client, background) = Client::with_timeout(stream, sender, timeout, None).await?;
+    drive(client, background, name, rtype)
+        .await
+        .map(Message::from)
+}
+
+/// The same name, whatever the case and the root's dot.
+fn same_name(a: &Name, b: &Name) -> bool {
+    let text = |n: &Name| n.to_ascii().trim_end_matches('.').to_ascii_lowercase();
+    text(a) == text(b)
+}
+
+/// One question over UDP on a socket of its own: hickory encodes and
+/// decodes the messages; one datagram out, the first answer to it back.
+/// (hickory's client multiplexes many queries over a stream with a task
+/// in the background: more than one question a check needs, and about
+/// a third of a check's CPU.)
+async fn ask_udp(server: SocketAddr, name: Name, rtype: RecordType) -> Result<Message, ProtoError> {
+    let local: SocketAddr = if server.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
-        let stream = UdpClientStream::builder(server, provider)
-            .with_timeout(Some(timeout))
-            .build();
-        let (client, background) = Client::connect(stream).await?;
-        drive(client, background, name, rtype).await
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = tokio::net::UdpSocket::bind(local).await?;
+    socket.connect(server).await?;
+    let id: u16 = rand::random();
+    let mut query = Message::new();
+    query
+        .set_id(id)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(true)
+        .add_query(Query::query(name.clone(), rtype));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    query.set_edns(edns);
+    socket.send(&query.to_vec()?).await?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = socket.recv(&mut buf).await?;
+        // Anything else (a late answer, garbage) is not ours: wait on
+        // (the check's timeout bounds the wait).
+        let Ok(answer) = Message::from_vec(&buf[..n]) else {
+            continue;
+        };
+        let ours = answer.id() == id
+            && answer.message_type() == MessageType::Response
+            && answer
+                .queries()
+                .first()
+                .is_none_or(|q| same_name(q.name(), &name) && q.query_type() == rtype);
+        if ours {
+            return Ok(answer);
+        }
     }
 }
 
