@@ -874,7 +874,7 @@ pub struct CertificateView {
 fn check_view(s: &crate::inventory::CheckSettings, last: Option<&CheckOutcome>) -> CheckView {
     use crate::inventory::CheckSpec;
     CheckView {
-        probe: s.spec.kind(),
+        probe: crate::probe::check::kind_of(&s.spec),
         checks: match &s.spec {
             CheckSpec::Tcp(c) => format!("port {}", c.port),
             CheckSpec::Http(c) => format!("{} {}", c.method, c.url),

@@ -41,18 +41,6 @@ pub enum CheckSpec {
     Dns(DnsCheck),
 }
 
-impl CheckSpec {
-    pub fn kind(&self) -> crate::probe::ProbeKind {
-        use crate::probe::ProbeKind;
-        match self {
-            CheckSpec::Tcp(_) => ProbeKind::Tcp,
-            CheckSpec::Http(_) => ProbeKind::Http,
-            CheckSpec::Tls(_) => ProbeKind::Tls,
-            CheckSpec::Dns(_) => ProbeKind::Dns,
-        }
-    }
-}
-
 /// Connect to a port; optionally send a line and expect an answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TcpCheck {

@@ -23,6 +23,16 @@ use super::{FailureReason, Observation, Outcome, ProbeKind, Prober, Request};
 use crate::inventory::{CheckSettings, CheckSpec};
 use crate::model::CheckProblem;
 
+/// The protocol of a check (the inventory knows nothing of probes).
+pub fn kind_of(spec: &CheckSpec) -> ProbeKind {
+    match spec {
+        CheckSpec::Tcp(_) => ProbeKind::Tcp,
+        CheckSpec::Http(_) => ProbeKind::Http,
+        CheckSpec::Tls(_) => ProbeKind::Tls,
+        CheckSpec::Dns(_) => ProbeKind::Dns,
+    }
+}
+
 /// What one check of one target found.
 #[derive(Debug, Clone)]
 pub struct CheckOutcome {
@@ -222,7 +232,7 @@ impl CheckProber {
 
     async fn check(&mut self, ip: IpAddr) -> Outcome {
         let at = Utc::now();
-        let kind = self.settings.spec.kind();
+        let kind = kind_of(&self.settings.spec);
         let mut p = Progress::new();
         if !self.resolve.is_zero() {
             p.phases
@@ -254,7 +264,7 @@ impl CheckProber {
 
 impl Prober for CheckProber {
     fn kind(&self) -> ProbeKind {
-        self.settings.spec.kind()
+        kind_of(&self.settings.spec)
     }
 
     fn resolved_in(&mut self, took: Duration) {
