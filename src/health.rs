@@ -546,7 +546,7 @@ impl HealthBook {
                 }
             }
             Outcome::Check(c) => {
-                h.last_check = Some(std::sync::Arc::new((**c).clone()));
+                h.last_check = Some(c.clone());
                 if h.spec.check {
                     let seen = seen_of(obs.outcome.verdict(&h.spec.limits), false, at);
                     self.apply(id, seen, now, &mut fx);

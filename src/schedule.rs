@@ -219,11 +219,11 @@ impl Scheduler {
             self.check_permits = Arc::new(Semaphore::new(inv.agent.max_concurrent_checks as usize));
             self.check_permits_for = inv.agent.max_concurrent_checks;
         }
+        let runtime = self.snmp_runtime.clone();
         for t in inv.targets.iter() {
             if self.running.contains_key(&t.id) {
                 continue;
             }
-            let runtime = self.snmp_runtime.clone();
             if let Some(settings) = &t.snmp {
                 self.metrics.init_snmp_target(t);
                 let prober = SnmpProber::new(&t.id, (**settings).clone());

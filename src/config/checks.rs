@@ -240,7 +240,7 @@ pub(super) fn check(
         (
             i,
             to,
-            CheckSpec::Http(Box::new(http(v, &b.value, &path, dir, b.into()))),
+            CheckSpec::Http(Box::new(http(v, &b.value, &path, dir, b.into())?)),
         )
     } else if let Some(b) = t.tls.as_deref() {
         let c = &b.value;
@@ -269,7 +269,15 @@ pub(super) fn check(
     }))
 }
 
-fn http(v: &mut Validator<'_>, c: &RawHttp, path: &str, dir: &Path, at: Origin) -> HttpCheck {
+/// `None` when the URL is unusable (reported; the other keys are still
+/// checked).
+fn http(
+    v: &mut Validator<'_>,
+    c: &RawHttp,
+    path: &str,
+    dir: &Path,
+    at: Origin,
+) -> Option<HttpCheck> {
     let url = match url::Url::parse(c.url.value.trim()) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
             if !u.username().is_empty() || u.password().is_some() {
@@ -280,7 +288,7 @@ fn http(v: &mut Validator<'_>, c: &RawHttp, path: &str, dir: &Path, at: Origin) 
                     "credentials in the URL are refused: use basic_auth with a password reference",
                 );
             }
-            u
+            Some(u)
         }
         _ => {
             v.report(
@@ -288,7 +296,7 @@ fn http(v: &mut Validator<'_>, c: &RawHttp, path: &str, dir: &Path, at: Origin) 
                 format!("{path}.url"),
                 "expected an absolute http:// or https:// URL with a host",
             );
-            url::Url::parse("http://invalid.invalid/").unwrap_or_else(|_| unreachable!())
+            None
         }
     };
     let method = match &c.method {
@@ -421,8 +429,7 @@ fn http(v: &mut Validator<'_>, c: &RawHttp, path: &str, dir: &Path, at: Origin) 
         Some(m) => m.value,
         None => defaults::MAX_REDIRECTS,
     };
-    HttpCheck {
-        url,
+    Some(HttpCheck {
         method,
         headers,
         status,
@@ -441,7 +448,9 @@ fn http(v: &mut Validator<'_>, c: &RawHttp, path: &str, dir: &Path, at: Origin) 
             &c.cert_expiry_warning,
             &format!("{path}.cert_expiry_warning"),
         ),
-    }
+        // Last: every other key is checked (and reported) first.
+        url: url?,
+    })
 }
 
 /// `200`, `"200"`, `"2xx"` or `"200-204"`.

@@ -106,9 +106,9 @@ pub enum Outcome {
     Snmp(snmp::SnmpPoll),
     /// An SNMP check on demand (sysUpTime only).
     SnmpCheck(snmp::SnmpCheck),
-    /// A service check (TCP, HTTP(S), TLS, DNS). Boxed: phases and
-    /// certificate make it the largest outcome.
-    Check(Box<check::CheckOutcome>),
+    /// A service check (TCP, HTTP(S), TLS, DNS). Shared: the health book
+    /// keeps this same outcome as the target's last check.
+    Check(std::sync::Arc<check::CheckOutcome>),
     /// One end of a link, read on its device.
     LinkEnd {
         at: DateTime<Utc>,
@@ -412,7 +412,7 @@ mod tests {
     fn a_check_grades_by_the_worst_problem_it_found() {
         use crate::model::CheckProblem;
         let outcome = |problem: Option<CheckProblem>| {
-            Outcome::Check(Box::new(check::CheckOutcome {
+            Outcome::Check(std::sync::Arc::new(check::CheckOutcome {
                 at: Utc::now(),
                 kind: ProbeKind::Http,
                 duration: Duration::from_millis(5),

@@ -144,7 +144,7 @@ impl Progress {
             Some(i) => Some(self.problems.swap_remove(i)),
             None => self.problems.into_iter().next(),
         };
-        Outcome::Check(Box::new(CheckOutcome {
+        Outcome::Check(std::sync::Arc::new(CheckOutcome {
             at,
             kind,
             duration: self.start.elapsed(),
