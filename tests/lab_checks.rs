@@ -61,6 +61,7 @@ lab_test!(service_checks_grade_real_servers_and_their_faults, || {
          - {{ id: cert-expired, kind: service, address: www.lab.test, parents: [web01], tls: {{ port: 9443, tls: {{ ca_file: '{ca}' }}, {check} }} }}\n  \
          - {{ id: smtp, kind: service, address: 198.51.100.10, parents: [web01], tcp: {{ port: 25, expect: '^220 ', {check} }} }}\n  \
          - {{ id: dns-www, kind: service, address: 198.51.100.53, dns: {{ name: www.lab.test, answer: '^198\\.51\\.100\\.10$', {check} }} }}\n  \
+         - {{ id: dns-big, kind: service, address: 198.51.100.53, dns: {{ name: big.lab.test, type: TXT, answer: 'record-23-x', {check} }} }}\n  \
          - {{ id: dns-nx, kind: service, address: 198.51.100.53, dns: {{ name: nope.lab.test, rcode: [NXDOMAIN], {check} }} }}\n  \
          - {{ id: dns-broken, kind: service, address: 198.51.100.53, dns: {{ name: x.broken.lab, transport: tcp, {check} }} }}\n"
     );
@@ -77,6 +78,7 @@ lab_test!(service_checks_grade_real_servers_and_their_faults, || {
         "web-redirect",
         "smtp",
         "dns-www",
+        "dns-big",
         "dns-nx",
     ] {
         agent.wait_state(id, "up", DEADLINE);
@@ -136,6 +138,13 @@ lab_test!(service_checks_grade_real_servers_and_their_faults, || {
     let left = soon - chrono::Utc::now().timestamp();
     assert!((86_400..=2 * 86_400 + 60).contains(&left), "{left}");
     assert!(m.contains("utkikk_probe_success{target=\"dns-www\""), "{m}");
+    // All 24 records: the truncated UDP answer was asked again over TCP.
+    assert!(
+        m.lines().any(|l| l.starts_with("utkikk_dns_answer_rrs{")
+            && l.contains("target=\"dns-big\"")
+            && l.ends_with(" 24")),
+        "{m}"
+    );
 
     // Wrong status: /health answers 503.
     nginx.serve(&certs, 503, "Velkommen til Kongsberg");

@@ -1034,16 +1034,29 @@ impl Drop for FarProcess {
 }
 
 /// unbound (Debian package unbound) on `listen`:53 in a far namespace:
-/// `lab.test` served locally (`www.lab.test` is 198.51.100.10),
+/// `lab.test` served locally (`www.lab.test` is 198.51.100.10,
+/// `big.lab.test` TXT records too many for a UDP answer),
 /// `broken.lab` forwarded to an address that does not exist (SERVFAIL).
 pub fn unbound(far: &FarHost, dir: &Path, listen: &str) -> FarProcess {
     std::fs::create_dir_all(dir).expect("unbound dir");
     let d = dir.display();
+    // big.lab.test: 24 TXT records of 100 characters, more than a UDP
+    // answer holds (1,232 bytes): the answer comes truncated and is
+    // asked again over TCP.
+    let big: String = (0..24)
+        .map(|i| {
+            format!(
+                "local-data: 'big.lab.test. 60 IN TXT \"record-{i:02}-{}\"'\n  ",
+                "x".repeat(90)
+            )
+        })
+        .collect();
     let conf = format!(
         "server:\n  interface: {listen}\n  port: 53\n  username: \"\"\n  chroot: \"\"\n  \
          directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  use-syslog: no\n  logfile: \"{d}/unbound.log\"\n  \
          do-daemonize: no\n  access-control: 0.0.0.0/0 allow\n  module-config: \"iterator\"\n  \
          local-zone: \"lab.test.\" static\n  local-data: \"www.lab.test. 60 IN A 198.51.100.10\"\n  \
+         {big}\
          local-zone: \"kongsbergregionen.no.\" static\n  \
          local-data: \"www.kongsbergregionen.no. 60 IN A 198.51.100.80\"\n  \
          domain-insecure: \"broken.lab.\"\n\

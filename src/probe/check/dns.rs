@@ -1,18 +1,12 @@
-//! DNS: one question to the target (a DNS server) over UDP (hickory's
-//! messages on a socket of our own) or TCP (hickory's client); the
-//! answer judged by its response code and records.
+//! DNS: one question to the target (a DNS server) over UDP or TCP,
+//! hickory's messages on a socket of our own; the answer judged by its
+//! response code and records.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::time::Duration;
 
-use hickory_client::client::{Client, ClientHandle};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{DNSClass, Name, RecordType};
-use hickory_proto::runtime::TokioRuntimeProvider;
-use hickory_proto::tcp::TcpClientStream;
-use hickory_proto::xfer::DnsResponse;
-use hickory_proto::ProtoError;
+use hickory_proto::rr::{Name, RecordType};
 
 use super::Progress;
 use crate::inventory::checks::DnsCheck;
@@ -45,26 +39,51 @@ pub fn valid_name(n: &str) -> bool {
     Name::from_ascii(n).is_ok()
 }
 
+/// Why a question got no answer.
+enum Failure {
+    /// The socket failed (refused, unreachable, out of descriptors).
+    Io(std::io::Error),
+    /// The exchange broke: a message that would not encode, a TCP
+    /// answer that would not decode, the server closing early.
+    Exchange(String),
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Io(e)
+    }
+}
+
 async fn ask(
     server: SocketAddr,
     c: &DnsCheck,
-    timeout: Duration,
     name: Name,
     rtype: RecordType,
-) -> Result<Message, ProtoError> {
+) -> Result<Message, Failure> {
+    let (id, query) = question(&name, rtype)?;
     if !c.tcp {
-        match ask_udp(server, name.clone(), rtype).await? {
+        match ask_udp(server, id, &query, &name, rtype).await? {
             // Truncated: asked again over TCP, as a resolver would.
-            m if m.truncated() => {}
+            m if m.metadata.truncation => {}
             m => return Ok(m),
         }
     }
-    let provider = TokioRuntimeProvider::default();
-    let (stream, sender) = TcpClientStream::new(server, None, Some(timeout), provider);
-    let (client, background) = Client::with_timeout(stream, sender, timeout, None).await?;
-    drive(client, background, name, rtype)
-        .await
-        .map(Message::from)
+    ask_tcp(server, id, &query, &name, rtype).await
+}
+
+/// The question as bytes (hickory encodes it) and its id.
+fn question(name: &Name, rtype: RecordType) -> Result<(u16, Vec<u8>), Failure> {
+    let id: u16 = rand::random();
+    let mut query = Message::new(id, MessageType::Query, OpCode::Query);
+    query.metadata.recursion_desired = true;
+    query.add_query(Query::query(name.clone(), rtype));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    query.set_edns(edns);
+    let bytes = query
+        .to_vec()
+        .map_err(|e| Failure::Exchange(e.to_string()))?;
+    Ok((id, bytes))
 }
 
 /// The same name, whatever the case and the root's dot.
@@ -73,12 +92,29 @@ fn same_name(a: &Name, b: &Name) -> bool {
     text(a) == text(b)
 }
 
+/// Whether `answer` answers our question: its id, a response, and the
+/// question it repeats (if any) ours.
+fn answers_ours(answer: &Message, id: u16, name: &Name, rtype: RecordType) -> bool {
+    answer.metadata.id == id
+        && answer.metadata.message_type == MessageType::Response
+        && answer
+            .queries
+            .first()
+            .is_none_or(|q| same_name(q.name(), name) && q.query_type() == rtype)
+}
+
 /// One question over UDP on a socket of its own: hickory encodes and
 /// decodes the messages; one datagram out, the first answer to it back.
-/// (hickory's client multiplexes many queries over a stream with a task
-/// in the background: more than one question a check needs, and about
-/// a third of a check's CPU.)
-async fn ask_udp(server: SocketAddr, name: Name, rtype: RecordType) -> Result<Message, ProtoError> {
+/// (A client multiplexing many queries over a stream with a task in the
+/// background is more than one question a check needs, and cost about a
+/// third of a check's CPU.)
+async fn ask_udp(
+    server: SocketAddr,
+    id: u16,
+    query: &[u8],
+    name: &Name,
+    rtype: RecordType,
+) -> Result<Message, Failure> {
     let local: SocketAddr = if server.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -86,18 +122,7 @@ async fn ask_udp(server: SocketAddr, name: Name, rtype: RecordType) -> Result<Me
     };
     let socket = tokio::net::UdpSocket::bind(local).await?;
     socket.connect(server).await?;
-    let id: u16 = rand::random();
-    let mut query = Message::new();
-    query
-        .set_id(id)
-        .set_message_type(MessageType::Query)
-        .set_op_code(OpCode::Query)
-        .set_recursion_desired(true)
-        .add_query(Query::query(name.clone(), rtype));
-    let mut edns = Edns::new();
-    edns.set_max_payload(1232);
-    query.set_edns(edns);
-    socket.send(&query.to_vec()?).await?;
+    socket.send(query).await?;
     let mut buf = vec![0u8; 4096];
     loop {
         let n = socket.recv(&mut buf).await?;
@@ -106,41 +131,49 @@ async fn ask_udp(server: SocketAddr, name: Name, rtype: RecordType) -> Result<Me
         let Ok(answer) = Message::from_vec(&buf[..n]) else {
             continue;
         };
-        let ours = answer.id() == id
-            && answer.message_type() == MessageType::Response
-            && answer
-                .queries()
-                .first()
-                .is_none_or(|q| same_name(q.name(), &name) && q.query_type() == rtype);
-        if ours {
+        if answers_ours(&answer, id, name, rtype) {
             return Ok(answer);
         }
     }
 }
 
-/// The query, with the exchange's background beside it in this task.
-async fn drive<B>(
-    mut client: Client,
-    background: B,
-    name: Name,
+/// One question over TCP: each message behind its two-byte length
+/// (RFC 1035 4.2.2, RFC 7766); the server's first answer to it back.
+async fn ask_tcp(
+    server: SocketAddr,
+    id: u16,
+    query: &[u8],
+    name: &Name,
     rtype: RecordType,
-) -> Result<DnsResponse, ProtoError>
-where
-    B: std::future::Future<Output = Result<(), ProtoError>>,
-{
-    let query = client.query(name, DNSClass::IN, rtype);
-    tokio::select! {
-        r = query => r.map_err(|e| match e.kind() {
-            hickory_client::ClientErrorKind::Proto(p) => p.clone(),
-            hickory_client::ClientErrorKind::Io(io) => std::io::Error::new(io.kind(), io.to_string()).into(),
-            hickory_client::ClientErrorKind::Timeout => hickory_proto::ProtoErrorKind::Timeout.into(),
-            other => other.to_string().into(),
-        }),
-        r = background => Err(r.err().unwrap_or_else(|| "the connection closed".into())),
+) -> Result<Message, Failure> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let len = u16::try_from(query.len())
+        .map_err(|_| Failure::Exchange("the question is too long".into()))?;
+    let mut stream = tokio::net::TcpStream::connect(server).await?;
+    let _ = stream.set_nodelay(true);
+    let mut framed = Vec::with_capacity(query.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(query);
+    stream.write_all(&framed).await?;
+    let closed = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            Failure::Exchange("the server closed the connection".into())
+        }
+        _ => Failure::Io(e),
+    };
+    loop {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await.map_err(closed)?;
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut buf).await.map_err(closed)?;
+        let answer = Message::from_vec(&buf).map_err(|e| Failure::Exchange(e.to_string()))?;
+        if answers_ours(&answer, id, name, rtype) {
+            return Ok(answer);
+        }
     }
 }
 
-pub(super) async fn run(p: &mut Progress, ip: IpAddr, c: &DnsCheck, timeout: Duration) {
+pub(super) async fn run(p: &mut Progress, ip: IpAddr, c: &DnsCheck) {
     let (Ok(name), Ok(rtype)) = (
         Name::from_ascii(&c.name),
         RecordType::from_str(&c.record_type.to_ascii_uppercase()),
@@ -152,29 +185,22 @@ pub(super) async fn run(p: &mut Progress, ip: IpAddr, c: &DnsCheck, timeout: Dur
         return;
     };
     p.begin("query");
-    let answer = ask(SocketAddr::new(ip, c.port), c, timeout, name, rtype).await;
+    let answer = ask(SocketAddr::new(ip, c.port), c, name, rtype).await;
     p.end();
     let response = match answer {
         Ok(r) => r,
-        Err(e) => {
-            if let hickory_proto::ProtoErrorKind::Io(io) = e.kind() {
-                super::socket_error(p, io);
-            } else if matches!(e.kind(), hickory_proto::ProtoErrorKind::Timeout) {
-                p.problem(CheckProblem::Timeout {
-                    phase: "query",
-                    after_ms: timeout.as_millis() as u64,
-                });
-            } else {
-                p.problem(CheckProblem::Connect {
-                    error: quote(&e.to_string()),
-                });
-            }
+        Err(Failure::Io(e)) => {
+            super::socket_error(p, &e);
+            return;
+        }
+        Err(Failure::Exchange(e)) => {
+            p.problem(CheckProblem::Connect { error: quote(&e) });
             return;
         }
     };
-    let answers = response.answers();
+    let answers = &response.answers;
     p.dns_answers = Some(answers.len() as u32);
-    let rcode = rcode_name(response.response_code());
+    let rcode = rcode_name(response.metadata.response_code);
     if !c.rcodes.contains(&rcode) {
         p.problem(CheckProblem::DnsRcode {
             got: rcode,
@@ -182,7 +208,7 @@ pub(super) async fn run(p: &mut Progress, ip: IpAddr, c: &DnsCheck, timeout: Dur
         });
         return;
     }
-    let texts: Vec<String> = answers.iter().map(|r| r.data().to_string()).collect();
+    let texts: Vec<String> = answers.iter().map(|r| r.data.to_string()).collect();
     if c.require_answer && texts.is_empty() {
         p.problem(CheckProblem::DnsAnswer {
             expected: ".+".into(),

@@ -6,7 +6,7 @@
 //! sockets) is [`Outcome::NotRun`], never a failure of the service.
 //!
 //! No wire code of our own: TCP is tokio's, TLS rustls', HTTP hyper's
-//! client connection, DNS hickory's client.
+//! client connection, DNS hickory's messages on our own UDP or TCP socket.
 
 pub mod dns;
 mod http;
@@ -248,7 +248,7 @@ impl CheckProber {
                         tls::run(&mut p, ip, c, client, &self.host).await
                     }
                 }
-                CheckSpec::Dns(c) => dns::run(&mut p, ip, c, timeout).await,
+                CheckSpec::Dns(c) => dns::run(&mut p, ip, c).await,
             }
         };
         if tokio::time::timeout(timeout, run).await.is_err() {
