@@ -3,13 +3,18 @@
 //! one, one that expires in two days, an expired one), unbound with a test
 //! zone, a TCP banner server — and real faults: wrong status, body
 //! changed, slow answers, certificates near or past expiry, DNS SERVFAIL
-//! and NXDOMAIN, a server gone silent, and the link above cut.
+//! and NXDOMAIN, a server gone silent, and the link above cut — and
+//! tinyproxy in front (CONNECT and plain HTTP, basic auth): a wrong
+//! proxy password, the proxy stopped.
 
 mod lab;
 
 use std::time::Duration;
 
-use lab::{banner, far_host_v4, restore, silence, unbound, wait_until, Agent, Certs, Nginx, FAST};
+use lab::{
+    banner, far_host_v4, restore, silence, tinyproxy, unbound, wait_until, Agent, Certs, Nginx,
+    FAST, LAB_PROXY_PASSWORD,
+};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 /// The header secret: sent by the check, required by nginx, never shown.
@@ -32,7 +37,12 @@ fn wait_reason(agent: &Agent, id: &str, state: &str, code: &str) -> serde_json::
 }
 
 lab_test!(service_checks_grade_real_servers_and_their_faults, || {
-    let far = far_host_v4(&["198.51.100.1/24", "198.51.100.10/24", "198.51.100.53/24"]);
+    let far = far_host_v4(&[
+        "198.51.100.1/24",
+        "198.51.100.10/24",
+        "198.51.100.30/24",
+        "198.51.100.53/24",
+    ]);
     let work = tempfile::tempdir().expect("tempdir");
     let certs = Certs::make(work.path(), &["www.lab.test"]);
     let ngx_dir = work.path().join("nginx");
@@ -47,6 +57,7 @@ lab_test!(service_checks_grade_real_servers_and_their_faults, || {
     );
     let dns = unbound(&far, &dns_dir, "198.51.100.53");
     let smtp = banner(&far, "198.51.100.10");
+    let proxy = tinyproxy(&far, &work.path().join("tinyproxy"), "198.51.100.30");
     let ca = certs.path("ca.pem");
     let check = "interval: 1s, timeout: 800ms";
     let yaml = format!(
@@ -60,14 +71,27 @@ lab_test!(service_checks_grade_real_servers_and_their_faults, || {
          - {{ id: cert-soon, kind: service, address: www.lab.test, parents: [web01], tls: {{ port: 8443, tls: {{ ca_file: '{ca}' }}, {check} }} }}\n  \
          - {{ id: cert-expired, kind: service, address: www.lab.test, parents: [web01], tls: {{ port: 9443, tls: {{ ca_file: '{ca}' }}, {check} }} }}\n  \
          - {{ id: smtp, kind: service, address: 198.51.100.10, parents: [web01], tcp: {{ port: 25, expect: '^220 ', {check} }} }}\n  \
+         - {{ id: web-proxied, kind: service, address: 198.51.100.10, parents: [web01], http: {{ url: 'https://www.lab.test/', body: Velkommen, tls: {{ ca_file: '{ca}' }}, proxy: {{ url: 'http://198.51.100.30:3128', basic_auth: {{ username: lab, password: 'env:LAB_PROXY_PASSWORD' }} }}, {check} }} }}\n  \
+         - {{ id: web-proxied-plain, kind: service, address: 198.51.100.10, parents: [web01], http: {{ url: 'http://www.lab.test/health?via=proxy', headers: {{ X-Api-Key: 'env:LAB_API_KEY' }}, json: {{ pointer: /status, equals: ok }}, proxy: {{ url: 'http://proxy.lab.test:3128', basic_auth: {{ username: lab, password: 'env:LAB_PROXY_PASSWORD' }} }}, {check} }} }}\n  \
+         - {{ id: web-proxy-denied, kind: service, address: 198.51.100.10, parents: [web01], http: {{ url: 'https://www.lab.test/', tls: {{ ca_file: '{ca}' }}, proxy: {{ url: 'http://198.51.100.30:3128', basic_auth: {{ username: lab, password: 'env:LAB_PROXY_WRONG' }} }}, {check} }} }}\n  \
          - {{ id: dns-www, kind: service, address: 198.51.100.53, dns: {{ name: www.lab.test, answer: '^198\\.51\\.100\\.10$', {check} }} }}\n  \
          - {{ id: dns-big, kind: service, address: 198.51.100.53, dns: {{ name: big.lab.test, type: TXT, answer: 'record-23-x', {check} }} }}\n  \
          - {{ id: dns-nx, kind: service, address: 198.51.100.53, dns: {{ name: nope.lab.test, rcode: [NXDOMAIN], {check} }} }}\n  \
          - {{ id: dns-broken, kind: service, address: 198.51.100.53, dns: {{ name: x.broken.lab, transport: tcp, {check} }} }}\n"
     );
     // www.lab.test for the TLS checks' address (and server name).
-    let _hosts = lab::private_hosts(work.path(), "198.51.100.10 www.lab.test\n");
-    let agent = Agent::start_env(&yaml, &[("LAB_API_KEY", API_KEY)]);
+    let _hosts = lab::private_hosts(
+        work.path(),
+        "198.51.100.10 www.lab.test\n198.51.100.30 proxy.lab.test\n",
+    );
+    let agent = Agent::start_env(
+        &yaml,
+        &[
+            ("LAB_API_KEY", API_KEY),
+            ("LAB_PROXY_PASSWORD", LAB_PROXY_PASSWORD),
+            ("LAB_PROXY_WRONG", "not-the-password"),
+        ],
+    );
 
     // Everything as it should be, or failing as it must.
     for id in [
@@ -76,6 +100,8 @@ lab_test!(service_checks_grade_real_servers_and_their_faults, || {
         "web-health",
         "web-https",
         "web-redirect",
+        "web-proxied",
+        "web-proxied-plain",
         "smtp",
         "dns-www",
         "dns-big",
@@ -101,6 +127,14 @@ lab_test!(service_checks_grade_real_servers_and_their_faults, || {
             .as_str()
             .unwrap()
             .starts_with("certificate expired.www.lab.test expired on "),
+        "{t:#}"
+    );
+    let t = wait_reason(&agent, "web-proxy-denied", "down", "proxy_failed");
+    // tinyproxy answers a CONNECT it refuses with 401, not 407.
+    let reason = t["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("proxy 198.51.100.30:3128: answered 40")
+            && reason.ends_with(" to CONNECT www.lab.test:443"),
         "{t:#}"
     );
     let t = wait_reason(&agent, "dns-broken", "down", "dns_rcode");
@@ -164,6 +198,38 @@ lab_test!(service_checks_grade_real_servers_and_their_faults, || {
     nginx.serve(&certs, 200, "Velkommen til Kongsberg");
     agent.wait_state("web-https", "up", DEADLINE);
 
+    // Through the proxy: the certificate is the server's (TLS end to
+    // end), and the proxy saw both requests.
+    let t = agent.target("web-proxied");
+    assert_eq!(
+        t["check"]["checks"],
+        "GET https://www.lab.test/ via proxy 198.51.100.30:3128"
+    );
+    assert_eq!(
+        t["check"]["last"]["certificate"]["subject"], "good.www.lab.test",
+        "{t:#}"
+    );
+    let log =
+        std::fs::read_to_string(work.path().join("tinyproxy/tinyproxy.log")).unwrap_or_default();
+    assert!(log.contains("CONNECT www.lab.test:443"), "{log}");
+    assert!(
+        log.contains("GET http://www.lab.test/health?via=proxy"),
+        "{log}"
+    );
+    // The proxy stops: both checks fail, and say it is the proxy.
+    drop(proxy);
+    for id in ["web-proxied", "web-proxied-plain"] {
+        let t = wait_reason(&agent, id, "down", "proxy_failed");
+        let reason = t["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("proxy 198.51.100.30:3128: ")
+                || reason.starts_with("proxy proxy.lab.test:3128: "),
+            "{t:#}"
+        );
+        assert!(reason.contains("refused"), "{t:#}");
+    }
+    assert_eq!(agent.state("web-https"), "up");
+
     // The banner server stops: refused, down.
     drop(smtp);
     wait_reason(&agent, "smtp", "down", "connect_failed");
@@ -205,6 +271,10 @@ lab_test!(service_checks_grade_real_servers_and_their_faults, || {
         ("log", agent.log()),
     ] {
         assert!(!text.contains(API_KEY), "the API key is in the {what}");
+        assert!(
+            !text.contains(LAB_PROXY_PASSWORD),
+            "the proxy password is in the {what}"
+        );
     }
     assert_eq!(reason_code(&agent, "web-health"), "check_passes");
 });

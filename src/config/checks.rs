@@ -3,20 +3,21 @@
 //! built here once (CA bundle, client certificate and key), so a file
 //! that does not parse is a config error, not a check that fails later.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
 
-use super::raw::{RawHttp, RawTarget, RawTlsClient, S};
+use super::raw::{RawBasicAuth, RawHttp, RawProxy, RawTarget, RawTlsClient, S};
 use super::snmp::secret;
 use super::validate::{Origin, Validator};
 use crate::inventory::checks::{
-    defaults, CheckSettings, CheckSpec, DnsCheck, HeaderValue, HttpCheck, JsonCondition,
+    defaults, CheckSettings, CheckSpec, DnsCheck, HeaderValue, HttpCheck, JsonCondition, Proxy,
     StatusRange, TcpCheck, TlsCheck, TlsClient,
 };
 use crate::inventory::Pattern;
-use crate::model::secret::SecretRef;
+use crate::model::secret::{Secret, SecretRef};
 
 /// Largest CA bundle or client certificate file read.
 const MAX_PEM_BYTES: u64 = 1 << 20;
@@ -357,31 +358,8 @@ fn http(
                 "give basic_auth or an Authorization header, not both",
             );
         }
-        if b.username.value.contains(':') {
-            v.report(
-                &b.username,
-                format!("{path}.basic_auth.username"),
-                "a basic-auth user name cannot contain ':'",
-            );
-        }
-        let pw = secret(
-            v,
-            &Some(b.password.clone()),
-            &format!("{path}.basic_auth.password"),
-            dir,
-        );
-        if let Some(pw) = pw {
-            let token = base64::engine::general_purpose::STANDARD.encode(format!(
-                "{}:{}",
-                b.username.value,
-                pw.expose()
-            ));
-            headers.push((
-                "authorization".into(),
-                HeaderValue::Secret(crate::model::secret::Secret::derived(format!(
-                    "Basic {token}"
-                ))),
-            ));
+        if let Some(value) = basic_auth(v, b, &format!("{path}.basic_auth"), dir) {
+            headers.push(("authorization".into(), HeaderValue::Secret(value)));
         }
     }
     let status = match &c.status {
@@ -448,8 +426,119 @@ fn http(
             &c.cert_expiry_warning,
             &format!("{path}.cert_expiry_warning"),
         ),
+        proxy: c
+            .proxy
+            .as_ref()
+            .and_then(|x| proxy(v, x, &c.headers, &format!("{path}.proxy"), dir)),
         // Last: every other key is checked (and reported) first.
         url: url?,
+    })
+}
+
+/// `Basic …` for `b`, its password read from the reference; `None` when
+/// something is wrong (reported).
+fn basic_auth(v: &mut Validator<'_>, b: &RawBasicAuth, path: &str, dir: &Path) -> Option<Secret> {
+    let colon = b.username.value.contains(':');
+    if colon {
+        v.report(
+            &b.username,
+            format!("{path}.username"),
+            "a basic-auth user name cannot contain ':'",
+        );
+    }
+    // The password is checked either way: every problem is reported.
+    let pw = secret(
+        v,
+        &Some(b.password.clone()),
+        &format!("{path}.password"),
+        dir,
+    )?;
+    if colon {
+        return None;
+    }
+    let token = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        b.username.value,
+        pw.expose()
+    ));
+    Some(Secret::derived(format!("Basic {token}")))
+}
+
+/// An HTTP proxy: `http://host:port`, nothing more.
+fn proxy(
+    v: &mut Validator<'_>,
+    x: &RawProxy,
+    headers: &BTreeMap<String, S<String>>,
+    path: &str,
+    dir: &Path,
+) -> Option<Proxy> {
+    let url = match url::Url::parse(x.url.value.trim()) {
+        Ok(u) if u.scheme() == "http" && u.host_str().is_some() => u,
+        Ok(u) if u.scheme() == "https" => {
+            v.report(
+                &x.url,
+                format!("{path}.url"),
+                "only http:// proxies (https:// URLs still go through them, TLS end to end)",
+            );
+            return None;
+        }
+        _ => {
+            v.report(
+                &x.url,
+                format!("{path}.url"),
+                "expected http://host:port, e.g. http://proxy.iks.local:3128",
+            );
+            return None;
+        }
+    };
+    let mut ok = true;
+    if !url.username().is_empty() || url.password().is_some() {
+        // Never echo the URL: it holds a password.
+        v.report(
+            &x.url,
+            format!("{path}.url"),
+            "credentials in the proxy URL are refused: use proxy.basic_auth with a password reference",
+        );
+        ok = false;
+    }
+    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+        v.report(
+            &x.url,
+            format!("{path}.url"),
+            "a proxy URL is http://host:port, with no path",
+        );
+        ok = false;
+    }
+    // The URL's own default (80) is rarely a proxy's: say it.
+    let port = url.port();
+    if port.is_none() {
+        v.report(
+            &x.url,
+            format!("{path}.url"),
+            "give the proxy's port, e.g. http://proxy.iks.local:3128",
+        );
+    }
+    if let Some(b) = &x.basic_auth {
+        if headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("proxy-authorization"))
+        {
+            v.report(
+                &b.username,
+                format!("{path}.basic_auth"),
+                "give proxy.basic_auth or a Proxy-Authorization header, not both",
+            );
+        }
+    }
+    let authorization = match &x.basic_auth {
+        Some(b) => Some(basic_auth(v, b, &format!("{path}.basic_auth"), dir)?),
+        None => None,
+    };
+    let host = url.host_str()?.trim_matches(['[', ']']).to_string();
+    Some(Proxy {
+        host,
+        port: port.filter(|_| ok)?,
+        authorization,
     })
 }
 

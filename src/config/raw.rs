@@ -485,10 +485,24 @@ pub struct RawHttp {
     pub tls: Option<RawTlsClient>,
     /// A certificate expiring sooner is `degraded`; default `14d`.
     pub cert_expiry_warning: Option<S<String>>,
+    /// Through an HTTP proxy (default none: straight to the target's address).
+    pub proxy: Option<RawProxy>,
     /// One check every …; default `30s`.
     pub interval: Option<S<String>>,
     /// The whole check at most; default `10s` (less than the interval).
     pub timeout: Option<S<String>>,
+}
+
+/// An HTTP proxy. `http://` URLs go to it in absolute form, `https://`
+/// through a `CONNECT` tunnel, TLS verified end to end as without it.
+/// The proxy looks up the URL's host; the target's `address` is not used.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    /// `http://host:port`, e.g. `http://proxy.iks.local:3128` (the port is required).
+    pub url: S<String>,
+    /// `Proxy-Authorization: Basic`, the password a reference.
+    pub basic_auth: Option<RawBasicAuth>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -786,7 +786,7 @@ pub struct TargetView {
     /// `replies`, `snmp_unreachable`, `snmp_auth`, `snmp_error`,
     /// `snmp_answers`, `link_end_down`, `link_ends_up`,
     /// `link_ends_unknown`, `recovering` or `parent_down`; for service
-    /// checks `check_passes`, `connect_failed`, `check_timeout`,
+    /// checks `check_passes`, `connect_failed`, `proxy_failed`, `check_timeout`,
     /// `tls_handshake`, `tls_cert_invalid`, `tls_cert_expired`,
     /// `tls_cert_expiring`, `protocol_error`, `http_status`, `http_body`,
     /// `http_redirect`, `slow_response`, `tcp_answer`, `dns_rcode` or
@@ -877,7 +877,10 @@ fn check_view(s: &crate::inventory::CheckSettings, last: Option<&CheckOutcome>) 
         probe: crate::probe::check::kind_of(&s.spec),
         checks: match &s.spec {
             CheckSpec::Tcp(c) => format!("port {}", c.port),
-            CheckSpec::Http(c) => format!("{} {}", c.method, c.url),
+            CheckSpec::Http(c) => match &c.proxy {
+                None => format!("{} {}", c.method, c.url),
+                Some(p) => format!("{} {} via proxy {}", c.method, c.url, p.name()),
+            },
             CheckSpec::Tls(c) => format!("port {}", c.port),
             CheckSpec::Dns(c) => format!("{} {}", c.name, c.record_type),
         },

@@ -90,6 +90,30 @@ pub struct HttpCheck {
     pub max_redirects: u32,
     pub tls: TlsClient,
     pub cert_expiry_warning: Duration,
+    /// Through this HTTP proxy; `None`: straight to the target.
+    pub proxy: Option<Proxy>,
+}
+
+/// An HTTP proxy: `http` URLs are sent to it in absolute form, `https`
+/// through a `CONNECT` tunnel (TLS end to end, verified as without it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proxy {
+    /// A name (looked up at each check) or an address.
+    pub host: String,
+    pub port: u16,
+    /// `Proxy-Authorization`'s value (`Basic …`); never shown.
+    pub authorization: Option<Secret>,
+}
+
+impl Proxy {
+    /// `host:port`, as reasons name it.
+    pub fn name(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
 }
 
 /// A header's value: plain, or a secret (never shown).
@@ -164,4 +188,21 @@ pub struct DnsCheck {
     pub answer: Option<Pattern>,
     /// The answer must not be empty.
     pub require_answer: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Proxy;
+
+    #[test]
+    fn a_proxy_is_named_host_and_port_an_ipv6_address_bracketed() {
+        let p = |host: &str| Proxy {
+            host: host.into(),
+            port: 3128,
+            authorization: None,
+        };
+        assert_eq!(p("proxy.iks.local").name(), "proxy.iks.local:3128");
+        assert_eq!(p("198.51.100.30").name(), "198.51.100.30:3128");
+        assert_eq!(p("2001:db8::3").name(), "[2001:db8::3]:3128");
+    }
 }

@@ -17,6 +17,9 @@ const QUOTE_CHARS: usize = 120;
 pub enum CheckProblem {
     /// The connection was refused, reset or could not be made.
     Connect { error: String },
+    /// The check's HTTP proxy failed it: unreachable, or it would not
+    /// pass the request on (`proxy` is its `host:port`).
+    Proxy { proxy: String, error: String },
     /// Nothing (or not all) came back in time; `phase` is where it stopped.
     Timeout { phase: &'static str, after_ms: u64 },
     /// The TLS handshake failed (not the certificate's dates: those are
@@ -66,6 +69,7 @@ impl CheckProblem {
     pub fn code(&self) -> &'static str {
         match self {
             CheckProblem::Connect { .. } => "connect_failed",
+            CheckProblem::Proxy { .. } => "proxy_failed",
             CheckProblem::Timeout { .. } => "check_timeout",
             CheckProblem::Tls { .. } => "tls_handshake",
             CheckProblem::CertInvalid { .. } => "tls_cert_invalid",
@@ -104,6 +108,7 @@ impl fmt::Display for CheckProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CheckProblem::Connect { error } => write!(f, "connection failed: {error}"),
+            CheckProblem::Proxy { proxy, error } => write!(f, "proxy {proxy}: {error}"),
             CheckProblem::Timeout { phase, after_ms } => {
                 write!(f, "no answer after {after_ms} ms (stopped at {phase})")
             }

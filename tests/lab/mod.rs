@@ -1098,6 +1098,33 @@ pub fn banner(far: &FarHost, listen: &str) -> FarProcess {
     p
 }
 
+/// The user and password of [`tinyproxy`]'s basic authentication.
+pub const LAB_PROXY_USER: &str = "lab";
+pub const LAB_PROXY_PASSWORD: &str = "proxy-passord-9f2c";
+
+/// tinyproxy (Debian package tinyproxy) on `listen`:3128 in a far
+/// namespace: basic authentication ([`LAB_PROXY_USER`],
+/// [`LAB_PROXY_PASSWORD`]), CONNECT to ports 443 and 8443 only.
+pub fn tinyproxy(far: &FarHost, dir: &Path, listen: &str) -> FarProcess {
+    std::fs::create_dir_all(dir).expect("tinyproxy dir");
+    let d = dir.display();
+    let conf = format!(
+        "Port 3128\nListen {listen}\nTimeout 30\nMaxClients 64\n\
+         LogFile \"{d}/tinyproxy.log\"\nPidFile \"{d}/tinyproxy.pid\"\nLogLevel Info\n\
+         BasicAuth {LAB_PROXY_USER} {LAB_PROXY_PASSWORD}\nConnectPort 443\nConnectPort 8443\n"
+    );
+    let path = dir.join("tinyproxy.conf");
+    std::fs::write(&path, conf).expect("tinyproxy.conf");
+    let p = FarProcess::start(far, &["tinyproxy", "-d", "-c", &path.display().to_string()]);
+    let wanted = format!("{listen}:3128");
+    wait_until("tinyproxy to listen", Duration::from_secs(20), || {
+        far.sh(&format!("ss -Htln | grep -F {wanted} | wc -l"))
+            .trim()
+            != "0"
+    });
+    p
+}
+
 /// The region template's service checks' servers on the region far host
 /// (`region_far_host`): nginx on every address (HTTPS on 443, LDAPS's
 /// certificate on 636), unbound on 198.51.100.53, an SMTP banner on every

@@ -8,12 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::header::{HeaderName, HeaderValue, HOST, LOCATION, USER_AGENT};
+use hyper::header::{HeaderName, HeaderValue, HOST, LOCATION, PROXY_AUTHORIZATION, USER_AGENT};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{connect, tls, Progress};
-use crate::inventory::checks::{defaults, HttpCheck};
+use crate::inventory::checks::{defaults, HttpCheck, Proxy};
 use crate::model::check::quote;
 use crate::model::CheckProblem;
 
@@ -33,8 +33,8 @@ pub(super) async fn run(p: &mut Progress, ip: IpAddr, c: &HttpCheck, tls: Option
     let mut answer;
     loop {
         // The configured URL's host is the target's address; a redirect
-        // elsewhere is looked up.
-        let ip = if url.host_str().map(str::to_string) == first_host {
+        // elsewhere is looked up (by the proxy, when there is one).
+        let ip = if c.proxy.is_some() || url.host_str().map(str::to_string) == first_host {
             ip
         } else {
             match resolve(p, &url).await {
@@ -95,7 +95,8 @@ async fn resolve(p: &mut Progress, url: &url::Url) -> Option<IpAddr> {
     }
 }
 
-/// Connect, shake hands for https, send the request, read the answer.
+/// Connect (to the proxy, if any), shake hands for https, send the
+/// request, read the answer.
 async fn exchange(
     p: &mut Progress,
     ip: IpAddr,
@@ -103,27 +104,193 @@ async fn exchange(
     c: &HttpCheck,
     tls: Option<&tls::Client>,
 ) -> Option<Answer> {
+    let https = url.scheme() == "https";
     let port = url.port_or_known_default().unwrap_or(80);
-    let stream = connect(p, SocketAddr::new(ip, port)).await?;
-    let host = url.host_str().unwrap_or_default();
-    if url.scheme() == "https" {
-        let Some(client) = tls else {
-            p.problem(CheckProblem::Tls {
-                error: "no TLS client for this check".into(),
-            });
-            return None;
+    let Some(proxy) = &c.proxy else {
+        let stream = connect(p, SocketAddr::new(ip, port)).await?;
+        return if https {
+            let stream = secure(p, stream, url, c, tls).await?;
+            request(p, stream, url, c, false).await
+        } else {
+            request(p, stream, url, c, false).await
         };
-        let name = host.trim_matches(['[', ']']);
-        let stream = client
-            .handshake(p, stream, name, c.cert_expiry_warning)
-            .await?;
-        request(p, stream, url, c).await
+    };
+    let stream = to_proxy(p, proxy).await?;
+    if https {
+        let tunnel = tunnel(p, stream, proxy, url, port).await?;
+        let stream = secure(p, tunnel, url, c, tls).await?;
+        request(p, stream, url, c, false).await
     } else {
-        request(p, stream, url, c).await
+        request(p, stream, url, c, true).await
     }
 }
 
-async fn request<S>(p: &mut Progress, stream: S, url: &url::Url, c: &HttpCheck) -> Option<Answer>
+/// The TLS handshake with the URL's host over `stream`.
+async fn secure<S>(
+    p: &mut Progress,
+    stream: S,
+    url: &url::Url,
+    c: &HttpCheck,
+    tls: Option<&tls::Client>,
+) -> Option<tokio_rustls::client::TlsStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(client) = tls else {
+        p.problem(CheckProblem::Tls {
+            error: "no TLS client for this check".into(),
+        });
+        return None;
+    };
+    let name = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+    client
+        .handshake(p, stream, name, c.cert_expiry_warning)
+        .await
+}
+
+/// A connection to the proxy: its name looked up (`resolve`), then
+/// `connect`. A failure is the proxy's, and named so.
+async fn to_proxy(p: &mut Progress, proxy: &Proxy) -> Option<tokio::net::TcpStream> {
+    let failed = |p: &mut Progress, error: String| {
+        p.problem(CheckProblem::Proxy {
+            proxy: proxy.name(),
+            error,
+        })
+    };
+    let ip = match proxy.host.parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => {
+            p.begin("resolve");
+            let found = tokio::net::lookup_host((proxy.host.as_str(), proxy.port)).await;
+            p.end();
+            match found.ok().and_then(|mut a| a.next()) {
+                Some(a) => a.ip(),
+                None => {
+                    failed(p, "its name does not resolve".into());
+                    return None;
+                }
+            }
+        }
+    };
+    p.begin("connect");
+    let stream = tokio::net::TcpStream::connect(SocketAddr::new(ip, proxy.port)).await;
+    p.end();
+    match stream {
+        Ok(s) => {
+            let _ = s.set_nodelay(true);
+            Some(s)
+        }
+        Err(e) if super::is_local(&e) => {
+            super::socket_error(p, &e);
+            None
+        }
+        Err(e) => {
+            failed(p, quote(&e.to_string()));
+            None
+        }
+    }
+}
+
+/// A `CONNECT` tunnel through the proxy to the URL's host (hyper's
+/// client and upgrade); its time is the `connect` phase's.
+async fn tunnel(
+    p: &mut Progress,
+    stream: tokio::net::TcpStream,
+    proxy: &Proxy,
+    url: &url::Url,
+    port: u16,
+) -> Option<TokioIo<hyper::upgrade::Upgraded>> {
+    let host = url.host_str().unwrap_or_default();
+    let authority = format!("{host}:{port}");
+    let failed = |p: &mut Progress, error: String| {
+        p.end();
+        p.problem(CheckProblem::Proxy {
+            proxy: proxy.name(),
+            error,
+        })
+    };
+    p.begin("connect");
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    {
+        Ok(x) => x,
+        Err(e) => {
+            failed(p, quote(&e.to_string()));
+            return None;
+        }
+    };
+    let mut req = match hyper::Request::builder()
+        .method(hyper::Method::CONNECT)
+        .uri(authority.as_str())
+        .header(HOST, authority.as_str())
+        .header(USER_AGENT, AGENT)
+        .body(Empty::<Bytes>::new())
+    {
+        Ok(r) => r,
+        Err(e) => {
+            failed(p, quote(&e.to_string()));
+            return None;
+        }
+    };
+    if let Some(auth) = proxy_authorization(proxy) {
+        req.headers_mut().insert(PROXY_AUTHORIZATION, auth);
+    }
+    let asked = async {
+        let response = sender.send_request(req).await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Ok(Err(status));
+        }
+        hyper::upgrade::on(response).await.map(Ok)
+    };
+    // The connection is driven beside the request, in this task; it ends
+    // when it hands itself over to the tunnel.
+    let conn = conn.with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let mut asked = std::pin::pin!(asked);
+    let outcome = tokio::select! {
+        biased;
+        r = &mut asked => r,
+        r = &mut conn => match r {
+            Err(e) => Err(e),
+            Ok(()) => asked.await,
+        },
+    };
+    match outcome {
+        Ok(Ok(upgraded)) => {
+            p.end();
+            Some(TokioIo::new(upgraded))
+        }
+        Ok(Err(status)) => {
+            failed(
+                p,
+                format!("answered {status} to CONNECT {}", quote(&authority)),
+            );
+            None
+        }
+        Err(e) => {
+            failed(p, quote(&e.to_string()));
+            None
+        }
+    }
+}
+
+/// `Proxy-Authorization`'s value, marked sensitive (hyper keeps it out
+/// of its debug output).
+fn proxy_authorization(proxy: &Proxy) -> Option<HeaderValue> {
+    let mut v = HeaderValue::from_str(proxy.authorization.as_ref()?.expose()).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+/// The request over `stream`; `via_proxy`: in absolute form, with the
+/// proxy's credentials (an `http` URL through a proxy).
+async fn request<S>(
+    p: &mut Progress,
+    stream: S,
+    url: &url::Url,
+    c: &HttpCheck,
+    via_proxy: bool,
+) -> Option<Answer>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -142,7 +309,7 @@ where
             return None;
         }
     };
-    let req = match build(url, c) {
+    let req = match build(url, c, via_proxy) {
         Ok(r) => r,
         Err(e) => {
             p.end();
@@ -220,9 +387,20 @@ where
     })
 }
 
-fn build(url: &url::Url, c: &HttpCheck) -> Result<hyper::Request<Empty<Bytes>>, String> {
-    let mut path = url.path().to_string();
-    if let Some(q) = url.query() {
+fn build(
+    url: &url::Url,
+    c: &HttpCheck,
+    via_proxy: bool,
+) -> Result<hyper::Request<Empty<Bytes>>, String> {
+    let mut path = if via_proxy {
+        // Absolute form (RFC 9112 3.2.2), without a fragment.
+        let mut u = url.clone();
+        u.set_fragment(None);
+        u.to_string()
+    } else {
+        url.path().to_string()
+    };
+    if let (false, Some(q)) = (via_proxy, url.query()) {
         path.push('?');
         path.push_str(q);
     }
@@ -245,6 +423,11 @@ fn build(url: &url::Url, c: &HttpCheck) -> Result<hyper::Request<Empty<Bytes>>, 
         let value = HeaderValue::from_str(value.expose())
             .map_err(|_| format!("invalid value for header {name}"))?;
         req.headers_mut().insert(name, value);
+    }
+    if via_proxy {
+        if let Some(auth) = c.proxy.as_ref().and_then(proxy_authorization) {
+            req.headers_mut().insert(PROXY_AUTHORIZATION, auth);
+        }
     }
     Ok(req)
 }

@@ -161,16 +161,24 @@ impl Progress {
 /// A socket error: the agent's own (out of descriptors or memory: the
 /// check did not run) or the path's and the server's.
 pub(crate) fn socket_error(p: &mut Progress, e: &std::io::Error) {
-    match e.raw_os_error() {
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-            p.not_run(FailureReason::NoSocket {
-                message: e.to_string(),
-            })
-        }
-        _ => p.problem(CheckProblem::Connect {
+    if is_local(e) {
+        p.not_run(FailureReason::NoSocket {
+            message: e.to_string(),
+        })
+    } else {
+        p.problem(CheckProblem::Connect {
             error: crate::model::check::quote(&e.to_string()),
-        }),
+        })
     }
+}
+
+/// The agent's own shortage (out of descriptors or memory), not the
+/// path's or the server's.
+pub(crate) fn is_local(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// Connect to `addr` over TCP, timing the `connect` phase.

@@ -221,13 +221,16 @@ impl Client {
     /// The TLS handshake over `stream`, timed as the `tls` phase. `name`
     /// is verified and sent as SNI unless the client has its own.
     /// Records the chain's first expiry and any problem with it.
-    pub(super) async fn handshake(
+    pub(super) async fn handshake<S>(
         &self,
         p: &mut Progress,
-        stream: tokio::net::TcpStream,
+        stream: S,
         name: &str,
         warning: Duration,
-    ) -> Option<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    ) -> Option<tokio_rustls::client::TlsStream<S>>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
         let name = self.server_name.as_deref().unwrap_or(name);
         let server_name = match ServerName::try_from(name.to_string()) {
             Ok(n) => n,
