@@ -4,7 +4,9 @@
 //! flight itself. Each SNMP target has a task ([`Prober`]) with its own
 //! `tokio::time::interval`, first tick spread over the interval by a hash
 //! of the target id (stable across reloads and restarts), missed ticks
-//! skipped; between ticks it takes requests on demand (a dependency check,
+//! skipped (service checks: the first tick moved to the next slot of a
+//! 250 ms grid, so checks share wake-ups); between ticks it takes
+//! requests on demand (a dependency check,
 //! a read of link ends). A semaphore bounds how many polls run at once; a
 //! dead or slow target only ever holds its own permit, so it never delays
 //! another.
@@ -41,6 +43,15 @@ use crate::probe::{
 /// Link ends waiting to be read per device at most; more are dropped (the
 /// owner asks again at the next cycle).
 const MAX_WAITING_ENDS: usize = 64;
+
+/// Service checks start on slots this far apart: the checks of a slot
+/// run together and share the runtime's wake-ups (on a VM each wake from
+/// idle costs more CPU than a DNS check itself; BENCHMARKS.md, issue 18:
+/// a third to three quarters less CPU per check). The price: a check
+/// may wait for the others of its slot to take the CPU (about 0.5 ms
+/// each for HTTPS), which its phases then include — 1,000 checks a
+/// minute put about four in a slot.
+const CHECK_GRID: Duration = Duration::from_millis(250);
 
 pub struct Scheduler {
     icmp: EngineHandle,
@@ -137,6 +148,8 @@ struct TaskSpec {
     in_flight: prometheus_client::metrics::gauge::Gauge,
     permits: Arc<Semaphore>,
     resolver: Resolver,
+    /// Ticks on [`CHECK_GRID`]'s slots (service checks).
+    on_grid: bool,
 }
 
 impl Scheduler {
@@ -227,7 +240,13 @@ impl Scheduler {
             if let Some(settings) = &t.snmp {
                 self.metrics.init_snmp_target(t);
                 let prober = SnmpProber::new(&t.id, (**settings).clone());
-                let spec = self.spec(t, settings.interval, "snmp/", self.snmp_permits.clone());
+                let spec = self.spec(
+                    t,
+                    settings.interval,
+                    "snmp/",
+                    self.snmp_permits.clone(),
+                    false,
+                );
                 let r = self.spawn(t, spec, prober, &runtime);
                 self.running.insert(t.id.clone(), r);
             } else if let Some(settings) = &t.check {
@@ -239,7 +258,13 @@ impl Scheduler {
                         continue;
                     }
                 };
-                let spec = self.spec(t, settings.interval, "check/", self.check_permits.clone());
+                let spec = self.spec(
+                    t,
+                    settings.interval,
+                    "check/",
+                    self.check_permits.clone(),
+                    true,
+                );
                 let r = self.spawn(t, spec, prober, &runtime);
                 self.running.insert(t.id.clone(), r);
             }
@@ -252,6 +277,7 @@ impl Scheduler {
         interval: Duration,
         salt: &'static str,
         permits: Arc<Semaphore>,
+        on_grid: bool,
     ) -> TaskSpec {
         TaskSpec {
             id: t.id.clone(),
@@ -262,6 +288,7 @@ impl Scheduler {
             in_flight: self.metrics.probes_in_flight.clone(),
             permits,
             resolver: Resolver::new(&t.address, self.resolve_interval),
+            on_grid,
         }
     }
 
@@ -408,11 +435,27 @@ impl Drop for InFlight {
     }
 }
 
+/// The first slot of `grid` at or after `t`, slots counted from one
+/// instant for the whole process (tasks started by a reload share the
+/// slots of those started before).
+fn on_grid(t: Instant, grid: Duration) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let since = t.saturating_duration_since(epoch).as_nanos();
+    let g = grid.as_nanos().max(1);
+    let slots = since.div_ceil(g);
+    epoch + Duration::from_nanos((slots * g).min(u64::MAX as u128) as u64)
+}
+
 /// One target's task for one protocol: its timer, requests on demand, and
 /// the observations sent to the live-state owner.
 async fn run<P: Prober>(mut spec: TaskSpec, mut prober: P, requests: Arc<Requests>) {
     let offset = spread_offset(&format!("{}{}", spec.salt, spec.id), spec.interval);
-    let mut ticker = tokio::time::interval_at(Instant::now() + offset, spec.interval);
+    let mut first = Instant::now() + offset;
+    if spec.on_grid {
+        first = on_grid(first, CHECK_GRID);
+    }
+    let mut ticker = tokio::time::interval_at(first, spec.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         let (request, scheduled) = match requests.take() {
@@ -470,5 +513,21 @@ mod tests {
             assert!(o < i);
             assert_eq!(o, spread_offset(&id, i));
         }
+    }
+
+    #[test]
+    fn grid_slots_are_shared_and_never_early() {
+        let g = Duration::from_millis(250);
+        let base = on_grid(Instant::now(), g);
+        for ms in [0u64, 1, 249, 250, 251, 12_345] {
+            let t = base + Duration::from_millis(ms);
+            let slot = on_grid(t, g);
+            assert!(slot >= t && slot < t + g, "{ms}");
+            assert_eq!((slot - base).as_nanos() % g.as_nanos(), 0, "{ms}");
+        }
+        // Two instants in one slot start together.
+        let a = on_grid(base + Duration::from_millis(10), g);
+        let b = on_grid(base + Duration::from_millis(240), g);
+        assert_eq!(a, b);
     }
 }
