@@ -60,30 +60,56 @@ async fn ask(
     name: Name,
     rtype: RecordType,
 ) -> Result<Message, Failure> {
-    let (id, query) = question(&name, rtype)?;
+    let q = Question::new(name, rtype)?;
     if !c.tcp {
-        match ask_udp(server, id, &query, &name, rtype).await? {
+        match ask_udp(server, &q).await? {
             // Truncated: asked again over TCP, as a resolver would.
             m if m.metadata.truncation => {}
             m => return Ok(m),
         }
     }
-    ask_tcp(server, id, &query, &name, rtype).await
+    ask_tcp(server, &q).await
 }
 
-/// The question as bytes (hickory encodes it) and its id.
-fn question(name: &Name, rtype: RecordType) -> Result<(u16, Vec<u8>), Failure> {
-    let id: u16 = rand::random();
-    let mut query = Message::new(id, MessageType::Query, OpCode::Query);
-    query.metadata.recursion_desired = true;
-    query.add_query(Query::query(name.clone(), rtype));
-    let mut edns = Edns::new();
-    edns.set_max_payload(1232);
-    query.set_edns(edns);
-    let bytes = query
-        .to_vec()
-        .map_err(|e| Failure::Exchange(e.to_string()))?;
-    Ok((id, bytes))
+/// One question: what was asked, its id, and its bytes (hickory encodes
+/// them).
+struct Question {
+    name: Name,
+    rtype: RecordType,
+    id: u16,
+    bytes: Vec<u8>,
+}
+
+impl Question {
+    fn new(name: Name, rtype: RecordType) -> Result<Self, Failure> {
+        let id: u16 = rand::random();
+        let mut query = Message::new(id, MessageType::Query, OpCode::Query);
+        query.metadata.recursion_desired = true;
+        query.add_query(Query::query(name.clone(), rtype));
+        let mut edns = Edns::new();
+        edns.set_max_payload(1232);
+        query.set_edns(edns);
+        let bytes = query
+            .to_vec()
+            .map_err(|e| Failure::Exchange(e.to_string()))?;
+        Ok(Question {
+            name,
+            rtype,
+            id,
+            bytes,
+        })
+    }
+
+    /// Whether `answer` answers this question: its id, a response, and
+    /// the question it repeats (if any) this one.
+    fn answered_by(&self, answer: &Message) -> bool {
+        answer.metadata.id == self.id
+            && answer.metadata.message_type == MessageType::Response
+            && answer
+                .queries
+                .first()
+                .is_none_or(|q| same_name(q.name(), &self.name) && q.query_type() == self.rtype)
+    }
 }
 
 /// The same name, whatever the case and the root's dot.
@@ -92,29 +118,12 @@ fn same_name(a: &Name, b: &Name) -> bool {
     text(a) == text(b)
 }
 
-/// Whether `answer` answers our question: its id, a response, and the
-/// question it repeats (if any) ours.
-fn answers_ours(answer: &Message, id: u16, name: &Name, rtype: RecordType) -> bool {
-    answer.metadata.id == id
-        && answer.metadata.message_type == MessageType::Response
-        && answer
-            .queries
-            .first()
-            .is_none_or(|q| same_name(q.name(), name) && q.query_type() == rtype)
-}
-
 /// One question over UDP on a socket of its own: hickory encodes and
 /// decodes the messages; one datagram out, the first answer to it back.
 /// (A client multiplexing many queries over a stream with a task in the
 /// background is more than one question a check needs, and cost about a
 /// third of a check's CPU.)
-async fn ask_udp(
-    server: SocketAddr,
-    id: u16,
-    query: &[u8],
-    name: &Name,
-    rtype: RecordType,
-) -> Result<Message, Failure> {
+async fn ask_udp(server: SocketAddr, q: &Question) -> Result<Message, Failure> {
     let local: SocketAddr = if server.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -122,7 +131,7 @@ async fn ask_udp(
     };
     let socket = tokio::net::UdpSocket::bind(local).await?;
     socket.connect(server).await?;
-    socket.send(query).await?;
+    socket.send(&q.bytes).await?;
     let mut buf = vec![0u8; 4096];
     loop {
         let n = socket.recv(&mut buf).await?;
@@ -131,7 +140,7 @@ async fn ask_udp(
         let Ok(answer) = Message::from_vec(&buf[..n]) else {
             continue;
         };
-        if answers_ours(&answer, id, name, rtype) {
+        if q.answered_by(&answer) {
             return Ok(answer);
         }
     }
@@ -139,21 +148,15 @@ async fn ask_udp(
 
 /// One question over TCP: each message behind its two-byte length
 /// (RFC 1035 4.2.2, RFC 7766); the server's first answer to it back.
-async fn ask_tcp(
-    server: SocketAddr,
-    id: u16,
-    query: &[u8],
-    name: &Name,
-    rtype: RecordType,
-) -> Result<Message, Failure> {
+async fn ask_tcp(server: SocketAddr, q: &Question) -> Result<Message, Failure> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let len = u16::try_from(query.len())
+    let len = u16::try_from(q.bytes.len())
         .map_err(|_| Failure::Exchange("the question is too long".into()))?;
     let mut stream = tokio::net::TcpStream::connect(server).await?;
     let _ = stream.set_nodelay(true);
-    let mut framed = Vec::with_capacity(query.len() + 2);
+    let mut framed = Vec::with_capacity(q.bytes.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(query);
+    framed.extend_from_slice(&q.bytes);
     stream.write_all(&framed).await?;
     let closed = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => {
@@ -167,7 +170,7 @@ async fn ask_tcp(
         let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
         stream.read_exact(&mut buf).await.map_err(closed)?;
         let answer = Message::from_vec(&buf).map_err(|e| Failure::Exchange(e.to_string()))?;
-        if answers_ours(&answer, id, name, rtype) {
+        if q.answered_by(&answer) {
             return Ok(answer);
         }
     }
