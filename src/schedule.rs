@@ -440,11 +440,22 @@ impl Drop for InFlight {
 /// slots of those started before).
 fn on_grid(t: Instant, grid: Duration) -> Instant {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    let since = t.saturating_duration_since(epoch).as_nanos();
+    slot_after(*EPOCH.get_or_init(Instant::now), t, grid)
+}
+
+/// The first instant `epoch + k * grid` (k any integer) at or after `t`.
+/// `t` may lie before `epoch` (a runtime with a clock of its own, as in
+/// tests with paused time): never later than `t` plus one slot.
+fn slot_after(epoch: Instant, t: Instant, grid: Duration) -> Instant {
     let g = grid.as_nanos().max(1);
-    let slots = since.div_ceil(g);
-    epoch + Duration::from_nanos((slots * g).min(u64::MAX as u128) as u64)
+    let nanos = |n: u128| Duration::from_nanos(n.min(u64::MAX as u128) as u64);
+    if t >= epoch {
+        let since = (t - epoch).as_nanos();
+        epoch + nanos(since.div_ceil(g) * g)
+    } else {
+        let before = (epoch - t).as_nanos();
+        epoch.checked_sub(nanos(before / g * g)).unwrap_or(t)
+    }
 }
 
 /// One target's task for one protocol: its timer, requests on demand, and
@@ -529,5 +540,17 @@ mod tests {
         let a = on_grid(base + Duration::from_millis(10), g);
         let b = on_grid(base + Duration::from_millis(240), g);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_slot_before_the_epoch_is_the_next_one_not_the_epoch() {
+        let g = Duration::from_millis(250);
+        let epoch = Instant::now() + Duration::from_secs(3600);
+        for ms in [0u64, 1, 100, 249, 250, 251, 1_000_000] {
+            let t = epoch - Duration::from_millis(ms);
+            let slot = slot_after(epoch, t, g);
+            assert!(slot >= t && slot < t + g, "{ms}");
+            assert_eq!((epoch - slot).as_nanos() % g.as_nanos(), 0, "{ms}");
+        }
     }
 }
