@@ -12,7 +12,7 @@ use hyper::header::{HeaderName, HeaderValue, HOST, LOCATION, PROXY_AUTHORIZATION
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{connect, tls, Progress};
+use super::{connect, connect_as, lookup, tls, Progress};
 use crate::inventory::checks::{defaults, HttpCheck, Proxy};
 use crate::model::check::quote;
 use crate::model::CheckProblem;
@@ -74,25 +74,14 @@ pub(super) async fn run(p: &mut Progress, ip: IpAddr, c: &HttpCheck, tls: Option
 
 /// Look up a redirect's host (timed as `resolve`).
 async fn resolve(p: &mut Progress, url: &url::Url) -> Option<IpAddr> {
-    let host = url.host_str()?.trim_matches(['[', ']']).to_string();
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Some(ip);
+    let host = url.host_str()?;
+    let found = lookup(p, host.trim_matches(['[', ']'])).await;
+    if found.is_none() {
+        p.problem(CheckProblem::Connect {
+            error: format!("redirect host {} does not resolve", quote(host)),
+        });
     }
-    p.begin("resolve");
-    let found = tokio::net::lookup_host((host, 0)).await;
-    p.end();
-    match found.ok().and_then(|mut a| a.next()) {
-        Some(a) => Some(a.ip()),
-        None => {
-            p.problem(CheckProblem::Connect {
-                error: format!(
-                    "redirect host {} does not resolve",
-                    quote(url.host_str().unwrap_or(""))
-                ),
-            });
-            None
-        }
-    }
+    found
 }
 
 /// Connect (to the proxy, if any), shake hands for https, send the
@@ -151,44 +140,15 @@ where
 /// A connection to the proxy: its name looked up (`resolve`), then
 /// `connect`. A failure is the proxy's, and named so.
 async fn to_proxy(p: &mut Progress, proxy: &Proxy) -> Option<tokio::net::TcpStream> {
-    let failed = |p: &mut Progress, error: String| {
-        p.problem(CheckProblem::Proxy {
-            proxy: proxy.name(),
-            error,
-        })
+    let failed = |error: String| CheckProblem::Proxy {
+        proxy: proxy.name(),
+        error,
     };
-    let ip = match proxy.host.parse::<IpAddr>() {
-        Ok(ip) => ip,
-        Err(_) => {
-            p.begin("resolve");
-            let found = tokio::net::lookup_host((proxy.host.as_str(), proxy.port)).await;
-            p.end();
-            match found.ok().and_then(|mut a| a.next()) {
-                Some(a) => a.ip(),
-                None => {
-                    failed(p, "its name does not resolve".into());
-                    return None;
-                }
-            }
-        }
+    let Some(ip) = lookup(p, &proxy.host).await else {
+        p.problem(failed("its name does not resolve".into()));
+        return None;
     };
-    p.begin("connect");
-    let stream = tokio::net::TcpStream::connect(SocketAddr::new(ip, proxy.port)).await;
-    p.end();
-    match stream {
-        Ok(s) => {
-            let _ = s.set_nodelay(true);
-            Some(s)
-        }
-        Err(e) if super::is_local(&e) => {
-            super::socket_error(p, &e);
-            None
-        }
-        Err(e) => {
-            failed(p, quote(&e.to_string()));
-            None
-        }
-    }
+    connect_as(p, SocketAddr::new(ip, proxy.port), failed).await
 }
 
 /// A `CONNECT` tunnel through the proxy to the URL's host (hyper's

@@ -161,20 +161,28 @@ impl Progress {
 /// A socket error: the agent's own (out of descriptors or memory: the
 /// check did not run) or the path's and the server's.
 pub(crate) fn socket_error(p: &mut Progress, e: &std::io::Error) {
+    socket_error_as(p, e, |error| CheckProblem::Connect { error })
+}
+
+/// [`socket_error`], the path's or the server's failure told by `fail`
+/// (given the quoted error).
+fn socket_error_as(
+    p: &mut Progress,
+    e: &std::io::Error,
+    fail: impl FnOnce(String) -> CheckProblem,
+) {
     if is_local(e) {
         p.not_run(FailureReason::NoSocket {
             message: e.to_string(),
         })
     } else {
-        p.problem(CheckProblem::Connect {
-            error: crate::model::check::quote(&e.to_string()),
-        })
+        p.problem(fail(crate::model::check::quote(&e.to_string())))
     }
 }
 
 /// The agent's own shortage (out of descriptors or memory), not the
 /// path's or the server's.
-pub(crate) fn is_local(e: &std::io::Error) -> bool {
+fn is_local(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
@@ -186,20 +194,41 @@ pub(crate) async fn connect(
     p: &mut Progress,
     addr: std::net::SocketAddr,
 ) -> Option<tokio::net::TcpStream> {
+    connect_as(p, addr, |error| CheckProblem::Connect { error }).await
+}
+
+/// [`connect`], a failure told by `fail` (given the quoted error).
+pub(crate) async fn connect_as(
+    p: &mut Progress,
+    addr: std::net::SocketAddr,
+    fail: impl FnOnce(String) -> CheckProblem,
+) -> Option<tokio::net::TcpStream> {
     p.begin("connect");
-    match tokio::net::TcpStream::connect(addr).await {
+    let stream = tokio::net::TcpStream::connect(addr).await;
+    p.end();
+    match stream {
         Ok(s) => {
-            p.end();
             // Checks are short: send at once.
             let _ = s.set_nodelay(true);
             Some(s)
         }
         Err(e) => {
-            p.end();
-            socket_error(p, &e);
+            socket_error_as(p, &e, fail);
             None
         }
     }
+}
+
+/// Look `host` up (a name; an address is taken as it is), timing the
+/// `resolve` phase; `None` when it does not resolve.
+pub(crate) async fn lookup(p: &mut Progress, host: &str) -> Option<IpAddr> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    p.begin("resolve");
+    let found = tokio::net::lookup_host((host, 0)).await;
+    p.end();
+    found.ok()?.next().map(|a| a.ip())
 }
 
 /// One target's check.
