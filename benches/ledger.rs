@@ -138,6 +138,7 @@ fn main() {
             name: format!("Member {i}"),
             kommunenummer: vec![],
             merged_into: None,
+            status_page: Default::default(),
         })
         .collect();
     let level = ServiceLevel {

@@ -1509,6 +1509,7 @@ mod tests {
             services: vec![],
             maintenance: vec![],
             reports: Default::default(),
+            status_page: Default::default(),
         }
     }
 

@@ -67,6 +67,47 @@ pub struct Inventory {
     /// Maintenance windows from the config, by their config id.
     pub maintenance: Vec<(String, crate::maintenance::Spec)>,
     pub reports: ReportSettings,
+    pub status_page: StatusPageSettings,
+}
+
+/// Who may read a status page.
+#[derive(Clone, Default, PartialEq)]
+pub enum PageAccess {
+    /// Not served (404): the default, so an upgrade publishes nothing.
+    #[default]
+    Off,
+    /// Anyone may read it.
+    Public,
+    /// Whoever gives this read token.
+    Token(crate::model::secret::Secret),
+}
+
+impl std::fmt::Debug for PageAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PageAccess::Off => "Off",
+            PageAccess::Public => "Public",
+            PageAccess::Token(_) => "Token(…)",
+        })
+    }
+}
+
+/// The status pages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusPageSettings {
+    /// The region's page (`/status`).
+    pub region: PageAccess,
+    /// How often an open page asks for news.
+    pub refresh: Duration,
+}
+
+impl Default for StatusPageSettings {
+    fn default() -> Self {
+        StatusPageSettings {
+            region: PageAccess::Off,
+            refresh: Duration::from_secs(30),
+        }
+    }
 }
 
 /// How the monthly reports are made.
@@ -326,6 +367,9 @@ pub struct Member {
     pub name: String,
     pub kommunenummer: Vec<KommunenummerPeriod>,
     pub merged_into: Option<Merge>,
+    /// Who may read the member's status page.
+    #[serde(skip)]
+    pub status_page: PageAccess,
 }
 
 impl Member {

@@ -31,4 +31,5 @@ pub mod probe;
 pub mod report;
 pub mod schedule;
 pub mod sla;
+pub mod status;
 pub mod time;

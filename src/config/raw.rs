@@ -65,6 +65,37 @@ pub struct RawConfig {
     /// The monthly reports.
     #[serde(default)]
     pub reports: RawReports,
+    /// The status pages (`/status`, `/status/{member}`): the region's page
+    /// and how often an open page refreshes itself. Each member's page is
+    /// set on the member (`members[].status_page`).
+    #[serde(default)]
+    pub status_page: RawStatusPage,
+}
+
+/// The status pages.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatusPage {
+    /// Who may see the region's page (`/status`); off unless set. The
+    /// region's token also opens every member's page.
+    pub region: Option<S<RawStatusAccess>>,
+    /// How often an open page asks for news (a small script; the page
+    /// works without it); default `30s`, at least `1s`.
+    pub refresh: Option<S<String>>,
+}
+
+/// Who may read a status page: everyone (`public: true`) or whoever has
+/// the read token. Neither: the page is off (404). A read token never
+/// allows a write.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatusAccess {
+    /// Anyone may read the page, without a token.
+    pub public: Option<S<bool>>,
+    /// The read token: `env:NAME` or `file:PATH` (at least 16 characters).
+    /// Given as `Authorization: Bearer …` or `?token=…` (a browser then
+    /// keeps it in a cookie and the address loses it).
+    pub token: Option<S<String>>,
 }
 
 /// The monthly reports.
@@ -273,6 +304,9 @@ pub struct RawMember {
     pub kommunenummer: Vec<RawKommunenummer>,
     /// The member merged into another on a date: later months are reported there.
     pub merged_into: Option<RawMerge>,
+    /// Who may read the member's status page (`/status/{id}`), its feed and
+    /// badges; off unless set.
+    pub status_page: Option<S<RawStatusAccess>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

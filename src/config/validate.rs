@@ -6,11 +6,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawIcmp, RawThresholds, S};
+use super::raw::{RawConfig, RawIcmp, RawStatusAccess, RawThresholds, S};
 use super::{checks, maintenance, services, snmp, ConfigError, Problem};
 use crate::inventory::{
     defaults, Address, AgentSettings, IcmpSettings, Inventory, KommunenummerPeriod, Member, Merge,
-    Site, Target, TargetKind, Thresholds,
+    PageAccess, Site, StatusPageSettings, Target, TargetKind, Thresholds,
 };
 
 /// Largest ICMP payload that fits an IPv4 datagram (65535 − 20 − 8).
@@ -176,7 +176,7 @@ pub(super) fn validate(
 
     let default_snmp = snmp::partial(&mut v, &raw.defaults.snmp, "defaults.snmp", &config_dir);
 
-    let members = members(&mut v, &raw);
+    let mut members = members(&mut v, &raw);
     let member_ids: HashSet<&str> = members.iter().map(|m| m.id.as_str()).collect();
     let sites = sites(&mut v, &raw, &member_ids);
     let site_member: HashMap<&str, Option<&str>> = sites
@@ -421,6 +421,8 @@ pub(super) fn validate(
             .filter(|o| !o.is_empty()),
     };
 
+    let status_page = status_pages(&mut v, &raw, &mut members, &agent, &config_dir);
+
     if v.problems.is_empty() {
         let mut inventory = Inventory {
             index: Default::default(),
@@ -432,6 +434,7 @@ pub(super) fn validate(
             services: service_list,
             maintenance,
             reports,
+            status_page,
         };
         inventory.resolve_affected_members();
         Ok(inventory)
@@ -750,9 +753,101 @@ fn members(v: &mut Validator<'_>, raw: &RawConfig) -> Vec<Member> {
             name: m.name.value.clone(),
             kommunenummer: periods,
             merged_into,
+            status_page: crate::inventory::PageAccess::Off,
         });
     }
     out
+}
+
+/// The shortest read token taken: a status page's token is its only lock.
+const MIN_READ_TOKEN_CHARS: usize = 16;
+
+/// One page's access: public, a read token, or off.
+fn page_access(
+    v: &mut Validator<'_>,
+    raw: &Option<S<RawStatusAccess>>,
+    path: &str,
+    config_dir: &Path,
+) -> PageAccess {
+    let Some(block) = raw else {
+        return PageAccess::Off;
+    };
+    let public = block.value.public.as_ref().is_some_and(|p| p.value);
+    let token = snmp::secret(v, &block.value.token, &format!("{path}.token"), config_dir);
+    match (public, token, &block.value.token) {
+        (true, _, Some(t)) => {
+            v.report(
+                t,
+                format!("{path}.token"),
+                "a public page needs no token: give public: true or a token, not both",
+            );
+            PageAccess::Off
+        }
+        (true, _, None) => PageAccess::Public,
+        (false, Some(secret), Some(t)) => {
+            if !secret.is_unresolved() && secret.expose().chars().count() < MIN_READ_TOKEN_CHARS {
+                // The value is never echoed, only its length's bound.
+                v.report(
+                    t,
+                    format!("{path}.token"),
+                    format!("the token is shorter than {MIN_READ_TOKEN_CHARS} characters: too easy to guess"),
+                );
+            }
+            PageAccess::Token(secret)
+        }
+        (false, _, _) => PageAccess::Off,
+    }
+}
+
+/// The status pages: the region's, each member's; read tokens that would
+/// open more than their page (the write token, another page's) refused.
+fn status_pages(
+    v: &mut Validator<'_>,
+    raw: &RawConfig,
+    members: &mut [Member],
+    agent: &AgentSettings,
+    config_dir: &Path,
+) -> StatusPageSettings {
+    let region = page_access(v, &raw.status_page.region, "status_page.region", config_dir);
+    let refresh = v
+        .duration(&raw.status_page.refresh, "status_page.refresh")
+        .unwrap_or(StatusPageSettings::default().refresh);
+    if let Some(r) = &raw.status_page.refresh {
+        if refresh < std::time::Duration::from_secs(1) {
+            v.report(r, "status_page.refresh", "must be at least 1s");
+        }
+    }
+    let mut seen: Vec<(String, crate::model::secret::Secret)> = Vec::new();
+    if let PageAccess::Token(t) = &region {
+        seen.push(("status_page.region.token".into(), t.clone()));
+    }
+    let paths = item_paths("members", raw.members.iter().map(|m| m.id.value.as_str()));
+    for (i, m) in raw.members.iter().enumerate() {
+        let path = format!("{}.status_page", paths[i]);
+        let access = page_access(v, &m.status_page, &path, config_dir);
+        if let (PageAccess::Token(t), Some(block)) = (&access, &m.status_page) {
+            let at = block.value.token.as_ref().unwrap_or(&m.id);
+            if !t.is_unresolved() {
+                if agent.api_token.as_ref() == Some(t) {
+                    v.report(at, format!("{path}.token"), "the same as agent.api_token: a read token must not open writes; give the page a token of its own");
+                } else if let Some((other, _)) = seen.iter().find(|(_, s)| s == t) {
+                    v.report(at, format!("{path}.token"), format!("the same as {other}: each page needs a token of its own, or one member could read another's"));
+                }
+            }
+            seen.push((format!("{path}.token"), t.clone()));
+        }
+        if let Some(member) = members.get_mut(i) {
+            member.status_page = access;
+        }
+    }
+    if let (PageAccess::Token(t), Some(block)) = (&region, &raw.status_page.region) {
+        if !t.is_unresolved() && agent.api_token.as_ref() == Some(t) {
+            if let Some(at) = &block.value.token {
+                v.report(at, "status_page.region.token", "the same as agent.api_token: a read token must not open writes; give the page a token of its own");
+            }
+        }
+    }
+    StatusPageSettings { region, refresh }
 }
 
 fn overlaps(a: &KommunenummerPeriod, b: &KommunenummerPeriod) -> bool {

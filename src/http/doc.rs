@@ -12,12 +12,16 @@ use super::ErrorBody;
 /// The name of the bearer-token scheme in the document.
 pub const BEARER: &str = "bearer";
 
-const TAGS: [(&str, &str); 6] = [
+const TAGS: [(&str, &str); 7] = [
     ("targets", "Targets and their live state"),
     ("services", "Services, service levels and their figures"),
     ("outages", "Outages from the ledger, and operators' notes"),
     ("maintenance", "Planned maintenance windows"),
     ("reports", "Monthly reports"),
+    (
+        "status",
+        "Status pages for members and the region (HTML, Atom, SVG); read tokens only",
+    ),
     (
         "management",
         "Health, readiness, reload and metrics, as Prometheus exporters have them",

@@ -346,7 +346,11 @@ pub fn create_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
 }
 
 /// `POST /api/v1/maintenance`: declare a window (JSON, the config's keys).
-pub async fn create(AxState(agent): AxState<Agent>, body: Bytes) -> Response {
+pub async fn create(
+    AxState(agent): AxState<Agent>,
+    axum::Extension(status): axum::Extension<super::status::StatusState>,
+    body: Bytes,
+) -> Response {
     let input: SpecInput = match serde_json::from_slice(&body) {
         Ok(i) => i,
         Err(e) => return param_error("body", format!("not a maintenance window: {e}")),
@@ -377,6 +381,8 @@ pub async fn create(AxState(agent): AxState<Agent>, body: Bytes) -> Response {
     match change(&agent, MaintenanceOp::Declare(spec)).await {
         Err(r) => *r,
         Ok(MaintenanceDone::Declared(w)) => {
+            // Outages it covers are planned now: the status pages say so.
+            status.figures.invalidate();
             tracing::info!(
                 window = w.id,
                 category = w.spec.category.as_str(),
@@ -414,6 +420,7 @@ pub fn withdraw_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
 
 pub async fn withdraw(
     AxState(agent): AxState<Agent>,
+    axum::Extension(status): axum::Extension<super::status::StatusState>,
     Path(WindowId { id }): Path<WindowId>,
 ) -> Response {
     let Ok(n) = id.parse::<i64>() else {
@@ -425,6 +432,7 @@ pub async fn withdraw(
     match change(&agent, MaintenanceOp::Withdraw(n)).await {
         Err(r) => *r,
         Ok(MaintenanceDone::Withdrawn(w)) => {
+            status.figures.invalidate();
             tracing::info!(
                 window = w.id,
                 "maintenance window withdrawn through the API"

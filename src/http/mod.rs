@@ -27,6 +27,7 @@ mod outages;
 mod reports;
 pub mod serve;
 mod services;
+pub mod status;
 
 use crate::agent::Agent;
 use crate::health::SnmpStatus;
@@ -84,6 +85,23 @@ fn routes(guard_writes: impl FnOnce(ApiRouter<Agent>) -> ApiRouter<Agent>) -> Ap
             get_with(maintenance::one, maintenance::one_docs),
         )
         .api_route("/api/openapi.json", get_with(openapi, openapi_docs))
+        .api_route("/status", get_with(status::region, status::region_docs))
+        .api_route(
+            "/status/{member}",
+            get_with(status::member, status::member_docs),
+        )
+        .api_route(
+            "/status/{member}/feed.atom",
+            get_with(status::feed, status::feed_docs),
+        )
+        .api_route(
+            "/status/{member}/badge/{badge}",
+            get_with(status::badge, status::badge_docs),
+        )
+        .api_route(
+            "/assets/{file}",
+            get_with(status::asset, status::asset_docs),
+        )
         .api_route(
             "/api/v1/members/{id}/sla",
             get_with(services::member_sla, services::member_sla_docs),
@@ -146,9 +164,11 @@ pub fn router(agent: Agent) -> Router {
         tracing::warn!("the OpenAPI document: {p}");
     }
     let document = axum::body::Bytes::from(serde_json::to_vec(&api).unwrap_or_default());
+    let status = status::StatusState::default();
     router
         .fallback(not_found)
         .layer(axum::Extension(OpenApiJson(document)))
+        .layer(axum::Extension(status))
         .layer(axum::middleware::from_fn_with_state(
             agent.clone(),
             deadline,
@@ -559,6 +579,7 @@ async fn landing() -> Html<&'static str> {
         "<h1>utkikk</h1><p>Availability monitoring agent, version ",
         env!("CARGO_PKG_VERSION"),
         ".</p><ul>",
+        "<li><a href=\"/status\">/status</a> – status pages (the region; /status/{member}), when the config turns them on</li>",
         "<li><a href=\"/metrics\">/metrics</a> – Prometheus metrics</li>",
         "<li><a href=\"/api/v1/targets\">/api/v1/targets</a> – every target's state</li>",
         "<li><a href=\"/api/v1/services\">/api/v1/services</a> – services and their service levels; /api/v1/services/{id}/sla?month=YYYY-MM</li>",
@@ -1086,7 +1107,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(operations, 19);
+        assert_eq!(operations, 24);
         // Every reference resolves.
         let text = d.to_string();
         for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {

@@ -262,7 +262,11 @@ pub fn note_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
 /// `POST /api/v1/outages/notes`: write (or, with no text, remove) the
 /// operators' note on an unplanned outage, named by its root cause and
 /// start; reports show it beside the outage. Needs the bearer token.
-pub async fn note(AxState(agent): AxState<Agent>, body: Bytes) -> Response {
+pub async fn note(
+    AxState(agent): AxState<Agent>,
+    axum::Extension(status): axum::Extension<super::status::StatusState>,
+    body: Bytes,
+) -> Response {
     let input: NoteInput = match serde_json::from_slice(&body) {
         Ok(i) => i,
         Err(e) => {
@@ -348,7 +352,8 @@ pub async fn note(AxState(agent): AxState<Agent>, body: Bytes) -> Response {
     };
     let ledger = agent.ledger().clone();
     match tokio::task::spawn_blocking(move || ledger.set_outage_note(n)).await {
-        Ok(Ok(())) => {}
+        // The status pages show it at once.
+        Ok(Ok(())) => status.figures.invalidate(),
         Ok(Err(e)) => {
             tracing::error!("outage note: cannot write the ledger: {e}");
             return error(

@@ -200,6 +200,60 @@ pub fn compute_tally(
     }))
 }
 
+/// A day, and the service's tally of it under the level it was judged by
+/// (`None`: no level covered it).
+pub type DayTally = (NaiveDate, Option<(ServiceLevel, Tally)>);
+
+/// A service's tally of each Oslo day overlapping `window`, in order (the
+/// last cut at `now_ms`), under the level in force for its month, with
+/// that level; `None` for a day no level covers. A closed day with a kept
+/// result reads it; a day before the ledger's first run is unmonitored
+/// without a query; the rest is computed from the transitions.
+pub fn day_tallies(
+    store: &Store,
+    service: &Service,
+    window: Interval,
+    current_run: Option<i64>,
+    now_ms: i64,
+) -> Result<Vec<DayTally>, LedgerError> {
+    let first_run = store.first_run_start()?;
+    let mut kept: HashMap<String, HashMap<i64, String>> = HashMap::new();
+    let mut out = Vec::new();
+    for (date, day) in days(window) {
+        let piece = day
+            .intersect(&window)
+            .intersect(&Interval::new(i64::MIN, now_ms));
+        let Some(level) = level_for(service, date).filter(|_| !piece.is_empty()) else {
+            out.push((date, None));
+            continue;
+        };
+        let tally = if first_run.is_none_or(|f| piece.end <= f) {
+            let empty = super::timeline::build(piece, &[], &[], None, now_ms);
+            Tally::of(service, level, piece, |_| empty.clone())
+        } else {
+            let fp = service_fingerprint(service, level);
+            if !kept.contains_key(&fp) {
+                let rows =
+                    store.day_results(KIND_SERVICE, &service.id, &fp, window.start, window.end)?;
+                kept.insert(fp.clone(), rows);
+            }
+            let found = (piece == day && closed(day, now_ms))
+                .then(|| kept.get(&fp).and_then(|k| k.get(&day.start)))
+                .flatten()
+                .and_then(|s| serde_json::from_str::<Tally>(s).ok());
+            match found {
+                Some(t) => t,
+                None => {
+                    store.check_cancelled()?;
+                    compute_tally(store, service, level, piece, current_run, now_ms)?
+                }
+            }
+        };
+        out.push((date, Some((level.clone(), tally))));
+    }
+    Ok(out)
+}
+
 /// The level a day is judged by: the one in force on the first day of its
 /// month (the SLA window).
 fn level_for(service: &Service, day: NaiveDate) -> Option<&ServiceLevel> {

@@ -300,6 +300,41 @@ impl Agent {
         }
     }
 
+    /// GET with request headers, redirects not followed; the status, the
+    /// answer's headers (names in lower case) and its body.
+    pub fn get_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, std::collections::BTreeMap<String, String>, String) {
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let mut req = http.get(format!("{BASE}{path}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        match req.call() {
+            Ok(mut r) => (
+                r.status().as_u16(),
+                r.headers()
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_ascii_lowercase(),
+                            v.to_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
+                r.body_mut().read_to_string().unwrap_or_default(),
+            ),
+            Err(e) => panic!("GET {path}: {e}"),
+        }
+    }
+
     pub fn post(&self, path: &str) -> (u16, String) {
         self.post_token(path, None)
     }
