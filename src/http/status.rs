@@ -653,3 +653,115 @@ pub async fn asset(Path(AssetPath { file }): Path<AssetPath>) -> Response {
     );
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory() -> Inventory {
+        let vars: HashMap<String, String> = [
+            ("API", "write-token-0123456789"),
+            ("REGION", "region-token-0123456789"),
+            ("A", "member-a-token-0123456"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        crate::config::parse_with(
+            std::path::Path::new("t.yaml"),
+            r#"
+agent: { api_token: "env:API" }
+status_page: { region: { token: "env:REGION" } }
+members:
+  - { id: a, name: A, status_page: { token: "env:A" } }
+  - { id: b, name: B, status_page: { public: true } }
+  - { id: c, name: C }
+"#,
+            &crate::config::Secrets::ResolveWith(vars),
+        )
+        .expect("a valid config")
+    }
+
+    fn bearer(t: &str) -> Option<(String, bool)> {
+        Some((t.to_string(), false))
+    }
+
+    #[test]
+    fn each_token_opens_what_it_should_and_nothing_else() {
+        let inv = inventory();
+        let (a, b, c) = (Page::Member("a"), Page::Member("b"), Page::Member("c"));
+        let member_a = bearer("member-a-token-0123456");
+        let region = bearer("region-token-0123456789");
+        let write = bearer("write-token-0123456789");
+        assert_eq!(access(&inv, a, None), Access::NeedsToken);
+        assert_eq!(access(&inv, a, member_a.as_ref()), Access::Open);
+        assert_eq!(access(&inv, a, region.as_ref()), Access::Open);
+        assert_eq!(access(&inv, a, write.as_ref()), Access::Open);
+        assert_eq!(
+            access(&inv, a, bearer("member-a-token-012345").as_ref()),
+            Access::NeedsToken
+        );
+        assert_eq!(access(&inv, Page::Region, None), Access::NeedsToken);
+        assert_eq!(
+            access(&inv, Page::Region, member_a.as_ref()),
+            Access::NeedsToken
+        );
+        assert_eq!(access(&inv, Page::Region, region.as_ref()), Access::Open);
+        assert_eq!(access(&inv, b, None), Access::Open);
+        assert_eq!(access(&inv, b, bearer("nonsense").as_ref()), Access::Open);
+        // Off is off, whatever the token.
+        assert_eq!(access(&inv, c, region.as_ref()), Access::NotFound);
+        assert_eq!(access(&inv, c, write.as_ref()), Access::NotFound);
+        assert_eq!(
+            access(&inv, Page::Member("zz"), region.as_ref()),
+            Access::NotFound
+        );
+        // From the address: to a cookie.
+        let by_query = Some(("member-a-token-0123456".to_string(), true));
+        assert_eq!(access(&inv, a, by_query.as_ref()), Access::OpenByQuery);
+    }
+
+    #[test]
+    fn a_token_comes_from_the_header_the_address_or_the_cookie() {
+        let mut h = HeaderMap::new();
+        assert_eq!(given_token(&h, None), None);
+        assert_eq!(given_token(&h, Some("q")), Some(("q".into(), true)));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x=1; utkikk_status=a%3Bb%20c; y=2"),
+        );
+        assert_eq!(given_token(&h, None), Some(("a;b c".into(), false)));
+        assert_eq!(given_token(&h, Some("q")), Some(("q".into(), true)));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  t1 "),
+        );
+        assert_eq!(given_token(&h, Some("q")), Some(("t1".into(), false)));
+    }
+
+    #[test]
+    fn a_cookie_holds_any_token_and_the_address_loses_it() {
+        let ctx = Context {
+            lang: words::Lang::En,
+            lang_in_query: true,
+            refresh: std::time::Duration::from_secs(30),
+            organisation: None,
+            now_ms: 0,
+        };
+        let r = to_cookie("/status/a", &ctx, "a;b c", &HeaderMap::new());
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(r.headers()[header::LOCATION], "/status/a?lang=en");
+        let cookie = r.headers()[header::SET_COOKIE].to_str().unwrap();
+        assert!(
+            cookie.starts_with("utkikk_status=a%3Bb+c; Path=/status;"),
+            "{cookie}"
+        );
+        assert!(!cookie.contains("Secure"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(cookie.split(';').next().unwrap()).unwrap(),
+        );
+        assert_eq!(given_token(&h, None), Some(("a;b c".into(), false)));
+    }
+}
