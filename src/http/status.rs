@@ -364,6 +364,70 @@ fn to_cookie(path: &str, ctx: &Context, token: &str, headers: &HeaderMap) -> Res
     secured(r, false)
 }
 
+/// A request for a page, with what every answer needs: the snapshot it
+/// is answered from, its language, the reader's token and access.
+struct Visit {
+    now: i64,
+    snap: Arc<crate::live::Snapshot>,
+    ctx: Context,
+    given: Option<(String, bool)>,
+    access: Access,
+    /// `/status` or `/status/{member}`.
+    path: String,
+    /// Anyone may read the page (its answers may be cached anywhere).
+    public: bool,
+}
+
+impl Visit {
+    fn new(agent: &Agent, headers: &HeaderMap, q: &PageQuery, member: Option<&str>) -> Visit {
+        let now = Utc::now().timestamp_millis();
+        let snap = agent.snapshot();
+        let inv = &snap.inventory;
+        let ctx = context(inv, q.lang.as_deref(), headers, now);
+        let given = given_token(headers, q.token.as_deref());
+        let (page, path, page_access) = match member {
+            None => (
+                Page::Region,
+                "/status".to_string(),
+                Some(&inv.status_page.region),
+            ),
+            Some(m) => (
+                Page::Member(m),
+                format!("/status/{m}"),
+                inv.members
+                    .iter()
+                    .find(|x| x.id == m)
+                    .map(|x| &x.status_page),
+            ),
+        };
+        let access = access(inv, page, given.as_ref());
+        let public = page_access == Some(&PageAccess::Public);
+        Visit {
+            now,
+            ctx,
+            given,
+            access,
+            path,
+            public,
+            snap,
+        }
+    }
+
+    /// 404 or 401, or the 303 that moves a token from the address to a
+    /// cookie (for a page; a feed or a badge keeps it in the address).
+    fn refused(&self, st: &StatusState, headers: &HeaderMap, cookie: bool) -> Option<Response> {
+        if let Some(r) = refused(st, &self.ctx, &self.path, &self.access) {
+            return Some(r);
+        }
+        match (&self.access, &self.given) {
+            (Access::OpenByQuery, Some((t, _))) if cookie => {
+                Some(to_cookie(&self.path, &self.ctx, t, headers))
+            }
+            _ => None,
+        }
+    }
+}
+
 pub fn region_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
     op.id("statusRegion")
         .tag("status")
@@ -381,22 +445,13 @@ pub async fn region(
     Query(q): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let now = Utc::now().timestamp_millis();
-    let snap = agent.snapshot();
-    let inv = &snap.inventory;
-    let ctx = context(inv, q.lang.as_deref(), &headers, now);
-    let given = given_token(&headers, q.token.as_deref());
-    let a = access(inv, Page::Region, given.as_ref());
-    if let Some(r) = refused(&st, &ctx, "/status", &a) {
+    let v = Visit::new(&agent, &headers, &q, None);
+    if let Some(r) = v.refused(&st, &headers, true) {
         return r;
     }
-    if let (Access::OpenByQuery, Some((t, _))) = (&a, &given) {
-        return to_cookie("/status", &ctx, t, &headers);
-    }
-    let public = inv.status_page.region == PageAccess::Public;
     secured(
-        html(StatusCode::OK, page::region(&st.pages, &ctx, &snap)),
-        public,
+        html(StatusCode::OK, page::region(&st.pages, &v.ctx, &v.snap)),
+        v.public,
     )
 }
 
@@ -419,37 +474,31 @@ pub async fn member(
     Query(q): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let now = Utc::now().timestamp_millis();
-    let snap = agent.snapshot();
-    let inv = &snap.inventory;
-    let ctx = context(inv, q.lang.as_deref(), &headers, now);
-    let path = format!("/status/{member}");
-    let given = given_token(&headers, q.token.as_deref());
-    let a = access(inv, Page::Member(&member), given.as_ref());
-    if let Some(r) = refused(&st, &ctx, &path, &a) {
+    let v = Visit::new(&agent, &headers, &q, Some(&member));
+    if let Some(r) = v.refused(&st, &headers, true) {
         return r;
     }
-    if let (Access::OpenByQuery, Some((t, _))) = (&a, &given) {
-        return to_cookie(&path, &ctx, t, &headers);
-    }
-    let figures = match st.figures.get(&agent, inv, &member, now).await {
+    let inv = &v.snap.inventory;
+    let figures = match st.figures.get(&agent, inv, &member, v.now).await {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let services = status::member_services(inv, &member, now);
-    let planned = status::planned(inv, &agent.ledger().maintenance(), &member, &services, now);
+    let services = status::member_services(inv, &member, v.now);
+    let planned = status::planned(
+        inv,
+        &agent.ledger().maintenance(),
+        &member,
+        &services,
+        v.now,
+    );
     let region_href = matches!(
-        access(inv, Page::Region, given.as_ref()),
+        access(inv, Page::Region, v.given.as_ref()),
         Access::Open | Access::OpenByQuery
     );
-    let public = inv
-        .members
-        .iter()
-        .any(|m| m.id == member && m.status_page == PageAccess::Public);
     let body = page::member(
         &st.pages,
-        &ctx,
-        &snap,
+        &v.ctx,
+        &v.snap,
         page::MemberInput {
             member: &member,
             figures: &figures,
@@ -457,7 +506,7 @@ pub async fn member(
             region_href,
         },
     );
-    secured(html(StatusCode::OK, body), public)
+    secured(html(StatusCode::OK, body), v.public)
 }
 
 pub fn feed_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
@@ -477,16 +526,11 @@ pub async fn feed(
     Query(q): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let now = Utc::now().timestamp_millis();
-    let snap = agent.snapshot();
-    let inv = &snap.inventory;
-    let ctx = context(inv, q.lang.as_deref(), &headers, now);
-    let path = format!("/status/{member}");
-    let given = given_token(&headers, q.token.as_deref());
-    let a = access(inv, Page::Member(&member), given.as_ref());
-    if let Some(r) = refused(&st, &ctx, &path, &a) {
+    let v = Visit::new(&agent, &headers, &q, Some(&member));
+    if let Some(r) = v.refused(&st, &headers, false) {
         return r;
     }
+    let (inv, snap, now) = (&v.snap.inventory, &v.snap, v.now);
     let figures = match st.figures.get(&agent, inv, &member, now).await {
         Ok(f) => f,
         Err(r) => return r,
@@ -494,39 +538,30 @@ pub async fn feed(
     let services = status::member_services(inv, &member, now);
     let now_of: Vec<(&Service, status::ServiceNow)> = services
         .iter()
-        .map(|s| (*s, status::service_now(&snap, s)))
+        .map(|s| (*s, status::service_now(snap, s)))
         .collect();
-    let open = status::open_incidents(&snap, &member, &now_of);
+    let open = status::open_incidents(snap, &member, &now_of);
     let planned = status::planned(inv, &agent.ledger().maintenance(), &member, &services, now);
-    let name = inv
-        .members
-        .iter()
-        .find(|m| m.id == member)
-        .map_or(member.as_str(), |m| m.name.as_str());
     let xml = status::feed::member(
-        ctx.lang,
+        v.ctx.lang,
         inv,
         status::feed::FeedInput {
             agent: &inv.agent.id,
             member: &member,
-            member_name: name,
+            member_name: &status::member_name(inv, &member),
             open: &open,
             figures: &figures,
             planned: &planned,
             now_ms: now,
         },
     );
-    let public = inv
-        .members
-        .iter()
-        .any(|m| m.id == member && m.status_page == PageAccess::Public);
     secured(
         (
             [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
             xml,
         )
             .into_response(),
-        public,
+        v.public,
     )
 }
 
@@ -547,34 +582,28 @@ pub async fn badge(
     Query(q): Query<BadgeQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let now = Utc::now().timestamp_millis();
-    let snap = agent.snapshot();
+    let page_query = PageQuery {
+        lang: q.lang.clone(),
+        token: q.token.clone(),
+    };
+    let mut v = Visit::new(&agent, &headers, &page_query, Some(&member));
+    let (snap, now, ctx) = (v.snap.clone(), v.now, v.ctx.clone());
     let inv = &snap.inventory;
-    let ctx = context(inv, q.lang.as_deref(), &headers, now);
-    let path = format!("/status/{member}");
-    let given = given_token(&headers, q.token.as_deref());
-    let a = access(inv, Page::Member(&member), given.as_ref());
     let services = status::member_services(inv, &member, now);
     let chosen: Vec<&Service> = match &q.service {
         Some(id) => services.iter().copied().filter(|s| &s.id == id).collect(),
         None => services.clone(),
     };
-    let not_found = q.service.is_some() && chosen.is_empty();
-    let a = if not_found && a != Access::NeedsToken {
-        Access::NotFound
-    } else {
-        a
-    };
-    if let Some(r) = refused(&st, &ctx, &path, &a) {
+    // An unknown service is not found, for a reader who may look.
+    if q.service.is_some() && chosen.is_empty() && v.access != Access::NeedsToken {
+        v.access = Access::NotFound;
+    }
+    if let Some(r) = v.refused(&st, &headers, false) {
         return r;
     }
     let label_name = match chosen.as_slice() {
         [one] if q.service.is_some() => one.name.clone(),
-        _ => inv
-            .members
-            .iter()
-            .find(|m| m.id == member)
-            .map_or_else(|| member.clone(), |m| m.name.clone()),
+        _ => status::member_name(inv, &member),
     };
     let svg = match badge.as_str() {
         "state.svg" => {
@@ -609,16 +638,12 @@ pub async fn badge(
             status::badge::availability(ctx.lang, &label, month)
         }
         _ => {
-            return refused(&st, &ctx, &path, &Access::NotFound).unwrap_or_default();
+            return refused(&st, &ctx, &v.path, &Access::NotFound).unwrap_or_default();
         }
     };
-    let public = inv
-        .members
-        .iter()
-        .any(|m| m.id == member && m.status_page == PageAccess::Public);
     secured(
         ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
-        public,
+        v.public,
     )
 }
 

@@ -6,7 +6,7 @@ use atom_syndication::{Content, Entry, Feed, FixedDateTime, Link, Text};
 use chrono::TimeZone;
 
 use super::words::{self, Lang};
-use super::{MemberFigures, OpenIncident, Planned};
+use super::{service_names, target_name, MemberFigures, OpenIncident, Planned};
 use crate::inventory::Inventory;
 
 /// What a member's feed is made of.
@@ -26,23 +26,6 @@ fn at(ms: i64) -> FixedDateTime {
         .single()
         .map(|t| t.fixed_offset())
         .unwrap_or_default()
-}
-
-fn name_of(inv: &Inventory, target: &str) -> String {
-    inv.target(target)
-        .map_or_else(|| target.to_string(), |t| t.name.clone())
-}
-
-fn service_names(inv: &Inventory, ids: &[String]) -> String {
-    ids.iter()
-        .map(|id| {
-            inv.services
-                .iter()
-                .find(|s| &s.id == id)
-                .map_or_else(|| id.clone(), |s| s.name.clone())
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn entry(
@@ -84,12 +67,7 @@ pub fn member(lang: Lang, inv: &Inventory, input: FeedInput<'_>) -> String {
     };
     let mut entries = Vec::new();
     for i in input.open {
-        let note = input
-            .figures
-            .outages
-            .iter()
-            .find(|o| o.outage.target == i.target && o.outage.start_ms == i.since_ms)
-            .and_then(|o| o.note.clone());
+        let note = input.figures.note_of(&i.target, i.since_ms);
         let mut lines = vec![
             format!("{}: {}", l("since").to_string(), lang.date_time(i.since_ms)),
             format!(
@@ -102,7 +80,7 @@ pub fn member(lang: Lang, inv: &Inventory, input: FeedInput<'_>) -> String {
         lines.extend(note.map(|n| format!("{}: {n}", l("message"))));
         entries.push(entry(
             urn(&format!("outage:{}:{}", i.target, i.since_ms)),
-            format!("{down}: {}", name_of(inv, &i.target)),
+            format!("{down}: {}", target_name(inv, &i.target)),
             i.since_ms,
             i.since_ms,
             lines,
@@ -138,15 +116,7 @@ pub fn member(lang: Lang, inv: &Inventory, input: FeedInput<'_>) -> String {
         ));
     }
     for m in input.planned {
-        let covers = if m.services.is_empty() {
-            m.targets
-                .iter()
-                .map(|t| name_of(inv, t))
-                .collect::<Vec<_>>()
-                .join(", ")
-        } else {
-            service_names(inv, &m.services)
-        };
+        let covers = m.covers(inv);
         let mut lines = vec![
             format!("{}: {}", l("from"), lang.date_time(m.start_ms)),
             format!("{}: {}", l("to"), lang.date_time(m.end_ms)),

@@ -156,6 +156,41 @@ pub fn member_services<'a>(inv: &'a Inventory, member: &str, now_ms: i64) -> Vec
         .unwrap_or_default()
 }
 
+/// A target's name (its id if it is gone).
+pub fn target_name(inv: &Inventory, target: &str) -> String {
+    inv.target(target)
+        .map_or_else(|| target.to_string(), |t| t.name.clone())
+}
+
+/// Services' names, in words (ids for those gone).
+pub fn service_names(inv: &Inventory, ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| {
+            inv.services
+                .iter()
+                .find(|s| &s.id == id)
+                .map_or_else(|| id.clone(), |s| s.name.clone())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Targets' names, in words.
+pub fn target_names(inv: &Inventory, ids: &[String]) -> String {
+    ids.iter()
+        .map(|t| target_name(inv, t))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A member's name (its id if it is gone).
+pub fn member_name(inv: &Inventory, member: &str) -> String {
+    inv.members
+        .iter()
+        .find(|m| m.id == member)
+        .map_or_else(|| member.to_string(), |m| m.name.clone())
+}
+
 /// An unplanned outage going on now that concerns a member.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenIncident {
@@ -306,6 +341,29 @@ pub struct MemberFigures {
     /// The member's outages of the last [`RESOLVED_BACK_MS`], with the
     /// operators' notes.
     pub outages: Vec<OutageView>,
+}
+
+impl MemberFigures {
+    /// The operators' note on the outage of `target` that began at
+    /// `start_ms` (an open incident is its root cause and its `since`).
+    pub fn note_of(&self, target: &str, start_ms: i64) -> Option<String> {
+        self.outages
+            .iter()
+            .find(|o| o.outage.target == target && o.outage.start_ms == start_ms)
+            .and_then(|o| o.note.clone())
+    }
+}
+
+impl Planned {
+    /// What it covers, in words: the member's services it touches, or
+    /// its targets when it touches none.
+    pub fn covers(&self, inv: &Inventory) -> String {
+        if self.services.is_empty() {
+            target_names(inv, &self.targets)
+        } else {
+            service_names(inv, &self.services)
+        }
+    }
 }
 
 /// A member's figures at `now_ms`: for each of `services`, the last 24

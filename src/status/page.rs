@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::words::{self, Lang};
-use super::{Condition, MemberFigures, OpenIncident, Planned, ServiceNow};
-use crate::inventory::{Inventory, Service};
+use super::{Condition, MemberFigures, Planned, ServiceNow};
+use crate::inventory::Service;
 use crate::live::Snapshot;
 use crate::sla::service::{Figures, Unknown};
 
@@ -137,11 +137,6 @@ impl Pages {
             .and_then(|t| t.render(view))
             .map_err(|e| RenderError(e.to_string()))
     }
-}
-
-fn name_of(inv: &Inventory, target: &str) -> String {
-    inv.target(target)
-        .map_or_else(|| target.to_string(), |t| t.name.clone())
 }
 
 #[derive(Serialize)]
@@ -380,19 +375,8 @@ pub fn member(
     let merged_into = m
         .and_then(|m| m.merged_into.as_ref())
         .filter(|mg| crate::time::oslo::date_of(ctx.now_ms).is_some_and(|d| mg.date <= d))
-        .map(|mg| {
-            inv.members
-                .iter()
-                .find(|o| o.id == mg.member)
-                .map_or_else(|| mg.member.clone(), |o| o.name.clone())
-        });
+        .map(|mg| super::member_name(inv, &mg.member));
     let services = super::member_services(inv, input.member, ctx.now_ms);
-    let service_name = |id: &str| {
-        inv.services
-            .iter()
-            .find(|s| s.id == id)
-            .map_or_else(|| id.to_string(), |s| s.name.clone())
-    };
     let now: Vec<(&Service, ServiceNow)> = services
         .iter()
         .map(|s| (*s, super::service_now(snap, s)))
@@ -408,12 +392,7 @@ pub fn member(
                 name: s.name.clone(),
                 now: shown(lang, n.condition),
                 since: n.since_ms.map(|t| lang.date_time(t)).unwrap_or_default(),
-                causes: n
-                    .causes
-                    .iter()
-                    .map(|c| name_of(inv, c))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                causes: super::target_names(inv, &n.causes),
                 last_24h: cell(lang, f.and_then(|f| f.last_24h.as_ref())),
                 last_30_days: cell(lang, f.and_then(|f| f.last_30_days.as_ref())),
                 this_month: cell(lang, f.and_then(|f| f.this_month.as_ref())),
@@ -424,33 +403,20 @@ pub fn member(
             }
         })
         .collect();
-    // Notes come with the outages read from the ledger: an open incident
-    // takes the note of its outage (same root cause, same start).
-    let note_of = |i: &OpenIncident| {
-        input
-            .figures
-            .outages
-            .iter()
-            .find(|o| o.outage.target == i.target && o.outage.start_ms == i.since_ms)
-            .and_then(|o| o.note.clone())
-    };
     let incidents = super::open_incidents(snap, input.member, &now)
         .iter()
         .map(|i| IncidentRow {
-            root_cause: name_of(inv, &i.target),
+            root_cause: super::target_name(inv, &i.target),
             since: lang.date_time(i.since_ms),
             since_iso: crate::time::oslo::rfc3339(i.since_ms),
             reason: lang.reason(i.reason_code, i.reason.as_deref()),
             services: if i.services.is_empty() {
                 words::label(lang, "none_affected").to_string()
             } else {
-                i.services
-                    .iter()
-                    .map(|s| service_name(s))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                super::service_names(inv, &i.services)
             },
-            note: note_of(i),
+            // Notes come with the outages read from the ledger.
+            note: input.figures.note_of(&i.target, i.since_ms),
         })
         .collect();
     let planned = input
@@ -462,19 +428,7 @@ pub fn member(
             start_iso: crate::time::oslo::rfc3339(p.start_ms),
             now: p.now,
             category: lang.category(p.category).to_string(),
-            covers: if p.services.is_empty() {
-                p.targets
-                    .iter()
-                    .map(|t| name_of(inv, t))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            } else {
-                p.services
-                    .iter()
-                    .map(|s| service_name(s))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
+            covers: p.covers(inv),
             note: p.note.clone(),
         })
         .collect();
@@ -499,14 +453,15 @@ pub fn member(
             end: lang.date_time(o.outage.end_ms),
             duration: lang.duration(o.duration_seconds),
             reason: lang.reason(o.outage.reason_code.as_deref(), o.outage.reason.as_deref()),
-            services: o
-                .outage
-                .services
-                .iter()
-                .filter(|s| services.iter().any(|x| &x.id == *s))
-                .map(|s| service_name(s))
-                .collect::<Vec<_>>()
-                .join(", "),
+            services: super::service_names(
+                inv,
+                &o.outage
+                    .services
+                    .iter()
+                    .filter(|s| services.iter().any(|x| &x.id == *s))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            ),
             note: o.note.clone(),
         })
         .collect();

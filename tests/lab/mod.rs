@@ -283,19 +283,7 @@ impl Agent {
         path: &str,
     ) -> (u16, std::collections::BTreeMap<String, String>, String) {
         match self.http.get(format!("{BASE}{path}")).call() {
-            Ok(mut r) => (
-                r.status().as_u16(),
-                r.headers()
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.as_str().to_ascii_lowercase(),
-                            v.to_str().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect(),
-                r.body_mut().read_to_string().unwrap_or_default(),
-            ),
+            Ok(r) => answer(r),
             Err(e) => panic!("GET {path}: {e}"),
         }
     }
@@ -318,19 +306,7 @@ impl Agent {
             req = req.header(*k, *v);
         }
         match req.call() {
-            Ok(mut r) => (
-                r.status().as_u16(),
-                r.headers()
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.as_str().to_ascii_lowercase(),
-                            v.to_str().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect(),
-                r.body_mut().read_to_string().unwrap_or_default(),
-            ),
+            Ok(r) => answer(r),
             Err(e) => panic!("GET {path}: {e}"),
         }
     }
@@ -465,6 +441,25 @@ impl Drop for Agent {
             let _ = c.wait();
         }
     }
+}
+
+/// An answer's status, headers (names in lower case) and body.
+fn answer(
+    mut r: ureq::http::Response<ureq::Body>,
+) -> (u16, std::collections::BTreeMap<String, String>, String) {
+    (
+        r.status().as_u16(),
+        r.headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    v.to_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+        r.body_mut().read_to_string().unwrap_or_default(),
+    )
 }
 
 /// Fast settings for lab scenarios: a cycle a second, two misses to fail.
