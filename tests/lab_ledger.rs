@@ -966,6 +966,18 @@ lab_test!(
         half.write_all(b"GET /api/v1/targets HTTP/1.1\r\nHost: lab\r\nX-Slow: ")
             .unwrap();
         let _idle = std::net::TcpStream::connect("127.0.0.1:9474").unwrap();
+        // Both must be accepted before the signal: a connection still in the
+        // listen backlog is never served, and the server stops at once
+        // without it (seen once in CI under load). The scrape's own
+        // connection makes the third.
+        wait_until("both connections accepted", DEADLINE, || {
+            agent
+                .metrics()
+                .lines()
+                .find_map(|l| l.strip_prefix("utkikk_http_connections_open "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|open| open >= 3.0)
+        });
         // (stop() fails the test if the agent is not gone 15 s after SIGTERM.)
         assert_eq!(agent.stop(), Some(0));
         let clean: i64 = open(&agent)
