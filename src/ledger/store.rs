@@ -101,6 +101,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE transitions ADD COLUMN reason_code TEXT;
     DROP INDEX transitions_timeline;
     CREATE INDEX transitions_timeline ON transitions(target, at_ms, run_id, to_state, reason, reason_code);",
+    // 8: the file's own identity (random, made once): a shared PostgreSQL
+    // record keys what it copies from this file on it, so a file begun
+    // again (ids from 1) is never taken for the one before.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('journal', lower(hex(randomblob(16))));",
 ];
 
 /// Day results that a write dated at or before `from_ms` could change are
@@ -842,6 +847,15 @@ impl Store {
     pub fn last_transition_id(&self) -> Result<i64, LedgerError> {
         self.conn
             .query_row("SELECT coalesce(max(id), 0) FROM transitions", [], |r| {
+                r.get(0)
+            })
+            .map_err(db)
+    }
+
+    /// This file's identity (schema 8 on).
+    pub fn journal_id(&self) -> Result<String, LedgerError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'journal'", [], |r| {
                 r.get(0)
             })
             .map_err(db)
