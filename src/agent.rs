@@ -86,6 +86,7 @@ impl Agent {
             started,
             metrics.clone(),
             inventory.maintenance.clone(),
+            &inventory.agent.ledger,
         )?;
         let (probe_runtime, probe_runtime_stop) = spawn_probe_runtime()?;
         let (events, _) = broadcast::channel(TRANSITION_BUFFER);
@@ -167,6 +168,9 @@ impl Agent {
                 let old = s.live.snapshot().inventory.clone();
                 if new.agent.data_dir != old.agent.data_dir {
                     tracing::warn!("agent.data_dir changed; the ledger moves at the next restart");
+                }
+                if new.agent.ledger != old.agent.ledger {
+                    tracing::warn!("ledger (backend, url or ca_file) changed; it takes effect at the next restart");
                 }
                 if new.agent.listen_address != old.agent.listen_address {
                     tracing::warn!(

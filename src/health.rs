@@ -1502,6 +1502,7 @@ mod tests {
                 sla_interval: Duration::from_secs(60),
                 api_token: None,
                 rtt_buckets: vec![],
+                ledger: Default::default(),
             },
             members: vec![],
             sites: vec![],

@@ -359,6 +359,23 @@ pub struct AgentSettings {
     /// Upper bounds of the per-target RTT histogram, ascending; empty:
     /// no histogram.
     pub rtt_buckets: Vec<Duration>,
+    /// Where the record is kept besides the agent's SQLite file.
+    pub ledger: LedgerBackend,
+}
+
+/// `ledger.backend`: the embedded SQLite file alone, or PostgreSQL too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LedgerBackend {
+    #[default]
+    Sqlite,
+    /// Every record is committed to the SQLite file first, then copied to
+    /// this server (see [`crate::ledger::pg`]).
+    Postgres {
+        /// The connection string; it holds the password.
+        url: crate::model::secret::Secret,
+        /// PEM CA(s) for the server's certificate; `None`: the system's.
+        ca_pem: Option<Vec<u8>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

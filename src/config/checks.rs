@@ -48,7 +48,12 @@ fn search(v: &mut Validator<'_>, raw: &Option<S<String>>, path: &str) -> Option<
     }
 }
 
-fn read_pem(v: &mut Validator<'_>, raw: &S<String>, path: &str, dir: &Path) -> Option<Vec<u8>> {
+pub(super) fn read_pem(
+    v: &mut Validator<'_>,
+    raw: &S<String>,
+    path: &str,
+    dir: &Path,
+) -> Option<Vec<u8>> {
     use std::io::Read;
     let file = dir.join(raw.value.trim());
     let read = std::fs::File::open(&file).and_then(|f| {

@@ -70,6 +70,29 @@ pub struct RawConfig {
     /// set on the member (`members[].status_page`).
     #[serde(default)]
     pub status_page: RawStatusPage,
+    /// Where the record is kept: the embedded SQLite file in `agent.data_dir`
+    /// (the default), or also a PostgreSQL database shared by several agents.
+    #[serde(default)]
+    pub ledger: RawLedger,
+}
+
+/// The ledger's backend.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    /// `sqlite` (default: one agent, no server) or `postgres`: every record
+    /// is committed to the agent's SQLite file first and copied from there
+    /// to PostgreSQL, so nothing is lost while the server is unreachable.
+    pub backend: Option<S<String>>,
+    /// PostgreSQL connection string (`postgresql://user:password@host/db?sslmode=verify-full`
+    /// or `host=… dbname=…`), given as `env:NAME` or `file:PATH`: it holds
+    /// the password. With TLS (`sslmode=require`, `verify-ca` or
+    /// `verify-full`) the server's certificate and name are always checked.
+    /// Only with `backend: postgres`.
+    pub url: Option<S<String>>,
+    /// PEM file of the CA(s) that sign the PostgreSQL server's certificate;
+    /// default: the system's CAs.
+    pub ca_file: Option<S<String>>,
 }
 
 /// The status pages.

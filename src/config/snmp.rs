@@ -109,7 +109,7 @@ impl Partial {
     }
 }
 
-fn choice<T: Copy>(
+pub(super) fn choice<T: Copy>(
     v: &mut Validator<'_>,
     raw: &Option<S<String>>,
     path: &str,

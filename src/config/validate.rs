@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::raw::{RawConfig, RawIcmp, RawStatusAccess, RawThresholds, S};
 use super::{checks, maintenance, services, snmp, ConfigError, Problem};
 use crate::inventory::{
-    defaults, Address, AgentSettings, IcmpSettings, Inventory, KommunenummerPeriod, Member, Merge,
-    PageAccess, Site, StatusPageSettings, Target, TargetKind, Thresholds,
+    defaults, Address, AgentSettings, IcmpSettings, Inventory, KommunenummerPeriod, LedgerBackend,
+    Member, Merge, PageAccess, Site, StatusPageSettings, Target, TargetKind, Thresholds,
 };
 
 /// Largest ICMP payload that fits an IPv4 datagram (65535 − 20 − 8).
@@ -498,6 +498,73 @@ fn agent_settings(v: &mut Validator<'_>, raw: &RawConfig, config_dir: &Path) -> 
             .unwrap_or(defaults::SLA_INTERVAL),
         api_token: snmp::secret(v, &a.api_token, "agent.api_token", config_dir),
         rtt_buckets: rtt_buckets(v, a.rtt_buckets.as_deref()),
+        ledger: ledger_backend(v, raw, config_dir),
+    }
+}
+
+/// `ledger`: the backend, and for PostgreSQL its connection string (a
+/// secret reference; its form is checked, never echoed) and CA file.
+fn ledger_backend(v: &mut Validator<'_>, raw: &RawConfig, config_dir: &Path) -> LedgerBackend {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        Sqlite,
+        Postgres,
+    }
+    let l = &raw.ledger;
+    let kind = snmp::choice(
+        v,
+        &l.backend,
+        "ledger.backend",
+        &[("sqlite", Kind::Sqlite), ("postgres", Kind::Postgres)],
+    );
+    let at = l.backend.as_ref().map(Origin::from);
+    if kind.is_none() && l.backend.is_some() {
+        // Reported as an unknown value; nothing more to say of the rest.
+        return LedgerBackend::Sqlite;
+    }
+    match kind {
+        Some(Kind::Postgres) => {
+            let Some(raw_url) = &l.url else {
+                if let Some(at) = at {
+                    v.report_at(
+                        at,
+                        "ledger.url",
+                        "backend postgres needs a url (env:NAME or file:PATH)",
+                    );
+                }
+                return LedgerBackend::Sqlite;
+            };
+            let url = snmp::secret(v, &l.url, "ledger.url", config_dir);
+            if let Some(u) = url.as_ref().filter(|u| !u.is_unresolved()) {
+                if let Err(e) = crate::ledger::pg::parse_url(u.expose()) {
+                    // Its cause names the option ("invalid value for
+                    // option `port`"), never the value.
+                    let why = std::error::Error::source(&e)
+                        .map_or_else(|| e.to_string(), |c| c.to_string());
+                    v.report(
+                        raw_url,
+                        "ledger.url",
+                        format!("not a PostgreSQL connection string: {why}"),
+                    );
+                }
+            }
+            let ca_pem = l
+                .ca_file
+                .as_ref()
+                .and_then(|f| checks::read_pem(v, f, "ledger.ca_file", config_dir));
+            match url {
+                Some(url) => LedgerBackend::Postgres { url, ca_pem },
+                None => LedgerBackend::Sqlite,
+            }
+        }
+        _ => {
+            for (given, key) in [(&l.url, "ledger.url"), (&l.ca_file, "ledger.ca_file")] {
+                if let Some(g) = given {
+                    v.report(g, key, "only with backend: postgres");
+                }
+            }
+            LedgerBackend::Sqlite
+        }
     }
 }
 

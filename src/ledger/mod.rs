@@ -15,6 +15,7 @@
 //! Owns: the database file. Must not touch: HTTP, probes, states.
 
 pub mod backup;
+pub mod pg;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,8 @@ const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 /// Records per transaction at most.
 const BATCH: usize = 5000;
+/// How long a stop waits for the run's end to reach PostgreSQL.
+const SHIP_AT_STOP: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
@@ -156,7 +159,12 @@ pub struct Ledger {
     unwritten: Arc<arc_swap::ArcSwap<Vec<Transition>>>,
     /// The data directory's lock, held while the process lives.
     _lock: Option<Arc<std::fs::File>>,
+    /// The thread copying the file to PostgreSQL (`ledger.backend: postgres`).
+    shipper: Arc<Mutex<Option<Shipper>>>,
 }
+
+/// The PostgreSQL shipper's thread and the channel it says it is done on.
+type Shipper = (std::thread::JoinHandle<()>, mpsc::Receiver<()>);
 
 /// The lock file in the data directory: one agent per ledger.
 pub const LOCK_NAME: &str = "utkikk.lock";
@@ -226,9 +234,30 @@ impl Ledger {
         started: DateTime<Utc>,
         metrics: Metrics,
         config_windows: Vec<(String, Spec)>,
+        backend: &crate::inventory::LedgerBackend,
     ) -> std::io::Result<Ledger> {
         let lock = lock_data_dir(data_dir)?;
         let path = data_dir.join(FILE_NAME);
+        let (ship_tx, shipper) = match backend {
+            crate::inventory::LedgerBackend::Sqlite => (None, None),
+            crate::inventory::LedgerBackend::Postgres { url, ca_pem } => {
+                let (tx, rx) = mpsc::sync_channel(1);
+                let thread = pg::Thread {
+                    path: path.clone(),
+                    url: url.clone(),
+                    ca_pem: ca_pem.clone(),
+                    metrics: metrics.clone(),
+                };
+                let (done_tx, done_rx) = mpsc::channel();
+                let handle = std::thread::Builder::new()
+                    .name("utkikk-ledger-pg".into())
+                    .spawn(move || {
+                        thread.run(rx);
+                        let _ = done_tx.send(());
+                    })?;
+                (Some(tx), Some((handle, done_rx)))
+            }
+        };
         let (tx, rx) = mpsc::channel();
         let run_id = Arc::new(AtomicI64::new(0));
         // Until the file is read, the config's windows count from now.
@@ -254,6 +283,7 @@ impl Ledger {
             failing: None,
             retry_at: None,
             backoff: RETRY_MIN,
+            ship: ship_tx,
         };
         let thread = std::thread::Builder::new()
             .name("utkikk-ledger".into())
@@ -267,6 +297,7 @@ impl Ledger {
             failing,
             unwritten,
             _lock: lock.map(Arc::new),
+            shipper: Arc::new(Mutex::new(shipper)),
         })
     }
 
@@ -354,6 +385,24 @@ impl Ledger {
         {
             let _ = t.join();
         }
+        // The writer told the shipper to stop after its last commit: it
+        // copies the run's end if the server answers at once. A server
+        // gone silent does not hold up the exit: the file keeps it all,
+        // and the next start copies the rest.
+        if let Some((t, done)) = self
+            .shipper
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            if done.recv_timeout(SHIP_AT_STOP).is_ok() {
+                let _ = t.join();
+            } else {
+                tracing::warn!(
+                    "ledger: the last records were not copied to PostgreSQL within {SHIP_AT_STOP:?}; the next start copies them"
+                );
+            }
+        }
         r
     }
 }
@@ -399,6 +448,8 @@ struct Writer {
     unwritten_shared: Arc<arc_swap::ArcSwap<Vec<Transition>>>,
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// Tells the PostgreSQL shipper of each commit (and of the stop).
+    ship: Option<mpsc::SyncSender<pg::Wake>>,
 }
 
 impl Writer {
@@ -484,6 +535,11 @@ impl Writer {
                         pending = self.pending.len(),
                         "ledger: stopping with records not written: {e}"
                     );
+                }
+                if let Some(ship) = self.ship.take() {
+                    // With its one slot full, the sender dropped here says
+                    // the same once that wake is taken.
+                    let _ = ship.try_send(pg::Wake::Stop);
                 }
                 if let Some(tx) = reply {
                     let _ = tx.send(r);
@@ -640,6 +696,10 @@ impl Writer {
             .count();
         self.pending.clear();
         self.metrics.ledger_written(n);
+        if let Some(ship) = &self.ship {
+            // A wake already waiting covers this commit too.
+            let _ = ship.try_send(pg::Wake::Committed);
+        }
         if self.windows_dirty {
             store.sync_config_windows(&self.config_windows, now)?;
             let all = store.maintenance_windows()?;

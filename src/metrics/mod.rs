@@ -181,6 +181,10 @@ pub struct Metrics {
     ledger_write_errors: Counter,
     ledger_records: Counter,
     ledger_pending: Gauge,
+    ledger_shipped: Counter,
+    ledger_ship_errors: Counter,
+    ledger_ship_backlog: Gauge,
+    ledger_postgres_up: Gauge,
     sla_objective: Family<ServiceLabels, FGauge>,
     sla_availability: Family<ServiceWindowLabels, FGauge>,
     sla_budget: Family<ServiceLabels, FGauge>,
@@ -312,6 +316,10 @@ impl Metrics {
             ledger_write_errors: Counter::default(),
             ledger_records: Counter::default(),
             ledger_pending: Gauge::default(),
+            ledger_shipped: Counter::default(),
+            ledger_ship_errors: Counter::default(),
+            ledger_ship_backlog: Gauge::default(),
+            ledger_postgres_up: Gauge::default(),
             sla_objective: Family::default(),
             sla_availability: Family::default(),
             sla_budget: Family::default(),
@@ -449,6 +457,26 @@ impl Metrics {
             "utkikk_ledger_pending_records",
             "Records queued for the ledger and not yet committed",
             m.ledger_pending.clone(),
+        );
+        r.register(
+            "utkikk_ledger_shipped_records",
+            "Records (transitions, device events, link days) copied from this agent's SQLite file to the shared PostgreSQL record (ledger.backend: postgres)",
+            m.ledger_shipped.clone(),
+        );
+        r.register(
+            "utkikk_ledger_ship_errors",
+            "Failed attempts to copy records to PostgreSQL (they stay in the SQLite file and are copied when it answers again)",
+            m.ledger_ship_errors.clone(),
+        );
+        r.register(
+            "utkikk_ledger_ship_backlog_records",
+            "Transitions and device events committed to this agent's SQLite file and not yet in PostgreSQL",
+            m.ledger_ship_backlog.clone(),
+        );
+        r.register(
+            "utkikk_ledger_postgres_up",
+            "1 while the shared PostgreSQL record is reachable and written, 0 while not (ledger.backend: postgres only)",
+            m.ledger_postgres_up.clone(),
         );
         r.register(
             "utkikk_sla_objective_ratio",
@@ -598,7 +626,6 @@ impl Metrics {
     }
 
     /// The whole scrape in one string (tests).
-    #[cfg(test)]
     pub fn encode(&self, format: Format) -> String {
         let mut all = Vec::new();
         self.scrape_into(format, &mut |c| {
@@ -772,6 +799,19 @@ impl Metrics {
 
     pub fn ledger_written(&self, n: usize) {
         self.ledger_records.inc_by(n as u64);
+    }
+
+    pub fn ledger_shipped(&self, n: usize) {
+        self.ledger_shipped.inc_by(n as u64);
+    }
+
+    pub fn ledger_ship_error(&self) {
+        self.ledger_ship_errors.inc();
+    }
+
+    pub fn set_ledger_ship_state(&self, backlog: i64, up: bool) {
+        self.ledger_ship_backlog.set(backlog);
+        self.ledger_postgres_up.set(i64::from(up));
     }
 
     pub fn set_ledger_pending(&self, n: usize) {
