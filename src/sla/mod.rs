@@ -8,6 +8,7 @@ pub mod outages;
 pub mod rollup;
 pub mod service;
 pub mod timeline;
+pub mod vantage;
 
 use std::collections::HashMap;
 
