@@ -13,10 +13,14 @@ use lab::pg::Postgres;
 use lab::{far_host_v4, wait_until, Agent, Certs, FAST};
 use rusqlite::{Connection, OpenFlags};
 use utkikk::inventory::LedgerBackend;
+use utkikk::ledger::shared::Reader;
 use utkikk::ledger::{Ledger, Record};
 use utkikk::metrics::{Format, Metrics};
 use utkikk::model::secret::Secret;
 use utkikk::model::{State, Transition};
+use utkikk::sla::timeline::{StateKey, Timeline};
+use utkikk::sla::vantage;
+use utkikk::time::interval::Interval;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -273,5 +277,112 @@ lab_test!(
         let e = e.to_string();
         assert!(e.contains("certificate"), "{e}");
         assert!(!e.contains(password), "{e}");
+    }
+);
+
+/// `target` moves `from` → `to` at `at`.
+fn moved(target: &str, from: State, to: State, at: chrono::DateTime<Utc>) -> Record {
+    Record::Transition(Transition {
+        target: target.into(),
+        from,
+        to,
+        at,
+        reason: None,
+        root_cause: None,
+    })
+}
+
+fn down_spans(t: &Timeline) -> Vec<(i64, i64)> {
+    t.states
+        .get(&StateKey::of(State::Down))
+        .map(|s| s.spans().iter().map(|i| (i.start, i.end)).collect())
+        .unwrap_or_default()
+}
+
+lab_test!(
+    two_agents_one_record_up_from_either_down_only_when_both_agree,
+    || {
+        let pg = Postgres::start(5432, None);
+        let t0 = Utc::now() - TimeDelta::seconds(60);
+        let ms = |s: i64| t0 + TimeDelta::seconds(s);
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let start = |dir: &std::path::Path, id: &str, at| {
+            Ledger::start(dir, id, at, Metrics::new(id, &[]), vec![], &backend(&pg)).unwrap()
+        };
+        let a = start(dir_a.path(), "a", t0);
+        let b = start(dir_b.path(), "b", t0);
+        let (up, down, unmon) = (State::Up, State::Down, State::Unmonitored);
+        for t in ["x", "y", "z"] {
+            a.record(moved(t, unmon, up, ms(1)));
+            b.record(moved(t, unmon, up, ms(1)));
+        }
+        // x and z: only a sees them fail (its own uplink, say); y: both
+        // do, b two seconds later and for two seconds longer.
+        for t in ["x", "y", "z"] {
+            a.record(moved(t, up, down, ms(10)));
+            a.record(moved(t, down, up, ms(20)));
+        }
+        b.record(moved("y", up, down, ms(12)));
+        b.record(moved("y", down, up, ms(22)));
+        a.flush().unwrap();
+        b.flush().unwrap();
+        // a is stopped for a while (an upgrade) and comes back; b watches.
+        a.stop().unwrap();
+        drop(a);
+        let gap_from = Utc::now();
+        wait_until("the clock moves on past a's stop", DEADLINE, || {
+            Utc::now() > gap_from + TimeDelta::milliseconds(300)
+        });
+        let a = start(dir_a.path(), "a", Utc::now());
+        for t in ["x", "y", "z"] {
+            a.record(moved(t, unmon, up, Utc::now()));
+        }
+        a.flush().unwrap();
+        a.stop().unwrap();
+        b.stop().unwrap();
+        wait_until("three clean runs in PostgreSQL", DEADLINE, || {
+            pg.count("SELECT count(*) FROM runs WHERE clean = 1") == 3
+        });
+        let end = pg.count("SELECT max(stopped_ms) FROM runs WHERE agent = 'b'");
+        let window = Interval::new(ms(1).timestamp_millis(), end);
+
+        let mut reader = Reader::connect(&Secret::derived(pg.url()), None).unwrap();
+        let designated = |t: &str| (t == "z").then_some("a");
+        let merged =
+            vantage::timelines(&mut reader, ["x", "y", "z"], window, &[], designated).unwrap();
+        let (x, y, z) = (&merged["x"], &merged["y"], &merged["z"]);
+        let at = |s: i64| ms(s).timestamp_millis();
+
+        // x: a saw it down, b up: up all along, and no time unobserved.
+        assert_eq!(down_spans(&x.timeline), vec![]);
+        assert_eq!(x.timeline.summary().coverage, 1.0);
+        assert_eq!(x.timeline.ms(State::Up), window.len());
+        let a_view = x.views.iter().find(|(agent, _)| agent == "a").map(|v| &v.1);
+        let a_gap: i64 = x
+            .views
+            .iter()
+            .filter(|(agent, _)| agent == "a")
+            .map(|(_, t)| t.ms(State::Unmonitored))
+            .sum();
+        assert!(a_gap > 0, "a's own view has its stop as unmonitored");
+        assert_eq!(x.views.len(), 2, "one view per file: a (two runs), b");
+
+        // y: down while both agree, one outage, both agents named.
+        assert_eq!(down_spans(&y.timeline), vec![(at(12), at(20))]);
+        let views = y.views();
+        assert_eq!(
+            vantage::seen_down_by(&views, Interval::new(at(12), at(20))),
+            vec!["a".to_string(), "b".to_string()]
+        );
+        assert_eq!(y.timeline.summary().coverage, 1.0);
+
+        // z: a is its designated agent, believed when it says down.
+        assert_eq!(down_spans(&z.timeline), vec![(at(10), at(20))]);
+
+        // One agent's view from the server is its own file's record.
+        let store = utkikk::ledger::Store::open_read_only(&dir_a.path().join("ledger.db")).unwrap();
+        let own = utkikk::sla::timelines(&store, ["x"], window, None, end).unwrap();
+        let a_view = a_view.expect("a's view of x");
+        assert_eq!(&own["x"], a_view);
     }
 );

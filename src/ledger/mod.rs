@@ -16,6 +16,7 @@
 
 pub mod backup;
 pub mod pg;
+pub mod shared;
 pub mod store;
 
 use std::path::{Path, PathBuf};

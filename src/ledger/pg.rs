@@ -144,7 +144,7 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// How often the shipper looks even when not told of a commit.
 const IDLE: Duration = Duration::from_secs(5);
 
-fn pg(e: postgres::Error) -> LedgerError {
+pub(super) fn pg(e: postgres::Error) -> LedgerError {
     // postgres' errors name the server's message or the I/O failure; the
     // connection string (and its password) is never part of them. Their
     // causes say what failed ("error performing TLS handshake" alone does

@@ -1,0 +1,140 @@
+//! Reading the shared record in PostgreSQL: every agent's runs and
+//! transitions, as copied there by [`super::pg::Shipper`], kept apart by
+//! the file (journal) they came from. Merging the agents' views into the
+//! region's record is [`crate::sla::vantage`]'s work; this module only
+//! reads rows.
+//!
+//! Owns: queries on the shared schema. Must not touch: HTTP, probes,
+//! states, the SQLite file.
+
+use std::collections::HashMap;
+
+use postgres::Client;
+
+use super::pg::{self, pg as pg_error};
+use super::store::{RunRow, TransitionRow};
+use super::LedgerError;
+use crate::model::secret::Secret;
+
+/// The runs of one agent's file that overlap a window, in start order.
+/// Their ids are the server's, unique across files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Journal {
+    pub journal: String,
+    pub agent: String,
+    pub runs: Vec<RunRow>,
+}
+
+/// A connection that reads the shared record.
+pub struct Reader {
+    client: Client,
+}
+
+impl Reader {
+    /// Connect; the schema must be the one this utkikk writes (an agent
+    /// brings it up to date at start; a reader changes nothing).
+    pub fn connect(url: &Secret, ca_pem: Option<&[u8]>) -> Result<Reader, LedgerError> {
+        let mut client = pg::connect(url, ca_pem)?;
+        let have = pg::schema_version(&mut client)?;
+        let want = pg::MIGRATIONS.len() as i64;
+        if have != want {
+            return Err(LedgerError::Db(format!(
+                "the PostgreSQL ledger's schema is version {have}, this utkikk reads {want}; {}",
+                if have < want {
+                    "start an agent of this version on it first"
+                } else {
+                    "upgrade utkikk"
+                }
+            )));
+        }
+        Ok(Reader { client })
+    }
+
+    /// Each file's runs overlapping `[from, to)`; a run still going ends
+    /// at its last sign of life copied here.
+    pub fn runs(&mut self, from_ms: i64, to_ms: i64) -> Result<Vec<Journal>, LedgerError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT journal, agent, id, started_ms, coalesce(stopped_ms, last_seen_ms), clean FROM runs
+                 WHERE started_ms < $2 AND coalesce(stopped_ms, last_seen_ms) >= $1
+                 ORDER BY journal, started_ms, local_id",
+                &[&from_ms, &to_ms],
+            )
+            .map_err(pg_error)?;
+        let mut out: Vec<Journal> = Vec::new();
+        for r in rows {
+            let journal: String = r.get(0);
+            let run = RunRow {
+                id: r.get(2),
+                started_ms: r.get(3),
+                end_ms: r.get(4),
+                clean: r.get::<_, i16>(5) != 0,
+            };
+            match out.last_mut() {
+                Some(j) if j.journal == journal => j.runs.push(run),
+                _ => out.push(Journal {
+                    journal,
+                    agent: r.get(1),
+                    runs: vec![run],
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The transitions of each of `targets` in the given runs that matter
+    /// for `[from, to)`: those inside it and, per run, the last one before
+    /// it (the state the window opens in). In time order per run; filled
+    /// as [`super::Store::transitions`] fills them.
+    pub fn transitions_of<'a>(
+        &mut self,
+        targets: impl IntoIterator<Item = &'a str>,
+        journals: &[Journal],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<HashMap<String, Vec<TransitionRow>>, LedgerError> {
+        let runs: Vec<i64> = journals
+            .iter()
+            .flat_map(|j| j.runs.iter().map(|r| r.id))
+            .collect();
+        let targets: Vec<String> = targets.into_iter().map(str::to_string).collect();
+        let mut out: HashMap<String, Vec<TransitionRow>> =
+            targets.iter().map(|t| (t.clone(), Vec::new())).collect();
+        if runs.is_empty() || targets.is_empty() {
+            return Ok(out);
+        }
+        let rows = self
+            .client
+            .query(
+                "(SELECT DISTINCT ON (target, run_id) target, run_id, to_state, at_ms, reason, reason_code, local_id
+                  FROM transitions
+                  WHERE target = ANY($1) AND run_id = ANY($2) AND at_ms < $3
+                  ORDER BY target, run_id, at_ms DESC, local_id DESC)
+                 UNION ALL
+                 (SELECT target, run_id, to_state, at_ms, reason, reason_code, local_id
+                  FROM transitions
+                  WHERE target = ANY($1) AND run_id = ANY($2) AND at_ms >= $3 AND at_ms < $4)
+                 ORDER BY 1, 4, 2, 7",
+                &[&targets, &runs, &from_ms, &to_ms],
+            )
+            .map_err(pg_error)?;
+        for r in rows {
+            let target: String = r.get(0);
+            let row = TransitionRow {
+                run_id: r.get(1),
+                target: String::new(),
+                from_state: String::new(),
+                to_state: r.get(2),
+                at_ms: r.get(3),
+                reason: r.get(4),
+                reason_code: r.get(5),
+                root_cause: None,
+            };
+            if let Some(v) = out.get_mut(&target) {
+                v.push(row);
+            }
+        }
+        Ok(out)
+    }
+}
