@@ -1484,6 +1484,8 @@ mod tests {
             check: None,
             ends: vec![],
             affected_members: vec![],
+            agents: vec![],
+            designated_agent: None,
         }
     }
 

@@ -497,6 +497,10 @@ pub struct Target {
     /// For `link` targets: the interface at each end, read from the end
     /// devices' SNMP polls. Empty for everything else.
     pub ends: Vec<LinkEnd>,
+    /// The agents that watch it (`agent.id`s); empty: every agent.
+    pub agents: Vec<String>,
+    /// The agent whose `down` is believed whatever the others see.
+    pub designated_agent: Option<String>,
     /// The members its failure hits, sorted: its own, those it `serves`,
     /// and those of every target and service behind it
     /// ([`Inventory::resolve_affected_members`]).
@@ -504,6 +508,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// Whether the agent `agent` (its `agent.id`) probes it.
+    pub fn watched_by(&self, agent: &str) -> bool {
+        self.agents.is_empty() || self.agents.iter().any(|a| a == agent)
+    }
+
     /// Whether its failure hits a member other than its own (shared
     /// infrastructure: the IKS's on-call is paged for it).
     pub fn is_shared(&self) -> bool {

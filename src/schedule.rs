@@ -190,13 +190,17 @@ impl Scheduler {
         let wanted: HashMap<&str, &Target> = inv
             .targets
             .iter()
-            .filter(|t| t.icmp.enabled)
+            .filter(|t| t.icmp.enabled && t.watched_by(&inv.agent.id))
             .map(|t| (t.id.as_str(), t))
             .collect();
         let same = |old: &Target, new: &Target| old.address == new.address && old.icmp == new.icmp;
         let mut kept = std::collections::HashSet::new();
-        for old in self.applied.iter().flat_map(|a| &a.targets) {
-            if !old.icmp.enabled {
+        for (old, old_agent) in self
+            .applied
+            .iter()
+            .flat_map(|a| a.targets.iter().map(|t| (t, a.agent.id.as_str())))
+        {
+            if !old.icmp.enabled || !old.watched_by(old_agent) {
                 continue;
             }
             if wanted
@@ -223,7 +227,7 @@ impl Scheduler {
         let wanted: HashMap<&str, &Target> = inv
             .targets
             .iter()
-            .filter(|t| t.snmp.is_some() || t.check.is_some())
+            .filter(|t| (t.snmp.is_some() || t.check.is_some()) && t.watched_by(&inv.agent.id))
             .map(|t| (t.id.as_str(), t))
             .collect();
         stop_unwanted(&mut self.running, &wanted);
@@ -234,7 +238,7 @@ impl Scheduler {
         }
         let runtime = self.snmp_runtime.clone();
         for t in inv.targets.iter() {
-            if self.running.contains_key(&t.id) {
+            if self.running.contains_key(&t.id) || !t.watched_by(&inv.agent.id) {
                 continue;
             }
             if let Some(settings) = &t.snmp {

@@ -226,7 +226,7 @@ lab_test!(
         let pg = Postgres::start(5432, Some(&certs));
         let password = "pg-lab-pass-93fe1c";
         let yaml = format!(
-            "agent: {{ id: lab }}\n{FAST}\nledger: {{ backend: postgres, url: \"env:UTKIKK_PG_URL\", ca_file: {} }}\ntargets:\n  - {{ id: sw1, kind: switch, address: 198.51.100.1 }}\n",
+            "agent: {{ id: lab }}\n{FAST}\nledger: {{ backend: postgres, url: \"env:UTKIKK_PG_URL\", ca_file: {} }}\ntargets:\n  - {{ id: sw1, kind: switch, address: 198.51.100.1 }}\n  - {{ id: sw2, kind: switch, address: 198.51.100.1, agents: [elsewhere] }}\n",
             certs.path("ca.pem")
         );
         let mut agent = Agent::prepare(&yaml);
@@ -252,6 +252,12 @@ lab_test!(
         );
         let metrics = agent.metrics();
         assert!(metrics.contains("utkikk_ledger_postgres_up 1"), "{metrics}");
+        // sw2 is watched by another agent only: this one never probes it.
+        assert_eq!(agent.state("sw2"), "unmonitored");
+        assert_eq!(
+            pg.count("SELECT count(*) FROM transitions WHERE target = 'sw2'"),
+            0
+        );
         assert_eq!(agent.stop(), Some(0));
         assert_eq!(
             pg.count("SELECT count(*) FROM runs WHERE agent = 'lab' AND clean = 1"),
@@ -322,6 +328,11 @@ lab_test!(
             a.record(moved(t, up, down, ms(10)));
             a.record(moved(t, down, up, ms(20)));
         }
+        // w: watched by a alone; b's view of it (up) does not count.
+        a.record(moved("w", unmon, up, ms(1)));
+        a.record(moved("w", up, down, ms(10)));
+        a.record(moved("w", down, up, ms(20)));
+        b.record(moved("w", unmon, up, ms(1)));
         b.record(moved("y", up, down, ms(12)));
         b.record(moved("y", down, up, ms(22)));
         a.flush().unwrap();
@@ -347,9 +358,19 @@ lab_test!(
         let window = Interval::new(ms(1).timestamp_millis(), end);
 
         let mut reader = Reader::connect(&Secret::derived(pg.url()), None).unwrap();
-        let designated = |t: &str| (t == "z").then_some("a");
+        // z is watched by a and b, with a designated; the rest by anyone.
+        let both = ["a".to_string(), "b".to_string()];
+        let only_a = ["a".to_string()];
+        let watch = |t: &str| vantage::Watch {
+            agents: match t {
+                "z" => &both[..],
+                "w" => &only_a[..],
+                _ => &[],
+            },
+            designated: (t == "z").then_some("a"),
+        };
         let merged =
-            vantage::timelines(&mut reader, ["x", "y", "z"], window, &[], designated).unwrap();
+            vantage::timelines(&mut reader, ["x", "y", "z", "w"], window, &[], watch).unwrap();
         let (x, y, z) = (&merged["x"], &merged["y"], &merged["z"]);
         let at = |s: i64| ms(s).timestamp_millis();
 
@@ -378,6 +399,11 @@ lab_test!(
 
         // z: a is its designated agent, believed when it says down.
         assert_eq!(down_spans(&z.timeline), vec![(at(10), at(20))]);
+
+        // w: only a's view counts, so a's down is the record's.
+        let w = &merged["w"];
+        assert_eq!(down_spans(&w.timeline), vec![(at(10), at(20))]);
+        assert_eq!(w.views.len(), 1);
 
         // One agent's view from the server is its own file's record.
         let store = utkikk::ledger::Store::open_read_only(&dir_a.path().join("ledger.db")).unwrap();

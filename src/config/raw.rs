@@ -384,6 +384,16 @@ pub struct RawTarget {
     /// Targets it depends on: while a parent is down it is `unreachable`, not `down`.
     #[serde(default)]
     pub parents: Vec<S<String>>,
+    /// The agents (`agent.id`) that watch it, when several agents share a
+    /// PostgreSQL ledger; an agent not listed does not probe it, and the
+    /// region's record merges only the listed agents' views. Default: every
+    /// agent.
+    #[serde(default)]
+    pub agents: Vec<S<String>>,
+    /// The agent whose `down` is believed whatever the others see (one of
+    /// `agents`, when those are listed). Default: `down` only when every
+    /// agent that could observe it agrees.
+    pub designated_agent: Option<S<String>>,
     /// Extra labels (free-form key: value).
     #[serde(default)]
     pub labels: BTreeMap<String, S<String>>,

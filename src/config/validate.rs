@@ -353,6 +353,33 @@ pub(super) fn validate(
                 interface: e.interface.value.trim().to_string(),
             });
         }
+        let mut agents: Vec<String> = Vec::new();
+        for (j, a) in t.agents.iter().enumerate() {
+            let a = v.id(a, &format!("{p}.agents[{j}]")).to_string();
+            if agents.contains(&a) {
+                v.report(
+                    &t.agents[j],
+                    format!("{p}.agents[{j}]"),
+                    format!("agent {a:?} is listed twice"),
+                );
+            }
+            agents.push(a);
+        }
+        let designated_agent = t.designated_agent.as_ref().map(|d| {
+            let path = format!("{p}.designated_agent");
+            let d_id = v.id(d, &path).to_string();
+            if !agents.is_empty() && !agents.contains(&d_id) {
+                v.report(
+                    d,
+                    path,
+                    format!(
+                        "{d_id:?} is not one of the agents that watch it ({})",
+                        agents.join(", ")
+                    ),
+                );
+            }
+            d_id
+        });
         targets.push(Target {
             name: t
                 .name
@@ -373,6 +400,8 @@ pub(super) fn validate(
             check,
             ends,
             affected_members: Vec::new(),
+            agents,
+            designated_agent,
         });
     }
     check_cycles(&mut v, &raw);
@@ -422,6 +451,24 @@ pub(super) fn validate(
     };
 
     let status_page = status_pages(&mut v, &raw, &mut members, &agent, &config_dir);
+    // Alone (no shared ledger), a target this agent does not watch would
+    // never be watched at all.
+    if agent.ledger == LedgerBackend::Sqlite {
+        for (raw_t, path) in raw.targets.iter().zip(&target_paths) {
+            if let Some(first) = raw_t.agents.first() {
+                if !raw_t.agents.iter().any(|a| a.value == agent.id) {
+                    v.report(
+                        first,
+                        format!("{path}.agents"),
+                        format!(
+                            "this agent ({}) is not listed and the ledger is not shared (ledger.backend: postgres): nothing would watch it",
+                            agent.id
+                        ),
+                    );
+                }
+            }
+        }
+    }
 
     if v.problems.is_empty() {
         let mut inventory = Inventory {

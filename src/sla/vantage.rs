@@ -115,16 +115,33 @@ impl Merged {
     }
 }
 
+/// Who watches a target (`targets[].agents`, `designated_agent`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Watch<'a> {
+    /// Only these agents' views count; empty: every agent's.
+    pub agents: &'a [String],
+    pub designated: Option<&'a str>,
+}
+
+impl<'a> Watch<'a> {
+    pub fn of(t: &'a crate::inventory::Target) -> Watch<'a> {
+        Watch {
+            agents: &t.agents,
+            designated: t.designated_agent.as_deref(),
+        }
+    }
+}
+
 /// The merged record of `targets` over `window` from the shared ledger:
-/// each file's runs and transitions make that agent's view, the views are
-/// merged, then the maintenance `windows` applied once. `designated`
-/// names a target's designated agent, if it has one.
+/// each file's runs and transitions make that agent's view, the views of
+/// the agents that watch the target are merged, then the maintenance
+/// `windows` applied once.
 pub fn timelines<'a>(
     reader: &mut Reader,
     targets: impl IntoIterator<Item = &'a str>,
     window: Interval,
     windows: &[crate::maintenance::Window],
-    designated: impl Fn(&str) -> Option<&'a str>,
+    watch: impl Fn(&str) -> Watch<'a>,
 ) -> Result<HashMap<String, Merged>, LedgerError> {
     let journals = reader.runs(window.start, window.end)?;
     let trs = reader.transitions_of(targets, &journals, window.start, window.end)?;
@@ -142,9 +159,11 @@ pub fn timelines<'a>(
                     own[i].push(r);
                 }
             }
+            let w = watch(&target);
             let views: Vec<(String, Timeline)> = journals
                 .iter()
                 .zip(&own)
+                .filter(|(j, _)| w.agents.is_empty() || w.agents.contains(&j.agent))
                 .map(|(j, rows)| (j.agent.clone(), build(window, &j.runs, rows, None, 0)))
                 .collect();
             let planned = crate::maintenance::of_target(windows, &target, window);
@@ -152,8 +171,7 @@ pub fn timelines<'a>(
                 timeline: Timeline::default(),
                 views,
             };
-            let timeline =
-                merge(window, &m.views(), designated(&target)).with_maintenance(&planned);
+            let timeline = merge(window, &m.views(), w.designated).with_maintenance(&planned);
             (target, Merged { timeline, ..m })
         })
         .collect())
