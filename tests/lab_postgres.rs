@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use lab::pg::Postgres;
-use lab::{far_host_v4, wait_until, Agent, Certs, FAST};
+use lab::{far_host_v4, restore, sh, silence, wait_until, Agent, Certs, FarHost, FAST};
 use rusqlite::{Connection, OpenFlags};
 use utkikk::inventory::LedgerBackend;
 use utkikk::ledger::shared::Reader;
@@ -412,3 +412,187 @@ lab_test!(
         assert_eq!(&own["x"], a_view);
     }
 );
+
+/// When `agent` first recorded each of `targets` up (ms), latest of them.
+fn all_up_since(pg: &Postgres, agent: &str, targets: &[&str]) -> Option<i64> {
+    let firsts: Vec<i64> = targets
+        .iter()
+        .filter_map(|t| {
+            pg.client()
+                .query_one(
+                    "SELECT min(t.at_ms) FROM transitions t JOIN runs r ON r.id = t.run_id
+                     WHERE r.agent = $1 AND t.target = $2 AND t.to_state = 'up'",
+                    &[&agent, t],
+                )
+                .ok()?
+                .get::<_, Option<i64>>(0)
+        })
+        .collect();
+    (firsts.len() == targets.len())
+        .then(|| firsts.into_iter().max())
+        .flatten()
+}
+
+/// The state `agent` last recorded for `target` in PostgreSQL.
+fn last_state(pg: &Postgres, agent: &str, target: &str) -> Option<String> {
+    pg.client()
+        .query_opt(
+            "SELECT t.to_state FROM transitions t JOIN runs r ON r.id = t.run_id
+             WHERE r.agent = $1 AND t.target = $2 ORDER BY t.at_ms DESC, t.local_id DESC LIMIT 1",
+            &[&agent, &target],
+        )
+        .ok()
+        .flatten()
+        .map(|r| r.get(0))
+}
+
+lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
+    // The region (a far host): srv and sw at 198.51.100.10/.11. Agent
+    // a runs here and reaches it over mon0; agent b runs in a site
+    // namespace of its own and reaches it over its own uplink. The
+    // lab's PostgreSQL listens here, for b on 198.18.1.1.
+    let far = FarHost::new();
+    far.link("mon0", "far0");
+    sh("ip addr add 198.18.0.1/30 dev mon0");
+    far.sh("ip addr add 198.18.0.2/30 dev far0");
+    far.sh("ip route add local 198.51.100.0/24 dev lo");
+    sh("ip route add 198.51.100.0/24 via 198.18.0.2");
+    let site = FarHost::new();
+    site.sh(&format!(
+        "ip link add bup type veth peer name far1 netns {}",
+        far.pid
+    ));
+    site.sh("ip link set bup up && ip addr add 198.18.0.5/30 dev bup");
+    site.sh("ip route add 198.51.100.0/24 via 198.18.0.6");
+    far.sh("ip link set far1 up && ip addr add 198.18.0.6/30 dev far1");
+    site.link("lab1", "site0");
+    sh("ip addr add 198.18.1.1/30 dev lab1");
+    site.sh("ip addr add 198.18.1.2/30 dev site0");
+    let pg = Postgres::start_also_on(5432, "198.18.1.1");
+
+    let yaml = |id: &str, listen: &str| {
+        format!(
+                "agent: {{ id: {id}, listen_address: \"{listen}\" }}\n{FAST}\nledger: {{ backend: postgres, url: \"env:UTKIKK_PG_URL\" }}\ntargets:\n  - {{ id: srv, kind: server, address: 198.51.100.10 }}\n  - {{ id: sw, kind: switch, address: 198.51.100.11 }}\n"
+            )
+    };
+    let url =
+        |host: &str| format!("host={host} port=5432 user=utkikk dbname=postgres sslmode=disable");
+    let mut a = Agent::prepare(&yaml("a", "127.0.0.1:9474"));
+    a.env = vec![("UTKIKK_PG_URL".into(), url("127.0.0.1"))];
+    a.spawn();
+    let mut b = Agent::prepare(&yaml("b", "198.18.1.2:9474"));
+    b.env = vec![("UTKIKK_PG_URL".into(), url("198.18.1.1"))];
+    b.wrapper = vec![
+        "nsenter".into(),
+        "-t".into(),
+        site.pid.to_string(),
+        "-n".into(),
+        "--".into(),
+    ];
+    b.launch();
+    let targets = ["srv", "sw"];
+    wait_until("both agents see both targets up", DEADLINE, || {
+        all_up_since(&pg, "a", &targets).is_some() && all_up_since(&pg, "b", &targets).is_some()
+    });
+    let from = all_up_since(&pg, "a", &targets)
+        .max(all_up_since(&pg, "b", &targets))
+        .expect("both up");
+
+    // a's own uplink fails: the region's answers to a are lost. a sees
+    // both targets down; b sees them up.
+    far.sh("ip route replace blackhole 0.0.0.0/0 table 100");
+    far.sh("ip rule add to 198.18.0.1 lookup 100 pref 10");
+    a.wait_state("sw", "down", DEADLINE);
+    a.wait_state("srv", "down", DEADLINE);
+    far.sh("ip rule del to 198.18.0.1 lookup 100 pref 10");
+    a.wait_state("sw", "up", DEADLINE);
+    a.wait_state("srv", "up", DEADLINE);
+    assert_eq!(last_state(&pg, "b", "srv").as_deref(), Some("up"));
+
+    // srv itself fails: both see it.
+    let failed = Utc::now().timestamp_millis();
+    silence(&far, &["198.51.100.10"]);
+    a.wait_state("srv", "down", DEADLINE);
+    wait_until("b records srv down", DEADLINE, || {
+        last_state(&pg, "b", "srv").as_deref() == Some("down")
+    });
+    restore(&far, &["198.51.100.10"]);
+    a.wait_state("srv", "up", DEADLINE);
+    wait_until("b records srv up again", DEADLINE, || {
+        last_state(&pg, "b", "srv").as_deref() == Some("up")
+    });
+
+    // a is stopped for a while (an upgrade); b watches on.
+    assert_eq!(a.stop(), Some(0));
+    let stopped = pg.count("SELECT max(stopped_ms) FROM runs WHERE agent = 'a'");
+    wait_until("b's run copied past a's stop by 3 s", DEADLINE, || {
+        pg.count("SELECT max(last_seen_ms) FROM runs WHERE agent = 'b'") > stopped + 3000
+    });
+    a.spawn();
+    a.wait_state("srv", "up", DEADLINE);
+    a.wait_state("sw", "up", DEADLINE);
+    let to = Utc::now().timestamp_millis();
+    assert_eq!(a.stop(), Some(0));
+    assert_eq!(b.stop(), Some(0));
+    wait_until("three clean runs in PostgreSQL", DEADLINE, || {
+        pg.count("SELECT count(*) FROM runs WHERE clean = 1") == 3
+    });
+
+    let window = Interval::new(from, to);
+    let mut reader = Reader::connect(&Secret::derived(pg.url()), None).unwrap();
+    let merged = vantage::timelines(&mut reader, targets, window, &[], |_| {
+        vantage::Watch::default()
+    })
+    .unwrap();
+    let view = |t: &str, agent: &str| {
+        merged[t]
+            .views
+            .iter()
+            .find(|(a, _)| a == agent)
+            .map(|(_, tl)| tl.clone())
+            .expect("a view")
+    };
+    // sw: only a saw it fail (its uplink): no outage, fully covered.
+    let sw = &merged["sw"];
+    assert!(view("sw", "a").ms(State::Down) > 0, "a saw sw down");
+    assert_eq!(down_spans(&sw.timeline), vec![], "{sw:?}");
+    assert_eq!(sw.timeline.summary().coverage, 1.0);
+    // srv: one outage, from both agents, dated within one interval of
+    // the failure (1 s; plus an echo's timeout, 0.4 s, either way: a
+    // cycle begun just before it can fail, and each date is its streak's
+    // first cycle).
+    let srv = &merged["srv"];
+    let spans = down_spans(&srv.timeline);
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    let (start, end) = spans[0];
+    assert_eq!(
+        vantage::seen_down_by(&srv.views(), Interval::new(start, end)),
+        vec!["a".to_string(), "b".to_string()]
+    );
+    let near = |at: i64| (failed - 1400..=failed + 1400).contains(&at);
+    assert!(
+        near(start),
+        "the record dates it {} ms after the failure",
+        start - failed
+    );
+    for agent in ["a", "b"] {
+        let own = down_spans(&view("srv", agent));
+        let last = own.last().expect("each agent saw srv down");
+        assert!(
+            near(last.0),
+            "{agent} dates it {} ms after the failure",
+            last.0 - failed
+        );
+        assert!(
+            last.0 <= start,
+            "the record's outage begins once both agree"
+        );
+    }
+    // a's stop is unmonitored in its view, not in the record.
+    assert!(view("srv", "a").ms(State::Unmonitored) >= 3000);
+    assert_eq!(srv.timeline.summary().coverage, 1.0);
+    assert_eq!(sw.timeline.ms(State::Unmonitored), 0);
+    for log in [a.log(), b.log()] {
+        assert!(!log.contains("panicked"), "{log}");
+    }
+});

@@ -48,6 +48,8 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     child: Option<Child>,
     pub port: u16,
+    /// Listened on besides 127.0.0.1 (agents in other namespaces).
+    also: Option<String>,
 }
 
 impl Postgres {
@@ -89,7 +91,22 @@ impl Postgres {
             dir,
             child: None,
             port,
+            also: None,
         };
+        pg.resume();
+        pg
+    }
+
+    /// As [`Postgres::start`] without TLS, listening on `addr` too (an
+    /// address of this namespace that agents in others reach it by).
+    pub fn start_also_on(port: u16, addr: &str) -> Postgres {
+        let mut pg = Postgres::start(port, None);
+        pg.halt();
+        let hba = pg.dir.path().join("data").join("pg_hba.conf");
+        let mut text = std::fs::read_to_string(&hba).unwrap_or_default();
+        text.push_str("host all all 0.0.0.0/0 trust\n");
+        std::fs::write(&hba, text).expect("write pg_hba.conf");
+        pg.also = Some(addr.to_string());
         pg.resume();
         pg
     }
@@ -107,7 +124,10 @@ impl Postgres {
             .arg(self.dir.path().join("data"))
             .args([
                 "-c",
-                "listen_addresses=127.0.0.1",
+                &match &self.also {
+                    Some(a) => format!("listen_addresses=127.0.0.1,{a}"),
+                    None => "listen_addresses=127.0.0.1".into(),
+                },
                 "-c",
                 &format!("port={}", self.port),
                 "-c",
