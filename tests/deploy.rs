@@ -43,7 +43,11 @@ fn run_env(tool: &str, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Strin
 fn prometheus_config_and_rules_pass_promtool_and_their_unit_tests() {
     let dir = root().join("deploy/prometheus");
     run("promtool", &["check", "config", "prometheus.yml"], &dir);
-    run("promtool", &["check", "config", "prometheus-agents.yml"], &dir);
+    run(
+        "promtool",
+        &["check", "config", "prometheus-agents.yml"],
+        &dir,
+    );
     run(
         "promtool",
         &[

@@ -532,6 +532,25 @@ lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
     a.wait_state("srv", "up", DEADLINE);
     a.wait_state("sw", "up", DEADLINE);
     let to = Utc::now().timestamp_millis();
+    wait_until("both agents' runs copied past now", DEADLINE, || {
+        pg.count("SELECT coalesce(min(m), 0) FROM (SELECT max(last_seen_ms) AS m FROM runs GROUP BY agent) x") >= to
+    });
+    // The API answers from the merged record by default (scope=region),
+    // from its own file with scope=agent.
+    let rfc = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .expect("a time")
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let window_q = format!("from={}&to={}", rfc(from), rfc(to));
+    let api = |t: &str, scope: &str| -> serde_json::Value {
+        let (status, body) = a.get(&format!(
+            "/api/v1/targets/{t}/availability?{window_q}{scope}"
+        ));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("JSON")
+    };
+    let (srv_api, sw_api, srv_own) = (api("srv", ""), api("sw", ""), api("srv", "&scope=agent"));
     assert_eq!(a.stop(), Some(0));
     assert_eq!(b.stop(), Some(0));
     wait_until("three clean runs in PostgreSQL", DEADLINE, || {
@@ -592,6 +611,33 @@ lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
     assert!(view("srv", "a").ms(State::Unmonitored) >= 3000);
     assert_eq!(srv.timeline.summary().coverage, 1.0);
     assert_eq!(sw.timeline.ms(State::Unmonitored), 0);
+    // The API's region figures are the record's; its agent figures a's own.
+    for (answer, merged) in [(&srv_api, &srv.timeline), (&sw_api, &sw.timeline)] {
+        assert_eq!(answer["scope"], "region");
+        let s = merged.summary();
+        assert_eq!(
+            answer["coverage"],
+            serde_json::json!(s.coverage),
+            "{answer}"
+        );
+        assert_eq!(
+            answer["seconds"]["down"],
+            serde_json::json!(s.seconds["down"]),
+            "{answer}"
+        );
+        let agents: Vec<&str> = answer["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .filter_map(|a| a["agent"].as_str())
+            .collect();
+        assert_eq!(agents, ["a", "b"], "{answer}");
+    }
+    assert_eq!(srv_own["scope"], "agent");
+    assert!(
+        srv_own["coverage"].as_f64().unwrap_or(1.0) < 1.0,
+        "{srv_own}"
+    );
     for log in [a.log(), b.log()] {
         assert!(!log.contains("panicked"), "{log}");
     }

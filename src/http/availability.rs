@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{doc, error, param_error, read_ledger, IdPath};
+use super::{doc, error, heavy_slot, param_error, read_ledger, IdPath};
 use crate::agent::Agent;
-use crate::sla::timeline;
+use crate::sla::{timeline, vantage};
 use crate::time::calendar::{oslo_rfc3339, Month};
 use crate::time::interval::Interval;
 
@@ -36,11 +36,35 @@ pub struct WindowQuery {
     pub month: Option<String>,
 }
 
+/// Whose record answers.
+#[derive(Deserialize, JsonSchema)]
+pub struct ScopeQuery {
+    /// `region`: the record merged across the agents that watch the target
+    /// (the default when agents share a PostgreSQL ledger); `agent`: this
+    /// agent's own record (the default, and only choice, otherwise).
+    #[schemars(regex(pattern = r"^(region|agent)$"))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// One agent's own figures for the target (`scope=region`).
+#[derive(Serialize, JsonSchema)]
+struct AgentFigures {
+    agent: String,
+    seconds: BTreeMap<&'static str, f64>,
+    availability: Option<f64>,
+    coverage: f64,
+}
+
 /// A target's time in each state over a window.
 #[derive(Serialize, JsonSchema)]
 #[schemars(rename = "Availability")]
 struct AvailabilityView {
     target: String,
+    /// `region` (merged across agents: up while any agent saw it up, down
+    /// only while every agent that could observe it agreed) or `agent`
+    /// (this agent's own record).
+    scope: &'static str,
     /// Start of the window, RFC 3339 in Europe/Oslo.
     from: String,
     /// End of the window as evaluated: never later than now.
@@ -56,6 +80,10 @@ struct AvailabilityView {
     availability: Option<f64>,
     /// Monitored ÷ total.
     coverage: f64,
+    /// With `scope=region`: each watching agent's own figures (an agent
+    /// whose file was begun anew appears once per file).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    agents: Vec<AgentFigures>,
 }
 
 pub fn target_availability_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
@@ -153,7 +181,22 @@ pub async fn target_availability(
     AxState(agent): AxState<Agent>,
     Path(IdPath { id }): Path<IdPath>,
     Query(q): Query<WindowQuery>,
+    Query(scope): Query<ScopeQuery>,
 ) -> Response {
+    let shared = agent.ledger().shared().cloned();
+    let region = match (scope.scope.as_deref(), &shared) {
+        (None | Some("region"), Some(_)) => true,
+        (None | Some("agent"), _) => false,
+        (Some("region"), None) => {
+            return param_error(
+                "scope",
+                "region needs a ledger shared by the agents (ledger.backend: postgres)",
+            )
+        }
+        (Some(other), _) => {
+            return param_error("scope", format!("{other:?}: use region or agent"));
+        }
+    };
     let (requested, month) = match window(&q) {
         Ok(w) => w,
         Err(e) => return e.into_response(),
@@ -167,6 +210,9 @@ pub async fn target_availability(
     }
     let w = Interval::new(requested.start, requested.end.min(now));
     let known = agent.inventory().target(&id).is_some();
+    if let (true, Some(shared)) = (region, shared) {
+        return region_availability(&agent, shared, id, w, month, known).await;
+    }
     let target = id.clone();
     let found = read_ledger(&agent, move |store, current_run| {
         let Some(store) = store else {
@@ -194,9 +240,21 @@ pub async fn target_availability(
         Ok(None) => return error(StatusCode::NOT_FOUND, format!("unknown target {id:?}")),
         Err(r) => return r,
     };
+    view(id, "agent", w, month, &tl, vec![])
+}
+
+fn view(
+    target: String,
+    scope: &'static str,
+    w: Interval,
+    month: Option<Month>,
+    tl: &timeline::Timeline,
+    agents: Vec<AgentFigures>,
+) -> Response {
     let s = tl.summary();
     Json(AvailabilityView {
-        target: id,
+        target,
+        scope,
         from: oslo_rfc3339(w.start),
         to: oslo_rfc3339(w.end),
         month: month.map(|m| m.to_string()),
@@ -204,6 +262,80 @@ pub async fn target_availability(
         seconds: s.seconds,
         availability: s.availability,
         coverage: s.coverage,
+        agents,
     })
     .into_response()
+}
+
+/// The target's figures from the record shared by the agents, merged
+/// across those that watch it.
+async fn region_availability(
+    agent: &Agent,
+    shared: crate::ledger::shared::SharedRecord,
+    id: String,
+    w: Interval,
+    month: Option<Month>,
+    known: bool,
+) -> Response {
+    let permit = match heavy_slot(agent).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let windows = agent.ledger().maintenance();
+    let (watchers, designated) = agent
+        .inventory()
+        .target(&id)
+        .map(|t| (t.agents.clone(), t.designated_agent.clone()))
+        .unwrap_or_default();
+    let target = id.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        shared.with(|reader| {
+            vantage::timelines(reader, [target.as_str()], w, &windows, |_| vantage::Watch {
+                agents: &watchers,
+                designated: designated.as_deref(),
+            })
+        })
+    })
+    .await;
+    let merged = match found {
+        Ok(Ok(mut m)) => m.remove(&id),
+        Ok(Err(e)) => {
+            tracing::error!("shared ledger query: {e}");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the shared record cannot be read: {e}; scope=agent answers from this agent's own"
+                ),
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("query failed: {e}"),
+            )
+        }
+    };
+    let Some(merged) = merged.filter(|m| {
+        known
+            || m.views
+                .iter()
+                .any(|(_, t)| t.ms(crate::model::State::Unmonitored) < w.len())
+    }) else {
+        return error(StatusCode::NOT_FOUND, format!("unknown target {id:?}"));
+    };
+    let agents = merged
+        .views
+        .iter()
+        .map(|(name, t)| {
+            let s = t.summary();
+            AgentFigures {
+                agent: name.clone(),
+                seconds: s.seconds,
+                availability: s.availability,
+                coverage: s.coverage,
+            }
+        })
+        .collect();
+    view(id, "region", w, month, &merged.timeline, agents)
 }

@@ -162,6 +162,9 @@ pub struct Ledger {
     _lock: Option<Arc<std::fs::File>>,
     /// The thread copying the file to PostgreSQL (`ledger.backend: postgres`).
     shipper: Arc<Mutex<Option<Shipper>>>,
+    /// The record shared with other agents, for readers (`ledger.backend:
+    /// postgres`).
+    shared: Option<shared::SharedRecord>,
 }
 
 /// The PostgreSQL shipper's thread and the channel it says it is done on.
@@ -299,7 +302,18 @@ impl Ledger {
             unwritten,
             _lock: lock.map(Arc::new),
             shipper: Arc::new(Mutex::new(shipper)),
+            shared: match backend {
+                crate::inventory::LedgerBackend::Sqlite => None,
+                crate::inventory::LedgerBackend::Postgres { url, ca_pem } => {
+                    Some(shared::SharedRecord::new(url.clone(), ca_pem.clone()))
+                }
+            },
         })
+    }
+
+    /// The record shared with other agents, when the ledger is shared.
+    pub fn shared(&self) -> Option<&shared::SharedRecord> {
+        self.shared.as_ref()
     }
 
     /// Every maintenance window known (withdrawn ones too).

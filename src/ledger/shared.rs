@@ -50,7 +50,7 @@ impl Reader {
         Ok(Reader { client })
     }
 
-    /// Each file's runs overlapping `[from, to)`; a run still going ends
+    /// Each file's runs overlapping `[from, to)`, by agent; a run still going ends
     /// at its last sign of life copied here.
     pub fn runs(&mut self, from_ms: i64, to_ms: i64) -> Result<Vec<Journal>, LedgerError> {
         let rows = self
@@ -58,7 +58,7 @@ impl Reader {
             .query(
                 "SELECT journal, agent, id, started_ms, coalesce(stopped_ms, last_seen_ms), clean FROM runs
                  WHERE started_ms < $2 AND coalesce(stopped_ms, last_seen_ms) >= $1
-                 ORDER BY journal, started_ms, local_id",
+                 ORDER BY agent, journal, started_ms, local_id",
                 &[&from_ms, &to_ms],
             )
             .map_err(pg_error)?;
@@ -136,5 +136,67 @@ impl Reader {
             }
         }
         Ok(out)
+    }
+}
+
+/// The shared record as the agent's API reads it: one connection, opened
+/// when first needed and again after a failure (the server restarted, the
+/// network cut it), so a server that is away costs one failed connect per
+/// request, not a dead handle forever. Blocking: call off the runtime.
+#[derive(Clone)]
+pub struct SharedRecord {
+    url: Secret,
+    ca_pem: Option<Vec<u8>>,
+    conn: std::sync::Arc<std::sync::Mutex<Slot>>,
+}
+
+/// The open connection, if any. The driver's client runs a runtime of its
+/// own, which must not be dropped on an async task (tokio panics): the
+/// agent drops its ledger there at exit, so the client goes to a thread.
+#[derive(Default)]
+struct Slot(Option<Reader>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(r) = self.0.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = std::thread::Builder::new()
+                    .name("utkikk-pg-close".into())
+                    .spawn(move || drop(r));
+            }
+        }
+    }
+}
+
+impl SharedRecord {
+    pub fn new(url: Secret, ca_pem: Option<Vec<u8>>) -> SharedRecord {
+        SharedRecord {
+            url,
+            ca_pem,
+            conn: Default::default(),
+        }
+    }
+
+    /// `f` on the connection; an error closes it.
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Reader) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let reader = match conn.0.as_mut() {
+            Some(r) => r,
+            None => conn
+                .0
+                .insert(Reader::connect(&self.url, self.ca_pem.as_deref())?),
+        };
+        let r = f(reader);
+        if r.is_err() {
+            // On a blocking thread (the caller's promise): dropped here.
+            conn.0 = None;
+        }
+        r
     }
 }
