@@ -642,3 +642,140 @@ lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
         assert!(!log.contains("panicked"), "{log}");
     }
 });
+
+/// Every row of `sql_lite` from the file and `sql_pg` from the server (the
+/// same columns, as text), for one file.
+fn rows_both(
+    dir: &std::path::Path,
+    pg: &Postgres,
+    sql_lite: &str,
+    sql_pg: &str,
+) -> (Vec<String>, Vec<String>) {
+    let c = local(dir);
+    let journal: String = c
+        .query_row("SELECT value FROM meta WHERE key = 'journal'", [], |r| {
+            r.get(0)
+        })
+        .expect("journal");
+    let mut st = c.prepare(sql_lite).expect("prepare");
+    let lite: Vec<String> = st
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let server: Vec<String> = pg
+        .client()
+        .query(sql_pg, &[&journal])
+        .expect("query PostgreSQL")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    (lite, server)
+}
+
+lab_test!(
+    every_kind_of_row_and_a_killed_run_reach_postgres_as_in_the_file,
+    || {
+        let far = far_host_v4(&["198.51.100.1/24"]);
+        let pg = Postgres::start(5432, None);
+        // Device events and link days, written through the ledger.
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::start(
+            dir.path(),
+            "lab",
+            Utc::now(),
+            Metrics::new("lab", &[]),
+            vec![],
+            &backend(&pg),
+        )
+        .unwrap();
+        for i in 0..20 {
+            ledger.record(Record::Reboot {
+                target: format!("sw{}", i % 3),
+                at: Utc::now() + TimeDelta::milliseconds(i),
+                uptime_seconds: i as f64,
+            });
+            // The same link and day again: the file keeps the last row.
+            ledger.record(Record::LinkDay {
+                target: format!("link{}", i % 2),
+                day_ms: 1_764_543_600_000,
+                data: format!("{{\"n\":{i}}}"),
+            });
+        }
+        ledger.flush().unwrap();
+        ledger.stop().unwrap();
+        drop(ledger);
+        let events = || {
+            rows_both(
+                dir.path(),
+                &pg,
+                "SELECT id || ' ' || target || ' ' || kind || ' ' || at_ms || ' ' || coalesce(detail, '') FROM device_events ORDER BY id",
+                "SELECT e.local_id || ' ' || e.target || ' ' || e.kind || ' ' || e.at_ms || ' ' || coalesce(e.detail, '')
+                 FROM device_events e JOIN runs r ON r.id = e.run_id WHERE r.journal = $1 ORDER BY e.local_id",
+            )
+        };
+        let links = || {
+            rows_both(
+                dir.path(),
+                &pg,
+                "SELECT target || ' ' || day_ms || ' ' || data FROM link_days ORDER BY target, day_ms",
+                "SELECT l.target || ' ' || l.day_ms || ' ' || l.data
+                 FROM link_days l JOIN runs r ON r.id = l.run_id WHERE r.journal = $1 ORDER BY l.target, l.day_ms",
+            )
+        };
+        let (lite, server) = events();
+        assert_eq!(lite.len(), 20);
+        assert_eq!(server, lite, "device events");
+        let (lite, server) = links();
+        assert_eq!(lite.len(), 2, "{lite:?}");
+        assert_eq!(server, lite, "link days: the last of each");
+
+        // An agent killed (SIGKILL) mid-run, then started again: its first
+        // run ends where the file says it was last seen, in both.
+        let yaml = format!(
+            "agent: {{ id: killed }}\n{FAST}\nledger: {{ backend: postgres, url: \"env:UTKIKK_PG_URL\" }}\ntargets:\n  - {{ id: sw1, kind: switch, address: 198.51.100.1 }}\n"
+        );
+        let mut agent = Agent::prepare(&yaml);
+        agent.env = vec![("UTKIKK_PG_URL".into(), pg.url())];
+        agent.spawn();
+        agent.wait_state("sw1", "up", DEADLINE);
+        wait_until("sw1 up in PostgreSQL", DEADLINE, || {
+            pg.count("SELECT count(*) FROM transitions WHERE target = 'sw1'") == 1
+        });
+        agent.kill();
+        agent.spawn();
+        agent.wait_state("sw1", "up", DEADLINE);
+        assert_eq!(agent.stop(), Some(0));
+        let data = agent.data_dir();
+        let runs = || {
+            rows_both(
+                &data,
+                &pg,
+                "SELECT id || ' ' || agent || ' ' || started_ms || ' ' || last_seen_ms || ' ' || coalesce(stopped_ms, -1) || ' ' || clean FROM runs ORDER BY id",
+                "SELECT local_id || ' ' || agent || ' ' || started_ms || ' ' || last_seen_ms || ' ' || coalesce(stopped_ms, -1) || ' ' || clean
+                 FROM runs WHERE journal = $1 ORDER BY local_id",
+            )
+        };
+        let transitions = || {
+            rows_both(
+                &data,
+                &pg,
+                "SELECT id || ' ' || run_id || ' ' || target || ' ' || to_state || ' ' || at_ms FROM transitions ORDER BY id",
+                "SELECT t.local_id || ' ' || r.local_id || ' ' || t.target || ' ' || t.to_state || ' ' || t.at_ms
+                 FROM transitions t JOIN runs r ON r.id = t.run_id WHERE r.journal = $1 ORDER BY t.local_id",
+            )
+        };
+        let (lite, server) = runs();
+        assert_eq!(lite.len(), 2, "{lite:?}");
+        // The next start closes the killed run where it was last seen,
+        // not clean.
+        let killed: Vec<&str> = lite[0].split(' ').collect();
+        assert_eq!(killed[3], killed[4], "{lite:?}");
+        assert_eq!(killed[5], "0", "{lite:?}");
+        assert_eq!(server, lite, "runs");
+        let (lite, server) = transitions();
+        assert!(lite.len() >= 2, "{lite:?}");
+        assert_eq!(server, lite, "transitions");
+        drop(far);
+    }
+);
