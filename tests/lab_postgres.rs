@@ -472,7 +472,7 @@ lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
 
     let yaml = |id: &str, listen: &str| {
         format!(
-                "agent: {{ id: {id}, listen_address: \"{listen}\" }}\n{FAST}\nledger: {{ backend: postgres, url: \"env:UTKIKK_PG_URL\" }}\ntargets:\n  - {{ id: srv, kind: server, address: 198.51.100.10 }}\n  - {{ id: sw, kind: switch, address: 198.51.100.11 }}\n"
+                "agent: {{ id: {id}, listen_address: \"{listen}\" }}\n{FAST}\nledger: {{ backend: postgres, url: \"env:UTKIKK_PG_URL\" }}\nmembers:\n  - {{ id: m1, name: M1 }}\ntargets:\n  - {{ id: srv, kind: server, address: 198.51.100.10, member: m1 }}\n  - {{ id: sw, kind: switch, address: 198.51.100.11, member: m1 }}\nservices:\n  - {{ id: net, name: Net, serves: [m1], targets: [sw], sla: [{{ valid_from: 2024-01-01, objective: 99.5 }}] }}\n"
             )
     };
     let url =
@@ -551,6 +551,17 @@ lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
         serde_json::from_str(&body).expect("JSON")
     };
     let (srv_api, sw_api, srv_own) = (api("srv", ""), api("sw", ""), api("srv", "&scope=agent"));
+    // The service over sw: a's own file has a's uplink fault as its
+    // downtime; the region has none, and less time unmonitored.
+    let sla = |scope: &str| -> serde_json::Value {
+        let month = Utc::now()
+            .with_timezone(&chrono_tz::Europe::Oslo)
+            .format("%Y-%m");
+        let (status, body) = a.get(&format!("/api/v1/services/net/sla?month={month}{scope}"));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("JSON")
+    };
+    let (net_region, net_own) = (sla(""), sla("&scope=agent"));
     assert_eq!(a.stop(), Some(0));
     assert_eq!(b.stop(), Some(0));
     wait_until("three clean runs in PostgreSQL", DEADLINE, || {
@@ -633,6 +644,15 @@ lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
             .collect();
         assert_eq!(agents, ["a", "b"], "{answer}");
     }
+    assert_eq!(net_region["scope"], "region", "{net_region}");
+    assert_eq!(net_own["scope"], "agent", "{net_own}");
+    let fig = |v: &serde_json::Value, k: &str| v["figures"][k].as_f64().unwrap_or(f64::NAN);
+    assert_eq!(fig(&net_region, "downtime_seconds"), 0.0, "{net_region}");
+    assert!(fig(&net_own, "downtime_seconds") > 0.0, "{net_own}");
+    assert!(
+        fig(&net_region, "unmonitored_seconds") < fig(&net_own, "unmonitored_seconds"),
+        "{net_region} {net_own}"
+    );
     assert_eq!(srv_own["scope"], "agent");
     assert!(
         srv_own["coverage"].as_f64().unwrap_or(1.0) < 1.0,

@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{doc, error, heavy_slot, param_error, read_ledger, IdPath};
+use super::{doc, error, param_error, read_ledger, read_shared, IdPath};
 use crate::agent::Agent;
+use crate::ledger::shared::SharedRecord;
 use crate::sla::{timeline, vantage};
 use crate::time::calendar::{oslo_rfc3339, Month};
 use crate::time::interval::Interval;
@@ -45,6 +46,23 @@ pub struct ScopeQuery {
     #[schemars(regex(pattern = r"^(region|agent)$"))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+}
+
+impl ScopeQuery {
+    /// The shared record when it answers (`scope=region`, the default with
+    /// a shared ledger); `None`: this agent's own file.
+    pub fn shared(&self, agent: &Agent) -> Result<Option<SharedRecord>, ParamError> {
+        let shared = agent.ledger().shared().cloned();
+        match (self.scope.as_deref(), shared) {
+            (None | Some("region"), Some(s)) => Ok(Some(s)),
+            (None | Some("agent"), _) => Ok(None),
+            (Some("region"), None) => Err(bad(
+                "scope",
+                "region needs a ledger shared by the agents (ledger.backend: postgres)",
+            )),
+            (Some(other), _) => Err(bad("scope", format!("{other:?}: use region or agent"))),
+        }
+    }
 }
 
 /// One agent's own figures for the target (`scope=region`).
@@ -183,19 +201,9 @@ pub async fn target_availability(
     Query(q): Query<WindowQuery>,
     Query(scope): Query<ScopeQuery>,
 ) -> Response {
-    let shared = agent.ledger().shared().cloned();
-    let region = match (scope.scope.as_deref(), &shared) {
-        (None | Some("region"), Some(_)) => true,
-        (None | Some("agent"), _) => false,
-        (Some("region"), None) => {
-            return param_error(
-                "scope",
-                "region needs a ledger shared by the agents (ledger.backend: postgres)",
-            )
-        }
-        (Some(other), _) => {
-            return param_error("scope", format!("{other:?}: use region or agent"));
-        }
+    let shared = match scope.shared(&agent) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
     };
     let (requested, month) = match window(&q) {
         Ok(w) => w,
@@ -210,7 +218,7 @@ pub async fn target_availability(
     }
     let w = Interval::new(requested.start, requested.end.min(now));
     let known = agent.inventory().target(&id).is_some();
-    if let (true, Some(shared)) = (region, shared) {
+    if let Some(shared) = shared {
         return region_availability(&agent, shared, id, w, month, known).await;
     }
     let target = id.clone();
@@ -271,16 +279,12 @@ fn view(
 /// across those that watch it.
 async fn region_availability(
     agent: &Agent,
-    shared: crate::ledger::shared::SharedRecord,
+    shared: SharedRecord,
     id: String,
     w: Interval,
     month: Option<Month>,
     known: bool,
 ) -> Response {
-    let permit = match heavy_slot(agent).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let windows = agent.ledger().maintenance();
     let (watchers, designated) = agent
         .inventory()
@@ -288,33 +292,16 @@ async fn region_availability(
         .map(|t| (t.agents.clone(), t.designated_agent.clone()))
         .unwrap_or_default();
     let target = id.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        shared.with(|reader| {
-            vantage::timelines(reader, [target.as_str()], w, &windows, |_| vantage::Watch {
-                agents: &watchers,
-                designated: designated.as_deref(),
-            })
+    let found = read_shared(agent, shared, move |reader| {
+        vantage::timelines(reader, [target.as_str()], w, &windows, |_| vantage::Watch {
+            agents: &watchers,
+            designated: designated.as_deref(),
         })
     })
     .await;
     let merged = match found {
-        Ok(Ok(mut m)) => m.remove(&id),
-        Ok(Err(e)) => {
-            tracing::error!("shared ledger query: {e}");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the shared record cannot be read: {e}; scope=agent answers from this agent's own"
-                ),
-            );
-        }
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("query failed: {e}"),
-            )
-        }
+        Ok(mut m) => m.remove(&id),
+        Err(r) => return r,
     };
     let Some(merged) = merged.filter(|m| {
         known

@@ -348,6 +348,39 @@ async fn read_ledger<T: Send + 'static>(
     }
 }
 
+/// `f` on a blocking thread with the record shared by the agents
+/// (`scope=region`), in one of the API's ledger query slots.
+async fn read_shared<T: Send + 'static>(
+    agent: &Agent,
+    shared: crate::ledger::shared::SharedRecord,
+    f: impl FnOnce(&mut crate::ledger::shared::Reader) -> Result<T, crate::ledger::LedgerError>
+        + Send
+        + 'static,
+) -> Result<T, Response> {
+    let permit = heavy_slot(agent).await?;
+    let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        shared.with(f)
+    })
+    .await;
+    match result {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::error!("shared ledger query: {e}");
+            Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the shared record cannot be read: {e}; scope=agent answers from this agent's own"
+                ),
+            ))
+        }
+        Err(e) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("query failed: {e}"),
+        )),
+    }
+}
+
 /// `f` on a blocking thread with a read-only store of the ledger at
 /// `path` (`None` while there is none), holding `permit` until it has
 /// really ended. Dropping the returned future (the client went away, or

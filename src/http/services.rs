@@ -9,7 +9,8 @@ use chrono::{NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{doc, error, month_param, param_error, read_ledger, IdPath};
+use super::availability::ScopeQuery;
+use super::{doc, error, month_param, param_error, read_ledger, read_shared, IdPath};
 use crate::agent::Agent;
 use crate::inventory::{Service, ServiceLevel};
 use crate::sla::service::Figures;
@@ -134,6 +135,9 @@ pub struct MonthQuery {
 struct SlaView {
     service: String,
     name: String,
+    /// `region`: from the record merged across the agents that share a
+    /// PostgreSQL ledger; `agent`: from this agent's own file.
+    scope: &'static str,
     month: String,
     /// RFC 3339, Europe/Oslo.
     from: String,
@@ -194,6 +198,7 @@ impl SlaView {
         SlaView {
             service: svc.id.clone(),
             name: svc.name.clone(),
+            scope: "agent",
             month: month.to_string(),
             from: oslo_rfc3339(window.start),
             to: oslo_rfc3339(to),
@@ -220,7 +225,12 @@ pub async fn service_sla(
     AxState(agent): AxState<Agent>,
     Path(IdPath { id }): Path<IdPath>,
     Query(q): Query<MonthQuery>,
+    Query(scope): Query<ScopeQuery>,
 ) -> Response {
+    let shared = match scope.shared(&agent) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
     let now = Utc::now().timestamp_millis();
     let (month, window) = match month_param(q.month.as_deref(), now) {
         Ok(x) => x,
@@ -237,6 +247,26 @@ pub async fn service_sla(
     };
     let svc = service.clone();
     let inv = agent.inventory();
+    if let Some(shared) = shared {
+        let windows = agent.ledger().maintenance();
+        let evaluated = match read_shared(&agent, shared, move |reader| {
+            crate::sla::vantage::service_month(reader, &inv, &svc, month, &windows, now)
+        })
+        .await
+        {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let excluded = evaluated
+            .as_ref()
+            .map(|(_, _, f)| f.excluded_seconds)
+            .filter(|s| *s > 0.0)
+            .map(|s| ExcludedView::new(s, vec![]));
+        let mut view = SlaView::new(&service, month, window, now, (evaluated, false));
+        view.scope = "region";
+        view.excluded = excluded;
+        return Json(view).into_response();
+    }
     let answer = match read_ledger(&agent, move |store, current_run| {
         let evaluated = crate::sla::service_month_frozen(store, &svc, month, current_run, now)?;
         // Only a service with excluded time pays for the outage list that

@@ -177,6 +177,46 @@ pub fn timelines<'a>(
         .collect())
 }
 
+/// A service's figures for `month` from the record merged across the
+/// agents, as [`super::compute_service_month`] computes them from one
+/// agent's file (closed months are not frozen in the shared record yet:
+/// always computed).
+pub fn service_month(
+    reader: &mut Reader,
+    inv: &crate::inventory::Inventory,
+    service: &crate::inventory::Service,
+    month: crate::time::calendar::Month,
+    windows: &[crate::maintenance::Window],
+    now_ms: i64,
+) -> Result<Option<super::ServiceMonth>, LedgerError> {
+    let (Some(full), Some(first_day)) = (month.window(), month.start().map(|s| s.date_naive()))
+    else {
+        return Ok(None);
+    };
+    let Some(level) = service.level_on(first_day) else {
+        return Ok(None);
+    };
+    let window = Interval::new(full.start, full.end.min(now_ms));
+    if window.is_empty() {
+        return Ok(None);
+    }
+    let targets = service
+        .targets
+        .iter()
+        .chain(service.redundancy.iter().flatten())
+        .map(String::as_str);
+    let merged = timelines(reader, targets, window, windows, |t| {
+        inv.target(t).map(Watch::of).unwrap_or_default()
+    })?;
+    let figures = super::service::figures(service, level, window, |t| {
+        merged
+            .get(t)
+            .map(|m| m.timeline.clone())
+            .unwrap_or_else(|| build(window, &[], &[], None, 0))
+    });
+    Ok(Some((level.clone(), window, figures)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
