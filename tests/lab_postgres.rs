@@ -697,7 +697,7 @@ lab_test!(
     every_kind_of_row_and_a_killed_run_reach_postgres_as_in_the_file,
     || {
         let far = far_host_v4(&["198.51.100.1/24"]);
-        let pg = Postgres::start(5432, None);
+        let mut pg = Postgres::start(5432, None);
         // Device events and link days, written through the ledger.
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::start(
@@ -765,6 +765,22 @@ lab_test!(
         agent.kill();
         agent.spawn();
         agent.wait_state("sw1", "up", DEADLINE);
+        // With the server away, the region's figures are refused with why
+        // (this agent's own still answer); back, they answer again.
+        let month = Utc::now()
+            .with_timezone(&chrono_tz::Europe::Oslo)
+            .format("%Y-%m")
+            .to_string();
+        let path = format!("/api/v1/targets/sw1/availability?month={month}");
+        pg.halt();
+        let (status, body) = agent.get(&path);
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("the shared record cannot be read"), "{body}");
+        assert_eq!(agent.get(&format!("{path}&scope=agent")).0, 200);
+        pg.resume();
+        wait_until("the region's figures again", DEADLINE, || {
+            agent.get(&path).0 == 200
+        });
         assert_eq!(agent.stop(), Some(0));
         let data = agent.data_dir();
         let runs = || {

@@ -746,11 +746,9 @@ impl Thread {
                     break;
                 }
             }
-            if stop && shipper.is_none() {
-                // Not connected: no waiting on a server at exit; the next
-                // start copies the rest.
-                return;
-            }
+            // At stop, one attempt whatever the backoff said: the server
+            // may be back. The agent waits for it only briefly
+            // (`SHIP_AT_STOP`); what does not arrive, the next start copies.
             if !stop && retry_at.is_some_and(|r| Instant::now() < r) {
                 continue;
             }
