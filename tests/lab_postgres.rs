@@ -31,6 +31,24 @@ fn backend(pg: &Postgres) -> LedgerBackend {
     }
 }
 
+/// A ledger in `dir` for agent `id`, copying to `pg`.
+fn shipping_ledger(
+    pg: &Postgres,
+    dir: &std::path::Path,
+    id: &str,
+    started: chrono::DateTime<Utc>,
+) -> Ledger {
+    Ledger::start(
+        dir,
+        id,
+        started,
+        Metrics::new(id, &[]),
+        vec![],
+        &backend(pg),
+    )
+    .unwrap()
+}
+
 fn transition(i: i64) -> Record {
     let (from, to) = if i % 2 == 0 {
         (State::Up, State::Down)
@@ -172,28 +190,12 @@ lab_test!(
             pg.count("SELECT count(*) FROM runs WHERE clean = 1 AND stopped_ms IS NOT NULL"),
             1
         );
-        let again = Ledger::start(
-            dir.path(),
-            "lab",
-            Utc::now(),
-            Metrics::new("lab", &[]),
-            vec![],
-            &backend(&pg),
-        )
-        .unwrap();
+        let again = shipping_ledger(&pg, dir.path(), "lab", Utc::now());
         again.record(transition(3000));
         again.flush().unwrap();
         // Another agent, its own file, into the same database at once.
         let dir2 = tempfile::tempdir().unwrap();
-        let other = Ledger::start(
-            dir2.path(),
-            "lab2",
-            Utc::now(),
-            Metrics::new("lab2", &[]),
-            vec![],
-            &backend(&pg),
-        )
-        .unwrap();
+        let other = shipping_ledger(&pg, dir2.path(), "lab2", Utc::now());
         for i in 0..50 {
             other.record(transition(i));
         }
@@ -312,9 +314,7 @@ lab_test!(
         let t0 = Utc::now() - TimeDelta::seconds(60);
         let ms = |s: i64| t0 + TimeDelta::seconds(s);
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let start = |dir: &std::path::Path, id: &str, at| {
-            Ledger::start(dir, id, at, Metrics::new(id, &[]), vec![], &backend(&pg)).unwrap()
-        };
+        let start = |dir: &std::path::Path, id: &str, at| shipping_ledger(&pg, dir, id, at);
         let a = start(dir_a.path(), "a", t0);
         let b = start(dir_b.path(), "b", t0);
         let (up, down, unmon) = (State::Up, State::Down, State::Unmonitored);
@@ -700,15 +700,7 @@ lab_test!(
         let mut pg = Postgres::start(5432, None);
         // Device events and link days, written through the ledger.
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::start(
-            dir.path(),
-            "lab",
-            Utc::now(),
-            Metrics::new("lab", &[]),
-            vec![],
-            &backend(&pg),
-        )
-        .unwrap();
+        let ledger = shipping_ledger(&pg, dir.path(), "lab", Utc::now());
         for i in 0..20 {
             ledger.record(Record::Reboot {
                 target: format!("sw{}", i % 3),

@@ -131,6 +131,20 @@ pub fn freeze_month(
         .map_err(|e| LedgerError::Db(e.to_string()))
 }
 
+/// The level in force at the start of `month` and the part of the month
+/// evaluated by `now_ms`; `None` when no level was in force or nothing of
+/// the month has passed.
+pub fn month_level(
+    service: &Service,
+    month: Month,
+    now_ms: i64,
+) -> Option<(&ServiceLevel, Interval)> {
+    let full = month.window()?;
+    let level = service.level_on(month.start()?.date_naive())?;
+    let window = Interval::new(full.start, full.end.min(now_ms));
+    (!window.is_empty()).then_some((level, window))
+}
+
 /// [`service_month`] computed from the transitions (closed days from
 /// their kept tallies, see [`rollup`]), never from a frozen result.
 pub fn compute_service_month(
@@ -140,19 +154,9 @@ pub fn compute_service_month(
     current_run: Option<i64>,
     now_ms: i64,
 ) -> Result<Option<ServiceMonth>, LedgerError> {
-    let Some(full) = month.window() else {
+    let Some((level, window)) = month_level(service, month, now_ms) else {
         return Ok(None);
     };
-    let Some(first_day) = month.start().map(|s| s.date_naive()) else {
-        return Ok(None);
-    };
-    let Some(level) = service.level_on(first_day) else {
-        return Ok(None);
-    };
-    let window = Interval::new(full.start, full.end.min(now_ms));
-    if window.is_empty() {
-        return Ok(None);
-    }
     let tally = match store {
         Some(store) => rollup::service_tally(store, service, level, window, current_run, now_ms)?,
         // No ledger yet: all the scheduled time went unobserved.

@@ -189,17 +189,9 @@ pub fn service_month(
     windows: &[crate::maintenance::Window],
     now_ms: i64,
 ) -> Result<Option<super::ServiceMonth>, LedgerError> {
-    let (Some(full), Some(first_day)) = (month.window(), month.start().map(|s| s.date_naive()))
-    else {
+    let Some((level, window)) = super::month_level(service, month, now_ms) else {
         return Ok(None);
     };
-    let Some(level) = service.level_on(first_day) else {
-        return Ok(None);
-    };
-    let window = Interval::new(full.start, full.end.min(now_ms));
-    if window.is_empty() {
-        return Ok(None);
-    }
     let targets = service
         .targets
         .iter()
@@ -244,6 +236,19 @@ mod tests {
         t
     }
 
+    fn two<'a>(a: &'a Timeline, b: &'a Timeline) -> [View<'a>; 2] {
+        [
+            View {
+                agent: "a",
+                timeline: a,
+            },
+            View {
+                agent: "b",
+                timeline: b,
+            },
+        ]
+    }
+
     fn spans(t: &Timeline, s: State) -> Vec<(i64, i64)> {
         set_of(t, s)
             .spans()
@@ -262,16 +267,7 @@ mod tests {
             (State::Up, 60, 100),
         ]);
         let b = tl(&[(State::Up, 0, 100)]);
-        let views = [
-            View {
-                agent: "a",
-                timeline: &a,
-            },
-            View {
-                agent: "b",
-                timeline: &b,
-            },
-        ];
+        let views = two(&a, &b);
         let m = merge(W, &views, None);
         assert_eq!(spans(&m, State::Up), vec![(0, 100)]);
         assert_eq!(m.ms(State::Down), 0);
@@ -290,16 +286,7 @@ mod tests {
             (State::Down, 35, 62),
             (State::Up, 62, 100),
         ]);
-        let views = [
-            View {
-                agent: "a",
-                timeline: &a,
-            },
-            View {
-                agent: "b",
-                timeline: &b,
-            },
-        ];
+        let views = two(&a, &b);
         let m = merge(W, &views, None);
         assert_eq!(spans(&m, State::Down), vec![(35, 60)]);
         assert_eq!(seen_down_by(&views, Interval::new(35, 60)), vec!["a", "b"]);
@@ -315,16 +302,7 @@ mod tests {
         // b's path is cut (unreachable behind its uplink): a's down stands.
         let a = tl(&[(State::Down, 0, 100)]);
         let b = tl(&[(State::Unreachable, 0, 100)]);
-        let views = [
-            View {
-                agent: "a",
-                timeline: &a,
-            },
-            View {
-                agent: "b",
-                timeline: &b,
-            },
-        ];
+        let views = two(&a, &b);
         assert_eq!(spans(&merge(W, &views, None), State::Down), vec![(0, 100)]);
         // Unreachable from every agent: unreachable.
         let views = [View {
@@ -342,16 +320,7 @@ mod tests {
         // a is stopped 20..50 (unmonitored), b runs 0..40 and 45..100.
         let a = tl(&[(State::Up, 0, 20), (State::Up, 50, 100)]);
         let b = tl(&[(State::Up, 0, 40), (State::Up, 45, 100)]);
-        let views = [
-            View {
-                agent: "a",
-                timeline: &a,
-            },
-            View {
-                agent: "b",
-                timeline: &b,
-            },
-        ];
+        let views = two(&a, &b);
         let m = merge(W, &views, None);
         assert_eq!(spans(&m, State::Unmonitored), vec![(40, 45)]);
         assert_eq!(spans(&m, State::Up), vec![(0, 40), (45, 100)]);
@@ -369,16 +338,7 @@ mod tests {
             (State::Up, 60, 100),
         ]);
         let b = tl(&[(State::Up, 0, 100)]);
-        let views = [
-            View {
-                agent: "a",
-                timeline: &a,
-            },
-            View {
-                agent: "b",
-                timeline: &b,
-            },
-        ];
+        let views = two(&a, &b);
         let m = merge(W, &views, Some("a"));
         assert_eq!(spans(&m, State::Down), vec![(30, 60)]);
         assert_eq!(spans(&m, State::Up), vec![(0, 30), (60, 100)]);
@@ -400,23 +360,9 @@ mod tests {
             (State::Up, 30, 50),
             (State::Degraded, 80, 100),
         ]);
-        for views in [
-            vec![View {
-                agent: "a",
-                timeline: &a,
-            }],
-            vec![
-                View {
-                    agent: "a",
-                    timeline: &a,
-                },
-                View {
-                    agent: "b",
-                    timeline: &b,
-                },
-            ],
-        ] {
-            let m = merge(W, &views, None);
+        let both = two(&a, &b);
+        for views in [&both[..1], &both[..]] {
+            let m = merge(W, views, None);
             let total: i64 = m.states.values().map(IntervalSet::len).sum();
             assert_eq!(total, W.len(), "{m:?}");
             let union = m
