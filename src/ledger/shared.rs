@@ -104,19 +104,36 @@ impl Reader {
         if runs.is_empty() || targets.is_empty() {
             return Ok(out);
         }
+        // The state each view opens the window in: per target, the last
+        // transition before it in each run begun before it (one per file,
+        // as a rule), found by walking the index back from the window's
+        // start — not by reading the file's whole past.
+        let begun_before: Vec<i64> = journals
+            .iter()
+            .flat_map(|j| {
+                j.runs
+                    .iter()
+                    .filter(|r| r.started_ms < from_ms)
+                    .map(|r| r.id)
+            })
+            .collect();
         let rows = self
             .client
             .query(
-                "(SELECT DISTINCT ON (target, run_id) target, run_id, to_state, at_ms, reason, reason_code, local_id
-                  FROM transitions
-                  WHERE target = ANY($1) AND run_id = ANY($2) AND at_ms < $3
-                  ORDER BY target, run_id, at_ms DESC, local_id DESC)
+                "SELECT t.target, x.run_id, x.to_state, x.at_ms, x.reason, x.reason_code, x.local_id
+                 FROM unnest($1::text[]) AS t(target)
+                 CROSS JOIN unnest($5::bigint[]) AS r(run_id)
+                 CROSS JOIN LATERAL (
+                     SELECT run_id, to_state, at_ms, reason, reason_code, local_id FROM transitions
+                     WHERE target = t.target AND run_id = r.run_id AND at_ms < $3
+                     ORDER BY at_ms DESC, local_id DESC LIMIT 1
+                 ) x
                  UNION ALL
-                 (SELECT target, run_id, to_state, at_ms, reason, reason_code, local_id
-                  FROM transitions
-                  WHERE target = ANY($1) AND run_id = ANY($2) AND at_ms >= $3 AND at_ms < $4)
+                 SELECT target, run_id, to_state, at_ms, reason, reason_code, local_id
+                 FROM transitions
+                 WHERE target = ANY($1) AND run_id = ANY($2) AND at_ms >= $3 AND at_ms < $4
                  ORDER BY 1, 4, 2, 7",
-                &[&targets, &runs, &from_ms, &to_ms],
+                &[&targets, &runs, &from_ms, &to_ms, &begun_before],
             )
             .map_err(pg_error)?;
         for r in rows {
