@@ -562,6 +562,12 @@ lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
         serde_json::from_str(&body).expect("JSON")
     };
     let (net_region, net_own) = (sla(""), sla("&scope=agent"));
+    let month = Utc::now()
+        .with_timezone(&chrono_tz::Europe::Oslo)
+        .format("%Y-%m");
+    let (status, body) = a.get(&format!("/api/v1/members/m1/sla?month={month}"));
+    assert_eq!(status, 200, "{body}");
+    let m1: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(a.stop(), Some(0));
     assert_eq!(b.stop(), Some(0));
     wait_until("three clean runs in PostgreSQL", DEADLINE, || {
@@ -645,6 +651,13 @@ lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
         assert_eq!(agents, ["a", "b"], "{answer}");
     }
     assert_eq!(net_region["scope"], "region", "{net_region}");
+    assert_eq!(m1["services"][0]["scope"], "region", "{m1}");
+    for k in ["downtime_seconds", "outages", "up_seconds"] {
+        assert_eq!(
+            m1["services"][0]["figures"][k], net_region["figures"][k],
+            "{k}: {m1}"
+        );
+    }
     assert_eq!(net_own["scope"], "agent", "{net_own}");
     let fig = |v: &serde_json::Value, k: &str| v["figures"][k].as_f64().unwrap_or(f64::NAN);
     assert_eq!(fig(&net_region, "downtime_seconds"), 0.0, "{net_region}");

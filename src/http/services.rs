@@ -341,7 +341,12 @@ pub async fn member_sla(
     AxState(agent): AxState<Agent>,
     Path(IdPath { id }): Path<IdPath>,
     Query(q): Query<MonthQuery>,
+    Query(scope): Query<ScopeQuery>,
 ) -> Response {
+    let shared = match scope.shared(&agent) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
     let now = Utc::now().timestamp_millis();
     let (month, window) = match month_param(q.month.as_deref(), now) {
         Ok(x) => x,
@@ -360,23 +365,51 @@ pub async fn member_sla(
         on.includes.clone(),
     );
     let serving: Vec<Service> = on.services.into_iter().cloned().collect();
-    let evaluated = match read_ledger(&agent, move |store, current_run| {
-        serving
-            .into_iter()
-            .map(|svc| {
-                let r = crate::sla::service_month_frozen(store, &svc, month, current_run, now)?;
-                Ok((svc, r))
+    let region = shared.is_some();
+    let evaluated = match shared {
+        Some(shared) => {
+            let windows = agent.ledger().maintenance();
+            let inv = inv.clone();
+            read_shared(&agent, shared, move |reader| {
+                serving
+                    .into_iter()
+                    .map(|svc| {
+                        let r = crate::sla::vantage::service_month(
+                            reader, &inv, &svc, month, &windows, now,
+                        )?;
+                        Ok((svc, (r, false)))
+                    })
+                    .collect::<Result<Vec<_>, crate::ledger::LedgerError>>()
             })
-            .collect::<Result<Vec<_>, crate::ledger::LedgerError>>()
-    })
-    .await
-    {
+            .await
+        }
+        None => {
+            read_ledger(&agent, move |store, current_run| {
+                serving
+                    .into_iter()
+                    .map(|svc| {
+                        let r =
+                            crate::sla::service_month_frozen(store, &svc, month, current_run, now)?;
+                        Ok((svc, r))
+                    })
+                    .collect::<Result<Vec<_>, crate::ledger::LedgerError>>()
+            })
+            .await
+        }
+    };
+    let evaluated = match evaluated {
         Ok(x) => x,
         Err(r) => return r,
     };
     let services = evaluated
         .into_iter()
-        .map(|(svc, r)| SlaView::new(&svc, month, window, now, r))
+        .map(|(svc, r)| {
+            let mut v = SlaView::new(&svc, month, window, now, r);
+            if region {
+                v.scope = "region";
+            }
+            v
+        })
         .collect();
     Json(MemberSlaView {
         kommunenummer: member.kommunenummer_on(first_day).map(str::to_string),
