@@ -256,6 +256,10 @@ lab_test!(
         assert!(metrics.contains("utkikk_ledger_postgres_up 1"), "{metrics}");
         // sw2 is watched by another agent only: this one never probes it.
         assert_eq!(agent.state("sw2"), "unmonitored");
+        assert!(
+            !metrics.contains("utkikk_target_state{target=\"sw2\""),
+            "no state series for a target another agent watches"
+        );
         assert_eq!(
             pg.count("SELECT count(*) FROM transitions WHERE target = 'sw2'"),
             0

@@ -133,6 +133,11 @@ impl crate::metrics::TargetStates for Published {
     fn for_each(&self, f: &mut dyn FnMut(&Target, State, bool)) {
         let s = self.0.load();
         for (i, t) in s.inventory.targets.iter().enumerate() {
+            if !t.watched_by(&s.inventory.agent.id) {
+                // Another agent's: this one has no state of it to show
+                // (an `unmonitored` series would count against it).
+                continue;
+            }
             let observed = s.targets.get(i).map(|l| l.state);
             f(
                 t,
