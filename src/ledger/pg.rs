@@ -614,72 +614,50 @@ fn read_runs(local: &Connection, from: i64) -> Result<Vec<LocalRun>, LedgerError
     rows.collect::<Result<_, _>>().map_err(lite)
 }
 
-fn read_transitions(local: &Connection, after: i64) -> Result<Vec<LocalTransition>, LedgerError> {
-    let mut st = local
-        .prepare_cached(
-            "SELECT id, run_id, target, from_state, to_state, at_ms, reason, root_cause, reason_code
-             FROM transitions WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )
-        .map_err(lite)?;
+/// Up to [`BATCH`] rows of `sql` (`… WHERE id > ?1 ORDER BY id LIMIT ?2`)
+/// after the cursor `after`, each as a tuple of its columns.
+fn read_after<T>(local: &Connection, sql: &str, after: i64) -> Result<Vec<T>, LedgerError>
+where
+    T: for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>,
+{
+    let mut st = local.prepare_cached(sql).map_err(lite)?;
     let rows = st
-        .query_map(params![after, BATCH], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-            ))
-        })
+        .query_map(params![after, BATCH], |r| T::try_from(r))
         .map_err(lite)?;
     rows.collect::<Result<_, _>>().map_err(lite)
+}
+
+fn read_transitions(local: &Connection, after: i64) -> Result<Vec<LocalTransition>, LedgerError> {
+    read_after(
+        local,
+        "SELECT id, run_id, target, from_state, to_state, at_ms, reason, root_cause, reason_code
+         FROM transitions WHERE id > ?1 ORDER BY id LIMIT ?2",
+        after,
+    )
 }
 
 /// id, run, target, kind, at, detail.
 type LocalEvent = (i64, i64, String, String, i64, Option<String>);
 
 fn read_events(local: &Connection, after: i64) -> Result<Vec<LocalEvent>, LedgerError> {
-    let mut st = local
-        .prepare_cached(
-            "SELECT id, run_id, target, kind, at_ms, detail FROM device_events
-             WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )
-        .map_err(lite)?;
-    let rows = st
-        .query_map(params![after, BATCH], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .map_err(lite)?;
-    rows.collect::<Result<_, _>>().map_err(lite)
+    read_after(
+        local,
+        "SELECT id, run_id, target, kind, at_ms, detail FROM device_events
+         WHERE id > ?1 ORDER BY id LIMIT ?2",
+        after,
+    )
 }
 
 /// rowid, run, target, day, data.
 type LocalLinkDay = (i64, i64, String, i64, String);
 
 fn read_link_days(local: &Connection, after: i64) -> Result<Vec<LocalLinkDay>, LedgerError> {
-    let mut st = local
-        .prepare_cached(
-            "SELECT rowid, run_id, target, day_ms, data FROM link_days
-             WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-        )
-        .map_err(lite)?;
-    let rows = st
-        .query_map(params![after, BATCH], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .map_err(lite)?;
-    rows.collect::<Result<_, _>>().map_err(lite)
+    read_after(
+        local,
+        "SELECT rowid, run_id, target, day_ms, data FROM link_days
+         WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+        after,
+    )
 }
 
 /// Transitions and device events after the cursors.

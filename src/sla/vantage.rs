@@ -108,11 +108,15 @@ pub struct Merged {
 
 impl Merged {
     pub fn views(&self) -> Vec<View<'_>> {
-        self.views
-            .iter()
-            .map(|(agent, timeline)| View { agent, timeline })
-            .collect()
+        as_views(&self.views)
     }
+}
+
+fn as_views(views: &[(String, Timeline)]) -> Vec<View<'_>> {
+    views
+        .iter()
+        .map(|(agent, timeline)| View { agent, timeline })
+        .collect()
 }
 
 /// Who watches a target (`targets[].agents`, `designated_agent`).
@@ -167,12 +171,9 @@ pub fn timelines<'a>(
                 .map(|(j, rows)| (j.agent.clone(), build(window, &j.runs, rows, None, 0)))
                 .collect();
             let planned = crate::maintenance::of_target(windows, &target, window);
-            let m = Merged {
-                timeline: Timeline::default(),
-                views,
-            };
-            let timeline = merge(window, &m.views(), w.designated).with_maintenance(&planned);
-            (target, Merged { timeline, ..m })
+            let timeline =
+                merge(window, &as_views(&views), w.designated).with_maintenance(&planned);
+            (target, Merged { timeline, views })
         })
         .collect())
 }
