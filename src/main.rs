@@ -96,33 +96,47 @@ enum Command {
         action: LedgerCommand,
     },
     /// Write monthly uptime reports from the ledger (also while the agent runs).
-    Report {
-        /// The YAML configuration file.
-        #[arg(long)]
-        config: PathBuf,
-        /// Directory of the ledger; overrides agent.data_dir.
-        #[arg(long = "data-dir", value_name = "DIR")]
-        data_dir: Option<PathBuf>,
-        /// The month: YYYY-MM, `previous` (the last closed month) or
-        /// `current` (so far), in Europe/Oslo.
-        #[arg(long)]
-        month: String,
-        /// One member's report.
-        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
-        member: Option<String>,
-        /// Every member's report.
-        #[arg(long)]
-        all: bool,
-        /// The form.
-        #[arg(long, value_enum)]
-        format: ReportFormat,
-        /// Language: nb (bokmål) or en.
-        #[arg(long, value_enum, default_value_t = ReportLang::Nb)]
-        lang: ReportLang,
-        /// Where to write the files.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-    },
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// The YAML configuration file.
+    #[arg(long)]
+    config: PathBuf,
+    /// Directory of the ledger; overrides agent.data_dir.
+    #[arg(long = "data-dir", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The month: YYYY-MM, `previous` (the last closed month) or
+    /// `current` (so far), in Europe/Oslo.
+    #[arg(long)]
+    month: String,
+    /// One member's report.
+    #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+    member: Option<String>,
+    /// Every member's report.
+    #[arg(long)]
+    all: bool,
+    /// The form.
+    #[arg(long, value_enum)]
+    format: ReportFormat,
+    /// Language: nb (bokmål) or en.
+    #[arg(long, value_enum, default_value_t = ReportLang::Nb)]
+    lang: ReportLang,
+    /// Where to write the files.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Whose record: `region` (merged across the agents that share a
+    /// PostgreSQL ledger; the default with `ledger.backend: postgres`,
+    /// reads `ledger.url`) or `agent` (this agent's own file).
+    #[arg(long, value_enum)]
+    scope: Option<ReportScope>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportScope {
+    Region,
+    Agent,
 }
 
 #[derive(Subcommand)]
@@ -192,16 +206,7 @@ fn main() -> ExitCode {
                 print_out(&utkikk::config::json_schema())
             }
         }
-        Command::Report {
-            config,
-            data_dir,
-            month,
-            member,
-            all: _,
-            format,
-            lang,
-            out,
-        } => report(&config, data_dir, &month, member, format, lang, &out),
+        Command::Report(args) => report(args),
         Command::Run {
             config,
             listen_address,
@@ -316,24 +321,53 @@ fn check_config(file: &Path, env_file: Option<&Path>, allow_empty: bool) -> Exit
     }
 }
 
-fn report(
-    config: &Path,
-    data_dir: Option<PathBuf>,
-    month: &str,
-    member: Option<String>,
-    format: ReportFormat,
-    lang: ReportLang,
-    out: &Path,
-) -> ExitCode {
+fn report(args: ReportArgs) -> ExitCode {
+    let ReportArgs {
+        config,
+        data_dir,
+        month,
+        member,
+        all: _,
+        format,
+        lang,
+        out,
+        scope,
+    } = args;
+    let (config, month, out) = (config.as_path(), month.as_str(), out.as_path());
+    use utkikk::config::{load_with, Secrets};
     use utkikk::report::{Format, Lang, ReportError, Who};
-    // A report reads no secret: the config's references are not resolved
-    // (they live in the service's environment, not the operator's shell).
-    let inv = match utkikk::config::load_with(config, &utkikk::config::Secrets::Skip) {
+    // A report reads no secret but the shared ledger's connection string:
+    // the config's other references are not resolved (they live in the
+    // service's environment, not the operator's shell).
+    let inv = match load_with(config, &Secrets::Skip) {
         Ok(inv) => inv,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
+    };
+    let shared = matches!(
+        inv.agent.ledger,
+        utkikk::inventory::LedgerBackend::Postgres { .. }
+    );
+    let region = match (scope, shared) {
+        (Some(ReportScope::Region), false) => {
+            eprintln!("utkikk: --scope region needs a ledger shared by the agents (ledger.backend: postgres)");
+            return ExitCode::from(2);
+        }
+        (Some(ReportScope::Agent), _) | (None, false) => false,
+        (Some(ReportScope::Region) | None, true) => true,
+    };
+    let inv = if region {
+        match load_with(config, &Secrets::LedgerOnly) {
+            Ok(inv) => inv,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        inv
     };
     let now = chrono::Utc::now();
     let Some(m) = month_arg(month, now) else {
@@ -359,6 +393,19 @@ fn report(
         Err(e)
     } else {
         utkikk::ledger::Store::open_when_current(&ledger)
+            .and_then(|store| match (&inv.agent.ledger, region) {
+                (utkikk::inventory::LedgerBackend::Postgres { url, ca_pem }, true) => {
+                    region_record(
+                        &store,
+                        &inv,
+                        url,
+                        ca_pem.as_deref(),
+                        m,
+                        now.timestamp_millis(),
+                    )
+                }
+                _ => Ok(store),
+            })
             .map_err(utkikk::report::ReportError::from)
             .and_then(|store| {
                 utkikk::report::write_files(
@@ -394,6 +441,37 @@ fn report(
             ExitCode::FAILURE
         }
     }
+}
+
+/// The record merged across the agents for `month` so far, with this
+/// agent's maintenance windows and outage notes (see
+/// `utkikk::sla::vantage::materialise`).
+fn region_record(
+    own: &utkikk::ledger::Store,
+    inv: &utkikk::inventory::Inventory,
+    url: &utkikk::model::secret::Secret,
+    ca_pem: Option<&[u8]>,
+    month: utkikk::time::calendar::Month,
+    now_ms: i64,
+) -> Result<utkikk::ledger::Store, utkikk::ledger::LedgerError> {
+    use utkikk::time::interval::Interval;
+    let Some(window) = month
+        .window()
+        .filter(|w| w.start < now_ms)
+        .map(|w| Interval::new(w.start, w.end.min(now_ms)))
+    else {
+        // A month not begun: the report says so, as from the file.
+        return utkikk::ledger::Store::in_memory();
+    };
+    let mut reader = utkikk::ledger::shared::Reader::connect(url, ca_pem)?;
+    utkikk::sla::vantage::materialise(
+        &mut reader,
+        inv,
+        window,
+        None,
+        own.maintenance_windows()?,
+        own.outage_notes(window.end.saturating_add(1))?,
+    )
 }
 
 fn ledger(action: LedgerCommand) -> ExitCode {

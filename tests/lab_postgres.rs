@@ -450,6 +450,161 @@ fn last_state(pg: &Postgres, agent: &str, target: &str) -> Option<String> {
         .map(|r| r.get(0))
 }
 
+/// The files `utkikk report` writes with `config` for `month`, by name.
+fn report_files(
+    config: &std::path::Path,
+    pg: &Postgres,
+    month: &str,
+    format: &str,
+) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let out = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_utkikk"))
+        .args(["report", "--config"])
+        .arg(config)
+        .args(["--month", month, "--all", "--format", format, "--out"])
+        .arg(out.path())
+        .env("UTKIKK_PG_URL", pg.url())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert!(!err.contains("secret"), "{err}");
+    std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+lab_test!(a_month_report_made_on_either_agent_is_identical, || {
+    let pg = Postgres::start(5432, None);
+    let oslo = |d: u32, h: u32, m: u32, s: u32| {
+        chrono::TimeZone::with_ymd_and_hms(&chrono_tz::Europe::Oslo, 2026, 10, d, h, m, s)
+            .single()
+            .expect("a time in October")
+            .with_timezone(&Utc)
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = shipping_ledger(&pg, dir_a.path(), "a", oslo(1, 0, 0, 0));
+    let b = shipping_ledger(&pg, dir_b.path(), "b", oslo(1, 0, 0, 0));
+    let (up, down, unmon, unreach) = (
+        State::Up,
+        State::Down,
+        State::Unmonitored,
+        State::Unreachable,
+    );
+    for l in [&a, &b] {
+        for t in ["core", "srv"] {
+            l.record(moved(t, unmon, up, oslo(1, 0, 0, 1)));
+        }
+    }
+    // a's own uplink: a loses core (and srv behind it); b sees both up.
+    a.record(moved("core", up, down, oslo(10, 3, 0, 0)));
+    a.record(moved("srv", up, unreach, oslo(10, 3, 0, 0)));
+    a.record(moved("core", down, up, oslo(10, 3, 30, 0)));
+    a.record(moved("srv", unreach, up, oslo(10, 3, 30, 0)));
+    // srv fails: both see it, b a cycle later.
+    a.record(moved("srv", up, down, oslo(20, 14, 0, 0)));
+    b.record(moved("srv", up, down, oslo(20, 14, 0, 1)));
+    a.record(moved("srv", down, up, oslo(20, 14, 30, 0)));
+    b.record(moved("srv", down, up, oslo(20, 14, 30, 1)));
+    for l in [&a, &b] {
+        l.flush().unwrap();
+        l.stop().unwrap();
+    }
+    drop((a, b));
+    wait_until("both runs copied", DEADLINE, || {
+        pg.count("SELECT count(*) FROM runs WHERE clean = 1") == 2
+    });
+    let config = |id: &str, dir: &std::path::Path| {
+        let path = dir.join("utkikk.yaml");
+        std::fs::write(
+                &path,
+                format!(
+                    "agent: {{ id: {id}, data_dir: \"{}\" }}\nledger: {{ backend: postgres, url: \"env:UTKIKK_PG_URL\" }}\nreports: {{ organisation: Lab IKS }}\nmembers:\n  - {{ id: m1, name: M1 }}\ntargets:\n  - {{ id: core, kind: router, address: 198.51.100.1 }}\n  - {{ id: srv, kind: server, address: 198.51.100.10, member: m1, parents: [core] }}\nservices:\n  - {{ id: web, name: Web, serves: [m1], targets: [srv], sla: [{{ valid_from: 2024-01-01, objective: 99.5 }}] }}\n",
+                    dir.display()
+                ),
+            )
+            .unwrap();
+        path
+    };
+    let (conf_a, conf_b) = (config("a", dir_a.path()), config("b", dir_b.path()));
+    let json = |files: std::collections::BTreeMap<String, Vec<u8>>| {
+        files
+            .into_iter()
+            .map(|(name, bytes)| {
+                let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                // When it was made: the one thing that differs.
+                v.as_object_mut().map(|o| o.remove("generated"));
+                (name, v)
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (from_a, from_b) = (
+        json(report_files(&conf_a, &pg, "2026-10", "json")),
+        json(report_files(&conf_b, &pg, "2026-10", "json")),
+    );
+    assert!(!from_a.is_empty());
+    assert_eq!(from_a, from_b);
+    assert_eq!(
+        report_files(&conf_a, &pg, "2026-10", "csv"),
+        report_files(&conf_b, &pg, "2026-10", "csv")
+    );
+    let m1 = from_a
+        .iter()
+        .find(|(name, _)| name.contains("m1"))
+        .map(|(_, v)| v)
+        .expect("m1's report");
+    // One outage: srv's, while both agents saw it, naming both; a's
+    // uplink is not one.
+    let outages = m1["outages"].as_array().expect("outages");
+    assert_eq!(outages.len(), 1, "{m1}");
+    assert_eq!(outages[0]["root_cause"], "srv");
+    assert_eq!(outages[0]["agents"], serde_json::json!(["a", "b"]));
+    assert_eq!(outages[0]["duration_seconds"], serde_json::json!(1799.0));
+    let web = &m1["services"][0];
+    assert_eq!(web["outages"], serde_json::json!(1), "{web}");
+    assert_eq!(web["downtime_seconds"], serde_json::json!(1799.0), "{web}");
+    assert!(web["coverage"].as_f64().unwrap_or(0.0) > 0.99, "{web}");
+    assert_eq!(web["met"], serde_json::json!(true), "{web}");
+    // From a's own file (scope agent): its uplink's fault is an outage
+    // of core.
+    let out = tempfile::tempdir().unwrap();
+    let own = std::process::Command::new(env!("CARGO_BIN_EXE_utkikk"))
+        .args(["report", "--scope", "agent", "--config"])
+        .arg(&conf_a)
+        .args([
+            "--month", "2026-10", "--member", "m1", "--format", "json", "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        own.status.success(),
+        "{}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+    let file = std::fs::read_dir(out.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let own: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap();
+    let roots: Vec<&str> = own["outages"]
+        .as_array()
+        .expect("outages")
+        .iter()
+        .filter_map(|o| o["root_cause"].as_str())
+        .collect();
+    assert_eq!(roots, ["core", "srv"], "{own}");
+});
+
 lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
     // The region (a far host): srv and sw at 198.51.100.10/.11. Agent
     // a runs here and reaches it over mon0; agent b runs in a site
@@ -572,6 +727,39 @@ lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
     let (status, body) = a.get(&format!("/api/v1/members/m1/sla?month={month}"));
     assert_eq!(status, 200, "{body}");
     let m1: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    // The outage list: the region's has srv's outage alone, naming both
+    // agents; a's own file also has sw's (its uplink).
+    let outages = |scope: &str| -> serde_json::Value {
+        let (status, body) = a.get(&format!("/api/v1/outages?{window_q}{scope}"));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("JSON")
+    };
+    let (listed, listed_own) = (outages(""), outages("&scope=agent"));
+    let roots = |v: &serde_json::Value| -> Vec<String> {
+        v["outages"]
+            .as_array()
+            .expect("outages")
+            .iter()
+            .filter_map(|o| o["root_cause"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(listed["scope"], "region", "{listed}");
+    assert_eq!(roots(&listed), ["srv"], "{listed}");
+    assert_eq!(
+        listed["outages"][0]["agents"],
+        serde_json::json!(["a", "b"]),
+        "{listed}"
+    );
+    assert_eq!(listed["outages"][0]["services"], serde_json::json!([]));
+    assert_eq!(listed_own["scope"], "agent");
+    assert!(
+        roots(&listed_own).contains(&"sw".to_string()),
+        "{listed_own}"
+    );
+    assert!(
+        listed_own["outages"][0].get("agents").is_none(),
+        "{listed_own}"
+    );
     assert_eq!(a.stop(), Some(0));
     assert_eq!(b.stop(), Some(0));
     wait_until("three clean runs in PostgreSQL", DEADLINE, || {

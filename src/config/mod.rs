@@ -82,6 +82,9 @@ pub enum Secrets {
     /// Check their form only and read nothing (commands that use none,
     /// such as `report`).
     Skip,
+    /// Read only the shared ledger's connection string (`ledger.url`),
+    /// for `report` from the record several agents share.
+    LedgerOnly,
 }
 
 /// Read, decode and validate `path`, reading its secrets.

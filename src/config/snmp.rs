@@ -153,6 +153,8 @@ pub(super) fn secret(
     let resolved = match v.secrets {
         // The form is checked; nothing is read (`utkikk report`).
         super::Secrets::Skip => return Some(Secret::unresolved()),
+        super::Secrets::LedgerOnly if path != "ledger.url" => return Some(Secret::unresolved()),
+        super::Secrets::LedgerOnly => r.resolve(),
         super::Secrets::Resolve => r.resolve(),
         super::Secrets::ResolveWith(vars) => r.resolve_with(|name| vars.get(name).cloned()),
     };

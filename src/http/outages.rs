@@ -12,8 +12,8 @@ use chrono::Utc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::availability::{window, WindowQuery};
-use super::{doc, error, param_error, read_ledger};
+use super::availability::{window, ScopeQuery, WindowQuery};
+use super::{doc, error, param_error, read_ledger, read_region};
 use crate::agent::Agent;
 use crate::sla::outages::{list, OutageView};
 use crate::time::calendar::oslo_rfc3339;
@@ -48,6 +48,10 @@ pub struct OutageQuery {
 pub struct OutageList {
     pub from: String,
     pub to: String,
+    /// `region`: from the record merged across the agents (the default
+    /// when they share a PostgreSQL ledger; each outage names the agents
+    /// that saw it); `agent`: this agent's own record.
+    pub scope: &'static str,
     pub outages: Vec<OutageView>,
     /// Present only while the ledger cannot be written: what the answer
     /// lacks.
@@ -127,7 +131,15 @@ pub fn outages_docs(op: TransformOperation<'_>) -> TransformOperation<'_> {
         .with(doc::ledger_unavailable)
 }
 
-pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery>) -> Response {
+pub async fn outages(
+    AxState(agent): AxState<Agent>,
+    Query(q): Query<OutageQuery>,
+    Query(scope): Query<ScopeQuery>,
+) -> Response {
+    let shared = match scope.shared(&agent) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
     // No window at all: this month so far (Europe/Oslo).
     let this_month = (q.from.is_none() && q.to.is_none() && q.month.is_none())
         .then(|| crate::time::oslo::month_of(Utc::now()));
@@ -162,7 +174,7 @@ pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery
     let member = q.member.clone();
     // A window the ledger had not begun by is refused: "no outages" would
     // claim that what was never watched was up.
-    let all = match read_ledger(&agent, move |store, current_run| {
+    let read = move |store: Option<&crate::ledger::Store>, current_run| {
         let first = match store {
             Some(s) => s.first_run_start()?,
             None => None,
@@ -178,9 +190,22 @@ pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery
             current_run,
             now,
         )?))
-    })
-    .await
-    {
+    };
+    let scope_name = if shared.is_some() { "region" } else { "agent" };
+    let answer = match shared {
+        Some(shared) => {
+            let only = q
+                .member
+                .as_deref()
+                .map(|m| crate::sla::outages::scope_targets(&agent.inventory(), m));
+            read_region(&agent, shared, w, only, move |store| {
+                read(Some(store), None)
+            })
+            .await
+        }
+        None => read_ledger(&agent, read).await,
+    };
+    let all = match answer {
         Ok(Ok(v)) => v,
         Ok(Err(first)) => {
             return param_error(
@@ -213,6 +238,7 @@ pub async fn outages(AxState(agent): AxState<Agent>, Query(q): Query<OutageQuery
         Json(OutageList {
             from: oslo_rfc3339(w.start),
             to: oslo_rfc3339(w.end),
+            scope: scope_name,
             outages,
             incomplete,
         }),

@@ -12,10 +12,13 @@ use chrono::Utc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{doc, error, param_error, read_ledger};
+use super::availability::ScopeQuery;
+use super::{doc, error, param_error, read_ledger, read_region};
 use crate::agent::Agent;
+use crate::ledger::shared::SharedRecord;
 use crate::report::{self, Lang, ReportError};
 use crate::time::calendar::Month;
+use crate::time::interval::Interval;
 
 #[derive(Deserialize, JsonSchema)]
 pub struct ReportQuery {
@@ -115,17 +118,39 @@ fn parse_file(file: &str) -> Option<(Month, Form)> {
 /// 400.
 async fn build<T: Send + 'static>(
     agent: &Agent,
+    shared: Option<SharedRecord>,
+    month: Month,
+    now: i64,
     f: impl FnOnce(Option<&crate::ledger::Store>, Option<i64>) -> Result<T, ReportError>
         + Send
         + 'static,
 ) -> Result<T, Response> {
-    let built = read_ledger(agent, move |store, current_run| {
-        match f(store, current_run) {
-            Err(ReportError::Ledger(e)) => Err(e),
-            r => Ok(r),
+    let ledger_errors = |r: Result<T, ReportError>| match r {
+        Err(ReportError::Ledger(e)) => Err(e),
+        r => Ok(r),
+    };
+    // The month so far, from the record merged across the agents; a month
+    // not begun is refused as from one agent's file.
+    let region = shared.zip(
+        month
+            .window()
+            .filter(|w| w.start < now)
+            .map(|w| Interval::new(w.start, w.end.min(now))),
+    );
+    let built = match region {
+        Some((shared, window)) => {
+            read_region(agent, shared, window, None, move |store| {
+                ledger_errors(f(Some(store), None))
+            })
+            .await?
         }
-    })
-    .await?;
+        None => {
+            read_ledger(agent, move |store, current_run| {
+                ledger_errors(f(store, current_run))
+            })
+            .await?
+        }
+    };
     built.map_err(|e| match e {
         ReportError::UnknownMember(_) => error(StatusCode::NOT_FOUND, e.to_string()),
         e => error(StatusCode::BAD_REQUEST, e.to_string()),
@@ -155,7 +180,12 @@ pub async fn member_report(
     AxState(agent): AxState<Agent>,
     Path(ReportPath { member, file }): Path<ReportPath>,
     Query(q): Query<ReportQuery>,
+    Query(scope): Query<ScopeQuery>,
 ) -> Response {
+    let shared = match scope.shared(&agent) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
     let Some((month, form)) = parse_file(&file) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -172,9 +202,9 @@ pub async fn member_report(
     let now = Utc::now().timestamp_millis();
     let inv = agent.inventory();
     if member == "region" {
-        return region(&agent, inv, month, form, lang, now).await;
+        return region(&agent, shared, inv, month, form, lang, now).await;
     }
-    let r = match build(&agent, move |store, current_run| {
+    let r = match build(&agent, shared, month, now, move |store, current_run| {
         report::member_report(store, &inv, &member, month, current_run, now)
     })
     .await
@@ -233,13 +263,14 @@ pub async fn member_report(
 /// `GET /api/v1/reports/region/{YYYY-MM}.{json,html}`: the overview.
 async fn region(
     agent: &Agent,
+    shared: Option<SharedRecord>,
     inv: std::sync::Arc<crate::inventory::Inventory>,
     month: Month,
     form: Form,
     lang: Lang,
     now: i64,
 ) -> Response {
-    let r = match build(agent, move |store, current_run| {
+    let r = match build(agent, shared, month, now, move |store, current_run| {
         report::region::region_report(store, &inv, month, current_run, now)
     })
     .await

@@ -34,6 +34,7 @@ use crate::agent::Agent;
 use crate::inventory::{Inventory, PageAccess, Service};
 use crate::status::page::{self, Context, Pages};
 use crate::status::{self, words, MemberFigures};
+use crate::time::interval::Interval;
 
 /// The cookie a browser keeps a read token in.
 const COOKIE: &str = "utkikk_status";
@@ -109,10 +110,24 @@ impl FiguresCache {
             .cloned()
             .collect();
         let (inv2, id) = (inv.clone(), member.to_string());
-        let figures = read_ledger(agent, move |store, current_run| {
-            status::member_figures(store, &inv2, &id, &services, current_run, now_ms)
-        })
-        .await?;
+        let figures = match agent.ledger().shared().cloned() {
+            // Agents sharing a record: the region's figures, whichever
+            // agent serves the page.
+            Some(shared) => {
+                let window = Interval::new(status::shown_from(now_ms), now_ms);
+                let only = crate::sla::outages::scope_targets(inv, member);
+                super::read_region(agent, shared, window, Some(only), move |store| {
+                    status::member_figures(Some(store), &inv2, &id, &services, None, now_ms)
+                })
+                .await?
+            }
+            None => {
+                read_ledger(agent, move |store, current_run| {
+                    status::member_figures(store, &inv2, &id, &services, current_run, now_ms)
+                })
+                .await?
+            }
+        };
         let figures = Arc::new(figures);
         *cached = Some(Cached {
             generation,

@@ -162,6 +162,40 @@ impl Reader {
     }
 }
 
+impl Reader {
+    /// The links' daily figures of `targets` for the days starting in
+    /// `[from, to)` kept by the given runs: (target, day start, run id,
+    /// data), run ids the server's.
+    pub fn link_days(
+        &mut self,
+        targets: &[&str],
+        journals: &[Journal],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, i64, i64, String)>, LedgerError> {
+        let runs: Vec<i64> = journals
+            .iter()
+            .flat_map(|j| j.runs.iter().map(|r| r.id))
+            .collect();
+        if runs.is_empty() || targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .client
+            .query(
+                "SELECT target, day_ms, run_id, data FROM link_days
+                 WHERE target = ANY($1) AND run_id = ANY($2) AND day_ms >= $3 AND day_ms < $4
+                 ORDER BY target, day_ms, run_id",
+                &[&targets, &runs, &from_ms, &to_ms],
+            )
+            .map_err(pg_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+}
+
 /// The shared record as the agent's API reads it: one connection, opened
 /// when first needed and again after a failure (the server restarted, the
 /// network cut it), so a server that is away costs one failed connect per

@@ -142,6 +142,26 @@ pub struct Store {
     conn: Connection,
     /// Set when whoever asked no longer waits (see [`Store::cancel_on`]).
     cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// In a record merged from several agents ([`Store::in_memory`]):
+    /// per target, when each agent saw it `down` (outages name them).
+    seen_down: Option<SeenDown>,
+}
+
+/// Per target, each agent and the time it saw the target `down`.
+pub type SeenDown =
+    std::collections::HashMap<String, Vec<(String, crate::time::interval::IntervalSet)>>;
+
+/// Rows of a record made elsewhere, put into a [`Store::in_memory`] as
+/// they are (see [`Store::import`]).
+#[derive(Debug, Default)]
+pub struct Rows {
+    pub runs: Vec<RunRow>,
+    pub transitions: Vec<TransitionRow>,
+    /// (target, day start, run id, data).
+    pub link_days: Vec<(String, i64, i64, String)>,
+    pub windows: Vec<Window>,
+    pub notes: Vec<super::OutageNote>,
+    pub seen_down: SeenDown,
 }
 
 /// One run of the agent as recorded: from its start to its clean stop, or
@@ -237,7 +257,11 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
             .map_err(db_at(path))?;
         integrity(&conn, path)?;
-        let mut store = Store { conn, cancel: None };
+        let mut store = Store {
+            conn,
+            cancel: None,
+            seen_down: None,
+        };
         store.migrate(path)?;
         Ok(store)
     }
@@ -248,7 +272,123 @@ impl Store {
         // Queries read a month of many targets: a larger page cache.
         conn.execute_batch("PRAGMA cache_size=-65536;")
             .map_err(db)?;
-        Ok(Store { conn, cancel: None })
+        Ok(Store {
+            conn,
+            cancel: None,
+            seen_down: None,
+        })
+    }
+
+    /// An empty ledger of the current schema in memory: the record merged
+    /// from several agents, made for one answer (filled by
+    /// [`Store::import`]), so what is computed from one agent's file is
+    /// computed the same way from it.
+    pub fn in_memory() -> Result<Store, LedgerError> {
+        let conn = Connection::open_in_memory().map_err(db)?;
+        for sql in MIGRATIONS {
+            conn.execute_batch(sql).map_err(db)?;
+        }
+        conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
+            .map_err(db)?;
+        Ok(Store {
+            conn,
+            cancel: None,
+            seen_down: None,
+        })
+    }
+
+    /// Put `rows` in as they are, ids kept, in one transaction. For
+    /// [`Store::in_memory`]: a file written by an agent is never imported
+    /// into.
+    pub fn import(&mut self, agent: &str, rows: Rows) -> Result<(), LedgerError> {
+        let tx = self.conn.transaction().map_err(db)?;
+        {
+            let mut run = tx
+                .prepare(
+                    "INSERT INTO runs (id, agent, version, started_ms, last_seen_ms, stopped_ms, clean)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+                )
+                .map_err(db)?;
+            for r in &rows.runs {
+                run.execute(params![
+                    r.id,
+                    agent,
+                    env!("CARGO_PKG_VERSION"),
+                    r.started_ms,
+                    r.end_ms,
+                    r.clean as i64
+                ])
+                .map_err(db)?;
+            }
+            let mut tr = tx
+                .prepare(
+                    "INSERT INTO transitions (run_id, target, from_state, to_state, at_ms, reason, root_cause, reason_code)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(db)?;
+            for t in &rows.transitions {
+                tr.execute(params![
+                    t.run_id,
+                    t.target,
+                    t.from_state,
+                    t.to_state,
+                    t.at_ms,
+                    t.reason,
+                    t.root_cause,
+                    t.reason_code
+                ])
+                .map_err(db)?;
+            }
+            let mut link = tx
+                .prepare("INSERT OR REPLACE INTO link_days (target, day_ms, run_id, data) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(db)?;
+            for (target, day, run, data) in &rows.link_days {
+                link.execute(params![target, day, run, data]).map_err(db)?;
+            }
+            let mut window = tx
+                .prepare(
+                    "INSERT INTO maintenance (id, config_id, spec, declared_ms, withdrawn_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(db)?;
+            for w in &rows.windows {
+                let spec =
+                    serde_json::to_string(&w.spec).map_err(|e| LedgerError::Db(e.to_string()))?;
+                let config_id = match &w.origin {
+                    Origin::Config(id) => Some(id.as_str()),
+                    Origin::Api => None,
+                };
+                window
+                    .execute(params![
+                        w.id,
+                        config_id,
+                        spec,
+                        w.declared_ms,
+                        w.withdrawn_ms
+                    ])
+                    .map_err(db)?;
+            }
+            let mut note = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO outage_notes (target, start_ms, end_ms, note, written_ms)
+                     VALUES (?1, ?2, ?3, ?4, 0)",
+                )
+                .map_err(db)?;
+            for n in &rows.notes {
+                if let Some(text) = &n.note {
+                    note.execute(params![n.target, n.start_ms, n.end_ms, text])
+                        .map_err(db)?;
+                }
+            }
+        }
+        tx.commit().map_err(db)?;
+        self.seen_down = Some(rows.seen_down);
+        Ok(())
+    }
+
+    /// In a merged record: per target, when each agent saw it `down`.
+    pub fn seen_down(&self) -> Option<&SeenDown> {
+        self.seen_down.as_ref()
     }
 
     /// Let `flag` stop this store's queries: once it is set, long

@@ -263,10 +263,16 @@ pub struct OutageView {
     /// The operators' note on the outage (`POST /api/v1/outages/notes`).
     #[serde(default)]
     pub note: Option<String>,
+    /// From the record merged across agents (a shared ledger): the agents
+    /// that saw the root cause down during it, by id. Absent from one
+    /// agent's own record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<String>,
 }
 
 /// Put the operators' notes on `views`, replacing any they carry (a frozen
-/// report shows the notes as they are now: they are words, not figures).
+/// report shows the notes as they are now: they are words, not figures),
+/// and, in a record merged across agents, the agents that saw each.
 /// A note belongs to the outage of its root cause that began at its start;
 /// a piece cut at its window's start takes the latest note of its root
 /// cause begun before it, unless that outage had ended by then.
@@ -290,6 +296,16 @@ pub fn annotate(store: &Store, views: &mut [OutageView]) -> Result<(), LedgerErr
                     || (p.continues_before && n.end_ms.is_none_or(|e| e > p.start_ms))
             })
             .and_then(|n| n.note.clone());
+        if let Some(seen) = store.seen_down().and_then(|s| s.get(&p.target)) {
+            let span = IntervalSet::single(Interval::new(p.start_ms, p.end_ms));
+            v.agents = seen
+                .iter()
+                .filter(|(_, down)| !down.intersection(&span).is_empty())
+                .map(|(agent, _)| agent.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+        }
     }
     Ok(())
 }
@@ -362,6 +378,23 @@ pub fn scope<'a>(inv: &'a Inventory, member: &str) -> (HashSet<&'a str>, HashSet
         .map(|(i, _)| i)
         .collect();
     (roots, services)
+}
+
+/// Every target a member's outages and figures read: those of [`scope`]
+/// and the parts of the services it can affect.
+pub fn scope_targets(inv: &Inventory, member: &str) -> HashSet<String> {
+    let (roots, services) = scope(inv, member);
+    let mut out: HashSet<String> = roots.into_iter().map(str::to_string).collect();
+    for i in services {
+        let s = &inv.services[i];
+        out.extend(
+            s.targets
+                .iter()
+                .chain(s.redundancy.iter().flatten())
+                .cloned(),
+        );
+    }
+    out
 }
 
 /// The outages in `w` (within one calendar month) from the transitions, as
@@ -663,6 +696,7 @@ pub fn list(
             duration_seconds: (p.end_ms - p.start_ms) as f64 / 1e3,
             outage: p,
             note: None,
+            agents: Vec::new(),
         })
         .collect::<Vec<_>>())
     .and_then(|mut views| {

@@ -14,9 +14,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::timeline::{build, StateKey, Timeline};
-use crate::ledger::shared::Reader;
-use crate::ledger::LedgerError;
+use super::timeline::{build, run_spans, StateKey, Timeline};
+use crate::ledger::shared::{Journal, Reader};
+use crate::ledger::store::{Rows, RunRow, TransitionRow};
+use crate::ledger::{LedgerError, Store};
 use crate::model::State;
 use crate::time::interval::{Interval, IntervalSet};
 
@@ -136,6 +137,69 @@ impl<'a> Watch<'a> {
     }
 }
 
+/// Each target's rows from the shared ledger, split by the file (journal)
+/// they came from, of the files whose agent watches it.
+struct Read<'a> {
+    journals: Vec<Journal>,
+    /// Per target, in id order: who watches it, and its rows in each
+    /// watching file.
+    rows: Vec<(String, Watch<'a>, Vec<FileRows>)>,
+}
+
+/// A file's index in [`Read::journals`] and a target's rows there.
+type FileRows = (usize, Vec<TransitionRow>);
+
+fn read<'a>(
+    reader: &mut Reader,
+    targets: impl IntoIterator<Item = &'a str>,
+    window: Interval,
+    watch: impl Fn(&str) -> Watch<'a>,
+) -> Result<Read<'a>, LedgerError> {
+    let journals = reader.runs(window.start, window.end)?;
+    let trs = reader.transitions_of(targets, &journals, window.start, window.end)?;
+    let file_of: HashMap<i64, usize> = journals
+        .iter()
+        .enumerate()
+        .flat_map(|(i, j)| j.runs.iter().map(move |r| (r.id, i)))
+        .collect();
+    let mut rows: Vec<_> = trs
+        .into_iter()
+        .map(|(target, rows)| {
+            let mut own: Vec<Vec<TransitionRow>> = vec![Vec::new(); journals.len()];
+            for r in rows {
+                if let Some(&i) = file_of.get(&r.run_id) {
+                    own[i].push(r);
+                }
+            }
+            let w = watch(&target);
+            let own = own
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| w.agents.is_empty() || w.agents.contains(&journals[*i].agent))
+                .collect();
+            (target, w, own)
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Read { journals, rows })
+}
+
+impl Read<'_> {
+    /// One target's view from each watching file over `window`.
+    fn views(
+        &self,
+        own: &[(usize, Vec<TransitionRow>)],
+        window: Interval,
+    ) -> Vec<(String, Timeline)> {
+        own.iter()
+            .map(|(i, rows)| {
+                let j = &self.journals[*i];
+                (j.agent.clone(), build(window, &j.runs, rows, None, 0))
+            })
+            .collect()
+    }
+}
+
 /// The merged record of `targets` over `window` from the shared ledger:
 /// each file's runs and transitions make that agent's view, the views of
 /// the agents that watch the target are merged, then the maintenance
@@ -147,34 +211,182 @@ pub fn timelines<'a>(
     windows: &[crate::maintenance::Window],
     watch: impl Fn(&str) -> Watch<'a>,
 ) -> Result<HashMap<String, Merged>, LedgerError> {
-    let journals = reader.runs(window.start, window.end)?;
-    let trs = reader.transitions_of(targets, &journals, window.start, window.end)?;
-    let file_of: HashMap<i64, usize> = journals
+    let read = read(reader, targets, window, watch)?;
+    Ok(read
+        .rows
         .iter()
-        .enumerate()
-        .flat_map(|(i, j)| j.runs.iter().map(move |r| (r.id, i)))
-        .collect();
-    Ok(trs
-        .into_iter()
-        .map(|(target, rows)| {
-            let mut own: Vec<Vec<_>> = vec![Vec::new(); journals.len()];
-            for r in rows {
-                if let Some(&i) = file_of.get(&r.run_id) {
-                    own[i].push(r);
-                }
-            }
-            let w = watch(&target);
-            let views: Vec<(String, Timeline)> = journals
-                .iter()
-                .zip(&own)
-                .filter(|(j, _)| w.agents.is_empty() || w.agents.contains(&j.agent))
-                .map(|(j, rows)| (j.agent.clone(), build(window, &j.runs, rows, None, 0)))
-                .collect();
-            let planned = crate::maintenance::of_target(windows, &target, window);
+        .map(|(target, w, own)| {
+            let views = read.views(own, window);
+            let planned = crate::maintenance::of_target(windows, target, window);
             let timeline =
                 merge(window, &as_views(&views), w.designated).with_maintenance(&planned);
-            (target, Merged { timeline, views })
+            (target.clone(), Merged { timeline, views })
         })
+        .collect())
+}
+
+/// The region's record of every target of `inv` over `window`, made into
+/// a ledger of its own in memory ([`Store::in_memory`]): what is computed
+/// from one agent's file (outages and their root causes, services
+/// affected, reports, status pages) is then computed the same way from
+/// the record merged across the agents.
+///
+/// Its runs are the union of the agents' runs; each target moves to its
+/// merged state at each change, with the reason of an agent that saw that
+/// state (its designated agent first). Planned maintenance is not in the
+/// transitions: `windows` go in as windows, applied by whoever reads, as
+/// with a file. A link's daily figures are one agent's per day (its
+/// designated agent's where it kept some): two agents' echoes of one link
+/// are not added up. `notes` are the operators' notes on outages.
+/// `only`: the targets wanted (a member's, see
+/// [`super::outages::scope`]); `None`: all.
+pub fn materialise(
+    reader: &mut Reader,
+    inv: &crate::inventory::Inventory,
+    window: Interval,
+    only: Option<&std::collections::HashSet<String>>,
+    windows: Vec<crate::maintenance::Window>,
+    notes: Vec<crate::ledger::OutageNote>,
+) -> Result<Store, LedgerError> {
+    // A millisecond either side, so that an outage already going at the
+    // window's start (or still going at its end) says so.
+    let ext = Interval::new(window.start.saturating_sub(1), window.end.saturating_add(1));
+    let read = read(
+        reader,
+        inv.targets
+            .iter()
+            .map(|t| t.id.as_str())
+            .filter(|t| only.is_none_or(|o| o.contains(*t))),
+        ext,
+        |t| inv.target(t).map(Watch::of).unwrap_or_default(),
+    )?;
+    let covered = IntervalSet::from_intervals(read.journals.iter().flat_map(|j| {
+        run_spans(&j.runs, None, 0)
+            .map(|(_, i)| i)
+            .collect::<Vec<_>>()
+    }))
+    .restrict(ext);
+    let mut rows = Rows {
+        runs: covered
+            .spans()
+            .iter()
+            .zip(1..)
+            .map(|(i, id)| RunRow {
+                id,
+                started_ms: i.start,
+                end_ms: i.end,
+                clean: true,
+            })
+            .collect(),
+        windows,
+        notes,
+        ..Rows::default()
+    };
+    for (target, w, own) in &read.rows {
+        let views = read.views(own, ext);
+        let merged = merge(ext, &as_views(&views), w.designated);
+        // Whose rows say why: the designated agent's first.
+        let mut order: Vec<&FileRows> = own.iter().collect();
+        order.sort_by_key(|(i, _)| Some(read.journals[*i].agent.as_str()) != w.designated);
+        let why = |state: &str, at: i64| {
+            order.iter().find_map(|(_, rows)| {
+                let n = rows.partition_point(|r| r.at_ms <= at);
+                rows.get(n.checked_sub(1)?)
+                    .filter(|r| r.to_state == state)
+                    .map(|r| (r.reason.clone(), r.reason_code.clone()))
+            })
+        };
+        let mut segments: Vec<(Interval, State)> = merged
+            .states
+            .iter()
+            .flat_map(|(k, set)| set.spans().iter().map(move |i| (*i, k.state())))
+            .collect();
+        segments.sort_by_key(|(i, _)| i.start);
+        for run in &rows.runs {
+            let mut was = State::Unmonitored;
+            for (span, state) in segments
+                .iter()
+                .filter(|(i, _)| i.start < run.end_ms && i.end > run.started_ms)
+            {
+                if *state == was {
+                    continue;
+                }
+                let at = span.start.max(run.started_ms);
+                let (reason, reason_code) = why(state.as_str(), at).unwrap_or_default();
+                rows.transitions.push(TransitionRow {
+                    run_id: run.id,
+                    target: target.clone(),
+                    from_state: was.as_str().to_string(),
+                    to_state: state.as_str().to_string(),
+                    at_ms: at,
+                    reason,
+                    reason_code,
+                    root_cause: None,
+                });
+                was = *state;
+            }
+        }
+        let down: Vec<(String, IntervalSet)> = views
+            .iter()
+            .map(|(agent, t)| (agent.clone(), set_of(t, State::Down)))
+            .filter(|(_, s)| !s.is_empty())
+            .collect();
+        if !down.is_empty() {
+            rows.seen_down.insert(target.clone(), down);
+        }
+    }
+    rows.link_days = link_days(reader, inv, &read.journals, window)?;
+    let mut store = Store::in_memory()?;
+    store.import(REGION, rows)?;
+    Ok(store)
+}
+
+/// The agent named by the runs of a merged record.
+pub const REGION: &str = "region";
+
+/// The links' daily figures for the days starting in `window`: per link
+/// and day, one agent's rows (its designated agent's, if it kept any;
+/// else the first watching agent's that did).
+fn link_days(
+    reader: &mut Reader,
+    inv: &crate::inventory::Inventory,
+    journals: &[Journal],
+    window: Interval,
+) -> Result<Vec<(String, i64, i64, String)>, LedgerError> {
+    let links: Vec<&str> = inv
+        .targets
+        .iter()
+        .filter(|t| t.kind == crate::inventory::TargetKind::Link)
+        .map(|t| t.id.as_str())
+        .collect();
+    let all = reader.link_days(&links, journals, window.start, window.end)?;
+    let agent_of: HashMap<i64, &str> = journals
+        .iter()
+        .flat_map(|j| j.runs.iter().map(move |r| (r.id, j.agent.as_str())))
+        .collect();
+    // (target, day) → the agent chosen.
+    let mut chosen: HashMap<(&str, i64), &str> = HashMap::new();
+    for (target, day, run, _) in &all {
+        let (Some(agent), Some(t)) = (agent_of.get(run), inv.target(target)) else {
+            continue;
+        };
+        let w = Watch::of(t);
+        if !w.agents.is_empty() && !w.agents.iter().any(|a| a == agent) {
+            continue;
+        }
+        let slot = chosen.entry((target.as_str(), *day)).or_insert(agent);
+        if w.designated == Some(*agent) {
+            *slot = agent;
+        }
+    }
+    Ok(all
+        .iter()
+        .filter(|(target, day, run, _)| {
+            agent_of
+                .get(run)
+                .is_some_and(|a| chosen.get(&(target.as_str(), *day)) == Some(a))
+        })
+        .cloned()
         .collect())
 }
 

@@ -366,6 +366,18 @@ impl Planned {
     }
 }
 
+/// Where the figures a status page shows at `now_ms` begin: the first of
+/// the [`DAYS_SHOWN`] days (which reach further back than the outages of
+/// [`RESOLVED_BACK_MS`] and the last 24 hours).
+pub fn shown_from(now_ms: i64) -> i64 {
+    crate::time::oslo::date_of(now_ms)
+        .and_then(|d| d.checked_sub_days(chrono::Days::new(DAYS_SHOWN as u64 - 1)))
+        .and_then(crate::time::oslo::day_start)
+        .unwrap_or(now_ms)
+        .min(now_ms - RESOLVED_BACK_MS)
+        .min(now_ms - 86_400_000)
+}
+
 /// A member's figures at `now_ms`: for each of `services`, the last 24
 /// hours, 30 days (today and the 29 before), this month and
 /// [`DAYS_SHOWN`] daily figures, closed days read from the kept day
@@ -396,11 +408,7 @@ pub fn member_figures(
         });
     };
     let today = crate::time::oslo::date_of(now_ms);
-    let first = today.and_then(|d| d.checked_sub_days(chrono::Days::new(DAYS_SHOWN as u64 - 1)));
-    let from = first
-        .and_then(crate::time::oslo::day_start)
-        .unwrap_or(now_ms);
-    let window = Interval::new(from, now_ms);
+    let window = Interval::new(shown_from(now_ms), now_ms);
     let mut out = Vec::new();
     for s in services {
         let level = today.and_then(|d| s.level_on(d)).cloned();
