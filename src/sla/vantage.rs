@@ -344,7 +344,7 @@ pub fn materialise(
 /// The agent named by the runs of a merged record.
 pub const REGION: &str = "region";
 
-/// The links' daily figures for the days starting in `window`: per link
+/// The links' daily figures for the days `window` touches: per link
 /// and day, one agent's rows (its designated agent's, if it kept any;
 /// else the first watching agent's that did).
 fn link_days(
@@ -359,7 +359,12 @@ fn link_days(
         .filter(|t| t.kind == crate::inventory::TargetKind::Link)
         .map(|t| t.id.as_str())
         .collect();
-    let all = reader.link_days(&links, journals, window.start, window.end)?;
+    // Every day the window touches: a day's row is dated at its start.
+    let first_day = crate::time::oslo::date_of(window.start)
+        .and_then(crate::time::oslo::day_start)
+        .unwrap_or(window.start)
+        .min(window.start);
+    let all = reader.link_days(&links, journals, first_day, window.end)?;
     let agent_of: HashMap<i64, &str> = journals
         .iter()
         .flat_map(|j| j.runs.iter().map(move |r| (r.id, j.agent.as_str())))
