@@ -389,23 +389,17 @@ fn report(args: ReportArgs) -> ExitCode {
             reason: e.kind().to_string(),
         }),
     };
-    let result = if let Err(e) = found {
-        Err(e)
-    } else {
-        utkikk::ledger::Store::open_when_current(&ledger)
-            .and_then(|store| match (&inv.agent.ledger, region) {
-                (utkikk::inventory::LedgerBackend::Postgres { url, ca_pem }, true) => {
-                    region_record(
-                        &store,
-                        &inv,
-                        url,
-                        ca_pem.as_deref(),
-                        m,
-                        now.timestamp_millis(),
-                    )
-                }
-                _ => Ok(store),
-            })
+    let record =
+        match (&inv.agent.ledger, region) {
+            // The region's record needs no file of this agent's.
+            (utkikk::inventory::LedgerBackend::Postgres { url, ca_pem }, true) => Ok(
+                region_record(&inv, url, ca_pem.as_deref(), m, now.timestamp_millis()),
+            ),
+            _ => found.map(|()| utkikk::ledger::Store::open_when_current(&ledger)),
+        };
+    let result = match record {
+        Err(e) => Err(e),
+        Ok(store) => store
             .map_err(utkikk::report::ReportError::from)
             .and_then(|store| {
                 utkikk::report::write_files(
@@ -427,7 +421,7 @@ fn report(args: ReportArgs) -> ExitCode {
                     None,
                     now.timestamp_millis(),
                 )
-            })
+            }),
     };
     match result {
         Ok(files) => {
@@ -443,11 +437,10 @@ fn report(args: ReportArgs) -> ExitCode {
     }
 }
 
-/// The record merged across the agents for `month` so far, with this
-/// agent's maintenance windows and outage notes (see
+/// The record merged across the agents for `month` so far, with the
+/// region's maintenance windows and outage notes (see
 /// `utkikk::sla::vantage::materialise`).
 fn region_record(
-    own: &utkikk::ledger::Store,
     inv: &utkikk::inventory::Inventory,
     url: &utkikk::model::secret::Secret,
     ca_pem: Option<&[u8]>,
@@ -464,14 +457,7 @@ fn region_record(
         return utkikk::ledger::Store::in_memory();
     };
     let mut reader = utkikk::ledger::shared::Reader::connect(url, ca_pem)?;
-    utkikk::sla::vantage::materialise(
-        &mut reader,
-        inv,
-        window,
-        None,
-        own.maintenance_windows()?,
-        own.outage_notes(window.end.saturating_add(1))?,
-    )
+    utkikk::sla::vantage::materialise(&mut reader, inv, window, None)
 }
 
 fn ledger(action: LedgerCommand) -> ExitCode {

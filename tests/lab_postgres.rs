@@ -23,6 +23,7 @@ use utkikk::sla::vantage;
 use utkikk::time::interval::Interval;
 
 const DEADLINE: Duration = Duration::from_secs(60);
+const TOKEN: &str = "lab-api-token-2b9e";
 
 fn backend(pg: &Postgres) -> LedgerBackend {
     LedgerBackend::Postgres {
@@ -631,16 +632,22 @@ lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
 
     let yaml = |id: &str, listen: &str| {
         format!(
-                "agent: {{ id: {id}, listen_address: \"{listen}\" }}\n{FAST}\nledger: {{ backend: postgres, url: \"env:UTKIKK_PG_URL\" }}\nmembers:\n  - {{ id: m1, name: M1 }}\ntargets:\n  - {{ id: srv, kind: server, address: 198.51.100.10, member: m1 }}\n  - {{ id: sw, kind: switch, address: 198.51.100.11, member: m1 }}\nservices:\n  - {{ id: net, name: Net, serves: [m1], targets: [sw], sla: [{{ valid_from: 2024-01-01, objective: 99.5 }}] }}\n"
+                "agent: {{ id: {id}, listen_address: \"{listen}\", api_token: \"env:UTKIKK_API_TOKEN\" }}\n{FAST}\nledger: {{ backend: postgres, url: \"env:UTKIKK_PG_URL\" }}\nmembers:\n  - {{ id: m1, name: M1 }}\ntargets:\n  - {{ id: srv, kind: server, address: 198.51.100.10, member: m1 }}\n  - {{ id: sw, kind: switch, address: 198.51.100.11, member: m1 }}\nservices:\n  - {{ id: net, name: Net, serves: [m1], targets: [sw], sla: [{{ valid_from: 2024-01-01, objective: 99.5 }}] }}\n"
             )
     };
     let url =
         |host: &str| format!("host={host} port=5432 user=utkikk dbname=postgres sslmode=disable");
     let mut a = Agent::prepare(&yaml("a", "127.0.0.1:9474"));
-    a.env = vec![("UTKIKK_PG_URL".into(), url("127.0.0.1"))];
+    a.env = vec![
+        ("UTKIKK_PG_URL".into(), url("127.0.0.1")),
+        ("UTKIKK_API_TOKEN".into(), TOKEN.into()),
+    ];
     a.spawn();
     let mut b = Agent::prepare(&yaml("b", "198.18.1.2:9474"));
-    b.env = vec![("UTKIKK_PG_URL".into(), url("198.18.1.1"))];
+    b.env = vec![
+        ("UTKIKK_PG_URL".into(), url("198.18.1.1")),
+        ("UTKIKK_API_TOKEN".into(), TOKEN.into()),
+    ];
     b.wrapper = vec![
         "nsenter".into(),
         "-t".into(),
@@ -760,6 +767,17 @@ lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
         listed_own["outages"][0].get("agents").is_none(),
         "{listed_own}"
     );
+    // A note on the region's outage, written through a: kept in a's file,
+    // copied to the shared record, shown with the region's outage.
+    let note = format!(
+        r#"{{"root_cause":"srv","start":{},"note":"Strømbrudd"}}"#,
+        listed["outages"][0]["start"]
+    );
+    let (status, body) = a.write("POST", "/api/v1/outages/notes", Some(TOKEN), &note);
+    assert_eq!(status, 200, "{body}");
+    wait_until("the note in the region's list", DEADLINE, || {
+        outages("")["outages"][0]["note"] == "Strømbrudd"
+    });
     assert_eq!(a.stop(), Some(0));
     assert_eq!(b.stop(), Some(0));
     wait_until("three clean runs in PostgreSQL", DEADLINE, || {

@@ -82,7 +82,6 @@ impl Bench {
         let Some(pg) = &self.pg else {
             return self.file();
         };
-        let file = self.file();
         let count = |sql: &str| {
             rusqlite::Connection::open_with_flags(
                 self.data_dir().join("ledger.db"),
@@ -96,21 +95,17 @@ impl Bench {
             "SELECT count(*) FROM runs WHERE clean = 1",
             "SELECT count(*) FROM transitions",
             "SELECT count(*) FROM link_days",
+            "SELECT count(*) FROM maintenance",
+            "SELECT CAST(coalesce(sum(coalesce(withdrawn_ms, 0)), 0) AS BIGINT) FROM maintenance",
+            "SELECT count(*) FROM outage_notes",
+            "SELECT CAST(coalesce(sum(written_ms), 0) AS BIGINT) FROM outage_notes",
         ];
         let want: Vec<i64> = kinds.iter().map(|sql| count(sql)).collect();
         wait_until("the file's record in PostgreSQL", DEADLINE, || {
             kinds.iter().map(|sql| pg.count(sql)).collect::<Vec<_>>() == want
         });
         let mut reader = Reader::connect(&Secret::derived(pg.url()), None).unwrap();
-        utkikk::sla::vantage::materialise(
-            &mut reader,
-            inv,
-            window,
-            None,
-            file.maintenance_windows().unwrap(),
-            file.outage_notes(window.end + 1).unwrap(),
-        )
-        .unwrap()
+        utkikk::sla::vantage::materialise(&mut reader, inv, window, None).unwrap()
     }
 
     /// The agents an outage names: none from one agent's own file.
@@ -330,5 +325,90 @@ on_both!(
                 .collect::<Vec<_>>()
         };
         assert_eq!(count(&record), count(&bench.file()));
+    }
+);
+
+on_both!(
+    maintenance_windows_read_back_alike_sqlite,
+    maintenance_windows_read_back_alike_postgres,
+    |bench| {
+        use utkikk::ledger::{MaintenanceDone, MaintenanceOp};
+        use utkikk::maintenance::{Category, Recurrence, Spec};
+        let inv = inventory();
+        let (up, down, unmon) = (State::Up, State::Down, State::Unmonitored);
+        let t0 = Utc::now();
+        let ledger = bench.ledger(t0);
+        for t in ["up1", "sw", "srv"] {
+            ledger.record(moved(t, unmon, up, t0));
+        }
+        // Planned work on srv from now on (a window counts only from when
+        // it was declared); one withdrawn at once, which covers nothing.
+        let spec = |note: &str| Spec {
+            targets: vec!["srv".into()],
+            category: Category::VendorWork,
+            note: Some(note.into()),
+            schedule: Recurrence::Once {
+                start_ms: t0.timestamp_millis(),
+                end_ms: t0.timestamp_millis() + 600_000,
+            },
+        };
+        let declared = match ledger
+            .change_maintenance(MaintenanceOp::Declare(spec("Firmware")))
+            .unwrap()
+        {
+            MaintenanceDone::Declared(w) => w,
+            other => panic!("{other:?}"),
+        };
+        let gone = match ledger
+            .change_maintenance(MaintenanceOp::Declare(spec("Cancelled")))
+            .unwrap()
+        {
+            MaintenanceDone::Declared(w) => w,
+            other => panic!("{other:?}"),
+        };
+        ledger
+            .change_maintenance(MaintenanceOp::Withdraw(gone.id))
+            .unwrap();
+        let from = declared.declared_ms.max(gone.declared_ms) + 100;
+        wait_until("the clock moves past the declarations", DEADLINE, || {
+            Utc::now().timestamp_millis() > from + 300
+        });
+        let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap();
+        ledger.record(moved("srv", up, down, at(from)));
+        ledger.record(moved("srv", down, up, at(from + 200)));
+        ledger.flush().unwrap();
+        ledger.stop().unwrap();
+        drop(ledger);
+        let end = bench.file().last_run().unwrap().map(|r| r.end_ms).unwrap();
+        let window = Interval::new(t0.timestamp_millis(), end);
+        let record = bench.record(&inv, window);
+        // srv's failure inside the window is planned: maintenance, not down.
+        let tl = utkikk::sla::timelines(&record, ["srv"], window, None, end).unwrap();
+        assert_eq!(tl["srv"].ms(State::Down), 0);
+        assert!(tl["srv"].ms(State::Maintenance) >= 200);
+        let listed =
+            utkikk::sla::outages::list(Some(&record), &inv, window, None, None, end).unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert!(listed[0].outage.planned);
+        assert_eq!(listed[0].duration_seconds, 0.2);
+        // The report lists the window declared over its time, and the one
+        // withdrawn only for the moment it was in force.
+        let month = utkikk::time::calendar::Month::parse(&utkikk::time::oslo::month_of(
+            DateTime::from_timestamp_millis(window.start).unwrap(),
+        ))
+        .unwrap();
+        let report =
+            utkikk::report::member_report(Some(&record), &inv, "m1", month, None, end).unwrap();
+        let seconds = |note: &str| -> f64 {
+            report
+                .maintenance
+                .iter()
+                .filter(|m| m.note.as_deref() == Some(note))
+                .map(|m| m.duration_seconds)
+                .sum()
+        };
+        assert!(seconds("Firmware") >= 0.3, "{:?}", report.maintenance);
+        assert!(seconds("Cancelled") < 0.1, "{:?}", report.maintenance);
+        assert!(report.outages.is_empty(), "planned outages are not listed");
     }
 );

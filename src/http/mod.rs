@@ -382,11 +382,11 @@ async fn read_shared<T: Send + 'static>(
 }
 
 /// `f` on the record merged across the agents over `window`, made into a
-/// ledger in memory ([`crate::sla::vantage::materialise`]) with this
-/// agent's maintenance windows and outage notes, in one of the API's
+/// ledger in memory ([`crate::sla::vantage::materialise`]) with the
+/// region's maintenance windows and outage notes, in one of the API's
 /// ledger query slots. `f` computes as from one agent's file (no run of
 /// that record is going on). `only`: the targets wanted; `None`: all.
-async fn read_region<T: Send + 'static>(
+pub(super) async fn read_region<T: Send + 'static>(
     agent: &Agent,
     shared: crate::ledger::shared::SharedRecord,
     window: crate::time::interval::Interval,
@@ -394,27 +394,11 @@ async fn read_region<T: Send + 'static>(
     f: impl FnOnce(&crate::ledger::Store) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
 ) -> Result<T, Response> {
     let inv = agent.inventory();
-    let windows = agent.ledger().maintenance().to_vec();
-    let own = agent.ledger().path().to_path_buf();
     read_shared(agent, shared, move |reader| {
-        let notes = own_notes(&own, window.end)?;
-        let store =
-            crate::sla::vantage::materialise(reader, &inv, window, only.as_ref(), windows, notes)?;
+        let store = crate::sla::vantage::materialise(reader, &inv, window, only.as_ref())?;
         f(&store)
     })
     .await
-}
-
-/// This agent's notes on outages begun before `to_ms` (none while it has
-/// no file yet).
-fn own_notes(
-    path: &std::path::Path,
-    to_ms: i64,
-) -> Result<Vec<crate::ledger::OutageNote>, crate::ledger::LedgerError> {
-    if !path.exists() {
-        return Ok(Vec::new());
-    }
-    crate::ledger::Store::open_when_current(path)?.outage_notes(to_ms.saturating_add(1))
 }
 
 /// `f` on a blocking thread with a read-only store of the ledger at

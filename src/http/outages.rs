@@ -336,13 +336,9 @@ pub async fn note(
         );
     }
     let target = input.root_cause.clone();
-    let found = read_ledger(&agent, move |store, current_run| {
-        let Some(store) = store else {
-            return Ok(None);
-        };
-        // From just before: an outage that began at `start` does not
-        // continue from before this window.
-        let w = Interval::new(start_ms - 1, (start_ms + 1).min(now));
+    // The outage as a record has it: began at `start` (not continuing
+    // from before), unplanned; and when it ended, if it has.
+    let find = move |store: &crate::ledger::Store, current_run, w: Interval| {
         let hit = list(Some(store), &inv, w, None, current_run, now)?
             .into_iter()
             .any(|o| {
@@ -355,8 +351,36 @@ pub async fn note(
             return Ok(None);
         }
         Ok(Some(store.left_down_after(&target, start_ms)?))
-    })
-    .await;
+    };
+    // From just before: an outage that began at `start` does not
+    // continue from before this window.
+    let w = Interval::new(start_ms - 1, (start_ms + 1).min(now));
+    // Agents sharing a record: an outage of the region's (as the outage
+    // list has it by default), or of this agent's own.
+    let regional = match agent.ledger().shared().cloned() {
+        Some(shared) => {
+            let find = find.clone();
+            let only = std::iter::once(input.root_cause.clone()).collect();
+            // To now: when it ended is read from the same record.
+            let to_now = Interval::new(w.start, now);
+            read_region(&agent, shared, to_now, Some(only), move |store| {
+                find(store, None, w)
+            })
+            .await
+        }
+        None => Ok(None),
+    };
+    let found = match regional {
+        Ok(Some(end)) => Ok(Some(end)),
+        Err(r) => Err(r),
+        Ok(None) => {
+            read_ledger(&agent, move |store, current_run| match store {
+                Some(store) => find(store, current_run, w),
+                None => Ok(None),
+            })
+            .await
+        }
+    };
     let end_ms = match found {
         Err(r) => return r,
         Ok(None) => {

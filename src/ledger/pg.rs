@@ -133,6 +133,13 @@ pub const MIGRATIONS: &[&str] = &[
         through BIGINT NOT NULL,
         PRIMARY KEY (journal, kind)
     );",
+    // 9: maintenance windows and outage notes shared: each file's windows
+    // as copies keyed like its other rows (their withdrawal updates the
+    // copy); a note removed stays as an empty note, the newest write of
+    // a note standing whichever agent made it.
+    "ALTER TABLE maintenance ADD COLUMN journal TEXT, ADD COLUMN local_id BIGINT;
+    CREATE UNIQUE INDEX maintenance_copy ON maintenance(journal, local_id);
+    CREATE INDEX outage_notes_written ON outage_notes(written_ms);",
 ];
 
 /// Held while migrating, so agents starting together migrate once.
@@ -327,7 +334,16 @@ pub struct Shipper {
     transitions: i64,
     events: i64,
     link_days: i64,
+    /// What the file's maintenance windows and notes were when last
+    /// copied (`None`: not yet by this process): all are copied again
+    /// when it changes — they are few, and change in place.
+    windows: Option<Fingerprint>,
+    notes: Option<Fingerprint>,
 }
+
+/// Rows, latest time and sum of times of a small table that changes in
+/// place: any write changes it.
+type Fingerprint = (i64, i64, i64);
 
 /// What one [`Shipper::ship`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -379,6 +395,8 @@ impl Shipper {
             transitions,
             events,
             link_days,
+            windows: None,
+            notes: None,
         })
     }
 
@@ -397,6 +415,29 @@ impl Shipper {
         let transitions = read_transitions(local, self.transitions)?;
         let events = read_events(local, self.events)?;
         let link_days = read_link_days(local, self.link_days)?;
+        let windows_now = fingerprint(
+            local,
+            "SELECT count(*), coalesce(max(max(declared_ms, coalesce(withdrawn_ms, 0))), 0),
+                    coalesce(total(declared_ms + coalesce(withdrawn_ms, 0)), 0) FROM maintenance",
+        )?;
+        let notes_now = fingerprint(
+            local,
+            "SELECT count(*), coalesce(max(written_ms), 0), coalesce(total(written_ms), 0) FROM outage_notes",
+        )?;
+        let windows = match self.windows == Some(windows_now) {
+            true => Vec::new(),
+            false => read_all(
+                local,
+                "SELECT id, config_id, spec, declared_ms, withdrawn_ms FROM maintenance ORDER BY id",
+            )?,
+        };
+        let notes = match self.notes == Some(notes_now) {
+            true => Vec::new(),
+            false => read_all(
+                local,
+                "SELECT target, start_ms, end_ms, note, written_ms FROM outage_notes ORDER BY written_ms",
+            )?,
+        };
         let mut tx = self.client.transaction().map_err(pg)?;
         let mut runs = self.runs.clone();
         for r in &local_runs {
@@ -492,8 +533,12 @@ impl Shipper {
             set_cursor(&mut tx, &self.journal, "link_days", last)?;
             rows += link_days.len();
         }
+        ship_windows(&mut tx, &self.journal, &windows)?;
+        ship_notes(&mut tx, &notes)?;
         tx.commit().map_err(pg)?;
         // Only now: a transaction that failed leaves the cursors as they were.
+        self.windows = Some(windows_now);
+        self.notes = Some(notes_now);
         self.runs = runs;
         if let Some(t) = transitions.last() {
             self.transitions = t.0;
@@ -507,6 +552,83 @@ impl Shipper {
         let backlog = backlog(local, self.transitions, self.events)?;
         Ok(Shipped { rows, backlog })
     }
+}
+
+/// id, config id, spec, declared, withdrawn.
+type LocalWindow = (i64, Option<String>, String, i64, Option<i64>);
+
+/// target, start, end, note (empty: removed), written.
+type LocalNote = (String, i64, Option<i64>, String, i64);
+
+/// The file's windows as its copies on the server (a withdrawal updates
+/// the copy).
+fn ship_windows(
+    tx: &mut Transaction<'_>,
+    journal: &str,
+    windows: &[LocalWindow],
+) -> Result<(), LedgerError> {
+    if windows.is_empty() {
+        return Ok(());
+    }
+    let id: Vec<i64> = windows.iter().map(|w| w.0).collect();
+    let config: Vec<Option<&str>> = windows.iter().map(|w| w.1.as_deref()).collect();
+    let spec: Vec<&str> = windows.iter().map(|w| w.2.as_str()).collect();
+    let declared: Vec<i64> = windows.iter().map(|w| w.3).collect();
+    let withdrawn: Vec<Option<i64>> = windows.iter().map(|w| w.4).collect();
+    tx.execute(
+        "INSERT INTO maintenance (journal, local_id, config_id, spec, declared_ms, withdrawn_ms)
+         SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+         ON CONFLICT (journal, local_id) DO UPDATE SET withdrawn_ms = EXCLUDED.withdrawn_ms",
+        &[&journal, &id, &config, &spec, &declared, &withdrawn],
+    )
+    .map_err(pg)?;
+    Ok(())
+}
+
+/// The file's notes into the shared ones: the newest write of a note
+/// stands, whichever agent made it.
+fn ship_notes(tx: &mut Transaction<'_>, notes: &[LocalNote]) -> Result<(), LedgerError> {
+    // One row per key in a statement: the newest (they come by time).
+    let mut newest: std::collections::HashMap<(&str, i64), &LocalNote> = Default::default();
+    for n in notes {
+        newest.insert((n.0.as_str(), n.1), n);
+    }
+    if newest.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<&LocalNote> = newest.into_values().collect();
+    let target: Vec<&str> = rows.iter().map(|n| n.0.as_str()).collect();
+    let start: Vec<i64> = rows.iter().map(|n| n.1).collect();
+    let end: Vec<Option<i64>> = rows.iter().map(|n| n.2).collect();
+    let note: Vec<&str> = rows.iter().map(|n| n.3.as_str()).collect();
+    let written: Vec<i64> = rows.iter().map(|n| n.4).collect();
+    tx.execute(
+        "INSERT INTO outage_notes (target, start_ms, end_ms, note, written_ms)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[])
+         ON CONFLICT (target, start_ms) DO UPDATE SET
+             end_ms = EXCLUDED.end_ms, note = EXCLUDED.note, written_ms = EXCLUDED.written_ms
+         WHERE EXCLUDED.written_ms >= outage_notes.written_ms",
+        &[&target, &start, &end, &note, &written],
+    )
+    .map_err(pg)?;
+    Ok(())
+}
+
+fn fingerprint(local: &Connection, sql: &str) -> Result<Fingerprint, LedgerError> {
+    local
+        .query_row(sql, [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, f64>(2)? as i64))
+        })
+        .map_err(lite)
+}
+
+fn read_all<T>(local: &Connection, sql: &str) -> Result<Vec<T>, LedgerError>
+where
+    T: for<'r> TryFrom<&'r rusqlite::Row<'r>, Error = rusqlite::Error>,
+{
+    let mut st = local.prepare_cached(sql).map_err(lite)?;
+    let rows = st.query_map([], |r| T::try_from(r)).map_err(lite)?;
+    rows.collect::<Result<_, _>>().map_err(lite)
 }
 
 fn upsert_run(tx: &mut Transaction<'_>, journal: &str, r: &LocalRun) -> Result<i64, LedgerError> {

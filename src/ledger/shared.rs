@@ -13,7 +13,8 @@ use postgres::Client;
 
 use super::pg::{self, pg as pg_error};
 use super::store::{RunRow, TransitionRow};
-use super::LedgerError;
+use super::{LedgerError, OutageNote};
+use crate::maintenance::{Origin, Spec, Window};
 use crate::model::secret::Secret;
 
 /// The runs of one agent's file that overlap a window, in start order.
@@ -163,6 +164,58 @@ impl Reader {
 }
 
 impl Reader {
+    /// The region's maintenance windows (see [`region_windows`]).
+    pub fn windows(&mut self) -> Result<Vec<Window>, LedgerError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT id, config_id, spec, declared_ms, withdrawn_ms FROM maintenance
+                 WHERE journal IS NOT NULL ORDER BY id",
+                &[],
+            )
+            .map_err(pg_error)?;
+        let mut copies = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: i64 = r.get(0);
+            let spec: String = r.get(2);
+            let config_id: Option<String> = r.get(1);
+            copies.push((
+                spec.clone(),
+                Window {
+                    id,
+                    origin: config_id.map_or(Origin::Api, Origin::Config),
+                    spec: serde_json::from_str::<Spec>(&spec).map_err(|e| {
+                        LedgerError::Db(format!("maintenance window {id} cannot be read: {e}"))
+                    })?,
+                    declared_ms: r.get(3),
+                    withdrawn_ms: r.get(4),
+                },
+            ));
+        }
+        Ok(region_windows(copies))
+    }
+
+    /// The notes on outages begun before `to_ms` (removed ones left out).
+    pub fn notes(&mut self, to_ms: i64) -> Result<Vec<OutageNote>, LedgerError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT target, start_ms, end_ms, note FROM outage_notes
+                 WHERE start_ms < $1 AND note <> '' ORDER BY target, start_ms",
+                &[&to_ms],
+            )
+            .map_err(pg_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| OutageNote {
+                target: r.get(0),
+                start_ms: r.get(1),
+                end_ms: r.get(2),
+                note: Some(r.get(3)),
+            })
+            .collect())
+    }
+
     /// The links' daily figures of `targets` for the days starting in
     /// `[from, to)` kept by the given runs: (target, day start, run id,
     /// data), run ids the server's.
@@ -194,6 +247,42 @@ impl Reader {
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect())
     }
+}
+
+/// The region's windows from every file's copies (with the spec as
+/// stored): one declared through an agent's API is the region's as it is;
+/// a window of the config, which every agent declares, is one window for
+/// each stretch in which any agent had it (same id and spec) declared and
+/// not withdrawn — from the first declaration to the last withdrawal —
+/// named by its lowest id. In id order.
+pub fn region_windows(copies: Vec<(String, Window)>) -> Vec<Window> {
+    let mut out: Vec<Window> = Vec::new();
+    let mut config: HashMap<(String, String), Vec<Window>> = HashMap::new();
+    for (spec, w) in copies {
+        match &w.origin {
+            Origin::Api => out.push(w),
+            Origin::Config(id) => config.entry((id.clone(), spec)).or_default().push(w),
+        }
+    }
+    for (_, mut copies) in config {
+        copies.sort_by_key(|w| (w.declared_ms, w.id));
+        let mut open: Option<Window> = None;
+        for w in copies {
+            match open.as_mut() {
+                Some(o) if o.withdrawn_ms.is_none_or(|end| w.declared_ms <= end) => {
+                    o.id = o.id.min(w.id);
+                    o.withdrawn_ms = match (o.withdrawn_ms, w.withdrawn_ms) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        _ => None,
+                    };
+                }
+                _ => out.extend(open.replace(w)),
+            }
+        }
+        out.extend(open);
+    }
+    out.sort_by_key(|w| w.id);
+    out
 }
 
 /// The shared record as the agent's API reads it: one connection, opened
@@ -255,5 +344,59 @@ impl SharedRecord {
             conn.0 = None;
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maintenance::{Category, Recurrence};
+
+    fn copy(id: i64, origin: Origin, declared: i64, withdrawn: Option<i64>) -> (String, Window) {
+        let spec = Spec {
+            targets: vec!["sw".into()],
+            category: Category::PlannedChange,
+            note: None,
+            schedule: Recurrence::Once {
+                start_ms: 0,
+                end_ms: 10,
+            },
+        };
+        (
+            serde_json::to_string(&spec).unwrap_or_default(),
+            Window {
+                id,
+                origin,
+                spec,
+                declared_ms: declared,
+                withdrawn_ms: withdrawn,
+            },
+        )
+    }
+
+    #[test]
+    fn a_config_window_every_agent_declared_is_one_window_while_any_had_it() {
+        let cfg = || Origin::Config("patching".into());
+        let got = region_windows(vec![
+            // a declares it at 100 and drops it at 500; b from 120 on, and
+            // drops it at 600; later a takes it up again at 900.
+            copy(7, cfg(), 100, Some(500)),
+            copy(3, cfg(), 120, Some(600)),
+            copy(9, cfg(), 900, None),
+            // Declared through an API: as it is.
+            copy(5, Origin::Api, 300, None),
+        ]);
+        let seen: Vec<(i64, i64, Option<i64>)> = got
+            .iter()
+            .map(|w| (w.id, w.declared_ms, w.withdrawn_ms))
+            .collect();
+        assert_eq!(seen, [(3, 100, Some(600)), (5, 300, None), (9, 900, None)]);
+        // One agent still has it: not withdrawn.
+        let got = region_windows(vec![
+            copy(1, cfg(), 100, Some(500)),
+            copy(2, cfg(), 110, None),
+        ]);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].id, got[0].withdrawn_ms), (1, None));
     }
 }

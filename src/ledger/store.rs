@@ -106,6 +106,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // again (ids from 1) is never taken for the one before.
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     INSERT INTO meta (key, value) VALUES ('journal', lower(hex(randomblob(16))));",
+    // 9: a note removed stays as an empty note (a tombstone) dated when it
+    // was removed, so a shared record learns of the removal; notes are
+    // found by when they were written.
+    "CREATE INDEX outage_notes_written ON outage_notes(written_ms);",
 ];
 
 /// Day results that a write dated at or before `from_ms` could change are
@@ -940,9 +944,10 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![n.target, n.start_ms, n.end_ms, text, now_ms],
             ),
+            // Kept empty (schema 9): a shared record learns of it.
             None => self.conn.execute(
-                "DELETE FROM outage_notes WHERE target = ?1 AND start_ms = ?2",
-                params![n.target, n.start_ms],
+                "UPDATE outage_notes SET note = '', written_ms = ?3 WHERE target = ?1 AND start_ms = ?2",
+                params![n.target, n.start_ms, now_ms],
             ),
         }
         .map_err(db)?;
@@ -965,7 +970,7 @@ impl Store {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT target, start_ms, end_ms, note FROM outage_notes WHERE start_ms < ?1
+                "SELECT target, start_ms, end_ms, note FROM outage_notes WHERE start_ms < ?1 AND note <> ''
                  ORDER BY target, start_ms",
             )
             .map_err(db)?;

@@ -235,19 +235,19 @@ pub fn timelines<'a>(
 /// merged state at each change, with the reason of an agent that saw that
 /// state (its designated agent first). Planned maintenance is not in the
 /// transitions: `windows` go in as windows, applied by whoever reads, as
-/// with a file. A link's daily figures are one agent's per day (its
+/// with a file: the region's ([`Reader::windows`]), with the operators'
+/// notes on outages. A link's daily figures are one agent's per day (its
 /// designated agent's where it kept some): two agents' echoes of one link
-/// are not added up. `notes` are the operators' notes on outages.
-/// `only`: the targets wanted (a member's, see
+/// are not added up. `only`: the targets wanted (a member's, see
 /// [`super::outages::scope`]); `None`: all.
 pub fn materialise(
     reader: &mut Reader,
     inv: &crate::inventory::Inventory,
     window: Interval,
     only: Option<&std::collections::HashSet<String>>,
-    windows: Vec<crate::maintenance::Window>,
-    notes: Vec<crate::ledger::OutageNote>,
 ) -> Result<Store, LedgerError> {
+    let windows = reader.windows()?;
+    let notes = reader.notes(window.end.saturating_add(1))?;
     // A millisecond either side, so that an outage already going at the
     // window's start (or still going at its end) says so.
     let ext = Interval::new(window.start.saturating_sub(1), window.end.saturating_add(1));
