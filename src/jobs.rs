@@ -36,6 +36,7 @@ pub async fn sla_rounds(live: Live, ledger: Ledger, metrics: Metrics, stop: Canc
     }
     let mut known: Vec<String> = Vec::new();
     let mut closed_for: Option<ClosedKey> = None;
+    let mut region = RegionFreeze::default();
     let mut due = tokio::time::Instant::now();
     loop {
         tokio::select! {
@@ -66,7 +67,68 @@ pub async fn sla_rounds(live: Live, ledger: Ledger, metrics: Metrics, stop: Canc
         {
             closed_for = key;
         }
+        region.round(&live.snapshot().inventory, &ledger).await;
         due = (began + interval).max(tokio::time::Instant::now());
+    }
+}
+
+/// Freezing the region's last month in a shared ledger (see
+/// [`crate::report::freeze_shared`]): tried at most once a minute, not
+/// again once done.
+#[derive(Default)]
+struct RegionFreeze {
+    done: Option<crate::time::calendar::Month>,
+    last_try: Option<tokio::time::Instant>,
+}
+
+/// How often the region's month is looked at until it is frozen.
+const REGION_FREEZE_EVERY: Duration = Duration::from_secs(60);
+
+impl RegionFreeze {
+    async fn round(&mut self, inv: &std::sync::Arc<Inventory>, ledger: &Ledger) {
+        let Some(shared) = ledger.shared().cloned() else {
+            return;
+        };
+        let now = Utc::now();
+        let Some(month) = crate::time::calendar::Month::parse(&crate::time::oslo::month_of(now))
+            .map(|m| m.prev())
+        else {
+            return;
+        };
+        let too_early = month
+            .window()
+            .is_none_or(|w| now.timestamp_millis() < w.end + crate::sla::FREEZE_AFTER_MS);
+        let tried_lately = self
+            .last_try
+            .is_some_and(|t| t.elapsed() < REGION_FREEZE_EVERY);
+        if self.done == Some(month) || too_early || tried_lately {
+            return;
+        }
+        self.last_try = Some(tokio::time::Instant::now());
+        let inv = inv.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            // An error of the server's closes the connection; any other
+            // (a report that cannot be made) is told as it is.
+            shared.with(|reader| {
+                match crate::report::freeze_shared(reader, &inv, month, now.timestamp_millis()) {
+                    Err(crate::report::ReportError::Ledger(e)) => Err(e),
+                    r => Ok(r),
+                }
+            })
+        })
+        .await;
+        match done {
+            Ok(Ok(Ok(Some(kept)))) => {
+                if kept > 0 {
+                    tracing::info!(month = %month, results = kept, "month closed: the region's results frozen in the shared ledger");
+                }
+                self.done = Some(month);
+            }
+            Ok(Ok(Ok(None))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(month = %month, "freezing the region's month: {e}"),
+            Ok(Err(e)) => tracing::warn!(month = %month, "freezing the region's month: {e}"),
+            Err(e) => tracing::warn!("freezing the region's month: {e}"),
+        }
     }
 }
 

@@ -604,6 +604,63 @@ lab_test!(a_month_report_made_on_either_agent_is_identical, || {
         .filter_map(|o| o["root_cause"].as_str())
         .collect();
     assert_eq!(roots, ["core", "srv"], "{own}");
+
+    // The region's October frozen in the shared record (as an agent's
+    // jobs do once the month is over and every agent's records of it are
+    // copied): once only; then both agents' reports are the same to the
+    // byte, `generated` included, and say they are frozen; November's
+    // shows October in its history.
+    let inv = utkikk::config::parse_with(
+        &conf_a,
+        &std::fs::read_to_string(&conf_a).unwrap(),
+        &utkikk::config::Secrets::Skip,
+    )
+    .unwrap();
+    let october = utkikk::time::calendar::Month::parse("2026-10").unwrap();
+    let mut reader = Reader::connect(&Secret::derived(pg.url()), None).unwrap();
+    let now = Utc::now().timestamp_millis();
+    let w = october.window().unwrap();
+    assert_eq!(
+        reader.unsettled(w.start, w.end).unwrap(),
+        Vec::<String>::new(),
+        "both agents' files are copied through October"
+    );
+    let kept = utkikk::report::freeze_shared(&mut reader, &inv, october, now).unwrap();
+    assert_eq!(kept, Some(3), "web's month, m1's report, the overview");
+    assert_eq!(
+        utkikk::report::freeze_shared(&mut reader, &inv, october, now).unwrap(),
+        Some(0)
+    );
+    let (frozen_a, frozen_b) = (
+        report_files(&conf_a, &pg, "2026-10", "json"),
+        report_files(&conf_b, &pg, "2026-10", "json"),
+    );
+    assert_eq!(frozen_a, frozen_b);
+    let m1: serde_json::Value = serde_json::from_slice(
+        frozen_a
+            .iter()
+            .find(|(name, _)| name.contains("m1"))
+            .map(|(_, v)| v)
+            .expect("m1's report"),
+    )
+    .unwrap();
+    assert_eq!(m1["services"][0]["frozen"], serde_json::json!(true), "{m1}");
+    assert_eq!(m1["outages"][0]["agents"], serde_json::json!(["a", "b"]));
+    let november = report_files(&conf_b, &pg, "2026-11", "json");
+    let nov: serde_json::Value = serde_json::from_slice(
+        november
+            .iter()
+            .find(|(name, _)| name.contains("m1"))
+            .map(|(_, v)| v)
+            .expect("m1's November"),
+    )
+    .unwrap();
+    let history = &nov["services"][0]["history"];
+    assert_eq!(history[11]["month"], "2026-10", "{history}");
+    assert_eq!(
+        history[11]["availability"], m1["services"][0]["availability"],
+        "{history}"
+    );
 });
 
 lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
@@ -978,8 +1035,18 @@ lab_test!(
             pg.count("SELECT count(*) FROM transitions WHERE target = 'sw1'") == 1
         });
         agent.kill();
+        // Until it runs again, what its file holds is not known to be in
+        // PostgreSQL: a closed month waits for it before it is frozen.
+        let killed_at = Utc::now().timestamp_millis();
+        let since = pg.count("SELECT min(started_ms) FROM runs WHERE agent = 'killed'");
+        let mut reader = Reader::connect(&Secret::derived(pg.url()), None).unwrap();
+        assert_eq!(reader.unsettled(since, killed_at).unwrap(), ["killed"]);
         agent.spawn();
         agent.wait_state("sw1", "up", DEADLINE);
+        wait_until("its file copied whole past the kill", DEADLINE, || {
+            reader.unsettled(since, killed_at).unwrap().is_empty()
+        });
+        drop(reader);
         // With the server away, the region's figures are refused with why
         // (this agent's own still answer); back, they answer again.
         let month = Utc::now()

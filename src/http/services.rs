@@ -10,11 +10,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::availability::ScopeQuery;
-use super::{doc, error, month_param, param_error, read_ledger, read_shared, IdPath};
+use super::{doc, error, month_param, param_error, read_ledger, read_region, IdPath};
 use crate::agent::Agent;
 use crate::inventory::{Service, ServiceLevel};
 use crate::sla::service::Figures;
 use crate::time::calendar::oslo_rfc3339;
+use crate::time::interval::Interval;
 use crate::time::schedule::Schedule;
 
 /// A service level, from the day it is in force.
@@ -247,27 +248,8 @@ pub async fn service_sla(
     };
     let svc = service.clone();
     let inv = agent.inventory();
-    if let Some(shared) = shared {
-        let windows = agent.ledger().maintenance();
-        let evaluated = match read_shared(&agent, shared, move |reader| {
-            crate::sla::vantage::service_month(reader, &inv, &svc, month, &windows, now)
-        })
-        .await
-        {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
-        let excluded = evaluated
-            .as_ref()
-            .map(|(_, _, f)| f.excluded_seconds)
-            .filter(|s| *s > 0.0)
-            .map(|s| ExcludedView::new(s, vec![]));
-        let mut view = SlaView::new(&service, month, window, now, (evaluated, false));
-        view.scope = "region";
-        view.excluded = excluded;
-        return Json(view).into_response();
-    }
-    let answer = match read_ledger(&agent, move |store, current_run| {
+    let region = shared.is_some();
+    let compute = move |store: Option<&crate::ledger::Store>, current_run| {
         let evaluated = crate::sla::service_month_frozen(store, &svc, month, current_run, now)?;
         // Only a service with excluded time pays for the outage list that
         // says why.
@@ -278,7 +260,7 @@ pub async fn service_sla(
             .filter(|s| *s > 0.0);
         let because = match excluded {
             Some(_) => {
-                let w = crate::time::interval::Interval::new(window.start, window.end.min(now));
+                let w = Interval::new(window.start, window.end.min(now));
                 let mut roots: Vec<String> = Vec::new();
                 for o in crate::sla::outages::list(store, &inv, w, None, current_run, now)? {
                     if o.outage.excluded_services.contains(&svc.id)
@@ -295,15 +277,30 @@ pub async fn service_sla(
             evaluated,
             excluded.map(|s| ExcludedView::new(s, because)),
         ))
-    })
-    .await
-    {
+    };
+    let answer = match shared {
+        // The region's month: its parts and all they depend on, from the
+        // record merged across the agents (frozen once closed).
+        Some(shared) => {
+            let only = crate::sla::outages::service_targets(&agent.inventory(), &service);
+            let w = Interval::new(window.start, window.end.min(now));
+            read_region(&agent, shared, w, Some(only), move |store| {
+                compute(Some(store), None)
+            })
+            .await
+        }
+        None => read_ledger(&agent, compute).await,
+    };
+    let answer = match answer {
         Ok(x) => x,
         Err(r) => return r,
     };
     let (evaluated, excluded) = answer;
     let mut view = SlaView::new(&service, month, window, now, evaluated);
     view.excluded = excluded;
+    if region {
+        view.scope = "region";
+    }
     Json(view).into_response()
 }
 
@@ -366,36 +363,25 @@ pub async fn member_sla(
     );
     let serving: Vec<Service> = on.services.into_iter().cloned().collect();
     let region = shared.is_some();
+    let compute = move |store: Option<&crate::ledger::Store>, current_run| {
+        serving
+            .into_iter()
+            .map(|svc| {
+                let r = crate::sla::service_month_frozen(store, &svc, month, current_run, now)?;
+                Ok((svc, r))
+            })
+            .collect::<Result<Vec<_>, crate::ledger::LedgerError>>()
+    };
     let evaluated = match shared {
         Some(shared) => {
-            let windows = agent.ledger().maintenance();
-            let inv = inv.clone();
-            read_shared(&agent, shared, move |reader| {
-                serving
-                    .into_iter()
-                    .map(|svc| {
-                        let r = crate::sla::vantage::service_month(
-                            reader, &inv, &svc, month, &windows, now,
-                        )?;
-                        Ok((svc, (r, false)))
-                    })
-                    .collect::<Result<Vec<_>, crate::ledger::LedgerError>>()
+            let only = crate::sla::outages::scope_targets(&inv, &id);
+            let w = Interval::new(window.start, window.end.min(now));
+            read_region(&agent, shared, w, Some(only), move |store| {
+                compute(Some(store), None)
             })
             .await
         }
-        None => {
-            read_ledger(&agent, move |store, current_run| {
-                serving
-                    .into_iter()
-                    .map(|svc| {
-                        let r =
-                            crate::sla::service_month_frozen(store, &svc, month, current_run, now)?;
-                        Ok((svc, r))
-                    })
-                    .collect::<Result<Vec<_>, crate::ledger::LedgerError>>()
-            })
-            .await
-        }
+        None => read_ledger(&agent, compute).await,
     };
     let evaluated = match evaluated {
         Ok(x) => x,

@@ -339,6 +339,8 @@ pub struct Shipper {
     /// when it changes — they are few, and change in place.
     windows: Option<Fingerprint>,
     notes: Option<Fingerprint>,
+    /// The [`DRAINED`] cursor.
+    drained: i64,
 }
 
 /// Rows, latest time and sum of times of a small table that changes in
@@ -388,6 +390,7 @@ impl Shipper {
         let transitions = cursor("transitions")?;
         let events = cursor("device_events")?;
         let link_days = cursor("link_days")?;
+        let drained = cursor(DRAINED)?;
         Ok(Shipper {
             client,
             journal: journal.to_string(),
@@ -397,6 +400,7 @@ impl Shipper {
             link_days,
             windows: None,
             notes: None,
+            drained,
         })
     }
 
@@ -549,10 +553,30 @@ impl Shipper {
         if let Some(l) = link_days.last() {
             self.link_days = l.0;
         }
+        // Everything the file had when its runs were read is here now:
+        // say through when (see [`super::shared::Reader::settled`]).
+        let short = |n: usize| (n as i64) < BATCH;
+        if short(transitions.len()) && short(events.len()) && short(link_days.len()) {
+            let through = local_runs
+                .iter()
+                .map(|r| r.stopped_ms.unwrap_or(r.last_seen_ms))
+                .max()
+                .unwrap_or(0);
+            if through > self.drained {
+                let mut tx = self.client.transaction().map_err(pg)?;
+                set_cursor(&mut tx, &self.journal, DRAINED, through)?;
+                tx.commit().map_err(pg)?;
+                self.drained = through;
+            }
+        }
         let backlog = backlog(local, self.transitions, self.events)?;
         Ok(Shipped { rows, backlog })
     }
 }
+
+/// The `shipped` kind that says until when a file was copied whole: every
+/// row it held when its runs last reached that time is on the server.
+pub const DRAINED: &str = "drained";
 
 /// id, config id, spec, declared, withdrawn.
 type LocalWindow = (i64, Option<String>, String, i64, Option<i64>);

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use postgres::Client;
 
 use super::pg::{self, pg as pg_error};
-use super::store::{RunRow, TransitionRow};
+use super::store::{FrozenRow, RunRow, TransitionRow};
 use super::{LedgerError, OutageNote};
 use crate::maintenance::{Origin, Spec, Window};
 use crate::model::secret::Secret;
@@ -193,6 +193,72 @@ impl Reader {
             ));
         }
         Ok(region_windows(copies))
+    }
+
+    /// The region's frozen results of the months `from` to `to` (`YYYY-MM`,
+    /// both included).
+    pub fn frozen(&mut self, from: &str, to: &str) -> Result<Vec<FrozenRow>, LedgerError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT kind, id, month, computed_ms, result FROM monthly_results
+                 WHERE month >= $1 AND month <= $2",
+                &[&from, &to],
+            )
+            .map_err(pg_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect())
+    }
+
+    /// Whether the region has a frozen result of `kind` for `id` and `month`.
+    pub fn has_frozen(&mut self, kind: &str, id: &str, month: &str) -> Result<bool, LedgerError> {
+        Ok(self
+            .client
+            .query_opt(
+                "SELECT 1 FROM monthly_results WHERE kind = $1 AND id = $2 AND month = $3",
+                &[&kind, &id, &month],
+            )
+            .map_err(pg_error)?
+            .is_some())
+    }
+
+    /// Keep the region's results of a closed month, in one transaction;
+    /// the first kept of each stands (agents freezing at once compute the
+    /// same). How many were new.
+    pub fn keep_frozen(&mut self, rows: &[FrozenRow]) -> Result<u64, LedgerError> {
+        let mut tx = self.client.transaction().map_err(pg_error)?;
+        let mut added = 0;
+        for (kind, id, month, computed_ms, result) in rows {
+            added += tx
+                .execute(
+                    "INSERT INTO monthly_results (kind, id, month, computed_ms, result)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[kind, id, month, computed_ms, result],
+                )
+                .map_err(pg_error)?;
+        }
+        tx.commit().map_err(pg_error)?;
+        Ok(added)
+    }
+
+    /// The agents whose files had runs before `end_ms` but are not known
+    /// to be copied whole through it (see [`super::pg::DRAINED`]): what
+    /// they saw before it may not all be here yet.
+    pub fn unsettled(&mut self, start_ms: i64, end_ms: i64) -> Result<Vec<String>, LedgerError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT DISTINCT r.agent FROM runs r
+                 LEFT JOIN shipped s ON s.journal = r.journal AND s.kind = $3
+                 WHERE r.started_ms < $2 AND coalesce(r.stopped_ms, r.last_seen_ms) >= $1
+                   AND coalesce(s.through, 0) < $2
+                 ORDER BY r.agent",
+                &[&start_ms, &end_ms, &super::pg::DRAINED],
+            )
+            .map_err(pg_error)?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 
     /// The notes on outages begun before `to_ms` (removed ones left out).

@@ -155,6 +155,9 @@ pub struct Store {
 pub type SeenDown =
     std::collections::HashMap<String, Vec<(String, crate::time::interval::IntervalSet)>>;
 
+/// A frozen result: kind, id, month (`YYYY-MM`), when computed, result.
+pub type FrozenRow = (String, String, String, i64, String);
+
 /// Rows of a record made elsewhere, put into a [`Store::in_memory`] as
 /// they are (see [`Store::import`]).
 #[derive(Debug, Default)]
@@ -165,6 +168,7 @@ pub struct Rows {
     pub link_days: Vec<(String, i64, i64, String)>,
     pub windows: Vec<Window>,
     pub notes: Vec<super::OutageNote>,
+    pub frozen: Vec<FrozenRow>,
     pub seen_down: SeenDown,
 }
 
@@ -384,9 +388,33 @@ impl Store {
                         .map_err(db)?;
                 }
             }
+            let mut frozen = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO monthly_results (kind, id, month, computed_ms, result)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(db)?;
+            for (kind, id, month, computed_ms, result) in &rows.frozen {
+                frozen
+                    .execute(params![kind, id, month, computed_ms, result])
+                    .map_err(db)?;
+            }
         }
         tx.commit().map_err(db)?;
         self.seen_down = Some(rows.seen_down);
+        Ok(())
+    }
+
+    /// Keep a frozen result unless one is kept already (the first stands).
+    pub fn keep_frozen(&mut self, row: &FrozenRow) -> Result<(), LedgerError> {
+        let (kind, id, month, computed_ms, result) = row;
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO monthly_results (kind, id, month, computed_ms, result)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![kind, id, month, computed_ms, result],
+            )
+            .map_err(db)?;
         Ok(())
     }
 

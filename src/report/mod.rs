@@ -389,8 +389,7 @@ pub struct MonthFigure {
     pub objective: Option<f64>,
 }
 
-/// How many past months a report shows beside its own.
-pub const HISTORY_MONTHS: usize = 12;
+pub use crate::sla::HISTORY_MONTHS;
 
 /// The [`HISTORY_MONTHS`] before `month` of `svc`, oldest first.
 fn history(
@@ -531,6 +530,74 @@ pub fn freeze_reports(
         });
     }
     Ok(out)
+}
+
+/// How long after a month's end the region's results wait for agents
+/// whose records of it are not all copied yet (cut off from the server,
+/// or killed and not started again); then they are frozen without them.
+pub const SETTLE_MS: i64 = 2 * 86_400_000;
+
+/// Freeze the region's results of a closed month in the shared record,
+/// as each agent freezes its own (services, then every member's report
+/// and the overview): once [`crate::sla::FREEZE_AFTER_MS`] has passed and
+/// every agent that ran in the month has its records of it copied (or
+/// [`SETTLE_MS`] has passed). Any agent may do it; the first result kept
+/// stands, and all compute the same. `None` while it is too early; else
+/// how many results this call kept (0: they were kept already).
+pub fn freeze_shared(
+    reader: &mut crate::ledger::shared::Reader,
+    inv: &Inventory,
+    month: Month,
+    now_ms: i64,
+) -> Result<Option<u64>, ReportError> {
+    let Some(w) = month.window() else {
+        return Ok(None);
+    };
+    let m = month.to_string();
+    if now_ms < w.end + crate::sla::FREEZE_AFTER_MS {
+        return Ok(None);
+    }
+    if reader.has_frozen(FROZEN_REGION_REPORT, "region", &m)? {
+        return Ok(Some(0));
+    }
+    let late = reader.unsettled(w.start, w.end)?;
+    if !late.is_empty() {
+        if now_ms < w.end + SETTLE_MS {
+            return Ok(None);
+        }
+        tracing::warn!(
+            month = %m,
+            agents = ?late,
+            "freezing the region's month without all of these agents' records (not copied through its end two days on)"
+        );
+    }
+    let mut store = crate::sla::vantage::materialise(reader, inv, w, None)?;
+    let mut rows: Vec<crate::ledger::store::FrozenRow> = Vec::new();
+    for svc in &inv.services {
+        if let Some(result) = crate::sla::freeze_month(&store, svc, month, now_ms)? {
+            let row = (
+                FROZEN_SERVICE.to_string(),
+                svc.id.clone(),
+                m.clone(),
+                now_ms,
+                result,
+            );
+            store.keep_frozen(&row)?;
+            rows.push(row);
+        }
+    }
+    for r in freeze_reports(&store, inv, month, now_ms)? {
+        if let crate::ledger::Record::Frozen {
+            kind,
+            id,
+            month,
+            result,
+        } = r
+        {
+            rows.push((kind, id, month, now_ms, result));
+        }
+    }
+    Ok(Some(reader.keep_frozen(&rows)?))
 }
 
 fn json<T: Serialize>(v: &T) -> Result<String, ReportError> {

@@ -42,6 +42,9 @@ pub fn timelines<'a>(
         .collect())
 }
 
+/// How many past months a report shows beside its own.
+pub const HISTORY_MONTHS: usize = 12;
+
 /// How long after a month's end its results are frozen: transitions
 /// queued at the end of the month are in the ledger by then.
 pub const FREEZE_AFTER_MS: i64 = 10 * 60 * 1000;

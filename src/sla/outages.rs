@@ -397,6 +397,31 @@ pub fn scope_targets(inv: &Inventory, member: &str) -> HashSet<String> {
     out
 }
 
+/// Every target a service's figures and the causes of its outages read:
+/// its parts and everything they depend on.
+pub fn service_targets(inv: &Inventory, service: &crate::inventory::Service) -> HashSet<String> {
+    let parents: HashMap<&str, &Vec<String>> = inv
+        .targets
+        .iter()
+        .map(|t| (t.id.as_str(), &t.parents))
+        .collect();
+    let mut out: HashSet<String> = HashSet::new();
+    let mut work: Vec<&str> = service
+        .targets
+        .iter()
+        .chain(service.redundancy.iter().flatten())
+        .map(String::as_str)
+        .collect();
+    while let Some(t) = work.pop() {
+        if out.insert(t.to_string()) {
+            if let Some(ps) = parents.get(t) {
+                work.extend(ps.iter().map(String::as_str));
+            }
+        }
+    }
+    out
+}
+
 /// The outages in `w` (within one calendar month) from the transitions, as
 /// pieces cut at the edges of `w`, in no particular order. With `member`,
 /// only what its outages can involve is read: other pieces may be missing.

@@ -336,6 +336,16 @@ pub fn materialise(
         }
     }
     rows.link_days = link_days(reader, inv, &read.journals, window)?;
+    // The region's frozen months: the window's, and the history before.
+    let month_of = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(crate::time::oslo::month_of)
+            .and_then(|m| crate::time::calendar::Month::parse(&m))
+    };
+    if let (Some(first), Some(last)) = (month_of(window.start), month_of(window.end - 1)) {
+        let oldest = (0..super::HISTORY_MONTHS).fold(first, |m, _| m.prev());
+        rows.frozen = reader.frozen(&oldest.to_string(), &last.to_string())?;
+    }
     let mut store = Store::in_memory()?;
     store.import(REGION, rows)?;
     Ok(store)
@@ -393,38 +403,6 @@ fn link_days(
         })
         .cloned()
         .collect())
-}
-
-/// A service's figures for `month` from the record merged across the
-/// agents, as [`super::compute_service_month`] computes them from one
-/// agent's file (closed months are not frozen in the shared record yet:
-/// always computed).
-pub fn service_month(
-    reader: &mut Reader,
-    inv: &crate::inventory::Inventory,
-    service: &crate::inventory::Service,
-    month: crate::time::calendar::Month,
-    windows: &[crate::maintenance::Window],
-    now_ms: i64,
-) -> Result<Option<super::ServiceMonth>, LedgerError> {
-    let Some((level, window)) = super::month_level(service, month, now_ms) else {
-        return Ok(None);
-    };
-    let targets = service
-        .targets
-        .iter()
-        .chain(service.redundancy.iter().flatten())
-        .map(String::as_str);
-    let merged = timelines(reader, targets, window, windows, |t| {
-        inv.target(t).map(Watch::of).unwrap_or_default()
-    })?;
-    let figures = super::service::figures(service, level, window, |t| {
-        merged
-            .get(t)
-            .map(|m| m.timeline.clone())
-            .unwrap_or_else(|| build(window, &[], &[], None, 0))
-    });
-    Ok(Some((level.clone(), window, figures)))
 }
 
 #[cfg(test)]
