@@ -689,7 +689,7 @@ lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
 
     let yaml = |id: &str, listen: &str| {
         format!(
-                "agent: {{ id: {id}, listen_address: \"{listen}\", api_token: \"env:UTKIKK_API_TOKEN\" }}\n{FAST}\nledger: {{ backend: postgres, url: \"env:UTKIKK_PG_URL\" }}\nmembers:\n  - {{ id: m1, name: M1 }}\ntargets:\n  - {{ id: srv, kind: server, address: 198.51.100.10, member: m1 }}\n  - {{ id: sw, kind: switch, address: 198.51.100.11, member: m1 }}\nservices:\n  - {{ id: net, name: Net, serves: [m1], targets: [sw], sla: [{{ valid_from: 2024-01-01, objective: 99.5 }}] }}\n"
+                "agent: {{ id: {id}, listen_address: \"{listen}\", api_token: \"env:UTKIKK_API_TOKEN\" }}\n{FAST}\nledger: {{ backend: postgres, url: \"env:UTKIKK_PG_URL\" }}\nmembers:\n  - {{ id: m1, name: M1, status_page: {{ public: true }} }}\ntargets:\n  - {{ id: srv, name: Filtjener, kind: server, address: 198.51.100.10, member: m1 }}\n  - {{ id: sw, name: Kjernesvitsj, kind: switch, address: 198.51.100.11, member: m1 }}\nservices:\n  - {{ id: net, name: Net, serves: [m1], targets: [sw], sla: [{{ valid_from: 2024-01-01, objective: 99.5 }}] }}\n"
             )
     };
     let url =
@@ -834,6 +834,14 @@ lab_test!(two_vantage_points_one_outage_only_when_both_see_it, || {
     assert_eq!(status, 200, "{body}");
     wait_until("the note in the region's list", DEADLINE, || {
         outages("")["outages"][0]["note"] == "Strømbrudd"
+    });
+    // The member's status page reads the region's record too: srv's
+    // outage with its note, nothing of a's uplink.
+    wait_until("the region's outage on m1's status feed", DEADLINE, || {
+        let (status, feed) = a.get("/status/m1/feed.atom?lang=en");
+        assert_eq!(status, 200, "{feed}");
+        assert!(!feed.contains("Kjernesvitsj"), "{feed}");
+        feed.contains("Filtjener") && feed.contains("Strømbrudd")
     });
     assert_eq!(a.stop(), Some(0));
     assert_eq!(b.stop(), Some(0));
