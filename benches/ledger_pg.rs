@@ -6,7 +6,10 @@
 //!   into the server (the whole year, the backlog of an agent whose server
 //!   was away; fsync'd commits on both sides);
 //! - the month's timelines of all 1,000 targets: from the SQLite file, and
-//!   from the server with one agent and with two agents merged.
+//!   from the server with one agent and with two agents merged;
+//! - the merged month made into a ledger in memory (what region outage
+//!   lists, reports and status pages are computed from), and the month's
+//!   outage list from it next to the same list from the file.
 //!
 //! Needs `UTKIKK_BENCH_PG_URL` (an empty database it may wipe) and
 //! `UTKIKK_BENCH_KEEP` (the directory with the ledger bench's `year.db`).
@@ -145,6 +148,38 @@ fn main() {
             "PostgreSQL: {month} timelines of {n} targets, {} agent(s) merged: median {ms:.0} ms of 5",
             k + 1
         );
+    }
+    // What region answers (outage lists, reports, status pages) are made
+    // from: the merged month as a ledger in memory, then the same code as
+    // for a file.
+    let config = format!(
+        "targets:\n{}",
+        (0..TARGETS)
+            .map(|t| format!(
+                "  - {{ id: t{t}, kind: server, address: 198.18.{}.{} }}\n",
+                t / 250,
+                t % 250 + 1
+            ))
+            .collect::<String>()
+    );
+    let inv = utkikk::config::parse(Path::new("bench.yaml"), &config).expect("inventory");
+    let reader = reader.as_mut().expect("reader");
+    let (ms, n) = time5(&mut || {
+        vantage::materialise(reader, &inv, window, None)
+            .and_then(|s| s.count_transitions())
+            .unwrap_or(0) as usize
+    });
+    println!(
+        "PostgreSQL: {month} of {TARGETS} targets, 2 agents merged, made a ledger in memory ({n} transitions): median {ms:.0} ms of 5"
+    );
+    let region = vantage::materialise(reader, &inv, window, None).expect("materialise");
+    for (label, s) in [("SQLite", &store), ("PostgreSQL merged", &region)] {
+        let (ms, n) = time5(&mut || {
+            utkikk::sla::outages::list(Some(s), &inv, window, None, None, now)
+                .map(|l| l.len())
+                .unwrap_or(0)
+        });
+        println!("{label}: {month} outage list of all {TARGETS} targets ({n} outages): median {ms:.0} ms of 5");
     }
     let mut client = pg::connect(&url, None).expect("connect");
     let size: i64 = client
