@@ -108,6 +108,17 @@ impl Bench {
         utkikk::sla::vantage::materialise(&mut reader, inv, window, None).unwrap()
     }
 
+    /// Stop `ledger`'s run; the window from `from_ms` to its end, and the
+    /// record over it.
+    fn close(&self, ledger: Ledger, inv: &Inventory, from_ms: i64) -> (Interval, Store) {
+        ledger.flush().unwrap();
+        ledger.stop().unwrap();
+        drop(ledger);
+        let end = self.file().last_run().unwrap().map(|r| r.end_ms).unwrap();
+        let window = Interval::new(from_ms, end);
+        (window, self.record(inv, window))
+    }
+
     /// The agents an outage names: none from one agent's own file.
     fn named(&self) -> serde_json::Value {
         match self.pg {
@@ -217,13 +228,8 @@ on_both!(
             ledger.record(moved(t, unmon, up, started));
         }
         ledger.record(link_day(at(50), 50, 50));
-        ledger.flush().unwrap();
-        ledger.stop().unwrap();
-        drop(ledger);
-
-        let end = bench.file().last_run().unwrap().map(|r| r.end_ms).unwrap();
-        let window = Interval::new(at(1).timestamp_millis(), end);
-        let record = bench.record(&inv, window);
+        let (window, record) = bench.close(ledger, &inv, at(1).timestamp_millis());
+        let end = window.end;
 
         // Timelines: exact, the stop unmonitored, never up.
         let tl = utkikk::sla::timelines(&record, ["up1", "sw", "srv"], window, None, end).unwrap();
@@ -302,12 +308,8 @@ on_both!(
             ledger.record(moved(targets[k], was[k], to, at));
             was[k] = to;
         }
-        ledger.flush().unwrap();
-        ledger.stop().unwrap();
-        drop(ledger);
-        let end = bench.file().last_run().unwrap().map(|r| r.end_ms).unwrap();
-        let window = Interval::new(t0.timestamp_millis(), end);
-        let record = bench.record(&inv, window);
+        let (window, record) = bench.close(ledger, &inv, t0.timestamp_millis());
+        let end = window.end;
         let read =
             |store: &Store| utkikk::sla::timelines(store, targets, window, None, end).unwrap();
         let (tl, own) = (read(&record), read(&bench.file()));
@@ -376,12 +378,8 @@ on_both!(
         let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap();
         ledger.record(moved("srv", up, down, at(from)));
         ledger.record(moved("srv", down, up, at(from + 200)));
-        ledger.flush().unwrap();
-        ledger.stop().unwrap();
-        drop(ledger);
-        let end = bench.file().last_run().unwrap().map(|r| r.end_ms).unwrap();
-        let window = Interval::new(t0.timestamp_millis(), end);
-        let record = bench.record(&inv, window);
+        let (window, record) = bench.close(ledger, &inv, t0.timestamp_millis());
+        let end = window.end;
         // srv's failure inside the window is planned: maintenance, not down.
         let tl = utkikk::sla::timelines(&record, ["srv"], window, None, end).unwrap();
         assert_eq!(tl["srv"].ms(State::Down), 0);
