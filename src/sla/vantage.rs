@@ -137,6 +137,11 @@ impl<'a> Watch<'a> {
     }
 }
 
+/// A run not stopped whose last sign of life reached the shared record
+/// this recently is taken to be going on: three heartbeats (the copy
+/// follows each within seconds).
+pub const RUNNING_WITHIN_MS: i64 = 3 * crate::ledger::HEARTBEAT.as_millis() as i64;
+
 /// Each target's rows from the shared ledger, split by the file (journal)
 /// they came from, of the files whose agent watches it.
 struct Read<'a> {
@@ -155,7 +160,19 @@ fn read<'a>(
     window: Interval,
     watch: impl Fn(&str) -> Watch<'a>,
 ) -> Result<Read<'a>, LedgerError> {
-    let journals = reader.runs(window.start, window.end)?;
+    let mut journals = reader.runs(window.start, window.end)?;
+    // An agent running now has its last run copied up to its last
+    // heartbeat, a few seconds ago: it goes on (as an agent's own current
+    // run lasts until now), so the region's last seconds are not
+    // unmonitored and an outage still going is not shown as over.
+    let now = chrono::Utc::now().timestamp_millis();
+    for j in &mut journals {
+        if let Some(last) = j.runs.last_mut() {
+            if !last.clean && last.end_ms >= now - RUNNING_WITHIN_MS && window.end <= now + 1 {
+                last.end_ms = last.end_ms.max(window.end);
+            }
+        }
+    }
     let trs = reader.transitions_of(targets, &journals, window.start, window.end)?;
     let file_of: HashMap<i64, usize> = journals
         .iter()
