@@ -229,7 +229,7 @@ lab_test!(
         let pg = Postgres::start(5432, Some(&certs));
         let password = "pg-lab-pass-93fe1c";
         let yaml = format!(
-            "agent: {{ id: lab }}\n{FAST}\nledger: {{ backend: postgres, url: \"env:UTKIKK_PG_URL\", ca_file: {} }}\ntargets:\n  - {{ id: sw1, kind: switch, address: 198.51.100.1 }}\n  - {{ id: sw2, kind: switch, address: 198.51.100.1, agents: [elsewhere] }}\n",
+            "agent: {{ id: lab }}\n{FAST}\nledger: {{ backend: postgres, url: \"env:UTKIKK_PG_URL\", ca_file: {} }}\ntargets:\n  - {{ id: sw1, kind: switch, address: 198.51.100.1 }}\n  - {{ id: sw2, kind: switch, address: 198.51.100.1, agents: [elsewhere] }}\nservices:\n  - {{ id: mine, name: Mine, targets: [sw1], sla: [{{ valid_from: 2024-01-01, objective: 99.5 }}] }}\n  - {{ id: split, name: Split, targets: [sw1, sw2], sla: [{{ valid_from: 2024-01-01, objective: 99.5 }}] }}\n",
             certs.path("ca.pem")
         );
         let mut agent = Agent::prepare(&yaml);
@@ -265,6 +265,19 @@ lab_test!(
             pg.count("SELECT count(*) FROM transitions WHERE target = 'sw2'"),
             0
         );
+        // A service with a part another agent watches is that agent's to
+        // tell: no live series here (one unmonitored for ever would page
+        // for coverage); a service of its own targets has them.
+        wait_until("mine's live series", DEADLINE, || {
+            agent
+                .metrics()
+                .contains("utkikk_service_up{service=\"mine\"} 1")
+        });
+        let metrics = agent.metrics();
+        for name in ["utkikk_service_up", "utkikk_service_monitored"] {
+            let split = format!("{name}{{service=\"split\"}}");
+            assert!(!metrics.contains(&split), "{split}: {metrics}");
+        }
         assert_eq!(agent.stop(), Some(0));
         assert_eq!(
             pg.count("SELECT count(*) FROM runs WHERE agent = 'lab' AND clean = 1"),

@@ -34,8 +34,17 @@ impl ServicesNow {
         let mut seen = HashSet::new();
         for svc in &inv.services {
             seen.insert(svc.id.as_str());
+            // A service with a part this agent does not watch
+            // (`targets[].agents`) is another agent's to tell: no series
+            // here, rather than one unmonitored for ever.
+            let watched = svc
+                .targets
+                .iter()
+                .chain(svc.redundancy.iter().flatten())
+                .all(|t| inv.target(t).is_none_or(|t| t.watched_by(&inv.agent.id)));
             let now = svc
                 .level_on(today)
+                .filter(|_| watched)
                 .and_then(|level| crate::sla::service::now(svc, level, now_ms, state_of));
             let up = now.and_then(|n| n.up);
             metrics.set_service_up(&svc.id, up);
