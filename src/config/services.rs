@@ -112,6 +112,43 @@ pub(super) fn services(
     out
 }
 
+/// A service is told live (its state, root causes, burn alerts) by the
+/// agents that watch every part of it (`targets[].agents`): parts with no
+/// agent in common would leave it told by none.
+pub(super) fn agents_in_common(v: &mut Validator<'_>, raw: &RawConfig) {
+    let agents_of: std::collections::HashMap<&str, BTreeSet<&str>> = raw
+        .targets
+        .iter()
+        .filter(|t| !t.agents.is_empty())
+        .map(|t| {
+            (
+                t.id.value.as_str(),
+                t.agents.iter().map(|a| a.value.as_str()).collect(),
+            )
+        })
+        .collect();
+    let paths =
+        super::validate::item_paths("services", raw.services.iter().map(|x| x.id.value.as_str()));
+    for (i, s) in raw.services.iter().enumerate() {
+        let mut common: Option<BTreeSet<&str>> = None;
+        for t in s.targets.iter().chain(s.redundancy.iter().flatten()) {
+            if let Some(agents) = agents_of.get(t.value.as_str()) {
+                common = Some(match common {
+                    None => agents.clone(),
+                    Some(c) => c.intersection(agents).copied().collect(),
+                });
+            }
+        }
+        if common.is_some_and(|c| c.is_empty()) {
+            v.report(
+                &s.id,
+                format!("{}.targets", paths[i]),
+                "no agent watches all of its targets (targets[].agents): its live state and alerts would come from none; give its targets an agent in common",
+            );
+        }
+    }
+}
+
 fn level(v: &mut Validator<'_>, l: &RawLevel, p: &str) -> Option<ServiceLevel> {
     let mut ok = true;
     let objective = l.objective.value;

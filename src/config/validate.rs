@@ -440,6 +440,7 @@ pub(super) fn validate(
     }
 
     let service_list = services::services(&mut v, &raw, &member_ids, &target_ids);
+    services::agents_in_common(&mut v, &raw);
     let maintenance = maintenance::windows(&mut v, &raw, &target_ids);
     let reports = crate::inventory::ReportSettings {
         organisation: raw
