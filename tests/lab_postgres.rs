@@ -565,9 +565,16 @@ lab_test!(a_month_report_made_on_either_agent_is_identical, || {
     );
     assert!(!from_a.is_empty());
     assert_eq!(from_a, from_b);
-    assert_eq!(
-        report_files(&conf_a, &pg, "2026-10", "csv"),
-        report_files(&conf_b, &pg, "2026-10", "csv")
+    let csv = report_files(&conf_a, &pg, "2026-10", "csv");
+    assert_eq!(csv, report_files(&conf_b, &pg, "2026-10", "csv"));
+    // The report to read (HTML, and the PDF from the same cells) names
+    // the agents that saw the outage.
+    let html = report_files(&conf_a, &pg, "2026-10", "html");
+    assert!(
+        html.values()
+            .any(|f| String::from_utf8_lossy(f).contains("sett av a, b")),
+        "{:?}",
+        html.keys()
     );
     let m1 = from_a
         .iter()

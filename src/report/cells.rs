@@ -115,7 +115,18 @@ pub fn outage_cells(
         lang.duration(o.duration_seconds),
         services,
         o.root_cause_name.clone(),
-        lang.reason(o.outage.reason_code.as_deref(), o.outage.reason.as_deref()),
+        {
+            let reason = lang.reason(o.outage.reason_code.as_deref(), o.outage.reason.as_deref());
+            // From a record shared by agents: which saw it.
+            match o.agents.is_empty() {
+                true => reason,
+                false => format!(
+                    "{reason} ({} {})",
+                    lang.text(Text::SeenBy),
+                    o.agents.join(", ")
+                ),
+            }
+        },
         o.note.clone().unwrap_or_default(),
     ]
 }

@@ -366,6 +366,8 @@ pub enum Text {
     MeanTimeToRestore,
     AtLeast,
     ExcludedShort,
+    /// Before the agents that saw an outage (a record shared by agents).
+    SeenBy,
     And,
     InMonth,
     SoFarInMonth,
@@ -461,6 +463,7 @@ impl Text {
             Text::Excluded => ("Utelatt", "Excluded"),
             Text::AtLeast => ("krav", "needs"),
             Text::ExcludedShort => ("utelatt", "excluded"),
+            Text::SeenBy => ("sett av", "seen by"),
             Text::And => ("og", "and"),
             Text::InMonth => ("i {month}", "in {month}"),
             Text::SoFarInMonth => ("så langt i {month}", "so far in {month}"),
