@@ -401,6 +401,38 @@ pub(super) async fn read_region<T: Send + 'static>(
     .await
 }
 
+/// The record merged across the agents over `window`, of the targets
+/// wanted (`only`; `None`: all): where a region answer is read.
+pub(super) struct Region {
+    pub shared: crate::ledger::shared::SharedRecord,
+    pub window: crate::time::interval::Interval,
+    pub only: Option<std::collections::HashSet<String>>,
+}
+
+/// `f` on the region's record ([`read_region`], no run going on) when
+/// `region` is given, else on this agent's own file ([`read_ledger`]).
+pub(super) async fn read_from<T: Send + 'static>(
+    agent: &Agent,
+    region: Option<Region>,
+    f: impl FnOnce(Option<&crate::ledger::Store>, Option<i64>) -> Result<T, crate::ledger::LedgerError>
+        + Send
+        + 'static,
+) -> Result<T, Response> {
+    match region {
+        Some(Region {
+            shared,
+            window,
+            only,
+        }) => {
+            read_region(agent, shared, window, only, move |store| {
+                f(Some(store), None)
+            })
+            .await
+        }
+        None => read_ledger(agent, f).await,
+    }
+}
+
 /// `f` on a blocking thread with a read-only store of the ledger at
 /// `path` (`None` while there is none), holding `permit` until it has
 /// really ended. Dropping the returned future (the client went away, or

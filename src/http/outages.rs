@@ -192,19 +192,15 @@ pub async fn outages(
         )?))
     };
     let scope_name = if shared.is_some() { "region" } else { "agent" };
-    let answer = match shared {
-        Some(shared) => {
-            let only = q
-                .member
-                .as_deref()
-                .map(|m| crate::sla::outages::scope_targets(&agent.inventory(), m));
-            read_region(&agent, shared, w, only, move |store| {
-                read(Some(store), None)
-            })
-            .await
-        }
-        None => read_ledger(&agent, read).await,
-    };
+    let region = shared.map(|shared| super::Region {
+        shared,
+        window: w,
+        only: q
+            .member
+            .as_deref()
+            .map(|m| crate::sla::outages::scope_targets(&agent.inventory(), m)),
+    });
+    let answer = super::read_from(&agent, region, read).await;
     let all = match answer {
         Ok(Ok(v)) => v,
         Ok(Err(first)) => {

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::availability::ScopeQuery;
-use super::{doc, error, param_error, read_ledger, read_region};
+use super::{doc, error, param_error};
 use crate::agent::Agent;
 use crate::ledger::shared::SharedRecord;
 use crate::report::{self, Lang, ReportError};
@@ -131,26 +131,22 @@ async fn build<T: Send + 'static>(
     };
     // The month so far, from the record merged across the agents; a month
     // not begun is refused as from one agent's file.
-    let region = shared.zip(
-        month
-            .window()
-            .filter(|w| w.start < now)
-            .map(|w| Interval::new(w.start, w.end.min(now))),
-    );
-    let built = match region {
-        Some((shared, window)) => {
-            read_region(agent, shared, window, None, move |store| {
-                ledger_errors(f(Some(store), None))
-            })
-            .await?
-        }
-        None => {
-            read_ledger(agent, move |store, current_run| {
-                ledger_errors(f(store, current_run))
-            })
-            .await?
-        }
-    };
+    let region = shared
+        .zip(
+            month
+                .window()
+                .filter(|w| w.start < now)
+                .map(|w| Interval::new(w.start, w.end.min(now))),
+        )
+        .map(|(shared, window)| super::Region {
+            shared,
+            window,
+            only: None,
+        });
+    let built = super::read_from(agent, region, move |store, current_run| {
+        ledger_errors(f(store, current_run))
+    })
+    .await?;
     built.map_err(|e| match e {
         ReportError::UnknownMember(_) => error(StatusCode::NOT_FOUND, e.to_string()),
         e => error(StatusCode::BAD_REQUEST, e.to_string()),

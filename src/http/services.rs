@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::availability::ScopeQuery;
-use super::{doc, error, month_param, param_error, read_ledger, read_region, IdPath};
+use super::{doc, error, month_param, param_error, IdPath};
 use crate::agent::Agent;
 use crate::inventory::{Service, ServiceLevel};
 use crate::sla::service::Figures;
@@ -278,19 +278,17 @@ pub async fn service_sla(
             excluded.map(|s| ExcludedView::new(s, because)),
         ))
     };
-    let answer = match shared {
-        // The region's month: its parts and all they depend on, from the
-        // record merged across the agents (frozen once closed).
-        Some(shared) => {
-            let only = crate::sla::outages::service_targets(&agent.inventory(), &service);
-            let w = Interval::new(window.start, window.end.min(now));
-            read_region(&agent, shared, w, Some(only), move |store| {
-                compute(Some(store), None)
-            })
-            .await
-        }
-        None => read_ledger(&agent, compute).await,
-    };
+    // The region's month: its parts and all they depend on, from the
+    // record merged across the agents (frozen once closed).
+    let source = shared.map(|shared| super::Region {
+        shared,
+        window: Interval::new(window.start, window.end.min(now)),
+        only: Some(crate::sla::outages::service_targets(
+            &agent.inventory(),
+            &service,
+        )),
+    });
+    let answer = super::read_from(&agent, source, compute).await;
     let answer = match answer {
         Ok(x) => x,
         Err(r) => return r,
@@ -372,17 +370,12 @@ pub async fn member_sla(
             })
             .collect::<Result<Vec<_>, crate::ledger::LedgerError>>()
     };
-    let evaluated = match shared {
-        Some(shared) => {
-            let only = crate::sla::outages::scope_targets(&inv, &id);
-            let w = Interval::new(window.start, window.end.min(now));
-            read_region(&agent, shared, w, Some(only), move |store| {
-                compute(Some(store), None)
-            })
-            .await
-        }
-        None => read_ledger(&agent, compute).await,
-    };
+    let source = shared.map(|shared| super::Region {
+        shared,
+        window: Interval::new(window.start, window.end.min(now)),
+        only: Some(crate::sla::outages::scope_targets(&inv, &id)),
+    });
+    let evaluated = super::read_from(&agent, source, compute).await;
     let evaluated = match evaluated {
         Ok(x) => x,
         Err(r) => return r,

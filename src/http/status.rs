@@ -29,7 +29,6 @@ use chrono::Utc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::read_ledger;
 use crate::agent::Agent;
 use crate::inventory::{Inventory, PageAccess, Service};
 use crate::status::page::{self, Context, Pages};
@@ -110,24 +109,21 @@ impl FiguresCache {
             .cloned()
             .collect();
         let (inv2, id) = (inv.clone(), member.to_string());
-        let figures = match agent.ledger().shared().cloned() {
-            // Agents sharing a record: the region's figures, whichever
-            // agent serves the page.
-            Some(shared) => {
-                let window = Interval::new(status::shown_from(now_ms), now_ms);
-                let only = crate::sla::outages::scope_targets(inv, member);
-                super::read_region(agent, shared, window, Some(only), move |store| {
-                    status::member_figures(Some(store), &inv2, &id, &services, None, now_ms)
-                })
-                .await?
-            }
-            None => {
-                read_ledger(agent, move |store, current_run| {
-                    status::member_figures(store, &inv2, &id, &services, current_run, now_ms)
-                })
-                .await?
-            }
-        };
+        // Agents sharing a record: the region's figures, whichever agent
+        // serves the page.
+        let region = agent
+            .ledger()
+            .shared()
+            .cloned()
+            .map(|shared| super::Region {
+                shared,
+                window: Interval::new(status::shown_from(now_ms), now_ms),
+                only: Some(crate::sla::outages::scope_targets(inv, member)),
+            });
+        let figures = super::read_from(agent, region, move |store, current_run| {
+            status::member_figures(store, &inv2, &id, &services, current_run, now_ms)
+        })
+        .await?;
         let figures = Arc::new(figures);
         *cached = Some(Cached {
             generation,
